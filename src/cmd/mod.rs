@@ -1,0 +1,19 @@
+//! Command groups, one module per owning crate, and the flags every command shares.
+
+pub mod build;
+pub mod debug;
+pub mod image;
+pub mod registry;
+pub mod run;
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Flags accepted before any command (`hoist --root DIR images`).
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Store directory [default: /var/lib/hoist for root, $XDG_DATA_HOME/hoist otherwise]
+    #[arg(long, global = true, env = "HOIST_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}

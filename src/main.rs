@@ -1,0 +1,53 @@
+//! The `hoist` binary: clap definitions and dispatch only. Every command's logic lives in a library
+//! crate (`parser`, `image`, `runtime`, `builder`, `registry`); the modules under `cmd/` translate
+//! flags into calls and results into Docker-shaped output.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// hoist: build, run and ship OCI images from Dockerfiles, without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "hoist", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::Global,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Every top-level command. Each group is owned by one module under `cmd/`.
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Debug(cmd::debug::Commands),
+    #[command(flatten)]
+    Image(cmd::image::Commands),
+    #[command(flatten)]
+    Run(cmd::run::Commands),
+    #[command(flatten)]
+    Build(cmd::build::Commands),
+    #[command(flatten)]
+    Registry(cmd::registry::Commands),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Debug(c) => c.run(&cli.global),
+        Command::Image(c) => c.run(&cli.global),
+        Command::Run(c) => c.run(&cli.global),
+        Command::Build(c) => c.run(&cli.global),
+        Command::Registry(c) => c.run(&cli.global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
