@@ -3,3 +3,8 @@
 //!
 //! Owns: turning parsed Dockerfiles into images. Must not touch: Dockerfile text directly (the parser
 //! owns that), kernel primitives (the runtime owns those) or the store's layout (the image crate owns it).
+
+pub mod context;
+pub mod copy;
+pub mod dockerignore;
+pub mod paths;
