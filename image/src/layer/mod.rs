@@ -1,0 +1,156 @@
+//! Layers: tar streams with OCI whiteouts.
+//!
+//! - [`write_dir`] / [`write_overlay_upper`] turn a directory tree or an overlayfs upper directory
+//!   into a layer tar (stable sorted order, PAX for long names and xattrs, hardlinks kept,
+//!   `SOURCE_DATE_EPOCH` clamping) while hashing it (the diff_id) in the same pass.
+//! - [`compress`] / [`Decompressor`]: gzip and zstd, auto-detected on read.
+//! - [`apply`]: extract a layer onto a directory, safely (never outside the target).
+
+pub mod apply;
+mod tarw;
+mod write;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+use crate::{Digest, Error, Result};
+
+pub use apply::{ApplyMode, apply_layer};
+pub use write::{write_dir, write_overlay_upper};
+
+/// The OCI whiteout prefix (`.wh.NAME` deletes NAME from lower layers).
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// The OCI opaque-directory marker (hides every lower entry of its directory).
+pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
+
+/// How a layer blob is (or should be) compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The OCI layer media type for this compression.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => crate::media_type::LAYER,
+            Compression::Gzip => crate::media_type::LAYER_GZIP,
+            Compression::Zstd => crate::media_type::LAYER_ZSTD,
+        }
+    }
+
+    /// The compression a layer media type implies (OCI or Docker).
+    pub fn from_media_type(mt: &str) -> Compression {
+        if mt.ends_with("+zstd") || mt.ends_with(".zstd") {
+            Compression::Zstd
+        } else if mt.ends_with("gzip") {
+            Compression::Gzip
+        } else {
+            Compression::None
+        }
+    }
+
+    /// Short name used in file names and flags: `none`, `gzip`, `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Options for writing a layer.
+#[derive(Clone, Debug, Default)]
+pub struct LayerOptions {
+    /// Clamp every mtime to at most this (seconds since the epoch) for reproducible layers.
+    pub source_date_epoch: Option<i64>,
+}
+
+impl LayerOptions {
+    /// Options from the environment (`SOURCE_DATE_EPOCH`).
+    pub fn from_env() -> LayerOptions {
+        LayerOptions { source_date_epoch: source_date_epoch() }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, if set to an integer.
+pub fn source_date_epoch() -> Option<i64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+}
+
+/// The result of writing a layer: its uncompressed digest and size, and the stored blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// sha256 of the uncompressed tar (what goes in the config's `rootfs.diff_ids`).
+    pub diff_id: Digest,
+    /// Uncompressed tar size.
+    pub size: u64,
+    /// The blob as referenced from a manifest (digest, size, media type).
+    pub blob_digest: Digest,
+    pub blob_size: u64,
+    pub compression: Compression,
+}
+
+impl LayerInfo {
+    /// The manifest descriptor of this layer's blob.
+    pub fn descriptor(&self) -> oci_spec::image::Descriptor {
+        oci_spec::image::Descriptor::new(
+            self.compression.media_type().into(),
+            self.blob_size,
+            self.blob_digest.to_oci(),
+        )
+    }
+}
+
+/// Compresses `input` into `out` (gzip level 6 / zstd level 3).
+pub fn compress<R: Read, W: Write>(mut input: R, c: Compression, out: W) -> io::Result<W> {
+    match c {
+        Compression::None => {
+            let mut out = out;
+            io::copy(&mut input, &mut out)?;
+            Ok(out)
+        }
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
+            io::copy(&mut input, &mut enc)?;
+            enc.finish()
+        }
+        Compression::Zstd => {
+            let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+            let _ = enc.multithread(std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
+            io::copy(&mut input, &mut enc)?;
+            enc.finish()
+        }
+    }
+}
+
+/// Detects the compression of a stream from its first bytes.
+pub fn detect<R: BufRead>(r: &mut R) -> Result<Compression> {
+    let head = r.fill_buf().map_err(|e| Error::Io { context: "reading layer".into(), source: e })?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else if head.starts_with(b"BZh") {
+        return Err(Error::Other("bzip2-compressed archives are not supported; decompress first".into()));
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Err(Error::Other("xz-compressed archives are not supported; decompress first".into()));
+    } else {
+        Compression::None
+    })
+}
+
+/// Wraps `r` in the decompressor its first bytes call for (gzip, zstd or none).
+pub fn decompress<'a, R: Read + 'a>(r: R) -> Result<Box<dyn Read + 'a>> {
+    let mut br = BufReader::with_capacity(256 * 1024, r);
+    Ok(match detect(&mut br)? {
+        Compression::None => Box::new(br),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(br)
+                .map_err(|e| Error::Io { context: "starting zstd".into(), source: e })?,
+        ),
+    })
+}
