@@ -3,3 +3,27 @@
 //!
 //! Owns: every byte that crosses the network to a registry. Must not touch: the store's layout (it
 //! reads and writes blobs through the image crate), execution, or Dockerfile syntax.
+//!
+//! Layers: [`reference`] (names -> endpoints), [`auth`] (credentials, challenges), [`client`] (the
+//! HTTP protocol: manifests, streamed verified blobs, uploads), [`transfer`] (pull/push of images and
+//! arbitrary manifests against a [`ContentStore`]), [`progress`] (bars or lines).
+
+pub mod auth;
+pub mod client;
+pub mod digest;
+pub mod layout;
+pub mod manifest;
+pub mod progress;
+pub mod reference;
+pub mod transfer;
+
+pub use auth::{Credentials, DockerConfig};
+pub use client::{Access, BlobPush, BlobSource, Client, ClientOptions, OnBytes};
+pub use layout::LayoutStore;
+pub use manifest::{Descriptor, Index, Manifest, Platform};
+pub use progress::{Progress, ProgressMode};
+pub use reference::{Endpoint, ImageRef};
+pub use transfer::{
+    ContentStore, PullOptions, PulledImage, PushOptions, PushedImage, fetch_blobs, pull, push,
+    push_blobs, push_manifest,
+};
