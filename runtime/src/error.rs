@@ -37,10 +37,9 @@ impl fmt::Display for Error {
         match self {
             Error::Invalid(msg) => write!(f, "invalid container spec: {msg}"),
             Error::Setup { step, source } => write!(f, "sandbox setup failed: {step}: {source}"),
-            Error::Exec { program, source } if source.raw_os_error() == Some(libc::ENOENT) => write!(
-                f,
-                "exec: \"{program}\": executable file not found in $PATH"
-            ),
+            Error::Exec { program, source } if source.raw_os_error() == Some(libc::ENOENT) => {
+                write!(f, "exec: \"{program}\": executable file not found in $PATH")
+            }
             Error::Exec { program, source } => write!(f, "exec: \"{program}\": {source}"),
         }
     }

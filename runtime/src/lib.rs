@@ -5,20 +5,500 @@
 //! network namespaces, or the image store's files except through read-only layer directories.
 //!
 //! Entry point: [`run`] (blocking; async callers use `spawn_blocking`). Safe to call from a
-//! multi-threaded process: everything is prepared before `clone`, and the child only makes raw system
-//! calls on pre-built data until `execve` (no allocation, no locks).
+//! multi-threaded process: everything is prepared before a raw `clone`, and the child only makes system
+//! calls on pre-built data until `execve` (no allocation, no locks). The child gets new mount, PID, UTS,
+//! IPC (and network, for [`Network::None`]) namespaces; its PID 1 is a tiny init that reaps zombies and
+//! forwards signals to the command. Mounts die with the mount namespace, processes with the PID
+//! namespace (PID 1 has `PR_SET_PDEATHSIG`), cgroups are removed after the run (and swept if a killed
+//! hoist left one behind).
 
+mod capabilities;
+mod cgroups;
 mod error;
+mod init;
+mod mounts;
+mod rootfs;
+mod seccomp;
 mod spec;
+mod tty;
+mod user;
 pub mod volume;
 
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use capabilities::DOCKER_DEFAULT as DEFAULT_CAPABILITIES;
 pub use error::{Error, Result};
 pub use spec::{
     EtcFiles, ExitStatus, Limits, Mount, MountKind, Network, Process, Rlimit, Rootfs, Spec, Stdio,
 };
+pub use user::{User, resolve as resolve_user};
+
+use init::{Command, OverlayMount, Plan, Shared};
+use mounts::{Tracker, cstr};
+
+/// Docker's default `PATH`.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Resolves `user` (None = root) against the rootfs's /etc/passwd and /etc/group.
+pub fn lookup_user(rootfs: &Rootfs, user: Option<&str>) -> Result<User> {
+    user::resolve(
+        user,
+        &rootfs::read_file(rootfs, "etc/passwd"),
+        &rootfs::read_file(rootfs, "etc/group"),
+    )
+}
+
+/// Docker-like default /etc/hosts for `hostname`.
+pub fn default_hosts(hostname: &str) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+    )
+}
+
+/// The host's resolv.conf without loopback nameservers (unreachable from a new network namespace),
+/// falling back to public resolvers as Docker does.
+pub fn default_resolv_conf(network: Network) -> String {
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if network == Network::Host {
+        return host;
+    }
+    let mut out = String::new();
+    let mut has_ns = false;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver") {
+            let addr = words.next().unwrap_or("");
+            if addr.starts_with("127.") || addr == "::1" {
+                continue;
+            }
+            has_ns = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !has_ns {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+/// A per-run scratch directory (etc files, overlay mountpoint), removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> io::Result<Scratch> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::var_os("HOIST_RUNTIME_TMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!(
+            "hoist-run-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The shared page the children report through.
+struct SharedPage(*mut Shared);
+
+impl SharedPage {
+    fn new() -> io::Result<SharedPage> {
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<Shared>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedPage(p.cast()))
+    }
+
+    fn get(&self) -> &Shared {
+        unsafe { &*self.0 }
+    }
+}
+
+impl Drop for SharedPage {
+    fn drop(&mut self) {
+        unsafe {
+            libc::munmap(self.0.cast(), std::mem::size_of::<Shared>());
+        }
+    }
+}
+
+fn setup_err(step: &str) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |e| Error::setup(step, e)
+}
+
+/// Builds the environment: the caller's, plus PATH, HOME (and TERM for a tty) when missing.
+fn environment(process: &Process, home: &str) -> Vec<String> {
+    let mut env = process.env.clone();
+    let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has(&env, "HOME") {
+        env.push(format!("HOME={home}"));
+    }
+    if process.tty && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    env
+}
+
+/// Exec candidates for `arg0`: itself if it has a `/`, else each `PATH` entry joined with it.
+fn candidates(arg0: &str, env: &[String]) -> Vec<String> {
+    if arg0.contains('/') {
+        return vec![arg0.to_string()];
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .map(|d| {
+            let d = if d.is_empty() { "." } else { d };
+            format!("{}/{arg0}", d.trim_end_matches('/'))
+        })
+        .collect()
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
 
 /// Runs `spec` to completion in a fresh sandbox and returns how the process ended. Blocks.
+///
+/// The command's own failure is an `Ok` status; `Err` means the sandbox could not be set up
+/// ([`Error::exit_code`] 125) or the command could not be executed (126/127).
 pub fn run(spec: &Spec, stdio: Stdio) -> Result<ExitStatus> {
-    let _ = (spec, stdio);
-    Err(Error::Invalid("runtime not implemented yet".into()))
+    let p = &spec.process;
+    if p.args.is_empty() {
+        return Err(Error::Invalid("no command given".into()));
+    }
+    let scratch = Scratch::new().map_err(setup_err("creating the scratch directory"))?;
+    let hostname = if spec.hostname.is_empty() {
+        "hoist"
+    } else {
+        &spec.hostname
+    };
+
+    // Root filesystem.
+    let (root, overlay) = match &spec.rootfs {
+        Rootfs::Dir(dir) => {
+            let dir = fs::canonicalize(dir)
+                .map_err(|e| Error::Invalid(format!("rootfs {}: {e}", dir.display())))?;
+            (dir, None)
+        }
+        Rootfs::Overlay {
+            lowers,
+            upper,
+            work,
+        } => {
+            let mut lowers = lowers.clone();
+            if lowers.is_empty() {
+                let empty = scratch.0.join("empty");
+                fs::create_dir(&empty).map_err(setup_err("creating an empty lower"))?;
+                lowers.push(empty);
+            }
+            let (cwd, data) = rootfs::overlay_options(&lowers, upper, work)?;
+            let target = scratch.0.join("rootfs");
+            fs::create_dir(&target).map_err(setup_err("creating the rootfs mountpoint"))?;
+            (
+                target,
+                Some(OverlayMount {
+                    cwd: cstr(&cwd.to_string_lossy())?,
+                    data: cstr(&data)?,
+                }),
+            )
+        }
+    };
+
+    // Identity and environment.
+    let user = lookup_user(&spec.rootfs, p.user.as_deref())?;
+    let env = environment(p, &user.home);
+
+    // Mount plan.
+    let mut ops = Vec::new();
+    let mut tracker = Tracker::default();
+    mounts::standard(&mut ops, &mut tracker)?;
+    let etc = [
+        (
+            "hosts",
+            spec.etc
+                .hosts
+                .clone()
+                .unwrap_or_else(|| default_hosts(hostname)),
+        ),
+        (
+            "resolv.conf",
+            spec.etc
+                .resolv_conf
+                .clone()
+                .unwrap_or_else(|| default_resolv_conf(spec.network)),
+        ),
+        (
+            "hostname",
+            spec.etc
+                .hostname
+                .clone()
+                .unwrap_or_else(|| format!("{hostname}\n")),
+        ),
+    ];
+    for (name, content) in etc {
+        let src = scratch.0.join(name);
+        fs::write(&src, content).map_err(setup_err("writing /etc files"))?;
+        mounts::etc_file(&mut ops, &mut tracker, &src, &format!("/etc/{name}"))?;
+    }
+    mounts::user(&mut ops, &mut tracker, &spec.mounts)?;
+    let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
+    ops.push(mounts::ensure(cwd, false, false, None)?);
+
+    // Limits and security.
+    let cgroup_name = scratch
+        .0
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut cgroup = cgroups::Cgroup::create(&cgroup_name, &spec.limits)
+        .map_err(setup_err("creating the cgroup"))?;
+    let filters =
+        seccomp::docker_default().map_err(|e| Error::setup(e, io::Error::other("seccomp")))?;
+
+    // Stdio.
+    let mut pty = None;
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    let (in_fd, out_fd, err_fd): (OwnedFd, OwnedFd, OwnedFd);
+    let null = || -> Result<OwnedFd> {
+        Ok(fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(setup_err("opening /dev/null"))?
+            .into())
+    };
+    let dup = |fd: i32| -> Result<OwnedFd> {
+        Ok(tty::dup_file(&fd)
+            .map_err(setup_err("duplicating stdio"))?
+            .into())
+    };
+    match stdio {
+        Stdio::Inherit => {
+            in_fd = dup(0)?;
+            out_fd = dup(1)?;
+            err_fd = dup(2)?;
+        }
+        Stdio::Null => {
+            in_fd = null()?;
+            out_fd = null()?;
+            err_fd = null()?;
+        }
+        Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            in_fd = match stdin {
+                Some(f) => f,
+                None => null()?,
+            };
+            out_fd = stdout;
+            err_fd = stderr;
+        }
+    }
+    let stdio_raw = if p.tty {
+        let pair = tty::Pty::open(out_fd.as_raw_fd()).map_err(setup_err("opening a pty"))?;
+        let raw = pair.slave.as_raw_fd();
+        pty = Some((pair.master, in_fd, out_fd));
+        keep.push(pair.slave);
+        drop(err_fd);
+        [raw; 3]
+    } else {
+        let raw = [in_fd.as_raw_fd(), out_fd.as_raw_fd(), err_fd.as_raw_fd()];
+        keep.extend([in_fd, out_fd, err_fd]);
+        raw
+    };
+
+    // The plan.
+    let argv: Vec<CString> = p.args.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
+    let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect::<Result<_>>()?;
+    let cands: Vec<CString> = candidates(&p.args[0], &env)
+        .iter()
+        .map(|c| cstr(c))
+        .collect::<Result<_>>()?;
+    let shared = SharedPage::new().map_err(setup_err("mapping the shared page"))?;
+    let plan = Plan {
+        shared: shared.0,
+        root: cstr(&root.to_string_lossy())?,
+        overlay,
+        ops,
+        hostname: cstr(hostname)?,
+        lo_up: spec.network == Network::None,
+        cgroup_fds: cgroup.as_ref().map(|c| c.raw_procs()).unwrap_or_default(),
+        cmd: Command {
+            candidates: cands,
+            argv: null_terminated(&argv),
+            envp: null_terminated(&envp),
+            cwd: cstr(cwd)?,
+            uid: user.uid,
+            gid: user.gid,
+            groups: user.groups.clone(),
+            caps: capabilities::CapSet::docker_default(),
+            rlimits: p
+                .rlimits
+                .iter()
+                .map(|r| {
+                    (
+                        r.resource,
+                        libc::rlimit {
+                            rlim_cur: r.soft,
+                            rlim_max: r.hard,
+                        },
+                    )
+                })
+                .collect(),
+            stdio: stdio_raw,
+            tty: p.tty,
+            seccomp: filters.main.clone(),
+            seccomp_extra: filters.clone3.clone(),
+        },
+    };
+
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if spec.network == Network::None {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let raw_mode = pty
+        .as_ref()
+        .and_then(|(_, i, _)| tty::RawMode::enter(i.as_raw_fd()));
+
+    // SAFETY: the child only runs `init_main`, which makes raw system calls on `plan` and never returns.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    } as libc::pid_t;
+    if pid == 0 {
+        unsafe { init::init_main(&plan) }
+    }
+    let clone_err = io::Error::last_os_error();
+    drop(keep);
+    if let Some(c) = cgroup.as_mut() {
+        c.procs.clear();
+    }
+    let pumps = pty.map(|(master, input, output)| {
+        // The input side is left running: it ends with the caller's stdin.
+        if let Ok(to_pty) = master.try_clone() {
+            tty::pump(fs::File::from(input), to_pty);
+        }
+        tty::pump(master, fs::File::from(output))
+    });
+    if pid < 0 {
+        return Err(Error::setup("clone", clone_err));
+    }
+    let mut status = 0;
+    loop {
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return Err(Error::setup("waitpid", io::Error::last_os_error()));
+        }
+    }
+    if let Some(pump) = pumps {
+        let _ = pump.join();
+    }
+    drop(raw_mode);
+
+    // Results and cleanup.
+    let sh = shared.get();
+    let created = unsafe { std::ptr::read_volatile(&sh.created) };
+    let _ = rootfs::remove_created(&spec.rootfs, &tracker, &created);
+    if let Some(mut c) = cgroup {
+        c.remove();
+    }
+    drop(scratch);
+
+    let (stage, errno, index) = unsafe {
+        (
+            std::ptr::read_volatile(&sh.stage),
+            std::ptr::read_volatile(&sh.errno),
+            std::ptr::read_volatile(&sh.index),
+        )
+    };
+    if stage != 0 {
+        let name = init::STAGES.get(stage as usize).unwrap_or(&"?");
+        return Err(Error::setup(
+            format!("{name} (step {index})"),
+            io::Error::from_raw_os_error(errno),
+        ));
+    }
+    let exec_errno = unsafe { std::ptr::read_volatile(&sh.exec_errno) };
+    if exec_errno != 0 {
+        return Err(Error::Exec {
+            program: p.args[0].clone(),
+            source: io::Error::from_raw_os_error(exec_errno),
+        });
+    }
+    let (kind, value) = unsafe {
+        (
+            std::ptr::read_volatile(&sh.status_kind),
+            std::ptr::read_volatile(&sh.status),
+        )
+    };
+    match kind {
+        1 => Ok(ExitStatus::Code(value)),
+        2 => Ok(ExitStatus::Signal(value)),
+        _ if libc::WIFSIGNALED(status) => Err(Error::setup(
+            "the sandbox's init was killed",
+            io::Error::other(format!("signal {}", libc::WTERMSIG(status))),
+        )),
+        _ => Err(Error::setup(
+            "the sandbox's init exited without a status",
+            io::Error::other(format!("exit code {}", libc::WEXITSTATUS(status))),
+        )),
+    }
+}
+
+/// Whether `path` is on a filesystem usable as an overlay upper (not overlay itself).
+pub fn overlay_capable(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type != 0x794c7630 }
 }

@@ -95,7 +95,10 @@ pub enum MountKind {
     /// A host file or directory (also how named volumes and caches are mounted).
     Bind { src: PathBuf, readonly: bool },
     /// A fresh tmpfs; `size` in bytes (None: the kernel's default, half of RAM).
-    Tmpfs { size: Option<u64>, mode: Option<u32> },
+    Tmpfs {
+        size: Option<u64>,
+        mode: Option<u32>,
+    },
 }
 
 /// cgroup limits (v1 or v2, whichever the host has). All `None`: no cgroup is created.

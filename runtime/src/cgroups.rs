@@ -1,0 +1,191 @@
+//! cgroups: one cgroup per sandbox with memory, CPU and pids limits, on v2 (unified) or v1 (one
+//! hierarchy per controller), removed after the run. Created only when a limit is set.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::spec::Limits;
+
+const ROOT: &str = "/sys/fs/cgroup";
+const PARENT: &str = "hoist";
+
+/// The cgroup directories of one sandbox and the open `cgroup.procs` files the child joins through.
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Vec<PathBuf>,
+    pub procs: Vec<OwnedFd>,
+}
+
+fn write(path: &Path, value: &str) -> io::Result<()> {
+    fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+fn is_v2() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
+impl Cgroup {
+    /// Creates the cgroup `name` with `limits`, or returns `None` when no limit is set.
+    pub fn create(name: &str, limits: &Limits) -> io::Result<Option<Cgroup>> {
+        if limits.memory.is_none() && limits.cpus.is_none() && limits.pids.is_none() {
+            return Ok(None);
+        }
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            procs: Vec::new(),
+        };
+        // PID 1 of the sandbox (hoist's init) is one task more than the command's own.
+        let pids = limits.pids.map(|p| {
+            if p > 0 {
+                (p + 1).to_string()
+            } else {
+                "max".into()
+            }
+        });
+        let cpu_quota = limits
+            .cpus
+            .map(|c| (c * 100_000.0).round().max(1000.0) as u64);
+        let result = if is_v2() {
+            cg.create_v2(name, limits, pids, cpu_quota)
+        } else {
+            cg.create_v1(name, limits, pids, cpu_quota)
+        };
+        match result {
+            Ok(()) => Ok(Some(cg)),
+            Err(e) => {
+                cg.remove();
+                Err(e)
+            }
+        }
+    }
+
+    fn add_dir(&mut self, parent: &Path, name: &str, procs_file: &str) -> io::Result<PathBuf> {
+        sweep_stale(parent);
+        let dir = parent.join(name);
+        fs::create_dir_all(&dir)?;
+        self.dirs.push(dir.clone());
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(procs_file))?;
+        self.procs.push(f.into());
+        Ok(dir)
+    }
+
+    fn create_v2(
+        &mut self,
+        name: &str,
+        limits: &Limits,
+        pids: Option<String>,
+        cpu_quota: Option<u64>,
+    ) -> io::Result<()> {
+        let parent = Path::new(ROOT).join(PARENT);
+        fs::create_dir_all(&parent)?;
+        let mut wanted = Vec::new();
+        if limits.memory.is_some() {
+            wanted.push("+memory");
+        }
+        if cpu_quota.is_some() {
+            wanted.push("+cpu");
+        }
+        if pids.is_some() {
+            wanted.push("+pids");
+        }
+        for dir in [Path::new(ROOT), parent.as_path()] {
+            write(&dir.join("cgroup.subtree_control"), &wanted.join(" "))?;
+        }
+        let dir = self.add_dir(&parent, name, "cgroup.procs")?;
+        if let Some(m) = limits.memory {
+            write(&dir.join("memory.max"), &m.to_string())?;
+            let swap = dir.join("memory.swap.max");
+            if swap.exists() {
+                write(&swap, &m.to_string())?;
+            }
+        }
+        if let Some(q) = cpu_quota {
+            write(&dir.join("cpu.max"), &format!("{q} 100000"))?;
+        }
+        if let Some(p) = pids {
+            write(&dir.join("pids.max"), &p)?;
+        }
+        Ok(())
+    }
+
+    fn create_v1(
+        &mut self,
+        name: &str,
+        limits: &Limits,
+        pids: Option<String>,
+        cpu_quota: Option<u64>,
+    ) -> io::Result<()> {
+        let root = Path::new(ROOT);
+        if let Some(m) = limits.memory {
+            let dir = self.add_dir(&root.join("memory").join(PARENT), name, "cgroup.procs")?;
+            write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                write(&memsw, &(m.saturating_mul(2)).to_string())?;
+            }
+        }
+        if let Some(q) = cpu_quota {
+            let dir = self.add_dir(&root.join("cpu").join(PARENT), name, "cgroup.procs")?;
+            write(&dir.join("cpu.cfs_period_us"), "100000")?;
+            write(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
+        }
+        if let Some(p) = pids {
+            let dir = self.add_dir(&root.join("pids").join(PARENT), name, "cgroup.procs")?;
+            write(&dir.join("pids.max"), &p)?;
+        }
+        Ok(())
+    }
+
+    /// The raw `cgroup.procs` descriptors for the child.
+    pub fn raw_procs(&self) -> Vec<i32> {
+        self.procs.iter().map(|f| f.as_raw_fd()).collect()
+    }
+
+    /// Removes the cgroup directories (retrying while the kernel finishes tearing down the tasks).
+    pub fn remove(&mut self) {
+        self.procs.clear();
+        for dir in self.dirs.drain(..) {
+            for attempt in 0..200 {
+                match fs::remove_dir(&dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(if attempt < 20 { 1 } else { 10 }))
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Removes cgroups left behind by a killed hoist: empty, and older than a minute (so a concurrent run's
+/// fresh, not yet joined cgroup is never touched).
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    let cutoff = SystemTime::now() - Duration::from_secs(60);
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < cutoff);
+        let empty =
+            fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|s| s.trim().is_empty());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) && old && empty {
+            let _ = fs::remove_dir(&path);
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The mount plan: /proc (with Docker's masked and read-only paths), a minimal /dev with devpts and
+//! shm, read-only /sys, the /etc files, and the caller's bind and tmpfs mounts, as [`Op`]s for the child.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::init::{Component, MAX_CREATED, Op};
+use crate::spec::{Mount, MountKind};
+
+/// Paths Docker hides (`/dev/null` over files, an empty read-only tmpfs over directories).
+const MASKED: &[&str] = &[
+    "proc/asound",
+    "proc/acpi",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
+/// Paths Docker makes read-only.
+const READONLY: &[&str] = &[
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+/// Device nodes of the minimal /dev: (name, major, minor).
+const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
+
+pub(crate) fn cstr(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::Invalid(format!("path contains a NUL byte: {s:?}")))
+}
+
+fn cpath(p: &Path) -> Result<CString> {
+    cstr(&p.to_string_lossy())
+}
+
+/// Mountpoints that may be created in the rootfs, recorded so they can be removed after the run.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    /// (path relative to the root, is a file).
+    pub entries: Vec<(String, bool)>,
+}
+
+/// Normalizes an absolute container path to its components (no `.`/`..`/empty).
+pub fn components(path: &str) -> Result<Vec<&str>> {
+    if !path.starts_with('/') {
+        return Err(Error::Invalid(format!("{path:?} is not an absolute path")));
+    }
+    let mut out = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// An Ensure op for `path` (absolute in the container). `track`: record created components.
+pub fn ensure(path: &str, file: bool, soft: bool, tracker: Option<&mut Tracker>) -> Result<Op> {
+    let parts = components(path)?;
+    let mut comps = Vec::new();
+    let mut tracker = tracker;
+    for i in 0..parts.len() {
+        let rel = parts[..=i].join("/");
+        let parent = if i == 0 {
+            ".".to_string()
+        } else {
+            parts[..i].join("/")
+        };
+        let is_file = file && i + 1 == parts.len();
+        let track = match tracker.as_deref_mut() {
+            Some(t) => {
+                if t.entries.len() >= MAX_CREATED {
+                    return Err(Error::Invalid("too many mountpoints".into()));
+                }
+                t.entries.push((rel.clone(), is_file));
+                Some(t.entries.len() - 1)
+            }
+            None => None,
+        };
+        comps.push(Component {
+            path: cstr(&rel)?,
+            parent: cstr(&parent)?,
+            name: cstr(parts[i])?,
+            file: is_file,
+            track,
+        });
+    }
+    Ok(Op::Ensure { comps, soft })
+}
+
+fn mount(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+    optional: bool,
+) -> Result<Op> {
+    Ok(Op::Mount {
+        src: src.map(cstr).transpose()?,
+        target: cstr(target)?,
+        fstype: fstype.map(cstr).transpose()?,
+        flags,
+        data: data.map(cstr).transpose()?,
+        optional,
+    })
+}
+
+/// /proc, /dev, /sys and their masks.
+pub fn standard(ops: &mut Vec<Op>, tracker: &mut Tracker) -> Result<()> {
+    use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT};
+    ops.push(ensure("/proc", false, false, Some(tracker))?);
+    ops.push(mount(
+        Some("proc"),
+        "proc",
+        Some("proc"),
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        None,
+        false,
+    )?);
+    ops.push(ensure("/dev", false, false, Some(tracker))?);
+    ops.push(mount(
+        Some("tmpfs"),
+        "dev",
+        Some("tmpfs"),
+        MS_NOSUID | libc::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+        false,
+    )?);
+    for (name, major, minor) in DEVICES {
+        ops.push(Op::Mknod {
+            dir: cstr("dev")?,
+            name: cstr(name)?,
+            mode: 0o666,
+            dev: libc::makedev(*major, *minor),
+        });
+    }
+    ops.push(ensure("/dev/pts", false, false, None)?);
+    ops.push(mount(
+        Some("devpts"),
+        "dev/pts",
+        Some("devpts"),
+        MS_NOSUID | MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        false,
+    )?);
+    ops.push(ensure("/dev/shm", false, false, None)?);
+    ops.push(mount(
+        Some("shm"),
+        "dev/shm",
+        Some("tmpfs"),
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+        false,
+    )?);
+    ops.push(ensure("/dev/mqueue", false, false, None)?);
+    ops.push(mount(
+        Some("mqueue"),
+        "dev/mqueue",
+        Some("mqueue"),
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        None,
+        false,
+    )?);
+    for (name, target) in DEV_LINKS {
+        ops.push(Op::Symlink {
+            dir: cstr("dev")?,
+            name: cstr(name)?,
+            target: cstr(target)?,
+        });
+    }
+    ops.push(ensure("/sys", false, false, Some(tracker))?);
+    ops.push(mount(
+        Some("sysfs"),
+        "sys",
+        Some("sysfs"),
+        MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        None,
+        false,
+    )?);
+    for path in MASKED {
+        ops.push(Op::Mask {
+            target: cstr(path)?,
+        });
+    }
+    for path in READONLY {
+        ops.push(mount(None, path, None, MS_BIND | MS_REC, None, true)?);
+        ops.push(mount(
+            None,
+            path,
+            None,
+            MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            None,
+            true,
+        )?);
+    }
+    Ok(())
+}
+
+/// A file bind-mounted at `target` (the /etc files), skipped if the image has something odd there.
+pub fn etc_file(ops: &mut Vec<Op>, tracker: &mut Tracker, src: &Path, target: &str) -> Result<()> {
+    ops.push(ensure(target, true, true, Some(tracker))?);
+    ops.push(Op::Mount {
+        src: Some(cpath(src)?),
+        target: cstr(target.trim_start_matches('/'))?,
+        fstype: None,
+        flags: libc::MS_BIND,
+        data: None,
+        optional: true,
+    });
+    Ok(())
+}
+
+/// The caller's mounts, parents before children.
+pub fn user(ops: &mut Vec<Op>, tracker: &mut Tracker, mounts: &[Mount]) -> Result<()> {
+    let mut sorted: Vec<&Mount> = mounts.iter().collect();
+    sorted.sort_by_key(|m| components(&m.target).map(|c| c.len()).unwrap_or(0));
+    for m in sorted {
+        let rel = components(&m.target)?.join("/");
+        if rel.is_empty() {
+            return Err(Error::Invalid("cannot mount over /".into()));
+        }
+        match &m.kind {
+            MountKind::Bind { src, readonly } => {
+                let meta = std::fs::metadata(src).map_err(|e| {
+                    Error::Invalid(format!("bind source path {}: {e}", src.display()))
+                })?;
+                ops.push(ensure(&m.target, !meta.is_dir(), false, Some(tracker))?);
+                ops.push(Op::Mount {
+                    src: Some(cpath(src)?),
+                    target: cstr(&rel)?,
+                    fstype: None,
+                    flags: libc::MS_BIND | libc::MS_REC,
+                    data: None,
+                    optional: false,
+                });
+                if *readonly {
+                    ops.push(mount(
+                        None,
+                        &rel,
+                        None,
+                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                        None,
+                        false,
+                    )?);
+                }
+            }
+            MountKind::Tmpfs { size, mode } => {
+                ops.push(ensure(&m.target, false, false, Some(tracker))?);
+                let mut data = format!("mode={:o}", mode.unwrap_or(0o1777));
+                if let Some(size) = size {
+                    data.push_str(&format!(",size={size}"));
+                }
+                ops.push(mount(
+                    Some("tmpfs"),
+                    &rel,
+                    Some("tmpfs"),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    Some(&data),
+                    false,
+                )?);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The root filesystem: overlay mount options (short relative paths when the page limit needs them),
+//! reading image files through the layers, and removing created mountpoints from the upper afterwards.
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::mounts::Tracker;
+use crate::spec::Rootfs;
+
+/// The kernel accepts one page of mount options.
+const MAX_OPTIONS: usize = 4000;
+
+fn escape(p: &Path) -> Result<String> {
+    let s = p.to_string_lossy();
+    if s.contains([',', ':']) {
+        return Err(Error::Invalid(format!(
+            "overlay paths cannot contain ',' or ':': {s}"
+        )));
+    }
+    Ok(s.into_owned())
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    fs::canonicalize(p).map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))
+}
+
+/// (directory to chdir into, overlay options) for `lowers` (image order), `upper`, `work`.
+pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<(PathBuf, String)> {
+    let lowers: Vec<PathBuf> = lowers.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
+    let upper = absolute(upper)?;
+    let work = absolute(work)?;
+    let build = |base: &Path| -> Result<String> {
+        let rel = |p: &Path| -> Result<String> {
+            escape(
+                p.strip_prefix(base)
+                    .ok()
+                    .filter(|r| !r.as_os_str().is_empty())
+                    .unwrap_or(p),
+            )
+        };
+        let lower: Vec<String> = lowers.iter().rev().map(|p| rel(p)).collect::<Result<_>>()?;
+        Ok(format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            rel(&upper)?,
+            rel(&work)?
+        ))
+    };
+    let data = build(Path::new("/nonexistent-base"))?;
+    if data.len() <= MAX_OPTIONS {
+        return Ok((PathBuf::from("/"), data));
+    }
+    // Relative to the deepest common ancestor.
+    let mut base = upper.clone();
+    for p in lowers.iter().chain([&work]) {
+        while !p.starts_with(&base) {
+            if !base.pop() {
+                break;
+            }
+        }
+    }
+    let data = build(&base)?;
+    if data.len() > MAX_OPTIONS {
+        return Err(Error::Invalid(format!(
+            "overlay options too long ({} bytes, {} layers)",
+            data.len(),
+            lowers.len()
+        )));
+    }
+    Ok((base, data))
+}
+
+/// Reads `rel` (e.g. "etc/passwd") as the container would see it: upper first, then the lowers from
+/// the topmost down. Missing: empty.
+pub fn read_file(rootfs: &Rootfs, rel: &str) -> String {
+    let candidates: Vec<PathBuf> = match rootfs {
+        Rootfs::Dir(d) => vec![d.join(rel)],
+        Rootfs::Overlay { lowers, upper, .. } => std::iter::once(upper.join(rel))
+            .chain(lowers.iter().rev().map(|l| l.join(rel)))
+            .collect(),
+    };
+    for c in candidates {
+        match fs::symlink_metadata(&c) {
+            Ok(m) if m.is_file() => return fs::read_to_string(&c).unwrap_or_default(),
+            Ok(_) => return String::new(), // a whiteout or something else: treat as missing
+            Err(_) => continue,
+        }
+    }
+    String::new()
+}
+
+fn is_opaque(p: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut buf = [0u8; 4];
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n > 0
+}
+
+/// Removes the mountpoints the child created (`created[i]`) from the rootfs's writable directory, and
+/// then parent directories that only got copied up because of them (empty, not opaque, present in a
+/// lower), so the upper holds nothing but the command's own changes.
+pub fn remove_created(rootfs: &Rootfs, tracker: &Tracker, created: &[u8]) -> io::Result<()> {
+    let (base, lowers): (&Path, &[PathBuf]) = match rootfs {
+        Rootfs::Dir(d) => (d, &[]),
+        Rootfs::Overlay { upper, lowers, .. } => (upper, lowers),
+    };
+    let mut parents: Vec<PathBuf> = Vec::new();
+    for (i, (rel, file)) in tracker.entries.iter().enumerate().rev() {
+        if created.get(i) != Some(&1) {
+            continue;
+        }
+        let path = base.join(rel);
+        let r = if *file {
+            fs::remove_file(&path)
+        } else {
+            fs::remove_dir(&path)
+        };
+        match Path::new(rel).parent() {
+            Some(parent) if r.is_ok() && parent.components().next().is_some() => {
+                parents.push(parent.to_path_buf())
+            }
+            _ => {}
+        }
+    }
+    for rel in parents {
+        let mut rel = rel;
+        loop {
+            let up = base.join(&rel);
+            let empty = fs::read_dir(&up).is_ok_and(|mut d| d.next().is_none());
+            let in_lower = lowers.iter().any(|l| l.join(&rel).is_dir());
+            if !(empty && in_lower && !is_opaque(&up)) || fs::remove_dir(&up).is_err() {
+                break;
+            }
+            if !rel.pop() || rel.components().all(|c| matches!(c, Component::CurDir)) {
+                break;
+            }
+            if rel.as_os_str().is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}

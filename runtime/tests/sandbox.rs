@@ -1,0 +1,378 @@
+//! Sandbox behaviour on a real busybox root filesystem (Debian's busybox-static), as root.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use hoist_runtime::{
+    ExitStatus, Limits, Mount, MountKind, Network, Process, Rootfs, Spec, Stdio, run,
+};
+
+/// A minimal image: busybox, its applets, /etc/passwd and /etc/group.
+fn busybox_rootfs(dir: &Path) {
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    let out = std::process::Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .unwrap();
+    for applet in String::from_utf8(out.stdout).unwrap().lines() {
+        if applet != "busybox" {
+            let _ = symlink("busybox", dir.join("bin").join(applet));
+        }
+    }
+    fs::create_dir_all(dir.join("etc")).unwrap();
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\nnogroup:x:65534:\nstaff:x:50:nobody\n",
+    )
+    .unwrap();
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    lower: PathBuf,
+    upper: PathBuf,
+    work: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let lower = tmp.path().join("lower");
+    busybox_rootfs(&lower);
+    let upper = tmp.path().join("upper");
+    let work = tmp.path().join("work");
+    fs::create_dir(&upper).unwrap();
+    fs::create_dir(&work).unwrap();
+    Fixture {
+        _tmp: tmp,
+        lower,
+        upper,
+        work,
+    }
+}
+
+impl Fixture {
+    fn spec(&self, script: &str) -> Spec {
+        Spec {
+            rootfs: Rootfs::Overlay {
+                lowers: vec![self.lower.clone()],
+                upper: self.upper.clone(),
+                work: self.work.clone(),
+            },
+            process: Process {
+                args: vec!["sh".into(), "-c".into(), script.into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+fn pipe() -> (fs::File, fs::File) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    unsafe { (fs::File::from_raw_fd(fds[0]), fs::File::from_raw_fd(fds[1])) }
+}
+
+/// Runs and captures stdout and stderr.
+fn capture(spec: &Spec) -> (hoist_runtime::Result<ExitStatus>, String, String) {
+    let (mut out_r, out_w) = pipe();
+    let (mut err_r, err_w) = pipe();
+    let status = run(
+        spec,
+        Stdio::Fds {
+            stdin: None,
+            stdout: OwnedFd::from(out_w),
+            stderr: OwnedFd::from(err_w),
+        },
+    );
+    let mut out = String::new();
+    let mut err = String::new();
+    out_r.read_to_string(&mut out).unwrap();
+    err_r.read_to_string(&mut err).unwrap();
+    (status, out, err)
+}
+
+fn ok(spec: &Spec) -> String {
+    let (status, out, err) = capture(spec);
+    assert_eq!(
+        status.unwrap(),
+        ExitStatus::Code(0),
+        "stdout: {out}\nstderr: {err}"
+    );
+    out
+}
+
+#[test]
+fn pid1_and_no_host_processes() {
+    let f = fixture();
+    let out = ok(&f.spec("echo $PPID; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '"));
+    let mut lines = out.lines();
+    // The shell's parent is the sandbox's PID 1; only sandbox processes are visible.
+    assert_eq!(lines.next(), Some("1"));
+    let pids: Vec<u32> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids[0], 1);
+    assert!(pids.len() <= 4, "{pids:?}");
+    assert!(pids.iter().all(|p| *p < 10), "{pids:?}");
+}
+
+#[test]
+fn hostname_and_etc_files() {
+    let f = fixture();
+    let mut spec =
+        f.spec("hostname; cat /etc/hostname; grep -c box1 /etc/hosts; echo x >> /etc/hosts");
+    spec.hostname = "box1".into();
+    assert_eq!(ok(&spec), "box1\nbox1\n1\n");
+    // The /etc files and mountpoints never land in the upper.
+    let left: Vec<_> = walk(&f.upper);
+    assert!(left.is_empty(), "upper holds {left:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        out.push(p.clone());
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        }
+    }
+    out
+}
+
+#[test]
+fn network_none_has_only_lo_up() {
+    let f = fixture();
+    let out = ok(&f.spec("ls /sys/class/net; ip link show lo"));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("lo"));
+    assert!(lines.next().unwrap().contains("UP"), "{out}");
+}
+
+#[test]
+fn network_host_sees_host_interfaces() {
+    let f = fixture();
+    let mut spec = f.spec("ls /sys/class/net");
+    spec.network = Network::Host;
+    let out = ok(&spec);
+    let host: Vec<String> = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for name in host {
+        assert!(out.lines().any(|l| l == name), "{name} missing from {out}");
+    }
+}
+
+#[test]
+fn writes_land_in_upper_not_lower() {
+    let f = fixture();
+    ok(&f.spec("echo hi > /etc/new; rm /bin/ls; mkdir -p /app/x"));
+    assert_eq!(fs::read_to_string(f.upper.join("etc/new")).unwrap(), "hi\n");
+    assert!(!f.lower.join("etc/new").exists());
+    assert!(f.lower.join("bin/ls").is_symlink());
+    assert!(f.upper.join("app/x").is_dir());
+    // Whiteout for the deleted file.
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        fs::symlink_metadata(f.upper.join("bin/ls"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    // Standard mountpoints were removed again.
+    for p in [
+        "proc",
+        "dev",
+        "sys",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/hostname",
+    ] {
+        assert!(!f.upper.join(p).exists(), "{p} left in upper");
+    }
+}
+
+#[test]
+fn exit_codes_and_signals() {
+    let f = fixture();
+    assert_eq!(capture(&f.spec("exit 42")).0.unwrap(), ExitStatus::Code(42));
+    assert_eq!(
+        capture(&f.spec("kill -TERM $$")).0.unwrap(),
+        ExitStatus::Signal(15)
+    );
+    assert_eq!(capture(&f.spec("kill -KILL $$")).0.unwrap().code(), 137);
+    let mut spec = f.spec("");
+    spec.process.args = vec!["/nonexistent".into()];
+    assert_eq!(capture(&spec).0.unwrap_err().exit_code(), 127);
+    spec.process.args = vec!["/etc/passwd".into()];
+    assert_eq!(capture(&spec).0.unwrap_err().exit_code(), 126);
+    spec.process.args = vec!["no-such-command".into()];
+    assert_eq!(capture(&spec).0.unwrap_err().exit_code(), 127);
+}
+
+#[test]
+fn seccomp_and_capabilities() {
+    let f = fixture();
+    // unshare(2) and mount(2) are denied (EPERM) even for root.
+    let (status, _, err) = capture(&f.spec("unshare -m true"));
+    assert_ne!(status.unwrap(), ExitStatus::Code(0));
+    assert!(err.contains("Operation not permitted"), "{err}");
+    let (status, _, _) = capture(&f.spec("mount -t tmpfs t /mnt"));
+    assert_ne!(status.unwrap(), ExitStatus::Code(0));
+    let out = ok(&f.spec("grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status"));
+    assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+}
+
+#[test]
+fn user_resolution() {
+    let f = fixture();
+    let mut spec = f.spec("id -u; id -g; id -G; echo $HOME; grep CapEff /proc/self/status");
+    spec.process.user = Some("nobody".into());
+    assert_eq!(
+        ok(&spec),
+        "65534\n65534\n65534 50\n/home/nobody\nCapEff:\t0000000000000000\n"
+    );
+    spec.process.user = Some("1234:77".into());
+    spec.process.args[2] = "id -u; id -g".into();
+    assert_eq!(ok(&spec), "1234\n77\n");
+    spec.process.user = Some("ghost".into());
+    assert!(capture(&spec).0.is_err());
+}
+
+#[test]
+fn env_and_workdir() {
+    let f = fixture();
+    let mut spec = f.spec("pwd; echo $FOO; echo $PATH");
+    spec.process.env = vec!["FOO=bar baz".into()];
+    spec.process.cwd = "/work/dir".into();
+    assert_eq!(
+        ok(&spec),
+        format!("/work/dir\nbar baz\n{}\n", hoist_runtime::DEFAULT_PATH)
+    );
+    assert!(f.upper.join("work/dir").is_dir());
+}
+
+#[test]
+fn bind_tmpfs_and_readonly_mounts() {
+    let f = fixture();
+    let host = tempfile::tempdir().unwrap();
+    fs::write(host.path().join("in"), "data").unwrap();
+    let mut spec = f.spec(
+        "cat /ro/in; touch /ro/x 2>/dev/null && echo ro-writable; echo out > /rw/out; \
+         grep -q ' /tmp/t tmpfs ' /proc/mounts && echo tmpfs",
+    );
+    spec.mounts = vec![
+        Mount {
+            target: "/ro".into(),
+            kind: MountKind::Bind {
+                src: host.path().into(),
+                readonly: true,
+            },
+        },
+        Mount {
+            target: "/rw".into(),
+            kind: MountKind::Bind {
+                src: host.path().into(),
+                readonly: false,
+            },
+        },
+        Mount {
+            target: "/tmp/t".into(),
+            kind: MountKind::Tmpfs {
+                size: Some(1 << 20),
+                mode: None,
+            },
+        },
+    ];
+    assert_eq!(ok(&spec), "datatmpfs\n");
+    assert_eq!(
+        fs::read_to_string(host.path().join("out")).unwrap(),
+        "out\n"
+    );
+    assert!(!host.path().join("x").exists());
+    assert!(!f.upper.join("ro").exists() && !f.upper.join("rw").exists());
+}
+
+#[test]
+fn no_mount_left_behind() {
+    let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let f = fixture();
+    ok(&f.spec("true"));
+    let after = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let count = |s: &str| s.lines().filter(|l| l.contains("hoist-run")).count();
+    assert_eq!(count(&after), 0);
+    assert_eq!(before.lines().count(), after.lines().count());
+}
+
+#[test]
+fn memory_limit_kills_hog() {
+    let f = fixture();
+    let mut spec = f.spec("head -c 400m /dev/zero | tail");
+    spec.limits = Limits {
+        memory: Some(32 << 20),
+        ..Default::default()
+    };
+    let (status, _, _) = capture(&spec);
+    assert_eq!(status.unwrap(), ExitStatus::Code(137));
+    spec.process.args[2] = "head -c 4m /dev/zero | tail | wc -c".into();
+    assert_eq!(ok(&spec), "4194304\n");
+}
+
+#[test]
+fn pids_limit_enforced() {
+    let f = fixture();
+    let script = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2 & done; echo started";
+    let mut spec = f.spec(script);
+    // Unlimited: ten background sleeps start.
+    assert_eq!(ok(&spec), "started\n");
+    spec.limits = Limits {
+        pids: Some(5),
+        ..Default::default()
+    };
+    let (status, out, err) = capture(&spec);
+    assert_ne!(status.unwrap(), ExitStatus::Code(0), "{out}");
+    assert!(err.contains("fork"), "{err}");
+}
+
+#[test]
+fn dir_rootfs_and_cleanup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    busybox_rootfs(&root);
+    let spec = Spec {
+        rootfs: Rootfs::Dir(root.clone()),
+        process: Process {
+            args: vec!["sh".into(), "-c".into(), "echo $$ > /pid; ls /dev".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = ok(&spec);
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm",
+    ] {
+        assert!(out.lines().any(|l| l == dev), "{dev} missing: {out}");
+    }
+    assert_eq!(fs::read_to_string(root.join("pid")).unwrap(), "2\n");
+    for p in ["proc", "dev", "sys", "etc/hosts"] {
+        assert!(!root.join(p).exists(), "{p} left behind");
+    }
+}
