@@ -32,6 +32,8 @@ enum Command {
     Build(cmd::build::Commands),
     #[command(flatten)]
     Registry(cmd::registry::Commands),
+    #[command(flatten)]
+    Serve(cmd::serve::Commands),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Run(c) => c.run(&cli.global),
         Command::Build(c) => c.run(&cli.global),
         Command::Registry(c) => c.run(&cli.global),
+        Command::Serve(c) => c.run(&cli.global),
     };
     match result {
         Ok(code) => code,

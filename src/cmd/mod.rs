@@ -5,6 +5,7 @@ pub mod debug;
 pub mod image;
 pub mod registry;
 pub mod run;
+pub mod serve;
 
 use std::path::PathBuf;
 
