@@ -15,6 +15,7 @@ pub mod layout;
 pub mod manifest;
 pub mod progress;
 pub mod reference;
+pub mod store;
 pub mod transfer;
 
 pub use auth::{Credentials, DockerConfig};
@@ -27,3 +28,12 @@ pub use transfer::{
     ContentStore, PullOptions, PulledImage, PushOptions, PushedImage, fetch_blobs, pull, push,
     push_blobs, push_manifest,
 };
+
+/// A multi-threaded tokio runtime for synchronous callers (the CLI, the builder):
+/// `hoist_registry::runtime()?.block_on(hoist_registry::pull(...))`.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(4)
+        .build()?)
+}

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use futures_util::{TryStreamExt, stream};
 
-use crate::client::{BlobPush, BlobSource, Client};
+use crate::client::{Access, BlobPush, BlobSource, Client};
 use crate::digest::short;
 use crate::manifest::{Descriptor, Index, Manifest, Platform, is_index, select_platform};
 use crate::progress::Progress;
@@ -33,6 +33,10 @@ pub trait ContentStore: Send + Sync {
     fn record_image(&self, image: &PulledImage) -> Result<()>;
     /// The manifest (bytes, media type) of the local image `name`, to push.
     fn resolve_image(&self, name: &str) -> Result<(Bytes, String)>;
+    /// A hold that keeps garbage collection off while a transfer runs (dropped at the end).
+    fn hold(&self) -> Result<Option<Box<dyn Send>>> {
+        Ok(None)
+    }
 }
 
 /// Knobs of [`pull`].
@@ -135,6 +139,7 @@ pub async fn pull(
     opts: &PullOptions,
     progress: &Progress,
 ) -> Result<PulledImage> {
+    let _hold = store.hold()?;
     let (mut body, mut media_type, mut digest) = client.get_manifest(r, r.reference()).await?;
     let mut index_digest = None;
     let mut platform = None;
@@ -308,6 +313,15 @@ pub async fn push_blobs(
     stream::iter(blobs.iter().map(Ok::<_, anyhow::Error>))
         .try_for_each_concurrent(opts.max_concurrent.max(1), |desc| async move {
             let id = short(&desc.digest);
+            if !store.has_blob(&desc.digest)
+                && client.blob_exists(dest, &desc.digest, Access::Push).await?
+            {
+                // Not kept locally (e.g. a base layer never pulled here) but already there.
+                progress
+                    .blob(id, desc.size, "Preparing")
+                    .finish("Layer already exists");
+                return Ok(());
+            }
             let path = store.blob_path(&desc.digest)?;
             let bar = progress.blob(id, desc.size, "Preparing");
             let how = client

@@ -1,0 +1,103 @@
+//! [`ContentStore`] for hoist's local store ([`hoist_image::Store`]): pulled blobs are renamed into
+//! place from the store's temp dir once verified; pushed images get their uncompressed local layers
+//! as cached gzip blobs ([`hoist_image::Store::compressed_layer`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use hoist_image::layer::Compression;
+use hoist_image::{Digest, Reference, Store, media_type};
+
+use crate::manifest::{DOCKER_MANIFEST, Descriptor, Manifest, OCI_MANIFEST};
+use crate::transfer::{ContentStore, PulledImage};
+
+fn digest(d: &str) -> Result<Digest> {
+    d.parse::<Digest>().map_err(|e| anyhow::anyhow!("{d}: {e}"))
+}
+
+impl ContentStore for Store {
+    fn has_blob(&self, d: &str) -> bool {
+        digest(d).is_ok_and(|d| Store::has_blob(self, &d))
+    }
+
+    fn blob_path(&self, d: &str) -> Result<PathBuf> {
+        let d = digest(d)?;
+        if !Store::has_blob(self, &d) {
+            bail!("blob {d} is not in the store");
+        }
+        Ok(Store::blob_path(self, &d))
+    }
+
+    fn temp_dir(&self) -> Result<PathBuf> {
+        Ok(self.tmp_dir())
+    }
+
+    fn commit_blob(&self, file: &Path, d: &str) -> Result<()> {
+        let dest = Store::blob_path(self, &digest(d)?);
+        std::fs::rename(file, &dest)
+            .with_context(|| format!("moving {} to {}", file.display(), dest.display()))
+    }
+
+    fn put_bytes(&self, bytes: &[u8], d: &str) -> Result<()> {
+        let (got, _) = self.put_blob(bytes, Some(&digest(d)?))?;
+        debug_assert_eq!(got.as_str(), d);
+        Ok(())
+    }
+
+    fn record_image(&self, image: &PulledImage) -> Result<()> {
+        let r = &image.reference;
+        let tags = match &r.tag {
+            Some(t) => vec![Reference::parse(&format!("{}:{t}", r.name()))?],
+            None => Vec::new(),
+        };
+        self.put_manifest(&image.manifest, &tags)
+            .with_context(|| format!("storing {r}"))?;
+        Ok(())
+    }
+
+    fn hold(&self) -> Result<Option<Box<dyn Send>>> {
+        Ok(Some(Box::new(self.lease()?)))
+    }
+
+    fn resolve_image(&self, name: &str) -> Result<(Bytes, String)> {
+        let img = self.resolve(name)?;
+        let bytes = self.read_blob(&img.manifest_digest)?;
+        let mut manifest: Manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing the manifest of {name}"))?;
+        let docker = manifest.media_type.as_deref() == Some(DOCKER_MANIFEST);
+        let mut changed = false;
+        for (layer, (diff_id, _)) in manifest.layers.iter_mut().zip(img.layers()?) {
+            if Compression::from_media_type(&layer.media_type) != Compression::None {
+                continue;
+            }
+            let c = self.compressed_layer(&diff_id, Compression::Gzip)?;
+            let mt = if docker {
+                media_type::DOCKER_LAYER_GZIP.to_string()
+            } else {
+                c.media_type().to_string()
+            };
+            *layer = Descriptor {
+                media_type: mt,
+                digest: c.digest().to_string(),
+                size: c.size(),
+                ..layer.clone()
+            };
+            changed = true;
+        }
+        let mt = manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| OCI_MANIFEST.to_string());
+        if !changed {
+            return Ok((Bytes::from(bytes), mt));
+        }
+        if manifest.media_type.is_none() {
+            manifest.media_type = Some(OCI_MANIFEST.to_string());
+        }
+        let body = serde_json::to_vec(&manifest)?;
+        // Keep the pushed manifest as a blob so the image can be re-pushed by digest.
+        self.put_blob_bytes(&body)?;
+        Ok((Bytes::from(body), mt))
+    }
+}
