@@ -1,2 +1,480 @@
 //! Moving images in and out of the store: `save`/`load` (OCI layout and docker-archive tars),
 //! `import` (a rootfs tar or directory becomes a one-layer image) and `export` (flattened rootfs).
+//!
+//! `save --format docker` writes what Docker 25+ writes: an OCI layout *and* the classic
+//! `manifest.json`/`repositories`, so both docker-archive and OCI readers accept it.
+//! `--format oci` writes the OCI layout only.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use oci_spec::image::Descriptor;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::layer::{self, ApplyMode, Compression, LayerOptions};
+use crate::store::Store;
+use crate::{Digest, Error, History, Image, ImageConfig, IoContext, Reference, Result, media_type};
+
+/// Archive layout written by [`save`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveFormat {
+    /// OCI image layout only.
+    Oci,
+    /// docker-archive (`manifest.json`) combined with an OCI layout, as Docker 25+ writes.
+    Docker,
+}
+
+/// Writes `images` (names or IDs) as one tar archive to `out`.
+pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out: W) -> Result<W> {
+    let mut resolved: Vec<(Image, Vec<Reference>)> = Vec::new();
+    for s in images {
+        let img = store.resolve(s)?;
+        // A name given on the command line is what gets saved; an ID saves every name.
+        let names = match Reference::parse(s) {
+            Ok(r) if img.names.contains(&r) => vec![r],
+            _ => img.names.clone(),
+        };
+        match resolved
+            .iter_mut()
+            .find(|(i, _)| i.manifest_digest == img.manifest_digest)
+        {
+            Some((_, n)) => {
+                for x in names {
+                    if !n.contains(&x) {
+                        n.push(x);
+                    }
+                }
+            }
+            None => resolved.push((img, names)),
+        }
+    }
+    let mut tar = tar::Builder::new(out);
+    let mut written = std::collections::HashSet::new();
+    let mut index = Vec::new();
+    let mut docker_manifest = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    add_dir(&mut tar, "blobs/")?;
+    add_dir(&mut tar, "blobs/sha256/")?;
+    for (img, names) in &resolved {
+        let mut blobs = vec![img.manifest_digest.clone(), img.config_digest.clone()];
+        let layers = img.layers()?;
+        blobs.extend(
+            layers
+                .iter()
+                .map(|(_, d)| Digest::from_oci(d.digest()))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        for b in blobs {
+            if written.insert(b.clone()) {
+                let size = store.blob_size(&b)?;
+                let mut h = header(size, 0o444);
+                tar.append_data(
+                    &mut h,
+                    format!("blobs/sha256/{}", b.hex()),
+                    store.open_blob(&b)?,
+                )
+                .ctx(|| format!("writing blob {b}"))?;
+            }
+        }
+        let entry = |name: Option<&Reference>| {
+            let mut e = json!({
+                "mediaType": media_type::MANIFEST,
+                "digest": img.manifest_digest,
+                "size": store.blob_size(&img.manifest_digest).unwrap_or(0),
+            });
+            if let Some(n) = name {
+                e["annotations"] = json!({
+                    "io.containerd.image.name": n.to_string(),
+                    crate::store::REF_NAME: n.tag.clone().unwrap_or_else(|| "latest".into()),
+                });
+            }
+            e
+        };
+        if names.is_empty() {
+            index.push(entry(None));
+        }
+        for n in names {
+            index.push(entry(Some(n)));
+            repositories
+                .entry(n.familiar_repository())
+                .or_default()
+                .insert(
+                    n.tag.clone().unwrap_or_else(|| "latest".into()),
+                    img.config_digest.hex().to_string(),
+                );
+        }
+        docker_manifest.push(json!({
+            "Config": format!("blobs/sha256/{}", img.config_digest.hex()),
+            "RepoTags": names.iter().map(|n| n.familiar()).collect::<Vec<_>>(),
+            "Layers": layers.iter().map(|(_, d)| format!("blobs/sha256/{}", d.digest().digest())).collect::<Vec<_>>(),
+        }));
+    }
+    add_file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let idx = json!({ "schemaVersion": 2, "mediaType": media_type::INDEX, "manifests": index });
+    add_file(
+        &mut tar,
+        "index.json",
+        &serde_json::to_vec(&idx).expect("json"),
+    )?;
+    if format == SaveFormat::Docker {
+        add_file(
+            &mut tar,
+            "manifest.json",
+            &serde_json::to_vec(&docker_manifest).expect("json"),
+        )?;
+        if !repositories.is_empty() {
+            add_file(
+                &mut tar,
+                "repositories",
+                &serde_json::to_vec(&repositories).expect("json"),
+            )?;
+        }
+    }
+    tar.into_inner().ctx(|| "finishing archive")
+}
+
+fn header(size: u64, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
+}
+
+fn add_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<()> {
+    let mut h = header(bytes.len() as u64, 0o444);
+    tar.append_data(&mut h, name, bytes)
+        .ctx(|| format!("writing {name}"))
+}
+
+fn add_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) -> Result<()> {
+    let mut h = header(0, 0o755);
+    h.set_entry_type(tar::EntryType::Directory);
+    tar.append_data(&mut h, name, io::empty())
+        .ctx(|| format!("writing {name}"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifestItem {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// Loads every image in a `save`d archive (OCI layout or docker-archive, possibly compressed).
+/// Returns Docker's lines: `Loaded image: NAME` or `Loaded image ID: sha256:...`.
+pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<String>> {
+    let _lease = store.lease()?;
+    let dir = tempfile::Builder::new()
+        .prefix("load-")
+        .tempdir_in(store.tmp_dir())
+        .ctx(|| "creating temp dir")?;
+    unpack_plain(layer::decompress(reader)?, dir.path())?;
+    let d = dir.path();
+    if d.join("manifest.json").is_file() {
+        load_docker(store, d)
+    } else if d.join("index.json").is_file() {
+        load_oci(store, d)
+    } else {
+        Err(Error::Invalid {
+            what: "archive".into(),
+            why: "neither manifest.json (docker-archive) nor index.json (OCI layout) found".into(),
+        })
+    }
+}
+
+/// Extracts a save archive (regular files and dirs only) into `dir`, refusing unsafe paths.
+fn unpack_plain<R: Read>(reader: R, dir: &Path) -> Result<()> {
+    let mut ar = tar::Archive::new(reader);
+    for e in ar.entries().ctx(|| "reading archive")? {
+        let mut e = e.ctx(|| "reading archive")?;
+        let path = e.path().ctx(|| "reading archive")?.into_owned();
+        if path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(Error::UnsafePath {
+                path: path.display().to_string(),
+                why: "outside the archive".into(),
+            });
+        }
+        let dest = dir.join(&path);
+        match e.header().entry_type() {
+            tar::EntryType::Directory => {
+                fs::create_dir_all(&dest).ctx(|| format!("creating {}", dest.display()))?
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(p) = dest.parent() {
+                    fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
+                }
+                let mut f = File::create(&dest).ctx(|| format!("creating {}", dest.display()))?;
+                io::copy(&mut e, &mut f).ctx(|| format!("writing {}", dest.display()))?;
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                // Old docker-archives link duplicate layers; resolve them to their target inside the archive.
+                let target = e
+                    .link_name()
+                    .ctx(|| "reading archive")?
+                    .map(|t| t.into_owned());
+                if let Some(t) = target {
+                    let base = if e.header().entry_type() == tar::EntryType::Link {
+                        dir.to_path_buf()
+                    } else {
+                        dest.parent().unwrap_or(dir).to_path_buf()
+                    };
+                    let src = base.join(&t);
+                    // Only links resolving to a file inside the archive are honoured.
+                    if let Ok(canon) = fs::canonicalize(&src)
+                        && canon.starts_with(fs::canonicalize(dir).ctx(|| "canonicalize")?)
+                        && canon.is_file()
+                    {
+                        if let Some(p) = dest.parent() {
+                            fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
+                        }
+                        fs::copy(&canon, &dest).ctx(|| format!("copying {}", dest.display()))?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn load_docker(store: &Store, dir: &Path) -> Result<Vec<String>> {
+    let items: Vec<DockerManifestItem> = serde_json::from_slice(
+        &fs::read(dir.join("manifest.json")).ctx(|| "reading manifest.json")?,
+    )
+    .map_err(|e| Error::Invalid {
+        what: "manifest.json".into(),
+        why: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    for item in items {
+        let cfg_path = safe_join(dir, &item.config)?;
+        let cfg_bytes = fs::read(&cfg_path).ctx(|| format!("reading {}", item.config))?;
+        let config: ImageConfig =
+            serde_json::from_slice(&cfg_bytes).map_err(|e| Error::Invalid {
+                what: item.config.clone(),
+                why: e.to_string(),
+            })?;
+        if config.rootfs.diff_ids.len() != item.layers.len() {
+            return Err(Error::Invalid {
+                what: "manifest.json".into(),
+                why: "layer count differs from the config".into(),
+            });
+        }
+        let cfg = store.put_blob_bytes(&cfg_bytes)?;
+        let mut descs = Vec::new();
+        for (l, diff_id) in item.layers.iter().zip(&config.rootfs.diff_ids) {
+            let p = safe_join(dir, l)?;
+            let mut f = io::BufReader::new(File::open(&p).ctx(|| format!("opening {l}"))?);
+            let c = layer::detect(&mut f)?;
+            let (b, size) = store.put_blob(
+                f,
+                if c == Compression::None {
+                    Some(diff_id)
+                } else {
+                    None
+                },
+            )?;
+            descs.push(Descriptor::new(c.media_type().into(), size, b.to_oci()));
+        }
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::MANIFEST,
+            "config": { "mediaType": media_type::CONFIG, "digest": cfg, "size": cfg_bytes.len() },
+            "layers": descs,
+        });
+        let tags: Vec<Reference> = item
+            .repo_tags
+            .unwrap_or_default()
+            .iter()
+            .map(|t| Reference::parse(t))
+            .collect::<Result<_>>()?;
+        let img = store.put_manifest(&serde_json::to_vec(&manifest).expect("json"), &tags)?;
+        // Verify every layer really is its diff_id.
+        for (diff_id, _) in img.layers()? {
+            io::copy(&mut store.open_layer(&diff_id)?, &mut io::sink())
+                .ctx(|| format!("verifying layer {diff_id}"))?;
+        }
+        loaded_lines(&mut out, &img, &tags);
+    }
+    Ok(out)
+}
+
+fn loaded_lines(out: &mut Vec<String>, img: &Image, tags: &[Reference]) {
+    if tags.is_empty() {
+        out.push(format!("Loaded image ID: {}", img.config_digest));
+    }
+    for t in tags {
+        out.push(format!("Loaded image: {}", t.familiar()));
+    }
+}
+
+fn safe_join(dir: &Path, rel: &str) -> Result<std::path::PathBuf> {
+    let p = Path::new(rel);
+    if p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::UnsafePath {
+            path: rel.into(),
+            why: "outside the archive".into(),
+        });
+    }
+    Ok(dir.join(p))
+}
+
+fn load_oci(store: &Store, dir: &Path) -> Result<Vec<String>> {
+    let blob = |d: &Digest| dir.join("blobs/sha256").join(d.hex());
+    let put = |d: &Digest| -> Result<()> {
+        let f = File::open(blob(d)).ctx(|| format!("opening blob {d} in the archive"))?;
+        store.put_blob(f, Some(d)).map(|_| ())
+    };
+    let index: Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).ctx(|| "reading index.json")?)
+            .map_err(|e| Error::Invalid {
+                what: "index.json".into(),
+                why: e.to_string(),
+            })?;
+    let mut out = Vec::new();
+    let mut stack: Vec<(Value, Option<Reference>)> = index["manifests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let name = entry_name(&e);
+            (e, name)
+        })
+        .collect();
+    while let Some((e, name)) = stack.pop() {
+        let d: Digest = e["digest"].as_str().unwrap_or_default().parse()?;
+        let mt = e["mediaType"].as_str().unwrap_or_default();
+        let bytes = fs::read(blob(&d)).ctx(|| format!("reading blob {d}"))?;
+        if Digest::of(&bytes) != d {
+            return Err(Error::DigestMismatch {
+                what: "manifest in archive".into(),
+                expected: d,
+                actual: Digest::of(&bytes),
+            });
+        }
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
+            what: format!("manifest {d}"),
+            why: e.to_string(),
+        })?;
+        if mt == media_type::INDEX
+            || mt == media_type::DOCKER_MANIFEST_LIST
+            || v.get("manifests").is_some()
+        {
+            // Pick this machine's platform from a multi-platform index.
+            let arch = crate::config::host_arch();
+            if let Some(m) = v["manifests"].as_array().and_then(|ms| {
+                ms.iter()
+                    .find(|m| {
+                        m["platform"]["architecture"] == arch && m["platform"]["os"] == "linux"
+                    })
+                    .or_else(|| ms.first())
+            }) {
+                stack.push((m.clone(), name));
+            }
+            continue;
+        }
+        let cfg: Digest = v["config"]["digest"].as_str().unwrap_or_default().parse()?;
+        put(&cfg)?;
+        for l in v["layers"].as_array().cloned().unwrap_or_default() {
+            put(&l["digest"].as_str().unwrap_or_default().parse()?)?;
+        }
+        let tags: Vec<Reference> = name.into_iter().collect();
+        let img = store.put_manifest(&bytes, &tags)?;
+        loaded_lines(&mut out, &img, &tags);
+    }
+    Ok(out)
+}
+
+/// The image name of an index entry: `io.containerd.image.name`, else a `ref.name` that is a full
+/// reference (a bare tag like `latest` names no repository).
+fn entry_name(e: &Value) -> Option<Reference> {
+    let ann = &e["annotations"];
+    if let Some(n) = ann["io.containerd.image.name"].as_str() {
+        return Reference::parse(n).ok();
+    }
+    let r = ann[crate::store::REF_NAME].as_str()?;
+    if r.contains(':') || r.contains('/') {
+        Reference::parse(r).ok()
+    } else {
+        None
+    }
+}
+
+/// What `hoist import` reads.
+pub enum ImportSource<'a> {
+    /// A rootfs directory.
+    Dir(&'a Path),
+    /// A tar stream (plain, gzip or zstd), e.g. a file or stdin.
+    Tar(Box<dyn Read + 'a>),
+}
+
+/// Settings for [`import`].
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Shown in the history comment as `Imported from NAME` (`-` for stdin).
+    pub source_name: String,
+    /// Replaces the history comment (`docker import -m`).
+    pub message: Option<String>,
+    /// Run-time defaults (`docker import --change`).
+    pub config: Option<crate::ContainerConfig>,
+    pub tag: Option<Reference>,
+}
+
+/// Makes a one-layer image from a rootfs (as `docker import`).
+pub fn import(store: &Store, src: ImportSource<'_>, opts: &ImportOptions) -> Result<Image> {
+    let _lease = store.lease()?;
+    let info = match src {
+        ImportSource::Dir(d) => store.commit_dir(d, &LayerOptions::from_env())?,
+        ImportSource::Tar(r) => store.commit_tar(r)?,
+    };
+    let mut config = ImageConfig::new_for_host();
+    config.config = opts.config.clone();
+    config.rootfs.diff_ids.push(info.diff_id.clone());
+    config.history.push(History {
+        created: config.created.clone(),
+        comment: Some(
+            opts.message
+                .clone()
+                .unwrap_or_else(|| format!("Imported from {}", opts.source_name)),
+        ),
+        ..Default::default()
+    });
+    let tags: Vec<Reference> = opts.tag.iter().cloned().collect();
+    store.write_image(&config, &[info.descriptor()], &tags)
+}
+
+/// Writes the image's flattened filesystem (all layers applied) as a tar to `out`.
+pub fn export<W: Write>(store: &Store, image: &Image, out: W) -> Result<W> {
+    let _lease = store.lease()?;
+    let dir = tempfile::Builder::new()
+        .prefix("export-")
+        .tempdir_in(store.tmp_dir())
+        .ctx(|| "creating temp dir")?;
+    for (diff_id, _) in image.layers()? {
+        let (got, _) =
+            layer::apply_layer(store.open_layer(&diff_id)?, dir.path(), ApplyMode::Merge)?;
+        if got != diff_id {
+            return Err(Error::DigestMismatch {
+                what: "layer".into(),
+                expected: diff_id,
+                actual: got,
+            });
+        }
+    }
+    layer::write_dir(dir.path(), &LayerOptions::default(), out)
+}

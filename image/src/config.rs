@@ -99,7 +99,10 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs { kind: "layers".into(), diff_ids: Vec::new() }
+        RootFs {
+            kind: "layers".into(),
+            diff_ids: Vec::new(),
+        }
     }
 }
 
@@ -171,7 +174,10 @@ mod tests {
         let c: ImageConfig = serde_json::from_str(json).unwrap();
         let cc = c.config.as_ref().unwrap();
         assert_eq!(cc.shell.as_deref().unwrap(), ["/bin/sh", "-c"]);
-        assert_eq!(cc.healthcheck.as_ref().unwrap().interval, Some(1_000_000_000));
+        assert_eq!(
+            cc.healthcheck.as_ref().unwrap().interval,
+            Some(1_000_000_000)
+        );
         assert_eq!(cc.extra["Custom"], 1);
         assert_eq!(c.extra["container"], "abc");
         assert!(c.history[0].empty_layer);

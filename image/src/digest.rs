@@ -53,10 +53,14 @@ impl Digest {
 impl FromStr for Digest {
     type Err = Error;
     fn from_str(s: &str) -> Result<Digest, Error> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| Error::InvalidDigest(format!("{s:?}: expected sha256:<64 hex digits>")))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let hex = s.strip_prefix("sha256:").ok_or_else(|| {
+            Error::InvalidDigest(format!("{s:?}: expected sha256:<64 hex digits>"))
+        })?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(Error::InvalidDigest(format!(
                 "{s:?}: expected sha256:<64 lowercase hex digits>"
             )));
@@ -125,7 +129,10 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Hasher::new() }
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
@@ -163,7 +170,10 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Hasher::new() }
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     pub fn len(&self) -> u64 {
         self.hasher.len()
@@ -196,7 +206,11 @@ pub struct VerifyingReader<R> {
 
 impl<R: Read> VerifyingReader<R> {
     pub fn new(inner: R, expected: Digest) -> Self {
-        VerifyingReader { inner: HashingReader::new(inner), expected, done: false }
+        VerifyingReader {
+            inner: HashingReader::new(inner),
+            expected,
+            done: false,
+        }
     }
 }
 
@@ -212,7 +226,10 @@ impl<R: Read> Read for VerifyingReader<R> {
             if actual != self.expected {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("digest mismatch: expected {}, content is {}", self.expected, actual),
+                    format!(
+                        "digest mismatch: expected {}, content is {}",
+                        self.expected, actual
+                    ),
                 ));
             }
         }

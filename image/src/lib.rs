@@ -22,6 +22,7 @@
 pub mod archive;
 pub mod config;
 pub mod digest;
+pub mod display;
 pub mod layer;
 pub mod reference;
 pub mod store;
@@ -42,7 +43,8 @@ pub mod media_type {
     pub const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
     pub const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -52,13 +54,20 @@ pub mod media_type {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("invalid reference format: {0}")]
     InvalidReference(String),
     #[error("invalid digest {0}")]
     InvalidDigest(String),
     #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
-    DigestMismatch { what: String, expected: Digest, actual: Digest },
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("No such image: {0}")]
     ImageNotFound(String),
     #[error("blob {0} not found in the store")]
@@ -80,12 +89,18 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|source| Error::Io { context: f().into(), source })
+        self.map_err(|source| Error::Io {
+            context: f().into(),
+            source,
+        })
     }
 }
 
 impl<T> IoContext<T> for rustix::io::Result<T> {
     fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|e| Error::Io { context: f().into(), source: e.into() })
+        self.map_err(|e| Error::Io {
+            context: f().into(),
+            source: e.into(),
+        })
     }
 }

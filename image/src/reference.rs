@@ -32,7 +32,10 @@ impl Reference {
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => (
                 r,
-                Some(d.parse::<Digest>().map_err(|_| bad("the digest after '@' must be sha256:<64 hex digits>"))?),
+                Some(
+                    d.parse::<Digest>()
+                        .map_err(|_| bad("the digest after '@' must be sha256:<64 hex digits>"))?,
+                ),
             ),
             None => (s, None),
         };
@@ -48,19 +51,32 @@ impl Reference {
                     b.is_ascii_alphanumeric() || b == b'_' || (i > 0 && (b == b'.' || b == b'-'))
                 });
             if !ok {
-                return Err(bad("invalid tag (expected [A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"));
+                return Err(bad(
+                    "invalid tag (expected [A-Za-z0-9_][A-Za-z0-9_.-]{0,127})",
+                ));
             }
         }
         let (domain, path) = match name.split_once('/') {
             Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
             {
                 (first.to_string(), rest.to_string())
             }
             _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
         };
-        let domain = if domain == "index.docker.io" { DEFAULT_DOMAIN.to_string() } else { domain };
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("library/{path}") } else { path };
+        let domain = if domain == "index.docker.io" {
+            DEFAULT_DOMAIN.to_string()
+        } else {
+            domain
+        };
+        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
         validate_domain(&domain).map_err(|w| bad(&w))?;
         if path.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(bad("repository name must be lowercase"));
@@ -73,14 +89,21 @@ impl Reference {
             }
         }
         if domain.len() + 1 + path.len() > 255 {
-            return Err(bad("repository name must not be longer than 255 characters"));
+            return Err(bad(
+                "repository name must not be longer than 255 characters",
+            ));
         }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_string()),
             (None, Some(_)) => None,
             (None, None) => Some("latest".to_string()),
         };
-        Ok(Reference { domain, path, tag, digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag,
+            digest,
+        })
     }
 
     /// `domain/path`, e.g. `docker.io/library/busybox`.
@@ -90,13 +113,20 @@ impl Reference {
 
     /// `domain/path:tag` without any digest (`docker.io/library/busybox:latest`).
     pub fn repository_with_tag(&self) -> String {
-        format!("{}:{}", self.repository(), self.tag.as_deref().unwrap_or("latest"))
+        format!(
+            "{}:{}",
+            self.repository(),
+            self.tag.as_deref().unwrap_or("latest")
+        )
     }
 
     /// The name Docker displays: `busybox`, `user/app`, `localhost:5000/app`.
     pub fn familiar_repository(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
-            self.path.strip_prefix("library/").unwrap_or(&self.path).to_string()
+            self.path
+                .strip_prefix("library/")
+                .unwrap_or(&self.path)
+                .to_string()
         } else {
             self.repository()
         }
@@ -111,7 +141,11 @@ impl Reference {
 
     /// The same reference with a different tag (and no digest).
     pub fn with_tag(&self, tag: &str) -> Reference {
-        Reference { tag: Some(tag.to_string()), digest: None, ..self.clone() }
+        Reference {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        }
     }
 
     fn push_suffix(&self, s: &mut String) {
@@ -210,19 +244,39 @@ mod tests {
         assert_eq!(norm("index.docker.io/library/x:y"), "docker.io/library/x:y");
         assert_eq!(norm("localhost/app"), "localhost/app:latest");
         assert_eq!(norm("host:5000/a/b:t"), "host:5000/a/b:t");
-        assert_eq!(norm("quay.io/a/b-c__d.e:v1.0-rc"), "quay.io/a/b-c__d.e:v1.0-rc");
+        assert_eq!(
+            norm("quay.io/a/b-c__d.e:v1.0-rc"),
+            "quay.io/a/b-c__d.e:v1.0-rc"
+        );
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let r = Reference::parse(&format!("busybox@{d}")).unwrap();
         assert_eq!(r.tag, None);
         assert_eq!(r.digest.as_ref().unwrap().as_str(), d);
         assert_eq!(r.familiar(), format!("busybox@{d}"));
-        assert_eq!(Reference::parse("host:5000/a/b:t").unwrap().familiar(), "host:5000/a/b:t");
-        assert_eq!(Reference::parse("docker.io/user/app:2").unwrap().familiar(), "user/app:2");
+        assert_eq!(
+            Reference::parse("host:5000/a/b:t").unwrap().familiar(),
+            "host:5000/a/b:t"
+        );
+        assert_eq!(
+            Reference::parse("docker.io/user/app:2").unwrap().familiar(),
+            "user/app:2"
+        );
     }
 
     #[test]
     fn invalid_references() {
-        for bad in ["", "Busybox", "a//b", "a:", "a:-x", "-a", "a@sha256:12", "a b", "host:x/a", "a/b_"] {
+        for bad in [
+            "",
+            "Busybox",
+            "a//b",
+            "a:",
+            "a:-x",
+            "-a",
+            "a@sha256:12",
+            "a b",
+            "host:x/a",
+            "a/b_",
+        ] {
             let err = Reference::parse(bad).unwrap_err().to_string();
             assert!(err.contains("invalid reference"), "{bad}: {err}");
         }

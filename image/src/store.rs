@@ -29,7 +29,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::layer::{self, ApplyMode, Compression, LayerInfo, LayerOptions};
-use crate::{Digest, Error, HashingWriter, ImageConfig, IoContext, Reference, Result, VerifyingReader, media_type};
+use crate::{
+    Digest, Error, HashingWriter, ImageConfig, IoContext, Reference, Result, VerifyingReader,
+    media_type,
+};
 
 /// The annotation holding an index entry's image name.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -45,7 +48,8 @@ pub fn default_root() -> PathBuf {
     }
     match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         Some(x) => PathBuf::from(x).join("hoist"),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".local/share/hoist"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+            .join(".local/share/hoist"),
     }
 }
 
@@ -81,10 +85,18 @@ impl Image {
         if diff_ids.len() != blobs.len() {
             return Err(Error::Invalid {
                 what: format!("image {}", self.config_digest),
-                why: format!("{} layers in the manifest but {} diff_ids in the config", blobs.len(), diff_ids.len()),
+                why: format!(
+                    "{} layers in the manifest but {} diff_ids in the config",
+                    blobs.len(),
+                    diff_ids.len()
+                ),
             });
         }
-        Ok(diff_ids.iter().cloned().zip(blobs.iter().cloned()).collect())
+        Ok(diff_ids
+            .iter()
+            .cloned()
+            .zip(blobs.iter().cloned())
+            .collect())
     }
 
     /// Sum of the layer blob sizes.
@@ -149,7 +161,9 @@ struct IndexEntry {
 
 impl IndexEntry {
     fn name(&self) -> Option<Reference> {
-        self.annotations.get(REF_NAME).and_then(|n| Reference::parse(n).ok())
+        self.annotations
+            .get(REF_NAME)
+            .and_then(|n| Reference::parse(n).ok())
     }
 }
 
@@ -174,16 +188,26 @@ impl BlobWriter {
     /// Finishes the blob: fsync, verify against `expected` (if given), rename into `blobs/`.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
         let (buf, digest, size) = self.inner.finish();
-        let tmp = buf.into_inner().map_err(|e| Error::Io { context: "writing blob".into(), source: e.into_error() })?;
+        let tmp = buf.into_inner().map_err(|e| Error::Io {
+            context: "writing blob".into(),
+            source: e.into_error(),
+        })?;
         if let Some(exp) = expected
             && *exp != digest
         {
-            return Err(Error::DigestMismatch { what: "blob".into(), expected: exp.clone(), actual: digest });
+            return Err(Error::DigestMismatch {
+                what: "blob".into(),
+                expected: exp.clone(),
+                actual: digest,
+            });
         }
         let dest = self.store.blob_path(&digest);
         if !dest.exists() {
             tmp.as_file().sync_all().ctx(|| "fsync blob")?;
-            tmp.persist(&dest).map_err(|e| Error::Io { context: format!("storing {}", dest.display()), source: e.error })?;
+            tmp.persist(&dest).map_err(|e| Error::Io {
+                context: format!("storing {}", dest.display()),
+                source: e.error,
+            })?;
         }
         Ok((digest, size))
     }
@@ -193,7 +217,14 @@ impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
-        for d in ["blobs/sha256", "tmp", "locks", "layerdb", "unpacked", "gcroots"] {
+        for d in [
+            "blobs/sha256",
+            "tmp",
+            "locks",
+            "layerdb",
+            "unpacked",
+            "gcroots",
+        ] {
             let p = root.join(d);
             fs::create_dir_all(&p).ctx(|| format!("creating {}", p.display()))?;
         }
@@ -225,10 +256,14 @@ impl Store {
     /// created on demand. Names are lowercase `[a-z0-9_-]+` and not one of the store's own.
     pub fn dir(&self, name: &str) -> Result<PathBuf> {
         let ok = !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
             && !INTERNAL.contains(&name);
         if !ok {
-            return Err(Error::Other(format!("invalid or reserved store directory name {name:?}")));
+            return Err(Error::Other(format!(
+                "invalid or reserved store directory name {name:?}"
+            )));
         }
         let p = self.root.join(name);
         fs::create_dir_all(&p).ctx(|| format!("creating {}", p.display()))?;
@@ -242,25 +277,44 @@ impl Store {
 
     /// Writes `bytes` to `path` atomically (temp file in the store, fsync, rename).
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).ctx(|| "creating temp file")?;
-        tmp.write_all(bytes).ctx(|| format!("writing {}", path.display()))?;
-        tmp.as_file().sync_all().ctx(|| format!("fsync {}", path.display()))?;
-        tmp.persist(path).map_err(|e| Error::Io { context: format!("renaming into {}", path.display()), source: e.error })?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(self.tmp_dir()).ctx(|| "creating temp file")?;
+        tmp.write_all(bytes)
+            .ctx(|| format!("writing {}", path.display()))?;
+        tmp.as_file()
+            .sync_all()
+            .ctx(|| format!("fsync {}", path.display()))?;
+        tmp.persist(path).map_err(|e| Error::Io {
+            context: format!("renaming into {}", path.display()),
+            source: e.error,
+        })?;
         Ok(())
     }
 
     fn lock(&self, name: &str) -> Result<Locked> {
         let p = self.root.join("locks").join(format!("{name}.lock"));
-        let f = File::options().create(true).truncate(false).write(true).open(&p).ctx(|| format!("opening {}", p.display()))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).ctx(|| format!("locking {}", p.display()))?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx(|| format!("opening {}", p.display()))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .ctx(|| format!("locking {}", p.display()))?;
         Ok(Locked { _file: f })
     }
 
     /// Holds GC off until dropped (shared with other leases).
     pub fn lease(&self) -> Result<Lease> {
         let p = self.root.join("locks/gc.lock");
-        let f = File::options().create(true).truncate(false).write(true).open(&p).ctx(|| format!("opening {}", p.display()))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).ctx(|| "taking store lease")?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx(|| format!("opening {}", p.display()))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared)
+            .ctx(|| "taking store lease")?;
         Ok(Lease { _file: f })
     }
 
@@ -277,7 +331,9 @@ impl Store {
 
     /// Size of a stored blob.
     pub fn blob_size(&self, d: &Digest) -> Result<u64> {
-        Ok(fs::metadata(self.blob_path(d)).map_err(|_| Error::BlobNotFound(d.clone()))?.len())
+        Ok(fs::metadata(self.blob_path(d))
+            .map_err(|_| Error::BlobNotFound(d.clone()))?
+            .len())
     }
 
     /// Starts writing a blob (see [`BlobWriter`]).
@@ -292,7 +348,11 @@ impl Store {
     }
 
     /// Streams `reader` into a blob; with `expected`, refuses content with another digest.
-    pub fn put_blob<R: Read>(&self, mut reader: R, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+    pub fn put_blob<R: Read>(
+        &self,
+        mut reader: R,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64)> {
         if let Some(d) = expected
             && self.has_blob(d)
         {
@@ -315,7 +375,10 @@ impl Store {
     /// Opens a blob for streaming; the reader fails at EOF if the content does not match.
     pub fn open_blob(&self, d: &Digest) -> Result<VerifyingReader<BufReader<File>>> {
         let f = File::open(self.blob_path(d)).map_err(|_| Error::BlobNotFound(d.clone()))?;
-        Ok(VerifyingReader::new(BufReader::with_capacity(1 << 20, f), d.clone()))
+        Ok(VerifyingReader::new(
+            BufReader::with_capacity(1 << 20, f),
+            d.clone(),
+        ))
     }
 
     /// Reads a whole (small) blob, verified.
@@ -323,7 +386,11 @@ impl Store {
         let bytes = fs::read(self.blob_path(d)).map_err(|_| Error::BlobNotFound(d.clone()))?;
         let actual = Digest::of(&bytes);
         if actual != *d {
-            return Err(Error::DigestMismatch { what: format!("stored blob {}", self.blob_path(d).display()), expected: d.clone(), actual });
+            return Err(Error::DigestMismatch {
+                what: format!("stored blob {}", self.blob_path(d).display()),
+                expected: d.clone(),
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -351,12 +418,23 @@ impl Store {
     }
 
     fn layer_info((digest, size): (Digest, u64)) -> Result<LayerInfo> {
-        Ok(LayerInfo { diff_id: digest.clone(), size, blob_digest: digest, blob_size: size, compression: Compression::None })
+        Ok(LayerInfo {
+            diff_id: digest.clone(),
+            size,
+            blob_digest: digest,
+            blob_size: size,
+            compression: Compression::None,
+        })
     }
 
     /// Records that `blob` (compressed with `c`) holds the layer `diff_id` (done automatically for
     /// manifests stored with [`Store::put_manifest`]).
-    pub fn register_layer_blob(&self, diff_id: &Digest, blob: &Digest, c: Compression) -> Result<()> {
+    pub fn register_layer_blob(
+        &self,
+        diff_id: &Digest,
+        blob: &Digest,
+        c: Compression,
+    ) -> Result<()> {
         if c == Compression::None {
             return Ok(());
         }
@@ -370,7 +448,8 @@ impl Store {
         if c == Compression::None {
             return self.has_blob(diff_id).then(|| diff_id.clone());
         }
-        let s = fs::read_to_string(self.root.join("layerdb").join(diff_id.hex()).join(c.name())).ok()?;
+        let s = fs::read_to_string(self.root.join("layerdb").join(diff_id.hex()).join(c.name()))
+            .ok()?;
         let d: Digest = s.trim().parse().ok()?;
         self.has_blob(&d).then_some(d)
     }
@@ -389,10 +468,15 @@ impl Store {
     /// The layer compressed with `c`, made once and cached as a blob (for push and save).
     pub fn compressed_layer(&self, diff_id: &Digest, c: Compression) -> Result<Descriptor> {
         if let Some(b) = self.layer_blob(diff_id, c) {
-            return Ok(Descriptor::new(c.media_type().into(), self.blob_size(&b)?, b.to_oci()));
+            return Ok(Descriptor::new(
+                c.media_type().into(),
+                self.blob_size(&b)?,
+                b.to_oci(),
+            ));
         }
         let src = self.open_layer(diff_id)?;
-        let w = layer::compress(src, c, self.blob_writer()?).ctx(|| format!("compressing layer {diff_id}"))?;
+        let w = layer::compress(src, c, self.blob_writer()?)
+            .ctx(|| format!("compressing layer {diff_id}"))?;
         let (b, size) = w.commit(None)?;
         self.register_layer_blob(diff_id, &b, c)?;
         Ok(Descriptor::new(c.media_type().into(), size, b.to_oci()))
@@ -409,10 +493,15 @@ impl Store {
         if dir.is_dir() {
             return Ok(dir);
         }
-        let tmp = self.root.join("unpacked").join(format!(".tmp-{}-{}", diff_id.hex(), std::process::id()));
+        let tmp = self.root.join("unpacked").join(format!(
+            ".tmp-{}-{}",
+            diff_id.hex(),
+            std::process::id()
+        ));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).ctx(|| "chmod")?;
+        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .ctx(|| "chmod")?;
         let result = self
             .open_layer(diff_id)
             .and_then(|r| layer::apply_layer(r, &tmp, ApplyMode::OverlayLower));
@@ -420,7 +509,11 @@ impl Store {
             Ok((d, _)) if d == *diff_id => {}
             Ok((d, _)) => {
                 let _ = fs::remove_dir_all(&tmp);
-                return Err(Error::DigestMismatch { what: "layer".into(), expected: diff_id.clone(), actual: d });
+                return Err(Error::DigestMismatch {
+                    what: "layer".into(),
+                    expected: diff_id.clone(),
+                    actual: d,
+                });
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
@@ -434,7 +527,13 @@ impl Store {
     /// Unpacked lowerdirs for every layer of `image`, bottom first (overlayfs wants them top first:
     /// reverse before joining with ':').
     pub fn unpacked_layers(&self, image: &Image) -> Result<Vec<PathBuf>> {
-        image.config.rootfs.diff_ids.iter().map(|d| self.unpacked_layer(d)).collect()
+        image
+            .config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| self.unpacked_layer(d))
+            .collect()
     }
 
     // ---- index and images ----
@@ -442,7 +541,10 @@ impl Store {
     fn read_index(&self) -> Result<IndexFile> {
         let p = self.root.join("index.json");
         let bytes = fs::read(&p).ctx(|| format!("reading {}", p.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid { what: p.display().to_string(), why: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
+            what: p.display().to_string(),
+            why: e.to_string(),
+        })
     }
 
     fn write_index(&self, idx: &IndexFile) -> Result<()> {
@@ -460,7 +562,12 @@ impl Store {
 
     /// Writes the config and manifest blobs for an image made of `layers` (descriptors of blobs
     /// already in the store) and points each of `tags` at it. With no tags the image is kept untagged.
-    pub fn write_image(&self, config: &ImageConfig, layers: &[Descriptor], tags: &[Reference]) -> Result<Image> {
+    pub fn write_image(
+        &self,
+        config: &ImageConfig,
+        layers: &[Descriptor],
+        tags: &[Reference],
+    ) -> Result<Image> {
         let _lease = self.lease()?;
         for l in layers {
             let d = Digest::from_oci(l.digest())?;
@@ -483,15 +590,21 @@ impl Store {
     /// Stores a manifest (OCI or Docker schema 2) whose config and layer blobs are already in the
     /// store, records compressed layer blobs, and points `tags` at it. Used by pulls and loads.
     pub fn put_manifest(&self, bytes: &[u8], tags: &[Reference]) -> Result<Image> {
-        let manifest: ImageManifest = serde_json::from_slice(bytes)
-            .map_err(|e| Error::Invalid { what: "image manifest".into(), why: e.to_string() })?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(bytes).map_err(|e| Error::Invalid {
+                what: "image manifest".into(),
+                why: e.to_string(),
+            })?;
         let mt = match manifest.media_type() {
             Some(m) => m.to_string(),
             None => media_type::MANIFEST.to_string(),
         };
         let cfg_digest = Digest::from_oci(manifest.config().digest())?;
-        let config: ImageConfig = serde_json::from_slice(&self.read_blob(&cfg_digest)?)
-            .map_err(|e| Error::Invalid { what: format!("image config {cfg_digest}"), why: e.to_string() })?;
+        let config: ImageConfig =
+            serde_json::from_slice(&self.read_blob(&cfg_digest)?).map_err(|e| Error::Invalid {
+                what: format!("image config {cfg_digest}"),
+                why: e.to_string(),
+            })?;
         if config.rootfs.diff_ids.len() != manifest.layers().len() {
             return Err(Error::Invalid {
                 what: "image manifest".into(),
@@ -515,7 +628,9 @@ impl Store {
                 media_type: mt.clone(),
                 digest: md.clone(),
                 size,
-                annotations: name.map(|n| BTreeMap::from([(REF_NAME.to_string(), n.to_string())])).unwrap_or_default(),
+                annotations: name
+                    .map(|n| BTreeMap::from([(REF_NAME.to_string(), n.to_string())]))
+                    .unwrap_or_default(),
                 extra: Default::default(),
             };
             for t in tags {
@@ -532,11 +647,17 @@ impl Store {
     /// Reads an image by manifest digest.
     pub fn load_image(&self, manifest_digest: &Digest) -> Result<Image> {
         let bytes = self.read_blob(manifest_digest)?;
-        let manifest: ImageManifest = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Invalid { what: format!("manifest {manifest_digest}"), why: e.to_string() })?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
+                what: format!("manifest {manifest_digest}"),
+                why: e.to_string(),
+            })?;
         let config_digest = Digest::from_oci(manifest.config().digest())?;
         let config: ImageConfig = serde_json::from_slice(&self.read_blob(&config_digest)?)
-            .map_err(|e| Error::Invalid { what: format!("config {config_digest}"), why: e.to_string() })?;
+            .map_err(|e| Error::Invalid {
+                what: format!("config {config_digest}"),
+                why: e.to_string(),
+            })?;
         let names = self
             .read_index()?
             .manifests
@@ -544,7 +665,13 @@ impl Store {
             .filter(|e| e.digest == *manifest_digest)
             .filter_map(|e| e.name())
             .collect();
-        Ok(Image { manifest_digest: manifest_digest.clone(), manifest, config_digest, config, names })
+        Ok(Image {
+            manifest_digest: manifest_digest.clone(),
+            manifest,
+            config_digest,
+            config,
+            names,
+        })
     }
 
     /// Finds an image by name (`busybox`, `host:5000/a:t`, `name@sha256:...`) or by ID
@@ -552,15 +679,20 @@ impl Store {
     pub fn resolve(&self, s: &str) -> Result<Image> {
         let idx = self.read_index()?;
         let hexpart = s.strip_prefix("sha256:").unwrap_or(s);
-        let is_hex = !hexpart.is_empty() && hexpart.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        let is_hex = !hexpart.is_empty()
+            && hexpart
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
         if !s.starts_with("sha256:") {
             if let Ok(r) = Reference::parse(s) {
                 let full = r.to_string();
-                let by_name = idx.manifests.iter().find(|e| {
-                    match &r.digest {
-                        Some(d) => e.digest == *d && (r.tag.is_none() || e.annotations.get(REF_NAME) == Some(&r.repository_with_tag())),
-                        None => e.annotations.get(REF_NAME) == Some(&full),
+                let by_name = idx.manifests.iter().find(|e| match &r.digest {
+                    Some(d) => {
+                        e.digest == *d
+                            && (r.tag.is_none()
+                                || e.annotations.get(REF_NAME) == Some(&r.repository_with_tag()))
                     }
+                    None => e.annotations.get(REF_NAME) == Some(&full),
                 });
                 if let Some(e) = by_name {
                     return self.load_image(&e.digest);
@@ -576,16 +708,26 @@ impl Store {
                     continue;
                 }
                 let id = self.load_image(&e.digest).map(|i| i.config_digest).ok();
-                if e.digest.hex().starts_with(hexpart) || id.is_some_and(|c| c.hex().starts_with(hexpart)) {
+                if e.digest.hex().starts_with(hexpart)
+                    || id.is_some_and(|c| c.hex().starts_with(hexpart))
+                {
                     found.push(e.digest.clone());
                 }
             }
-            let ids: HashSet<Digest> = found.iter().filter_map(|m| self.load_image(m).ok().map(|i| i.config_digest)).collect();
+            let ids: HashSet<Digest> = found
+                .iter()
+                .filter_map(|m| self.load_image(m).ok().map(|i| i.config_digest))
+                .collect();
             match found.len() {
                 0 => {}
                 1 => return self.load_image(&found[0]),
                 _ if ids.len() == 1 => return self.load_image(&found[0]),
-                _ => return Err(Error::Other(format!("ambiguous image ID prefix {s:?} matches {} images", ids.len()))),
+                _ => {
+                    return Err(Error::Other(format!(
+                        "ambiguous image ID prefix {s:?} matches {} images",
+                        ids.len()
+                    )));
+                }
             }
         }
         Err(Error::ImageNotFound(s.to_string()))
@@ -595,11 +737,18 @@ impl Store {
     pub fn list_images(&self) -> Result<Vec<ImageSummary>> {
         let idx = self.read_index()?;
         let mut out = Vec::new();
-        let named: HashSet<&Digest> = idx.manifests.iter().filter(|e| e.name().is_some()).map(|e| &e.digest).collect();
+        let named: HashSet<&Digest> = idx
+            .manifests
+            .iter()
+            .filter(|e| e.name().is_some())
+            .map(|e| &e.digest)
+            .collect();
         let mut seen_dangling = HashSet::new();
         for e in &idx.manifests {
             let name = e.name();
-            if name.is_none() && (named.contains(&e.digest) || !seen_dangling.insert(e.digest.clone())) {
+            if name.is_none()
+                && (named.contains(&e.digest) || !seen_dangling.insert(e.digest.clone()))
+            {
                 continue;
             }
             let img = self.load_image(&e.digest)?;
@@ -618,12 +767,18 @@ impl Store {
     /// Points `target` at the image `source` names (`hoist tag`).
     pub fn tag(&self, source: &str, target: &Reference) -> Result<Image> {
         if target.digest.is_some() {
-            return Err(Error::InvalidReference(format!("{target}: cannot tag with a digest")));
+            return Err(Error::InvalidReference(format!(
+                "{target}: cannot tag with a digest"
+            )));
         }
         let img = self.resolve(source)?;
         let mt = serde_json::from_slice::<Value>(&self.read_blob(&img.manifest_digest)?)
             .ok()
-            .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(String::from))
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(String::from)
+            })
             .unwrap_or_else(|| media_type::MANIFEST.into());
         let size = self.blob_size(&img.manifest_digest)?;
         self.update_index(|idx| {
@@ -648,7 +803,9 @@ impl Store {
     /// Returns Docker's `Untagged: ...` / `Deleted: ...` lines. Unreferenced blobs are then GC'd.
     pub fn remove_image(&self, s: &str, force: bool) -> Result<Vec<String>> {
         let img = self.resolve(s)?;
-        let by_name = Reference::parse(s).ok().filter(|r| img.names.contains(r) && !s.starts_with("sha256:"));
+        let by_name = Reference::parse(s)
+            .ok()
+            .filter(|r| img.names.contains(r) && !s.starts_with("sha256:"));
         let mut events = Vec::new();
         self.update_index(|idx| {
             let names: Vec<Reference> =
@@ -684,7 +841,12 @@ impl Store {
     /// Removes untagged images (all images with `all`), then GCs; returns the deleted image IDs.
     pub fn prune(&self, all: bool) -> Result<(Vec<Digest>, GcReport)> {
         let removed = self.update_index(|idx| {
-            let named: HashSet<Digest> = idx.manifests.iter().filter(|e| e.name().is_some()).map(|e| e.digest.clone()).collect();
+            let named: HashSet<Digest> = idx
+                .manifests
+                .iter()
+                .filter(|e| e.name().is_some())
+                .map(|e| e.digest.clone())
+                .collect();
             let mut gone = Vec::new();
             idx.manifests.retain(|e| {
                 let keep = !all && named.contains(&e.digest);
@@ -695,14 +857,26 @@ impl Store {
             });
             Ok(gone)
         })?;
-        let ids = removed.iter().filter_map(|m| self.load_image(m).ok().map(|i| i.config_digest)).collect();
+        let ids = removed
+            .iter()
+            .filter_map(|m| self.load_image(m).ok().map(|i| i.config_digest))
+            .collect();
         Ok((ids, self.gc()?))
     }
 
     /// Records `digests` as GC roots under `name` (replacing earlier ones), e.g. for the build cache.
     pub fn set_gc_root(&self, name: &str, digests: &[Digest]) -> Result<()> {
         let body: String = digests.iter().map(|d| format!("{d}\n")).collect();
-        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         self.write_atomic(&self.root.join("gcroots").join(safe), body.as_bytes())
     }
 
@@ -710,13 +884,23 @@ impl Store {
     /// Skipped (report `ran: false`) while a [`Lease`] is held anywhere.
     pub fn gc(&self) -> Result<GcReport> {
         let p = self.root.join("locks/gc.lock");
-        let f = File::options().create(true).truncate(false).write(true).open(&p).ctx(|| format!("opening {}", p.display()))?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx(|| format!("opening {}", p.display()))?;
         if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             return Ok(GcReport::default());
         }
         let mut live: HashSet<Digest> = HashSet::new();
         let mut diff_ids: HashSet<Digest> = HashSet::new();
-        let mut todo: Vec<Digest> = self.read_index()?.manifests.into_iter().map(|e| e.digest).collect();
+        let mut todo: Vec<Digest> = self
+            .read_index()?
+            .manifests
+            .into_iter()
+            .map(|e| e.digest)
+            .collect();
         for ent in fs::read_dir(self.root.join("gcroots")).ctx(|| "reading gcroots")? {
             let ent = ent.ctx(|| "reading gcroots")?;
             let s = fs::read_to_string(ent.path()).unwrap_or_default();
@@ -726,12 +910,20 @@ impl Store {
             if !live.insert(d.clone()) {
                 continue;
             }
-            let Ok(bytes) = fs::read(self.blob_path(&d)) else { continue };
+            let Ok(bytes) = fs::read(self.blob_path(&d)) else {
+                continue;
+            };
             if bytes.first() != Some(&b'{') || bytes.len() > 4 << 20 {
                 continue;
             }
-            let Ok(v) = serde_json::from_slice::<Value>(&bytes) else { continue };
-            let digest_of = |x: &Value| x.get("digest").and_then(|d| d.as_str()).and_then(|d| d.parse::<Digest>().ok());
+            let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+                continue;
+            };
+            let digest_of = |x: &Value| {
+                x.get("digest")
+                    .and_then(|d| d.as_str())
+                    .and_then(|d| d.parse::<Digest>().ok())
+            };
             if let Some(c) = v.get("config").and_then(digest_of) {
                 todo.push(c);
             }
@@ -741,7 +933,10 @@ impl Store {
                 }
             }
             if let Some(ids) = v.pointer("/rootfs/diff_ids").and_then(|a| a.as_array()) {
-                for id in ids.iter().filter_map(|x| x.as_str()?.parse::<Digest>().ok()) {
+                for id in ids
+                    .iter()
+                    .filter_map(|x| x.as_str()?.parse::<Digest>().ok())
+                {
                     diff_ids.insert(id.clone());
                     todo.push(id.clone());
                     for c in [Compression::Gzip, Compression::Zstd] {
@@ -752,11 +947,16 @@ impl Store {
                 }
             }
         }
-        let mut report = GcReport { ran: true, ..Default::default() };
+        let mut report = GcReport {
+            ran: true,
+            ..Default::default()
+        };
         for ent in fs::read_dir(self.root.join("blobs/sha256")).ctx(|| "reading blobs")? {
             let ent = ent.ctx(|| "reading blobs")?;
             let name = ent.file_name().to_string_lossy().into_owned();
-            let keep = format!("sha256:{name}").parse::<Digest>().is_ok_and(|d| live.contains(&d));
+            let keep = format!("sha256:{name}")
+                .parse::<Digest>()
+                .is_ok_and(|d| live.contains(&d));
             if !keep {
                 report.bytes_removed += ent.metadata().map(|m| m.len()).unwrap_or(0);
                 report.blobs_removed += 1;
@@ -767,16 +967,26 @@ impl Store {
             for ent in fs::read_dir(self.root.join(sub)).ctx(|| format!("reading {sub}"))? {
                 let ent = ent.ctx(|| format!("reading {sub}"))?;
                 let name = ent.file_name().to_string_lossy().into_owned();
-                let keep = format!("sha256:{name}").parse::<Digest>().is_ok_and(|d| diff_ids.contains(&d));
+                let keep = format!("sha256:{name}")
+                    .parse::<Digest>()
+                    .is_ok_and(|d| diff_ids.contains(&d));
                 if !keep {
-                    fs::remove_dir_all(ent.path()).ctx(|| format!("removing {}", ent.path().display()))?;
+                    fs::remove_dir_all(ent.path())
+                        .ctx(|| format!("removing {}", ent.path().display()))?;
                 }
             }
         }
         // No lease is held, so nothing in tmp/ is being written.
-        for ent in fs::read_dir(self.tmp_dir()).ctx(|| "reading tmp")?.flatten() {
+        for ent in fs::read_dir(self.tmp_dir())
+            .ctx(|| "reading tmp")?
+            .flatten()
+        {
             let p = ent.path();
-            let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
         }
         Ok(report)
     }
@@ -802,6 +1012,7 @@ fn set_tag(idx: &mut IndexFile, t: &Reference, entry: IndexEntry) {
         idx.manifests.push(old);
     }
     // Drop the untagged placeholder for this manifest: it now has a name.
-    idx.manifests.retain(|e| !(e.digest == entry.digest && e.name().is_none()));
+    idx.manifests
+        .retain(|e| !(e.digest == entry.digest && e.name().is_none()));
     idx.manifests.push(entry);
 }

@@ -1,16 +1,631 @@
-//! Commands: none yet.
+//! Commands on images in the local store, with Docker's output shapes: `images`, `tag`, `rmi`,
+//! `inspect`, `history`, `image prune|ls|rm|inspect|history|tag|save|load|import`, `save`, `load`,
+//! `import`, `export`.
 
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use hoist_image::archive::{self, ImportOptions, ImportSource, SaveFormat};
+use hoist_image::display::{created_at, ellipsis, human_size, since, table};
+use hoist_image::{ContainerConfig, Image, Reference, Store};
+use serde_json::{Value, json};
 
 use super::Global;
 
 #[derive(Debug, Subcommand)]
-pub enum Commands {}
+pub enum Commands {
+    /// List images
+    Images(ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Display detailed information on one or more images (JSON)
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball or directory to create a filesystem image
+    Import(ImportArgs),
+    /// Export an image's flattened filesystem as a tar archive
+    Export(ExportArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommands),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommands {
+    /// Remove unused images
+    Prune(PruneArgs),
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images
+    Rm(RmiArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Save one or more images to a tar archive
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball or directory to create a filesystem image
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only show images matching REPOSITORY[:TAG]
+    repository: Option<String>,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Show all images (untagged ones are always shown)
+    #[arg(short, long)]
+    all: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Show digests
+    #[arg(long)]
+    digests: bool,
+    /// Output format: "table" or "json" (one JSON object per line)
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    source: String,
+    target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Force removal of the image
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    image: String,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    human: bool,
+    /// Output format: "table" or "json"
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Archive format: "docker" (docker-archive plus OCI layout, as Docker 25+) or "oci"
+    #[arg(long, default_value = "docker")]
+    format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long)]
+    input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A rootfs tarball (plain, gzip or zstd), a directory, or - for STDIN
+    source: String,
+    /// REPOSITORY[:TAG] to give the image
+    name: Option<String>,
+    /// Set commit message for imported image
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL,
+    /// EXPOSE, VOLUME, STOPSIGNAL)
+    #[arg(short, long = "change")]
+    change: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    image: String,
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+fn open_store(global: &Global) -> anyhow::Result<Store> {
+    let root = global
+        .root
+        .clone()
+        .unwrap_or_else(hoist_image::default_root);
+    Store::open(&root).with_context(|| format!("opening store {}", root.display()))
+}
 
 impl Commands {
-    pub fn run(self, _global: &Global) -> anyhow::Result<ExitCode> {
-        match self {}
+    pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
+        let store = open_store(global)?;
+        match self {
+            Commands::Images(a) | Commands::Image(ImageCommands::Ls(a)) => images(&store, a),
+            Commands::Tag(a) | Commands::Image(ImageCommands::Tag(a)) => {
+                store.tag(&a.source, &Reference::parse(&a.target)?)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Commands::Rmi(a) | Commands::Image(ImageCommands::Rm(a)) => rmi(&store, a),
+            Commands::Inspect(a) | Commands::Image(ImageCommands::Inspect(a)) => inspect(&store, a),
+            Commands::History(a) | Commands::Image(ImageCommands::History(a)) => history(&store, a),
+            Commands::Save(a) | Commands::Image(ImageCommands::Save(a)) => save(&store, a),
+            Commands::Load(a) | Commands::Image(ImageCommands::Load(a)) => load(&store, a),
+            Commands::Import(a) | Commands::Image(ImageCommands::Import(a)) => import(&store, a),
+            Commands::Export(a) => export(&store, a),
+            Commands::Image(ImageCommands::Prune(a)) => prune(&store, a),
+        }
     }
+}
+
+fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let filter = a.repository.as_deref().map(Reference::parse).transpose()?;
+    let explicit_tag = a
+        .repository
+        .as_deref()
+        .is_some_and(|r| r.rsplit('/').next().is_some_and(|l| l.contains(':')));
+    let mut rows = store.list_images()?;
+    if let Some(f) = &filter {
+        rows.retain(|r| {
+            r.name.as_ref().is_some_and(|n| {
+                n.repository() == f.repository() && (!explicit_tag || n.tag == f.tag)
+            })
+        });
+    }
+    let id = |d: &hoist_image::Digest| {
+        if a.no_trunc {
+            d.to_string()
+        } else {
+            d.short().to_string()
+        }
+    };
+    if a.quiet {
+        let mut seen = Vec::new();
+        for r in &rows {
+            let s = id(&r.id);
+            if !seen.contains(&s) {
+                println!("{s}");
+                seen.push(s);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let repo_tag = |r: &hoist_image::ImageSummary| match &r.name {
+        Some(n) => (
+            n.familiar_repository(),
+            n.tag.clone().unwrap_or_else(|| "<none>".into()),
+        ),
+        None => ("<none>".into(), "<none>".into()),
+    };
+    match a.format.as_str() {
+        "json" | "{{json .}}" => {
+            for r in &rows {
+                let (repo, tag) = repo_tag(r);
+                let size = human_size(r.size);
+                let line = json!({
+                    "Containers": "N/A",
+                    "CreatedAt": created_at(r.created.as_deref()),
+                    "CreatedSince": since(r.created.as_deref()),
+                    "Digest": r.manifest_digest.to_string(),
+                    "ID": id(&r.id),
+                    "Repository": repo,
+                    "SharedSize": "N/A",
+                    "Size": size,
+                    "Tag": tag,
+                    "UniqueSize": "N/A",
+                    "VirtualSize": size,
+                });
+                println!("{line}");
+            }
+        }
+        "table" => {
+            let mut header: Vec<String> = vec!["REPOSITORY".into(), "TAG".into()];
+            if a.digests {
+                header.push("DIGEST".into());
+            }
+            header.extend(["IMAGE ID", "CREATED", "SIZE"].map(String::from));
+            let mut t = vec![header];
+            for r in &rows {
+                let (repo, tag) = repo_tag(r);
+                let mut row = vec![repo, tag];
+                if a.digests {
+                    row.push(r.manifest_digest.to_string());
+                }
+                row.extend([id(&r.id), since(r.created.as_deref()), human_size(r.size)]);
+                t.push(row);
+            }
+            print!("{}", table(&t));
+        }
+        other => bail!("unsupported --format {other:?} (expected \"table\" or \"json\")"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<ExitCode> {
+    let mut code = ExitCode::SUCCESS;
+    for i in &a.images {
+        match store.remove_image(i, a.force) {
+            Ok(events) => events.iter().for_each(|e| println!("{e}")),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `docker image inspect`'s JSON for one image.
+fn inspect_json(store: &Store, img: &Image) -> anyhow::Result<Value> {
+    let c = &img.config;
+    let repo_digests: Vec<String> = img
+        .names
+        .iter()
+        .map(|n| format!("{}@{}", n.familiar_repository(), img.manifest_digest))
+        .collect();
+    Ok(json!({
+        "Id": img.config_digest.to_string(),
+        "RepoTags": img.names.iter().map(|n| n.familiar()).collect::<Vec<_>>(),
+        "RepoDigests": repo_digests,
+        "Parent": "",
+        "Comment": c.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        "Created": c.created.clone().unwrap_or_default(),
+        "DockerVersion": "",
+        "Author": c.author.clone().unwrap_or_default(),
+        "Config": serde_json::to_value(c.config.clone().unwrap_or_default())?,
+        "Architecture": c.architecture,
+        "Variant": c.variant,
+        "Os": c.os,
+        "Size": img.size(),
+        "GraphDriver": { "Name": "overlay2", "Data": Value::Null },
+        "RootFS": { "Type": c.rootfs.kind, "Layers": c.rootfs.diff_ids },
+        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+        "Descriptor": {
+            "mediaType": hoist_image::media_type::MANIFEST,
+            "digest": img.manifest_digest.to_string(),
+            "size": store.blob_size(&img.manifest_digest)?,
+        },
+    }))
+}
+
+fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
+    let mut out = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for i in &a.images {
+        match store.resolve(i) {
+            Ok(img) => out.push(inspect_json(store, &img)?),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(code)
+}
+
+fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let img = store.resolve(&a.image)?;
+    let layers = img.manifest.layers();
+    let mut li = 0;
+    let mut rows = Vec::new();
+    for h in &img.config.history {
+        let size = if h.empty_layer {
+            0
+        } else {
+            li += 1;
+            layers.get(li - 1).map(|l| l.size()).unwrap_or(0)
+        };
+        rows.push((h, size));
+    }
+    rows.reverse();
+    let id = if a.no_trunc {
+        img.config_digest.to_string()
+    } else {
+        img.config_digest.short().to_string()
+    };
+    let ids: Vec<String> = (0..rows.len())
+        .map(|i| {
+            if i == 0 {
+                id.clone()
+            } else {
+                "<missing>".to_string()
+            }
+        })
+        .collect();
+    if a.quiet {
+        ids.iter().for_each(|i| println!("{i}"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let created = |h: &hoist_image::History| {
+        if a.human {
+            since(h.created.as_deref())
+        } else {
+            h.created.clone().unwrap_or_default()
+        }
+    };
+    let created_by = |h: &hoist_image::History| {
+        let s = h.created_by.clone().unwrap_or_default();
+        if a.no_trunc { s } else { ellipsis(&s, 45) }
+    };
+    let size = |s: u64| {
+        if a.human {
+            human_size(s)
+        } else {
+            s.to_string()
+        }
+    };
+    if a.format == "json" || a.format == "{{json .}}" {
+        for (i, (h, s)) in rows.iter().enumerate() {
+            let line = json!({
+                "Comment": h.comment.clone().unwrap_or_default(),
+                "CreatedAt": h.created.clone().unwrap_or_default(),
+                "CreatedBy": created_by(h),
+                "CreatedSince": since(h.created.as_deref()),
+                "ID": ids[i],
+                "Size": size(*s),
+            });
+            println!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = vec![
+        ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for (i, (h, s)) in rows.iter().enumerate() {
+        t.push(vec![
+            ids[i].clone(),
+            created(h),
+            created_by(h),
+            size(*s),
+            h.comment.clone().unwrap_or_default(),
+        ]);
+    }
+    print!("{}", table(&t));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn save(store: &Store, a: SaveArgs) -> anyhow::Result<ExitCode> {
+    let format = match a.format.as_str() {
+        "docker" | "docker-archive" => SaveFormat::Docker,
+        "oci" | "oci-archive" => SaveFormat::Oci,
+        f => bail!("unsupported --format {f:?} (expected \"docker\" or \"oci\")"),
+    };
+    match &a.output {
+        Some(p) => {
+            // Write next to the target and rename, so a failed save leaves no partial file.
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("creating {}", p.display()))?;
+            let w = archive::save(store, &a.images, format, io::BufWriter::new(tmp))?;
+            let tmp = w.into_inner().map_err(|e| e.into_error())?;
+            tmp.persist(p)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        None => {
+            if io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let mut w = archive::save(
+                store,
+                &a.images,
+                format,
+                io::BufWriter::new(io::stdout().lock()),
+            )?;
+            w.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(store: &Store, a: LoadArgs) -> anyhow::Result<ExitCode> {
+    let lines = match &a.input {
+        Some(p) => archive::load(
+            store,
+            File::open(p).with_context(|| format!("opening {}", p.display()))?,
+        )?,
+        None => {
+            if io::stdin().is_terminal() {
+                bail!("requested load from stdin, but stdin is empty");
+            }
+            archive::load(store, io::stdin().lock())?
+        }
+    };
+    if !a.quiet {
+        lines.iter().for_each(|l| println!("{l}"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(store: &Store, a: ImportArgs) -> anyhow::Result<ExitCode> {
+    let path = PathBuf::from(&a.source);
+    let src = if a.source == "-" {
+        ImportSource::Tar(Box::new(io::stdin().lock()))
+    } else if path.is_dir() {
+        ImportSource::Dir(&path)
+    } else {
+        ImportSource::Tar(Box::new(
+            File::open(&path).with_context(|| format!("opening {}", path.display()))?,
+        ))
+    };
+    let mut config = ContainerConfig::default();
+    for c in &a.change {
+        apply_change(&mut config, c).with_context(|| format!("invalid --change {c:?}"))?;
+    }
+    let opts = ImportOptions {
+        source_name: a.source.clone(),
+        message: a.message,
+        config: (!a.change.is_empty()).then_some(config),
+        tag: a.name.as_deref().map(Reference::parse).transpose()?,
+    };
+    let img = archive::import(store, src, &opts)?;
+    println!("{}", img.config_digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `docker import --change` subset: one Dockerfile instruction that sets a run-time default.
+fn apply_change(c: &mut ContainerConfig, change: &str) -> anyhow::Result<()> {
+    let (instr, rest) = change
+        .trim()
+        .split_once(char::is_whitespace)
+        .unwrap_or((change.trim(), ""));
+    let rest = rest.trim();
+    let argv = |s: &str| -> Vec<String> {
+        match serde_json::from_str::<Vec<String>>(s) {
+            Ok(v) if s.starts_with('[') => v,
+            _ => vec!["/bin/sh".into(), "-c".into(), s.into()],
+        }
+    };
+    let words = |s: &str| -> Vec<String> {
+        match serde_json::from_str::<Vec<String>>(s) {
+            Ok(v) if s.starts_with('[') => v,
+            _ => s.split_whitespace().map(String::from).collect(),
+        }
+    };
+    let pairs = |s: &str| -> Vec<(String, String)> {
+        if !s.contains('=') {
+            let (k, v) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
+            return vec![(k.to_string(), v.trim().to_string())];
+        }
+        s.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect()
+    };
+    match instr.to_ascii_uppercase().as_str() {
+        "CMD" => c.cmd = Some(argv(rest)),
+        "ENTRYPOINT" => c.entrypoint = Some(argv(rest)),
+        "WORKDIR" => c.working_dir = Some(rest.to_string()),
+        "USER" => c.user = Some(rest.to_string()),
+        "STOPSIGNAL" => c.stop_signal = Some(rest.to_string()),
+        "ENV" => {
+            let env = c.env.get_or_insert_with(Vec::new);
+            for (k, v) in pairs(rest) {
+                env.retain(|e| e.split_once('=').map(|x| x.0) != Some(k.as_str()));
+                env.push(format!("{k}={v}"));
+            }
+        }
+        "LABEL" => c
+            .labels
+            .get_or_insert_with(Default::default)
+            .extend(pairs(rest)),
+        "EXPOSE" => {
+            for p in words(rest) {
+                let p = if p.contains('/') {
+                    p
+                } else {
+                    format!("{p}/tcp")
+                };
+                c.exposed_ports
+                    .get_or_insert_with(Default::default)
+                    .insert(p, json!({}));
+            }
+        }
+        "VOLUME" => {
+            for v in words(rest) {
+                c.volumes
+                    .get_or_insert_with(Default::default)
+                    .insert(v, json!({}));
+            }
+        }
+        other => bail!("{other} is not supported by import --change"),
+    }
+    Ok(())
+}
+
+fn export(store: &Store, a: ExportArgs) -> anyhow::Result<ExitCode> {
+    let img = store.resolve(&a.image)?;
+    match &a.output {
+        Some(p) => {
+            let f = File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            archive::export(store, &img, io::BufWriter::new(f))?.flush()?;
+        }
+        None => {
+            if io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            archive::export(store, &img, io::BufWriter::new(io::stdout().lock()))?.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(store: &Store, a: PruneArgs) -> anyhow::Result<ExitCode> {
+    if !a.force && io::stdin().is_terminal() {
+        let what = if a.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+        let mut line = String::new();
+        io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let (ids, gc) = store.prune(a.all)?;
+    if !ids.is_empty() {
+        println!("Deleted Images:");
+        for id in &ids {
+            println!("deleted: {id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(gc.bytes_removed));
+    Ok(ExitCode::SUCCESS)
 }

@@ -33,8 +33,12 @@ pub enum ApplyMode {
 /// Applies the layer in `reader` (uncompressed, gzip or zstd; auto-detected) onto `target`.
 /// Returns the diff_id (sha256 of the uncompressed tar) and its size.
 pub fn apply_layer<R: Read>(reader: R, target: &Path, mode: ApplyMode) -> Result<(Digest, u64)> {
-    let root = rustix::fs::open(target, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("opening {}", target.display()))?;
+    let root = rustix::fs::open(
+        target,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", target.display()))?;
     let mut hr = HashingReader::new(decompress(reader)?);
     {
         let mut ar = tar::Archive::new(&mut hr);
@@ -71,7 +75,10 @@ struct Applier {
 }
 
 fn unsafe_path(path: &[u8], why: &str) -> Error {
-    Error::UnsafePath { path: String::from_utf8_lossy(path).into_owned(), why: why.into() }
+    Error::UnsafePath {
+        path: String::from_utf8_lossy(path).into_owned(),
+        why: why.into(),
+    }
 }
 
 /// Splits a tar path into clean components; rejects `..`.
@@ -124,7 +131,14 @@ impl Applier {
             }
             remove(parent.as_fd(), hidden, false)?;
             if self.mode == ApplyMode::OverlayLower {
-                rustix::fs::mknodat(&parent, os(hidden), FileType::CharacterDevice, Mode::empty(), 0).ctx(ctx)?;
+                rustix::fs::mknodat(
+                    &parent,
+                    os(hidden),
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    0,
+                )
+                .ctx(ctx)?;
                 let mut p = parent_comps.to_vec();
                 p.push(hidden.to_vec());
                 self.created.insert(join(&p));
@@ -157,7 +171,8 @@ impl Applier {
                     }
                     Err(err) => return Err(err).ctx(ctx),
                 }
-                self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs).map_err(|e| wrap(e, &raw))?;
+                self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs)
+                    .map_err(|e| wrap(e, &raw))?;
                 self.dir_times.push((comps.clone(), mtime));
             }
             EntryType::Regular | EntryType::Continuous => {
@@ -165,18 +180,25 @@ impl Applier {
                 let fd = rustix::fs::openat(
                     pfd,
                     os(name),
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .ctx(ctx)?;
                 let mut f = File::from(fd);
                 io::copy(e, &mut f).ctx(ctx)?;
-                self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs).map_err(|e| wrap(e, &raw))?;
+                self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs)
+                    .map_err(|e| wrap(e, &raw))?;
                 let ts = times(mtime);
                 rustix::fs::futimens(&f, &ts).ctx(ctx)?;
             }
             EntryType::Link => {
-                let target = e.link_name_bytes().ok_or_else(|| unsafe_path(&raw, "hardlink without target"))?;
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| unsafe_path(&raw, "hardlink without target"))?;
                 let tcomps = clean(&target)?;
                 let Some((tname, tparent)) = tcomps.split_last() else {
                     return Err(unsafe_path(&raw, "hardlink to the root directory"));
@@ -189,11 +211,15 @@ impl Applier {
                 rustix::fs::linkat(&tdir, os(tname), pfd, os(name), AtFlags::empty()).ctx(ctx)?;
             }
             EntryType::Symlink => {
-                let target = e.link_name_bytes().ok_or_else(|| unsafe_path(&raw, "symlink without target"))?;
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| unsafe_path(&raw, "symlink without target"))?;
                 remove(pfd, name, false)?;
                 rustix::fs::symlinkat(os(&target), pfd, os(name)).ctx(ctx)?;
-                self.set_meta(pfd, name, uid, gid, None, &xattrs).map_err(|e| wrap(e, &raw))?;
-                rustix::fs::utimensat(pfd, os(name), &times(mtime), AtFlags::SYMLINK_NOFOLLOW).ctx(ctx)?;
+                self.set_meta(pfd, name, uid, gid, None, &xattrs)
+                    .map_err(|e| wrap(e, &raw))?;
+                rustix::fs::utimensat(pfd, os(name), &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                    .ctx(ctx)?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 remove(pfd, name, false)?;
@@ -205,13 +231,20 @@ impl Applier {
                 match rustix::fs::mknodat(pfd, os(name), ft, Mode::from_raw_mode(0o600), dev) {
                     Ok(()) => {}
                     // Unprivileged (rootless): device nodes cannot be made; skip them as Docker does.
-                    Err(Errno::PERM) if kind != EntryType::Fifo && !self.privileged => return Ok(()),
+                    Err(Errno::PERM) if kind != EntryType::Fifo && !self.privileged => {
+                        return Ok(());
+                    }
                     Err(err) => return Err(err).ctx(ctx),
                 }
-                self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs).map_err(|e| wrap(e, &raw))?;
-                rustix::fs::utimensat(pfd, os(name), &times(mtime), AtFlags::SYMLINK_NOFOLLOW).ctx(ctx)?;
+                self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs)
+                    .map_err(|e| wrap(e, &raw))?;
+                rustix::fs::utimensat(pfd, os(name), &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                    .ctx(ctx)?;
             }
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => {}
+            EntryType::XGlobalHeader
+            | EntryType::XHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink => {}
             other => {
                 return Err(Error::Invalid {
                     what: format!("layer entry {}", String::from_utf8_lossy(&raw)),
@@ -233,11 +266,16 @@ impl Applier {
         xattrs: &[(String, Vec<u8>)],
     ) -> Result<()> {
         if self.privileged {
-            let (u, g) = (rustix::fs::Uid::from_raw(uid as u32), rustix::fs::Gid::from_raw(gid as u32));
-            rustix::fs::chownat(dir, os(name), Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW).ctx(|| "chown")?;
+            let (u, g) = (
+                rustix::fs::Uid::from_raw(uid as u32),
+                rustix::fs::Gid::from_raw(gid as u32),
+            );
+            rustix::fs::chownat(dir, os(name), Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
+                .ctx(|| "chown")?;
         }
         if let Some(m) = mode {
-            rustix::fs::chmodat(dir, os(name), Mode::from_raw_mode(m), AtFlags::empty()).ctx(|| "chmod")?;
+            rustix::fs::chmodat(dir, os(name), Mode::from_raw_mode(m), AtFlags::empty())
+                .ctx(|| "chmod")?;
         }
         if !xattrs.is_empty() {
             let p = proc_path(dir, name);
@@ -266,15 +304,35 @@ impl Applier {
             match rustix::fs::openat2(&self.root, os(&sub), flags, Mode::empty(), IN_ROOT) {
                 Ok(fd) => cur = fd,
                 Err(Errno::NOENT) if create => {
-                    rustix::fs::mkdirat(&cur, os(&comps[i]), Mode::from_raw_mode(0o755)).map_err(|e| {
-                        unsafe_path(&sub, &format!("cannot create parent directory ({e}); is a symlink in the way?"))
-                    })?;
+                    rustix::fs::mkdirat(&cur, os(&comps[i]), Mode::from_raw_mode(0o755)).map_err(
+                        |e| {
+                            unsafe_path(
+                                &sub,
+                                &format!(
+                                    "cannot create parent directory ({e}); is a symlink in the way?"
+                                ),
+                            )
+                        },
+                    )?;
                     self.created.insert(sub.clone());
-                    cur = rustix::fs::openat2(&cur, os(&comps[i]), flags, Mode::empty(), ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH)
-                        .ctx(|| format!("opening {}", String::from_utf8_lossy(&sub)))?;
+                    cur = rustix::fs::openat2(
+                        &cur,
+                        os(&comps[i]),
+                        flags,
+                        Mode::empty(),
+                        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+                    )
+                    .ctx(|| format!("opening {}", String::from_utf8_lossy(&sub)))?;
                 }
-                Err(Errno::NOTDIR) => return Err(unsafe_path(&sub, "a parent path component is not a directory")),
-                Err(e) => return Err(e).ctx(|| format!("resolving {}", String::from_utf8_lossy(&sub))),
+                Err(Errno::NOTDIR) => {
+                    return Err(unsafe_path(
+                        &sub,
+                        "a parent path component is not a directory",
+                    ));
+                }
+                Err(e) => {
+                    return Err(e).ctx(|| format!("resolving {}", String::from_utf8_lossy(&sub)));
+                }
             }
         }
         self.cache = Some((comps.to_vec(), cur.try_clone().ctx(|| "dup")?));
@@ -282,8 +340,13 @@ impl Applier {
     }
 
     fn opaque(&mut self, dir: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<()> {
-        let rd = rustix::fs::openat(dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .ctx(|| "opening opaque directory")?;
+        let rd = rustix::fs::openat(
+            dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "opening opaque directory")?;
         if self.mode == ApplyMode::OverlayLower {
             return rustix::fs::fsetxattr(&rd, "trusted.overlay.opaque", b"y", XattrFlags::empty())
                 .ctx(|| format!("marking {} opaque", String::from_utf8_lossy(&join(comps))));
@@ -332,8 +395,14 @@ fn wrap(e: Error, path: &[u8]) -> Error {
 }
 
 fn times(mtime: u64) -> Timestamps {
-    let t = rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 };
-    Timestamps { last_access: t, last_modification: t }
+    let t = rustix::fs::Timespec {
+        tv_sec: mtime as i64,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 fn device(h: &tar::Header) -> Result<u64> {

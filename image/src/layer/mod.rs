@@ -71,7 +71,9 @@ pub struct LayerOptions {
 impl LayerOptions {
     /// Options from the environment (`SOURCE_DATE_EPOCH`).
     pub fn from_env() -> LayerOptions {
-        LayerOptions { source_date_epoch: source_date_epoch() }
+        LayerOptions {
+            source_date_epoch: source_date_epoch(),
+        }
     }
 }
 
@@ -119,7 +121,11 @@ pub fn compress<R: Read, W: Write>(mut input: R, c: Compression, out: W) -> io::
         }
         Compression::Zstd => {
             let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
-            let _ = enc.multithread(std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
+            let _ = enc.multithread(
+                std::thread::available_parallelism()
+                    .map(|n| n.get() as u32)
+                    .unwrap_or(1),
+            );
             io::copy(&mut input, &mut enc)?;
             enc.finish()
         }
@@ -128,15 +134,22 @@ pub fn compress<R: Read, W: Write>(mut input: R, c: Compression, out: W) -> io::
 
 /// Detects the compression of a stream from its first bytes.
 pub fn detect<R: BufRead>(r: &mut R) -> Result<Compression> {
-    let head = r.fill_buf().map_err(|e| Error::Io { context: "reading layer".into(), source: e })?;
+    let head = r.fill_buf().map_err(|e| Error::Io {
+        context: "reading layer".into(),
+        source: e,
+    })?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Compression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Compression::Zstd
     } else if head.starts_with(b"BZh") {
-        return Err(Error::Other("bzip2-compressed archives are not supported; decompress first".into()));
+        return Err(Error::Other(
+            "bzip2-compressed archives are not supported; decompress first".into(),
+        ));
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Err(Error::Other("xz-compressed archives are not supported; decompress first".into()));
+        return Err(Error::Other(
+            "xz-compressed archives are not supported; decompress first".into(),
+        ));
     } else {
         Compression::None
     })
@@ -148,9 +161,11 @@ pub fn decompress<'a, R: Read + 'a>(r: R) -> Result<Box<dyn Read + 'a>> {
     Ok(match detect(&mut br)? {
         Compression::None => Box::new(br),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(br)
-                .map_err(|e| Error::Io { context: "starting zstd".into(), source: e })?,
-        ),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(br).map_err(
+            |e| Error::Io {
+                context: "starting zstd".into(),
+                source: e,
+            },
+        )?),
     })
 }

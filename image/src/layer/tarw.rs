@@ -44,7 +44,10 @@ impl<W: Write> TarWriter<W> {
             }
         }
         for (k, v) in meta.xattrs {
-            pax.push((format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)), v.clone()));
+            pax.push((
+                format!("SCHILY.xattr.{}", String::from_utf8_lossy(k)),
+                v.clone(),
+            ));
         }
         if meta.size >= 0o77777777777 {
             pax.push(("size".into(), meta.size.to_string().into_bytes()));
@@ -74,7 +77,10 @@ impl<W: Write> TarWriter<W> {
         if n != meta.size {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{} changed size while being archived", String::from_utf8_lossy(meta.path)),
+                format!(
+                    "{} changed size while being archived",
+                    String::from_utf8_lossy(meta.path)
+                ),
             ));
         }
         self.pad(n)
@@ -95,7 +101,10 @@ impl<W: Write> TarWriter<W> {
         }
         let mut h = Header::new_ustar();
         let mut name = b"PaxHeaders.0/".to_vec();
-        let base = path.rsplit(|b| *b == b'/').find(|s| !s.is_empty()).unwrap_or(b"x");
+        let base = path
+            .rsplit(|b| *b == b'/')
+            .find(|s| !s.is_empty())
+            .unwrap_or(b"x");
         name.extend_from_slice(&base[..base.len().min(80)]);
         set_name(&mut h, &name);
         h.set_entry_type(EntryType::XHeader);

@@ -40,7 +40,9 @@ fn write_tree<W: Write>(root: &Path, opts: &LayerOptions, out: W, overlay: bool)
             source: e.into(),
         })?;
         let path = entry.path();
-        let rel = path.strip_prefix(root).expect("walkdir yields paths under root");
+        let rel = path
+            .strip_prefix(root)
+            .expect("walkdir yields paths under root");
         let mut name = rel.as_os_str().as_bytes().to_vec();
         let md = entry.metadata().map_err(|e| Error::Io {
             context: format!("stat {}", path.display()),
@@ -49,7 +51,10 @@ fn write_tree<W: Write>(root: &Path, opts: &LayerOptions, out: W, overlay: bool)
         let ft = md.file_type();
         let mtime = clamp(md.mtime(), opts.source_date_epoch);
         let xattrs = read_xattrs(path)?;
-        let wio = |e: io::Error| Error::Io { context: format!("archiving {}", path.display()), source: e };
+        let wio = |e: io::Error| Error::Io {
+            context: format!("archiving {}", path.display()),
+            source: e,
+        };
 
         if overlay && ft.is_char_device() && md.rdev() == 0 {
             let mut wh = parent_of(&name);
@@ -80,7 +85,11 @@ fn write_tree<W: Write>(root: &Path, opts: &LayerOptions, out: W, overlay: bool)
             if overlay && is_opaque(path) {
                 let mut opq = name.clone();
                 opq.extend_from_slice(WHITEOUT_OPAQUE.as_bytes());
-                tw.append(&simple(&opq, EntryType::Regular, 0, mtime), &mut io::empty()).map_err(wio)?;
+                tw.append(
+                    &simple(&opq, EntryType::Regular, 0, mtime),
+                    &mut io::empty(),
+                )
+                .map_err(wio)?;
             }
             continue;
         } else if ft.is_file() {
@@ -104,7 +113,11 @@ fn write_tree<W: Write>(root: &Path, opts: &LayerOptions, out: W, overlay: bool)
             meta.kind = EntryType::Symlink;
             meta.link = Some(link_target.as_os_str().as_bytes());
         } else if ft.is_char_device() || ft.is_block_device() {
-            meta.kind = if ft.is_char_device() { EntryType::Char } else { EntryType::Block };
+            meta.kind = if ft.is_char_device() {
+                EntryType::Char
+            } else {
+                EntryType::Block
+            };
             let dev = md.rdev();
             meta.dev = Some((rustix::fs::major(dev), rustix::fs::minor(dev)));
         } else if ft.is_fifo() {
@@ -119,7 +132,18 @@ fn write_tree<W: Write>(root: &Path, opts: &LayerOptions, out: W, overlay: bool)
 }
 
 fn simple(path: &[u8], kind: EntryType, mode: u32, mtime: u64) -> EntryMeta<'_> {
-    EntryMeta { path, kind, mode, uid: 0, gid: 0, mtime, size: 0, link: None, dev: None, xattrs: &[] }
+    EntryMeta {
+        path,
+        kind,
+        mode,
+        uid: 0,
+        gid: 0,
+        mtime,
+        size: 0,
+        link: None,
+        dev: None,
+        xattrs: &[],
+    }
 }
 
 fn parent_of(name: &[u8]) -> Vec<u8> {
@@ -138,10 +162,12 @@ fn clamp(mtime: i64, epoch: Option<i64>) -> u64 {
 }
 
 fn is_opaque(path: &Path) -> bool {
-    ["trusted.overlay.opaque", "user.overlay.opaque"].iter().any(|k| {
-        let mut buf = [0u8; 8];
-        matches!(rustix::fs::lgetxattr(path, *k, &mut buf[..]), Ok(n) if &buf[..n] == b"y")
-    })
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|k| {
+            let mut buf = [0u8; 8];
+            matches!(rustix::fs::lgetxattr(path, *k, &mut buf[..]), Ok(n) if &buf[..n] == b"y")
+        })
 }
 
 /// Extended attributes worth archiving: everything except overlayfs' own and SELinux labels.
@@ -151,18 +177,24 @@ pub(crate) fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         Ok(n) => n,
         Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
         Err(rustix::io::Errno::RANGE) => {
-            let len = rustix::fs::llistxattr_query(path).ctx(|| format!("listxattr {}", path.display()))?;
+            let len = rustix::fs::llistxattr_query(path)
+                .ctx(|| format!("listxattr {}", path.display()))?;
             names.resize(len, 0);
-            rustix::fs::llistxattr(path, &mut names[..]).ctx(|| format!("listxattr {}", path.display()))?
+            rustix::fs::llistxattr(path, &mut names[..])
+                .ctx(|| format!("listxattr {}", path.display()))?
         }
         Err(e) => return Err(e).ctx(|| format!("listxattr {}", path.display())),
     };
     let mut out = Vec::new();
     for name in names[..n].split(|b| *b == 0).filter(|s| !s.is_empty()) {
-        if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") || name == b"security.selinux" {
+        if name.starts_with(b"trusted.overlay.")
+            || name.starts_with(b"user.overlay.")
+            || name == b"security.selinux"
+        {
             continue;
         }
-        let name_str = std::str::from_utf8(name).map_err(|_| Error::Other("non-UTF-8 xattr name".into()))?;
+        let name_str =
+            std::str::from_utf8(name).map_err(|_| Error::Other("non-UTF-8 xattr name".into()))?;
         let mut val = vec![0u8; 65536];
         match rustix::fs::lgetxattr(path, name_str, &mut val[..]) {
             Ok(len) => {

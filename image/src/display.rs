@@ -1,0 +1,128 @@
+//! Docker's human-readable sizes and durations (go-units), for command output.
+
+/// `HumanSizeWithPrecision(size, 3)`: decimal units, e.g. `4.26MB`, `123kB`, `0B`.
+pub fn human_size(size: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut s = size as f64;
+    let mut i = 0;
+    while s >= 1000.0 && i < units.len() - 1 {
+        s /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g3(s), units[i])
+}
+
+/// Go's `%.3g` for the values `human_size` produces (no exponent below 1000).
+fn go_g3(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let mut s = format!("{v:.digits$}");
+    // %.3g may round up to 1000 (e.g. 999.6): keep it like Go does ("1e+03" is not produced for our inputs).
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    s
+}
+
+/// `HumanDuration`: `Less than a second`, `3 seconds`, `About a minute`, `5 days`, `2 years`...
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (m, h) = (s / 60, s / 3600);
+    match () {
+        _ if s < 1 => "Less than a second".into(),
+        _ if s == 1 => "1 second".into(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", h / 24 / 365),
+    }
+}
+
+/// `"5 minutes ago"` for an RFC 3339 timestamp (`N/A` when missing or invalid).
+pub fn since(rfc3339: Option<&str>) -> String {
+    match rfc3339.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+        Some(t) => format!(
+            "{} ago",
+            human_duration((chrono::Utc::now() - t.to_utc()).num_seconds())
+        ),
+        None => "N/A".into(),
+    }
+}
+
+/// Docker's `CreatedAt` form: `2024-01-02 03:04:05 +0000 UTC`.
+pub fn created_at(rfc3339: Option<&str>) -> String {
+    match rfc3339.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+        Some(t) => t.to_utc().format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
+        None => String::new(),
+    }
+}
+
+/// Cuts `s` to `max` characters with a trailing `…` (Docker's `Ellipsis`).
+pub fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Columns aligned like Docker's tabwriter (min width 10, padding 3).
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(10)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < r.len() {
+                line.extend(std::iter::repeat_n(' ', widths[c] - cell.chars().count()));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_262_912), "4.26MB");
+        assert_eq!(human_size(123_456), "123kB");
+        assert_eq!(human_size(1_000_000), "1MB");
+        assert_eq!(human_size(12_340_000), "12.3MB");
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(75), "About a minute");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(ellipsis("abcdef", 4), "abc…");
+    }
+}
