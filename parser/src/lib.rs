@@ -3,3 +3,25 @@
 //!
 //! Owns: everything about reading Dockerfile text. Must not touch: the filesystem beyond reading the
 //! Dockerfile it is given, images, the network, or execution of any kind.
+//!
+//! Layers, as in BuildKit: [`parse`] (bytes to [`Ast`], syntax only) -> [`instructions::parse_dockerfile`]
+//! (typed, validated instructions grouped in stages) -> the builder, which expands values with
+//! [`shell::Lexer`] and the step's environment.
+
+pub mod ast;
+pub mod dump;
+pub mod error;
+pub mod instructions;
+pub mod shell;
+pub mod syntax;
+
+pub use ast::{Ast, Directive, Directives, Heredoc, Node, Warning};
+pub use dump::dump;
+pub use error::ParseError;
+pub use instructions::{Dockerfile, parse_dockerfile};
+pub use syntax::parse;
+
+/// Parses bytes and validates instructions in one call.
+pub fn parse_and_validate(bytes: &[u8], file: &str) -> Result<Dockerfile, ParseError> {
+    parse_dockerfile(&parse(bytes, file)?)
+}

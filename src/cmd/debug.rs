@@ -1,16 +1,74 @@
-//! Commands: none yet.
+//! Commands: `hoist debug parse [--json] [--validate] FILE` (FILE `-` reads stdin).
 
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
 
 use super::Global;
 
+/// Developer tools.
 #[derive(Debug, Subcommand)]
-pub enum Commands {}
+pub enum Commands {
+    /// Inspect hoist internals.
+    Debug {
+        #[command(subcommand)]
+        command: DebugCommand,
+    },
+}
+
+/// `hoist debug` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Parse a Dockerfile and print its AST (BuildKit dump format, or JSON).
+    Parse {
+        /// Print the AST as JSON instead of the dump format.
+        #[arg(long)]
+        json: bool,
+        /// Also check instructions (flags, argument counts) as a build would.
+        #[arg(long)]
+        validate: bool,
+        /// The Dockerfile (`-` for standard input).
+        file: PathBuf,
+    },
+}
 
 impl Commands {
     pub fn run(self, _global: &Global) -> anyhow::Result<ExitCode> {
-        match self {}
+        match self {
+            Commands::Debug {
+                command:
+                    DebugCommand::Parse {
+                        json,
+                        validate,
+                        file,
+                    },
+            } => parse(&file, json, validate),
+        }
     }
+}
+
+fn parse(file: &PathBuf, json: bool, validate: bool) -> anyhow::Result<ExitCode> {
+    let (bytes, name) = if file.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .context("reading standard input")?;
+        (b, "-".to_string())
+    } else {
+        let b = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        (b, file.display().to_string())
+    };
+    let ast = hoist_parser::parse(&bytes, &name)?;
+    if validate {
+        hoist_parser::parse_dockerfile(&ast)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&ast)?);
+    } else {
+        println!("{}", hoist_parser::dump(&ast));
+    }
+    Ok(ExitCode::SUCCESS)
 }

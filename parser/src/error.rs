@@ -1,0 +1,37 @@
+//! The one error type of the crate: a message tied to a file and a line range.
+
+use serde::Serialize;
+
+/// A parse or validation error naming the file, the lines and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ParseError {
+    /// The Dockerfile's name as given to the parser.
+    pub file: String,
+    /// First line (1-based) of the offending instruction, 0 when there is none.
+    pub start_line: usize,
+    /// Last line (1-based) of the offending instruction.
+    pub end_line: usize,
+    /// BuildKit's message, without location.
+    pub message: String,
+}
+
+impl ParseError {
+    /// A new error at `start..=end` in `file`.
+    pub fn new(file: &str, start_line: usize, end_line: usize, message: impl Into<String>) -> Self {
+        ParseError {
+            file: file.to_string(),
+            start_line,
+            end_line,
+            message: message.into(),
+        }
+    }
+
+    fn render(&self) -> String {
+        if self.start_line == 0 {
+            format!("{}: {}", self.file, self.message)
+        } else {
+            format!("{}:{}: {}", self.file, self.start_line, self.message)
+        }
+    }
+}
