@@ -298,6 +298,10 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
                 let tmp = self.process_dollar()?;
                 result.push_str(&tmp);
                 words.add_string(&tmp);
+            } else if ch == '<' {
+                let tmp = self.process_possible_heredoc();
+                result.push_str(&tmp);
+                words.add_raw_string(&tmp);
             } else if !self.lexer.skip_process_quotes && ch == '\'' {
                 let tmp = self.process_single_quote()?;
                 result.push_str(&tmp);
@@ -332,6 +336,21 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
             ));
         }
         Ok((result, words.finish()))
+    }
+
+    /// `<<` plus the blanks after it stay one raw token, so `<<  EOF` is one word.
+    fn process_possible_heredoc(&mut self) -> String {
+        self.next();
+        if self.peek() != Some('<') {
+            return "<".into();
+        }
+        self.next();
+        let mut out = String::from("<<");
+        while let Some(c) = self.peek().filter(|c| is_space(*c)) {
+            out.push(c);
+            self.next();
+        }
+        out
     }
 
     fn process_single_quote(&mut self) -> Res<String> {
