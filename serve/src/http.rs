@@ -1,0 +1,250 @@
+//! HTTP routes: webhook intake and the status API and page.
+//!
+//! - `POST /hooks/<repo>`: any supported webhook for a configured repository (`/hooks` alone routes by
+//!   the payload's repository full name). 202 with the queued build ids, 200 for pings and pushes that
+//!   match no rule, 401 for a bad signature (nothing queued), 404 for an unknown repository.
+//! - `GET /api/builds[?limit=N]`, `GET /api/builds/<id>` (with its log), `GET /api/builds/<id>/log`
+//!   (`?offset=N`, plain text), `GET /api/builds/<id>/events` (server-sent log chunks and states).
+//! - `GET /`: the status page.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::runner::Log;
+use crate::service::Service;
+use crate::webhook::{self, Event, Rejection};
+
+type Svc = Arc<Service>;
+
+/// The service's routes.
+pub fn router(service: Svc) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/hooks", post(hook_by_payload))
+        .route("/hooks/{*repo}", post(hook_for_repo))
+        .route("/api/builds", get(list_builds))
+        .route("/api/builds/{id}", get(get_build))
+        .route("/api/builds/{id}/log", get(get_log))
+        .route("/api/builds/{id}/events", get(build_events))
+        .layer(DefaultBodyLimit::max(25 * 1024 * 1024))
+        .with_state(service)
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+async fn hook_by_payload(State(svc): State<Svc>, headers: HeaderMap, body: Bytes) -> Response {
+    match webhook::repository_name(&body) {
+        Some(name) if svc.config.repository(&name).is_some() => {
+            hook(svc, name, headers, body).await
+        }
+        Some(name) => error(StatusCode::NOT_FOUND, format!("no repository {name:?}")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "payload names no repository: use /hooks/<repository>",
+        ),
+    }
+}
+
+async fn hook_for_repo(
+    State(svc): State<Svc>,
+    Path(repo): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if svc.config.repository(&repo).is_none() {
+        return error(StatusCode::NOT_FOUND, format!("no repository {repo:?}"));
+    }
+    hook(svc, repo, headers, body).await
+}
+
+async fn hook(svc: Svc, repo_name: String, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(provider) = webhook::provider(&headers) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unrecognised webhook: no GitHub, GitLab, Gitea/Forgejo or hoist signature headers",
+        );
+    };
+    let repo = svc
+        .config
+        .repository(&repo_name)
+        .expect("checked by caller");
+    let secret = svc.config.secret_for(repo);
+    match webhook::parse(provider, &headers, &body, secret) {
+        Err(Rejection::Unauthorized(why)) => {
+            eprintln!(
+                "{} rejected {provider:?} webhook for {repo_name}: {why}",
+                crate::service::timestamp()
+            );
+            error(StatusCode::UNAUTHORIZED, why)
+        }
+        Err(Rejection::BadRequest(why)) => error(StatusCode::BAD_REQUEST, why),
+        Ok(Event::Ignored(why)) => {
+            (StatusCode::OK, Json(json!({ "ignored": why }))).into_response()
+        }
+        Ok(Event::Push(push)) => {
+            let s = svc.clone();
+            let accepted = tokio::task::spawn_blocking(move || s.accept(&repo_name, &push)).await;
+            match accepted {
+                Ok(Ok(a)) if a.queued.is_empty() => (
+                    StatusCode::OK,
+                    Json(json!({ "queued": [], "ignored": "no build rule matches" })),
+                )
+                    .into_response(),
+                Ok(Ok(a)) => (StatusCode::ACCEPTED, Json(a)).into_response(),
+                Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+async fn list_builds(State(svc): State<Svc>, Query(q): Query<ListQuery>) -> Response {
+    match svc.queue.list(q.limit.unwrap_or(50).min(1000)) {
+        Ok(b) => Json(b).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    }
+}
+
+fn read_log(svc: &Service, id: i64, offset: u64) -> String {
+    Log::open(&svc.log_path(id))
+        .map(|l| l.read_from(offset))
+        .unwrap_or_default()
+}
+
+async fn get_build(State(svc): State<Svc>, Path(id): Path<i64>) -> Response {
+    match svc.queue.get(id) {
+        Ok(Some(b)) => {
+            let mut v = serde_json::to_value(&b).unwrap_or_default();
+            v["log"] = json!(read_log(&svc, id, 0));
+            Json(v).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no build {id}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    offset: Option<u64>,
+}
+
+async fn get_log(
+    State(svc): State<Svc>,
+    Path(id): Path<i64>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    match svc.queue.get(id) {
+        Ok(Some(_)) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            read_log(&svc, id, q.offset.unwrap_or(0)),
+        )
+            .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no build {id}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    }
+}
+
+/// Server-sent events: `log` events carry new log text, a `state` event each state change; the stream
+/// ends after the build's final state.
+async fn build_events(
+    State(svc): State<Svc>,
+    Path(id): Path<i64>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    struct Cursor {
+        offset: u64,
+        state: Option<String>,
+        done: bool,
+    }
+    let start = Cursor {
+        offset: 0,
+        state: None,
+        done: false,
+    };
+    let events = stream::unfold((svc, start), move |(svc, mut cur)| async move {
+        if cur.done {
+            return None;
+        }
+        loop {
+            let build = svc.queue.get(id).ok().flatten();
+            let mut out = Vec::new();
+            // Whole lines only while the build runs; the page adds the line break back.
+            let text = read_log(&svc, id, cur.offset);
+            let upto = text.rfind('\n').map_or(0, |i| i + 1);
+            if upto > 0 {
+                cur.offset += upto as u64;
+                out.push(
+                    SseEvent::default()
+                        .event("log")
+                        .data(sse_text(&text[..upto])),
+                );
+            }
+            match build {
+                None => {
+                    cur.done = true;
+                    out.push(SseEvent::default().event("state").data("unknown"));
+                }
+                Some(b) => {
+                    let state = serde_json::to_value(b.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    if cur.state.as_deref() != Some(&state) {
+                        out.push(
+                            SseEvent::default()
+                                .event("state")
+                                .data(serde_json::to_string(&b).unwrap_or_default()),
+                        );
+                        cur.state = Some(state);
+                    }
+                    if b.state.is_final() {
+                        // One last read: the log may have grown since.
+                        let tail = read_log(&svc, id, cur.offset);
+                        if !tail.is_empty() {
+                            cur.offset += tail.len() as u64;
+                            out.push(SseEvent::default().event("log").data(sse_text(&tail)));
+                        }
+                        cur.done = true;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                let s = stream::iter(out.into_iter().map(Ok));
+                return Some((s, (svc, cur)));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    use futures_util::StreamExt;
+    Sse::new(events.flatten()).keep_alive(KeepAlive::default())
+}
+
+/// SSE data cannot carry carriage returns (progress redraws): they become line breaks.
+fn sse_text(s: &str) -> String {
+    let s = s.strip_suffix('\n').unwrap_or(s);
+    s.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("page.html"))
+}

@@ -1,0 +1,203 @@
+//! Repository mirrors and checkouts, through the git CLI: one bare `--mirror` clone per repository
+//! (cloned once, then `git fetch` brings only what is new), and a pushed commit exported into a clean
+//! directory with `git archive` (no `.git`, no leftovers from earlier builds).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+/// Runs git, appending its output to `log`; fails with its stderr.
+fn git(args: &[&str], cwd: Option<&Path>, log: &mut dyn Write) -> anyhow::Result<String> {
+    let mut cmd = Command::new("git");
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    cmd.args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    let out = cmd
+        .output()
+        .with_context(|| format!("running git {}", args.join(" ")))?;
+    log.write_all(&out.stderr).ok();
+    if !out.status.success() {
+        bail!(
+            "git {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The mirror directory of a repository under `mirrors_dir`.
+pub fn mirror_path(mirrors_dir: &Path, repo_name: &str) -> PathBuf {
+    mirrors_dir.join(format!("{}.git", repo_name.replace('/', "%2F")))
+}
+
+/// Brings the mirror of `url` up to date (cloning it the first time) and makes sure `sha` is in it.
+/// Callers serialise calls per mirror.
+pub fn update(mirror: &Path, url: &str, sha: &str, log: &mut dyn Write) -> anyhow::Result<()> {
+    if !mirror.join("HEAD").exists() {
+        let parent = mirror.parent().context("mirror path has no parent")?;
+        std::fs::create_dir_all(parent)?;
+        let tmp = parent.join(format!(
+            ".{}.tmp-{}",
+            mirror.file_name().unwrap().to_string_lossy(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&tmp);
+        writeln!(log, "$ git clone --mirror {url}").ok();
+        git(
+            &[
+                "clone",
+                "--mirror",
+                "--quiet",
+                "--",
+                url,
+                &tmp.to_string_lossy(),
+            ],
+            None,
+            log,
+        )?;
+        std::fs::rename(&tmp, mirror)
+            .with_context(|| format!("moving new mirror into {}", mirror.display()))?;
+    } else if has_commit(mirror, sha) {
+        writeln!(log, "{sha} already in the mirror; nothing to fetch").ok();
+    } else {
+        writeln!(log, "$ git fetch --prune origin").ok();
+        git(
+            &["fetch", "--prune", "--quiet", "origin"],
+            Some(mirror),
+            log,
+        )?;
+    }
+    if !has_commit(mirror, sha) {
+        bail!("commit {sha} is not in {url} (was the ref force-pushed away?)");
+    }
+    Ok(())
+}
+
+/// Whether the mirror holds commit `sha`.
+pub fn has_commit(mirror: &Path, sha: &str) -> bool {
+    Command::new("git")
+        .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+        .current_dir(mirror)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Exports commit `sha` of the mirror into `dest`, which must not exist yet.
+pub fn checkout(mirror: &Path, sha: &str, dest: &Path, log: &mut dyn Write) -> anyhow::Result<()> {
+    if dest.exists() {
+        std::fs::remove_dir_all(dest)
+            .with_context(|| format!("clearing checkout {}", dest.display()))?;
+    }
+    std::fs::create_dir_all(dest)?;
+    writeln!(log, "$ git archive {sha} | tar -x -C {}", dest.display()).ok();
+    let mut archive = Command::new("git")
+        .args(["archive", "--format=tar", sha])
+        .current_dir(mirror)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running git archive")?;
+    let stdout = archive.stdout.take().unwrap();
+    let tar = Command::new("tar")
+        .args(["-x", "--no-same-owner", "-C"])
+        .arg(dest)
+        .stdin(stdout)
+        .output()
+        .context("running tar")?;
+    let archived = archive.wait_with_output()?;
+    log.write_all(&archived.stderr).ok();
+    log.write_all(&tar.stderr).ok();
+    if !archived.status.success() {
+        bail!(
+            "git archive {sha} failed: {}",
+            String::from_utf8_lossy(&archived.stderr).trim()
+        );
+    }
+    if !tar.status.success() {
+        bail!(
+            "extracting {sha} failed: {}",
+            String::from_utf8_lossy(&tar.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn mirror_fetches_only_when_needed_and_checks_out_clean() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        run(&src, &["init", "-q"]);
+        std::fs::write(src.join("a"), "one").unwrap();
+        run(&src, &["add", "a"]);
+        run(&src, &["commit", "-qm", "1"]);
+        let c1 = run(&src, &["rev-parse", "HEAD"]);
+
+        let mirror = mirror_path(&tmp.path().join("mirrors"), "team/app");
+        let url = format!("file://{}", src.display());
+        let mut log = Vec::new();
+        update(&mirror, &url, &c1, &mut log).unwrap();
+        assert!(String::from_utf8_lossy(&log).contains("clone --mirror"));
+
+        std::fs::write(src.join("a"), "two").unwrap();
+        std::fs::write(src.join("b"), "new").unwrap();
+        run(&src, &["add", "a", "b"]);
+        run(&src, &["commit", "-qm", "2"]);
+        let c2 = run(&src, &["rev-parse", "HEAD"]);
+        assert!(!has_commit(&mirror, &c2));
+        let mut log = Vec::new();
+        update(&mirror, &url, &c2, &mut log).unwrap();
+        let log = String::from_utf8_lossy(&log);
+        assert!(log.contains("git fetch") && !log.contains("clone"), "{log}");
+        let mut log = Vec::new();
+        update(&mirror, &url, &c1, &mut log).unwrap();
+        assert!(String::from_utf8_lossy(&log).contains("nothing to fetch"));
+
+        let dest = tmp.path().join("work");
+        checkout(&mirror, &c2, &dest, &mut Vec::new()).unwrap();
+        assert_eq!(std::fs::read_to_string(dest.join("a")).unwrap(), "two");
+        checkout(&mirror, &c1, &dest, &mut Vec::new()).unwrap();
+        assert_eq!(std::fs::read_to_string(dest.join("a")).unwrap(), "one");
+        assert!(!dest.join("b").exists(), "checkout is clean");
+        assert!(!dest.join(".git").exists());
+
+        let missing = "1".repeat(40);
+        let err = update(&mirror, &url, &missing, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("not in"), "{err}");
+    }
+}

@@ -1,0 +1,322 @@
+//! The running service: state-dir layout, webhook intake (verify -> match rules -> enqueue), the
+//! workers that fetch, check out and build, and graceful shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::mirror;
+use crate::queue::{Build, Queue, now_ms};
+use crate::rules::{self, Push};
+use crate::runner::{BuildRequest, BuildRunner, Log};
+
+/// Shared state of a running service.
+pub struct Service {
+    pub config: Config,
+    pub queue: Queue,
+    runner: Arc<dyn BuildRunner>,
+    wake: Notify,
+    mirror_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+/// The outcome of an accepted push.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Accepted {
+    pub queued: Vec<i64>,
+    pub cancelled: Vec<i64>,
+}
+
+impl Service {
+    /// Opens the state directory and the queue (requeueing builds a stop interrupted).
+    pub fn open(config: Config, runner: Arc<dyn BuildRunner>) -> anyhow::Result<Arc<Service>> {
+        for d in ["mirrors", "work", "logs"] {
+            let p = config.state_dir.join(d);
+            std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+        }
+        // Checkouts of interrupted builds are stale: they are made again when the build reruns.
+        if let Ok(entries) = std::fs::read_dir(config.state_dir.join("work")) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let (queue, requeued) = Queue::open(&config.state_dir.join("queue.sqlite"))?;
+        if requeued > 0 {
+            eprintln!(
+                "{} requeued {requeued} build(s) interrupted by the last stop",
+                timestamp()
+            );
+        }
+        Ok(Arc::new(Service {
+            config,
+            queue,
+            runner,
+            wake: Notify::new(),
+            mirror_locks: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The log file of a build.
+    pub fn log_path(&self, id: i64) -> PathBuf {
+        self.config.state_dir.join("logs").join(format!("{id}.log"))
+    }
+
+    /// Matches a verified push against the repository's rules and queues the builds.
+    pub fn accept(&self, repo_name: &str, push: &Push) -> anyhow::Result<Accepted> {
+        let repo = self
+            .config
+            .repository(repo_name)
+            .with_context(|| format!("no repository {repo_name:?}"))?;
+        let plans = rules::plan(repo, push);
+        if plans.is_empty() {
+            return Ok(Accepted::default());
+        }
+        let image = self.config.image_for(repo);
+        let (queued, cancelled) = self.queue.enqueue(&repo.name, &image, push, &plans)?;
+        eprintln!(
+            "{} {} {} {}: queued {queued:?}{}",
+            timestamp(),
+            repo.name,
+            push.git_ref,
+            &push.sha[..12.min(push.sha.len())],
+            if cancelled.is_empty() {
+                String::new()
+            } else {
+                format!(", cancelled {cancelled:?}")
+            }
+        );
+        for id in &cancelled {
+            if let Ok(mut log) = Log::open(&self.log_path(*id)) {
+                let _ = writeln!(log, "{} cancelled: superseded by a newer push", timestamp());
+            }
+        }
+        self.wake.notify_waiters();
+        Ok(Accepted { queued, cancelled })
+    }
+
+    /// Runs `concurrency` workers, each taking one queued build at a time, until `shutdown` resolves.
+    pub async fn work(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
+        let mut tasks = Vec::new();
+        for _ in 0..self.config.concurrency {
+            let svc = self.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let claimed = svc.queue.claim();
+                    match claimed {
+                        Ok(Some(build)) => {
+                            let s = svc.clone();
+                            let _ = tokio::task::spawn_blocking(move || s.execute(build)).await;
+                            if let Ok(pruned) = svc.queue.prune(svc.config.keep_builds) {
+                                for id in pruned {
+                                    let _ = std::fs::remove_file(svc.log_path(id));
+                                }
+                            }
+                        }
+                        Ok(None) => {
+                            let _ =
+                                tokio::time::timeout(Duration::from_secs(1), svc.wake.notified())
+                                    .await;
+                        }
+                        Err(e) => {
+                            eprintln!("{} queue error: {e:#}", timestamp());
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        shutdown.await;
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    fn mirror_lock(&self, repo: &str) -> Arc<Mutex<()>> {
+        self.mirror_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(repo.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Fetches, checks out, builds and pushes one claimed build, recording the outcome.
+    fn execute(&self, build: Build) {
+        let result = match Log::open(&self.log_path(build.id)) {
+            Ok(mut log) => {
+                let r = self.execute_logged(&build, &mut log);
+                let _ = match &r {
+                    Ok(out) => writeln!(
+                        log,
+                        "{} build #{} succeeded{}",
+                        timestamp(),
+                        build.id,
+                        out.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+                    ),
+                    Err(e) => writeln!(log, "{} build #{} failed: {e:#}", timestamp(), build.id),
+                };
+                r.map_err(|e| format!("{e:#}"))
+            }
+            Err(e) => Err(format!("{e:#}")),
+        };
+        let _ = std::fs::remove_dir_all(
+            self.config
+                .state_dir
+                .join("work")
+                .join(build.id.to_string()),
+        );
+        eprintln!(
+            "{} build #{} {} {}: {}",
+            timestamp(),
+            build.id,
+            build.repo,
+            build.git_ref,
+            match &result {
+                Ok(_) => "succeeded".to_string(),
+                Err(e) => format!("failed: {e}"),
+            }
+        );
+        if let Err(e) = self.queue.finish(build.id, result) {
+            eprintln!("{} recording build #{}: {e:#}", timestamp(), build.id);
+        }
+    }
+
+    fn execute_logged(&self, build: &Build, log: &mut Log) -> anyhow::Result<Option<String>> {
+        writeln!(
+            log,
+            "{} build #{} (attempt {}): {} {} at {}",
+            timestamp(),
+            build.id,
+            build.attempts,
+            build.repo,
+            build.git_ref,
+            build.sha
+        )?;
+        let repo = self
+            .config
+            .repository(&build.repo)
+            .with_context(|| format!("repository {:?} is no longer configured", build.repo))?;
+        let mirror = mirror::mirror_path(&self.config.state_dir.join("mirrors"), &repo.name);
+        {
+            let lock = self.mirror_lock(&repo.name);
+            let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+            writeln!(log, "{} fetching {}", timestamp(), repo.url)?;
+            mirror::update(&mirror, &repo.url, &build.sha, log)?;
+        }
+        let checkout = self
+            .config
+            .state_dir
+            .join("work")
+            .join(build.id.to_string());
+        writeln!(log, "{} checking out {}", timestamp(), build.sha)?;
+        mirror::checkout(&mirror, &build.sha, &checkout, log)?;
+        let plan = build.plan();
+        let request = BuildRequest {
+            dockerfile: inside(&checkout, &plan.dockerfile)?,
+            context: inside(&checkout, &plan.context)?,
+            checkout: checkout.clone(),
+            build_args: plan.build_args,
+            tags: build.tags.clone(),
+        };
+        writeln!(log, "{} building {}", timestamp(), build.tags.join(", "))?;
+        let out = self.runner.run(&request, log)?;
+        Ok(out.digest)
+    }
+}
+
+/// `rel` under `root`, refusing paths that leave it through symlinks in the checkout.
+fn inside(root: &Path, rel: &str) -> anyhow::Result<PathBuf> {
+    let p = root.join(rel);
+    let real = p
+        .canonicalize()
+        .with_context(|| format!("{rel} does not exist in the checkout"))?;
+    let real_root = root.canonicalize()?;
+    if !real.starts_with(&real_root) {
+        anyhow::bail!("{rel} leaves the repository");
+    }
+    Ok(real)
+}
+
+/// UTC time for log lines, `2026-01-02T03:04:05.678Z`.
+pub fn timestamp() -> String {
+    let ms = now_ms();
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// Runs the service on `listener` until `shutdown` resolves: HTTP intake and status, plus workers.
+pub async fn run(
+    service: Arc<Service>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(service.clone().work({
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    }));
+    let app = crate::http::router(service);
+    let mut rx2 = rx;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+            let _ = rx2.wait_for(|v| *v).await;
+        })
+        .await
+        .context("HTTP server")?;
+    let _ = workers.await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamp_shape() {
+        let t = super::timestamp();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z'));
+    }
+}
