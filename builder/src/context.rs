@@ -43,7 +43,10 @@ pub fn open_context(dir: &Path, dockerfile: Option<&Path>) -> Result<SourceRoot>
     let root = fs::canonicalize(dir)
         .with_context(|| format!("unable to prepare context: path {:?} not found", dir))?;
     if !root.is_dir() {
-        anyhow::bail!("unable to prepare context: context must be a directory: {}", dir.display());
+        anyhow::bail!(
+            "unable to prepare context: context must be a directory: {}",
+            dir.display()
+        );
     }
     let mut candidates = Vec::new();
     if let Some(df) = dockerfile {
@@ -102,7 +105,9 @@ impl HashIndex {
 
     /// Writes the index back atomically if it changed.
     pub fn save(&self) -> Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         if !*self.dirty.lock().unwrap() {
             return Ok(());
         }
@@ -211,8 +216,8 @@ fn walk_dir(
         let root_rel = join_rel(start_rel, &child_rel);
         let path = dir.join(&name);
         let meta = fs::symlink_metadata(&path)?;
-        let hidden = src.is_excluded(&root_rel)
-            || exclude.is_some_and(|x| x.is_excluded(&child_rel));
+        let hidden =
+            src.is_excluded(&root_rel) || exclude.is_some_and(|x| x.is_excluded(&child_rel));
         if meta.is_dir() {
             if hidden {
                 let may = src.ignore.may_reinclude_under(&root_rel)
@@ -290,8 +295,15 @@ mod tests {
         fs::write(r.join("main.go"), "").unwrap();
         fs::write(r.join(".dockerignore"), "docs\n!docs/deep/keep.txt\n*.go\n").unwrap();
         let src = open_context(r, None).unwrap();
-        let rels: Vec<String> = walk(&src, "", None).unwrap().into_iter().map(|e| e.rel).collect();
-        assert_eq!(rels, [".dockerignore", "docs", "docs/deep", "docs/deep/keep.txt"]);
+        let rels: Vec<String> = walk(&src, "", None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.rel)
+            .collect();
+        assert_eq!(
+            rels,
+            [".dockerignore", "docs", "docs/deep", "docs/deep/keep.txt"]
+        );
     }
 
     #[test]

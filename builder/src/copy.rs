@@ -50,9 +50,11 @@ pub struct NotFound(pub String);
 pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> {
     let shown = clean(&format!("/{pattern}"));
     // `--parents` keeps what follows a `/./` marker, else the whole path.
-    let keep_from = pattern
-        .find("/./")
-        .map(|i| clean(&format!("/{}", &pattern[..i])).trim_start_matches('/').to_string());
+    let keep_from = pattern.find("/./").map(|i| {
+        clean(&format!("/{}", &pattern[..i]))
+            .trim_start_matches('/')
+            .to_string()
+    });
     let rel = shown.trim_start_matches('/').to_string();
     let mut found: Vec<String> = vec![String::new()];
     for comp in rel.split('/').filter(|c| !c.is_empty()) {
@@ -95,8 +97,12 @@ pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> 
 /// Whether a matched path exists and is not hidden by the ignore rules (a hidden directory with
 /// re-included content is visible).
 fn visible(src: &SourceRoot, rel: &str) -> bool {
-    let Ok(p) = resolve_in_root(&src.root, rel, true) else { return false };
-    let Ok(meta) = fs::symlink_metadata(&p) else { return false };
+    let Ok(p) = resolve_in_root(&src.root, rel, true) else {
+        return false;
+    };
+    let Ok(meta) = fs::symlink_metadata(&p) else {
+        return false;
+    };
     if !src.is_excluded(rel) {
         return true;
     }
@@ -172,12 +178,38 @@ fn exclude_of(opts: &CopyOptions) -> Result<Option<Ignore>> {
     Ok(Some(Ignore::new(&opts.exclude)?))
 }
 
-/// Copies the matched sources into the root filesystem `rootfs` at `dest` (absolute, in-image).
+/// Where a COPY writes: a fresh layer directory (`upper`) over the image's layers (`view` = the
+/// lower layers plus `upper` on top). Paths are resolved in the merged view, written into `upper`;
+/// directories created in `upper` that exist below keep their metadata.
+#[derive(Debug, Clone)]
+pub struct DestFs {
+    pub upper: PathBuf,
+    pub view: crate::union::Union,
+}
+
+impl DestFs {
+    /// A destination over `lowers` (image order) writing into `upper`.
+    pub fn new(lowers: Vec<PathBuf>, upper: PathBuf) -> DestFs {
+        let mut layers = lowers;
+        layers.push(upper.clone());
+        DestFs {
+            upper,
+            view: crate::union::Union::new(layers),
+        }
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        let r = self.view.resolve(path, true);
+        self.view.lookup(&r).is_some_and(|(_, m)| m.is_dir())
+    }
+}
+
+/// Copies the matched sources into `dest_fs` at `dest` (absolute, in-image).
 /// `several` says whether the instruction names more than one source (then `dest` must be a dir).
 pub fn copy_into(
     src: &SourceRoot,
     matched: &[Matched],
-    rootfs: &Path,
+    dest_fs: &DestFs,
     dest: &str,
     several: bool,
     opts: &CopyOptions,
@@ -185,8 +217,7 @@ pub fn copy_into(
     let exclude = exclude_of(opts)?;
     let dest_is_dir_syntax = dest.ends_with('/') || dest.ends_with("/.") || dest == ".";
     let dest_clean = clean(dest);
-    let dest_path = resolve_in_root(rootfs, &dest_clean, true)?;
-    let dest_exists_dir = dest_path.is_dir();
+    let dest_exists_dir = dest_fs.is_dir(&dest_clean);
     if (several || matched.len() > 1) && !dest_is_dir_syntax && !dest_exists_dir {
         bail!(
             "When using COPY with more than one source file, the destination must be a directory and end with a /"
@@ -202,13 +233,13 @@ pub fn copy_into(
             } else {
                 dest_clean.clone()
             };
-            let target = ensure_dir(rootfs, &target_rel, Some(&meta), opts)?;
+            let target = ensure_dir(dest_fs, &target_rel, Some(&meta), opts)?;
             let start = rel_of(src, &path, &m.rel);
             for e in walk(src, &start, exclude.as_ref())? {
                 copy_one(&e, &target.join(&e.rel), opts)?;
             }
         } else if opts.unpack_archives && meta.is_file() && archive_kind(&path)?.is_some() {
-            let target = ensure_dir(rootfs, &dest_clean, None, opts)?;
+            let target = ensure_dir(dest_fs, &dest_clean, None, opts)?;
             unpack_archive(&path, &target, opts)?;
         } else {
             let name = Path::new(&m.rel)
@@ -226,7 +257,7 @@ pub fn copy_into(
                 .parent()
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "/".into());
-            let pdir = ensure_dir(rootfs, &parent, None, opts)?;
+            let pdir = ensure_dir(dest_fs, &parent, None, opts)?;
             let fname = Path::new(&file_rel).file_name().unwrap_or_default();
             let e = WalkEntry {
                 rel: String::new(),
@@ -239,42 +270,51 @@ pub fn copy_into(
     Ok(())
 }
 
-/// Creates `rel` (in-image path) as a directory under `rootfs` when missing, resolving symlinks in
-/// the root; new directories get `like`'s mode (or 0755) and the chown owner.
+/// Makes `rel` (in-image path, symlinks resolved in the image) a directory in the upper layer.
+/// Directories that exist below are recreated with their metadata (copy-up); new ones get `like`'s
+/// mode (or 0755) and the chown owner.
 fn ensure_dir(
-    rootfs: &Path,
+    dest_fs: &DestFs,
     rel: &str,
     like: Option<&fs::Metadata>,
     opts: &CopyOptions,
 ) -> Result<PathBuf> {
-    let p = resolve_in_root(rootfs, rel, true)?;
-    if p.is_dir() {
-        return Ok(p);
-    }
-    if p.exists() {
-        bail!("cannot copy to non-directory: {rel}");
-    }
-    // Create missing ancestors one at a time so each gets the same metadata.
-    let mut missing = Vec::new();
-    let mut cur = p.clone();
-    while !cur.exists() {
-        missing.push(cur.clone());
-        if !cur.pop() {
-            break;
+    let resolved = dest_fs.view.resolve(rel, true);
+    let mut cur = dest_fs.upper.clone();
+    let mut in_image = String::new();
+    for comp in resolved.split('/').filter(|c| !c.is_empty()) {
+        in_image.push('/');
+        in_image.push_str(comp);
+        cur.push(comp);
+        if let Ok(m) = fs::symlink_metadata(&cur) {
+            if m.is_dir() {
+                continue;
+            }
+            bail!("cannot copy to non-directory: {in_image}");
+        }
+        match dest_fs.view.lookup(&in_image) {
+            Some((_, m)) if m.is_dir() => {
+                fs::create_dir(&cur).with_context(|| format!("mkdir {}", cur.display()))?;
+                std::os::unix::fs::lchown(&cur, Some(m.uid()), Some(m.gid()))?;
+                fs::set_permissions(&cur, fs::Permissions::from_mode(m.mode() & 0o7777))?;
+                let t = filetime::FileTime::from_last_modification_time(&m);
+                filetime::set_file_times(&cur, t, t)?;
+            }
+            Some(_) => bail!("cannot copy to non-directory: {in_image}"),
+            None => {
+                fs::create_dir(&cur).with_context(|| format!("mkdir {}", cur.display()))?;
+                let mode = opts
+                    .chmod
+                    .or(like.map(|m| m.mode() & 0o7777))
+                    .unwrap_or(0o755);
+                fs::set_permissions(&cur, fs::Permissions::from_mode(mode))?;
+                if let Some((u, g)) = opts.chown {
+                    std::os::unix::fs::lchown(&cur, Some(u), Some(g))?;
+                }
+            }
         }
     }
-    for d in missing.iter().rev() {
-        fs::create_dir(d).with_context(|| format!("mkdir {}", d.display()))?;
-        let mode = opts
-            .chmod
-            .or(like.map(|m| m.mode() & 0o7777))
-            .unwrap_or(0o755);
-        fs::set_permissions(d, fs::Permissions::from_mode(mode))?;
-        if let Some((u, g)) = opts.chown {
-            std::os::unix::fs::lchown(d, Some(u), Some(g))?;
-        }
-    }
-    Ok(p)
+    Ok(cur)
 }
 
 /// Copies one file, directory (not its content), symlink or special file to `to`, replacing what is
@@ -406,19 +446,29 @@ mod tests {
         (ctx, src, tempfile::tempdir().unwrap())
     }
 
-    fn cp(src: &SourceRoot, root: &Path, srcs: &[&str], dest: &str, opts: &CopyOptions) -> Result<()> {
+    fn cp(
+        src: &SourceRoot,
+        root: &Path,
+        srcs: &[&str],
+        dest: &str,
+        opts: &CopyOptions,
+    ) -> Result<()> {
         let mut all = Vec::new();
         for s in srcs {
             all.extend(resolve_sources(src, s)?);
         }
-        copy_into(src, &all, root, dest, srcs.len() > 1, opts)
+        let d = DestFs::new(Vec::new(), root.to_path_buf());
+        copy_into(src, &all, &d, dest, srcs.len() > 1, opts)
     }
 
     #[test]
     fn directory_contents_not_directory() {
         let (_c, src, dst) = setup();
         cp(&src, dst.path(), &["dir"], "/app", &CopyOptions::default()).unwrap();
-        assert_eq!(fs::read_to_string(dst.path().join("app/a.txt")).unwrap(), "a");
+        assert_eq!(
+            fs::read_to_string(dst.path().join("app/a.txt")).unwrap(),
+            "a"
+        );
         assert!(dst.path().join("app/sub/b.txt").exists());
         assert!(!dst.path().join("app/dir").exists());
     }
@@ -426,11 +476,31 @@ mod tests {
     #[test]
     fn trailing_slash_rules() {
         let (_c, src, dst) = setup();
-        cp(&src, dst.path(), &["one.txt"], "/x", &CopyOptions::default()).unwrap();
+        cp(
+            &src,
+            dst.path(),
+            &["one.txt"],
+            "/x",
+            &CopyOptions::default(),
+        )
+        .unwrap();
         assert!(dst.path().join("x").is_file());
-        cp(&src, dst.path(), &["one.txt"], "/y/", &CopyOptions::default()).unwrap();
+        cp(
+            &src,
+            dst.path(),
+            &["one.txt"],
+            "/y/",
+            &CopyOptions::default(),
+        )
+        .unwrap();
         assert!(dst.path().join("y/one.txt").is_file());
-        let e = cp(&src, dst.path(), &["one.txt", "two.txt"], "/z", &CopyOptions::default());
+        let e = cp(
+            &src,
+            dst.path(),
+            &["one.txt", "two.txt"],
+            "/z",
+            &CopyOptions::default(),
+        );
         assert!(e.unwrap_err().to_string().contains("must be a directory"));
         cp(&src, dst.path(), &["*.txt"], "/w/", &CopyOptions::default()).unwrap();
         assert!(dst.path().join("w/one.txt").is_file() && dst.path().join("w/two.txt").is_file());
@@ -483,9 +553,15 @@ mod tests {
         let t = filetime::FileTime::from_unix_time(1_000_000, 0);
         filetime::set_file_mtime(c.path().join("dir/a.txt"), t).unwrap();
         let idx = HashIndex::default();
-        assert_eq!(digest_sources(&src, &m, &CopyOptions::default(), &idx).unwrap(), d1);
+        assert_eq!(
+            digest_sources(&src, &m, &CopyOptions::default(), &idx).unwrap(),
+            d1
+        );
         fs::write(c.path().join("dir/a.txt"), "changed").unwrap();
-        assert_ne!(digest_sources(&src, &m, &CopyOptions::default(), &idx).unwrap(), d1);
+        assert_ne!(
+            digest_sources(&src, &m, &CopyOptions::default(), &idx).unwrap(),
+            d1
+        );
     }
 
     #[test]
@@ -505,6 +581,9 @@ mod tests {
             ..Default::default()
         };
         cp(&src, dst.path(), &["a.tar.gz"], "/u", &opts).unwrap();
-        assert_eq!(fs::read_to_string(dst.path().join("u/inner/sub/b.txt")).unwrap(), "b");
+        assert_eq!(
+            fs::read_to_string(dst.path().join("u/inner/sub/b.txt")).unwrap(),
+            "b"
+        );
     }
 }

@@ -3,8 +3,23 @@
 //!
 //! Owns: turning parsed Dockerfiles into images. Must not touch: Dockerfile text directly (the parser
 //! owns that), kernel primitives (the runtime owns those) or the store's layout (the image crate owns it).
+//!
+//! Layers, BuildKit-style: [`dockerfile`] (frontend: instructions -> [`plan::Plan`]) -> [`solver`]
+//! (runs the plan's chains in parallel, cached by content) over [`copy`], [`context`], [`cache`] and
+//! the runtime. [`build()`] ties them together for `hoist build`.
 
+pub mod build;
+pub mod cache;
 pub mod context;
 pub mod copy;
+pub mod dockerfile;
 pub mod dockerignore;
+pub mod fetch;
 pub mod paths;
+pub mod plan;
+pub mod progress;
+pub mod solver;
+pub mod union;
+pub mod users;
+
+pub use build::{BuildOptions, BuildOutput, build};

@@ -66,7 +66,11 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> io::Result
                 if target.starts_with('/') {
                     resolved.clear();
                 }
-                for t in target.split('/').filter(|s| !s.is_empty() && *s != ".").rev() {
+                for t in target
+                    .split('/')
+                    .filter(|s| !s.is_empty() && *s != ".")
+                    .rev()
+                {
                     parts.push(t.to_string());
                 }
             }
@@ -97,8 +101,17 @@ mod tests {
         std::fs::create_dir_all(root.join("real")).unwrap();
         std::os::unix::fs::symlink("/real", root.join("abs")).unwrap();
         std::os::unix::fs::symlink("../../../../etc", root.join("up")).unwrap();
-        assert_eq!(resolve_in_root(root, "/abs/x", true).unwrap(), root.join("real/x"));
-        assert_eq!(resolve_in_root(root, "up/passwd", true).unwrap(), root.join("etc/passwd"));
-        assert_eq!(resolve_in_root(root, "abs", false).unwrap(), root.join("abs"));
+        assert_eq!(
+            resolve_in_root(root, "/abs/x", true).unwrap(),
+            root.join("real/x")
+        );
+        assert_eq!(
+            resolve_in_root(root, "up/passwd", true).unwrap(),
+            root.join("etc/passwd")
+        );
+        assert_eq!(
+            resolve_in_root(root, "abs", false).unwrap(),
+            root.join("abs")
+        );
     }
 }

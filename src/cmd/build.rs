@@ -1,16 +1,186 @@
-//! Commands: none yet.
+//! `hoist build`: flags -> [`hoist_builder::build`] -> the image id (and iid/metadata files).
 
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use hoist_builder::plan::NetworkMode;
+use hoist_builder::progress::Mode;
+use hoist_builder::{BuildOptions, build};
 
 use super::Global;
 
 #[derive(Debug, Subcommand)]
-pub enum Commands {}
+pub enum Commands {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name of the Dockerfile (default: "PATH/Dockerfile"; "-" reads it from stdin)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<String>,
+    /// Name and optionally a tag ("name:tag")
+    #[arg(short = 't', long = "tag", value_name = "NAME:TAG")]
+    tags: Vec<String>,
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    no_cache: bool,
+    /// Always attempt to pull all referenced images
+    #[arg(long)]
+    pull: bool,
+    /// Set metadata for an image (KEY=VALUE)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Networking mode for the RUN instructions during build: default, none, host
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// Type of progress output: auto, tty, plain, quiet
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Write build result metadata to the file
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    /// Set target platform for build (only the host's platform can run RUN steps)
+    #[arg(long)]
+    platform: Option<String>,
+    /// Build context: a directory, or "-" to read a Dockerfile from stdin (no context)
+    #[arg(value_name = "PATH | -")]
+    context: String,
+}
 
 impl Commands {
-    pub fn run(self, _global: &Global) -> anyhow::Result<ExitCode> {
-        match self {}
+    pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
+        match self {
+            Commands::Build(a) => a.run(global),
+        }
+    }
+}
+
+fn key_values(items: &[String], from_env: bool) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for kv in items {
+        match kv.split_once('=') {
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None if from_env => {
+                if let Ok(v) = std::env::var(kv) {
+                    out.insert(kv.clone(), v);
+                }
+            }
+            None => {
+                out.insert(kv.clone(), String::new());
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl BuildArgs {
+    fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
+        let store_root = global
+            .root
+            .clone()
+            .unwrap_or_else(hoist_image::default_root);
+        let mut stdin_text = None;
+        let read_stdin = || -> anyhow::Result<String> {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the Dockerfile from stdin")?;
+            Ok(s)
+        };
+        let context = if self.context == "-" {
+            stdin_text = Some(read_stdin()?);
+            None
+        } else {
+            Some(PathBuf::from(&self.context))
+        };
+        let dockerfile = match self.file.as_deref() {
+            Some("-") => {
+                if stdin_text.is_some() {
+                    bail!(
+                        "invalid argument: can't use stdin for both build context and dockerfile"
+                    );
+                }
+                stdin_text = Some(read_stdin()?);
+                None
+            }
+            Some(f) => Some(PathBuf::from(f)),
+            None => None,
+        };
+        let network = match self.network.as_str() {
+            "default" | "host" => NetworkMode::Host,
+            "none" => NetworkMode::None,
+            other => bail!("network mode {other:?} not supported by buildkit"),
+        };
+        let progress = if self.quiet {
+            Mode::Quiet
+        } else {
+            Mode::parse(&self.progress).with_context(|| {
+                format!(
+                    "invalid progress mode {:?}: use auto, tty, plain or quiet",
+                    self.progress
+                )
+            })?
+        };
+        let opts = BuildOptions {
+            store_root,
+            context,
+            dockerfile,
+            dockerfile_text: stdin_text,
+            tags: self.tags,
+            build_args: key_values(&self.build_args, true)?,
+            target: self.target,
+            labels: key_values(&self.labels, false)?,
+            no_cache: self.no_cache,
+            pull: self.pull,
+            network,
+            progress,
+            platform: self.platform,
+        };
+        let out = build(&opts)?;
+        if let Some(p) = &self.iidfile {
+            std::fs::write(p, &out.image_id).with_context(|| format!("writing {}", p.display()))?;
+        }
+        if let Some(p) = &self.metadata_file {
+            let mut m = serde_json::json!({
+                "containerimage.config.digest": out.image_id,
+                "containerimage.digest": out.manifest_digest,
+            });
+            if !out.names.is_empty() {
+                m["image.name"] = serde_json::Value::String(out.names.join(","));
+            }
+            std::fs::write(p, serde_json::to_vec_pretty(&m)?)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        if self.quiet {
+            println!("{}", out.image_id);
+        } else if progress == Mode::Quiet {
+            // Nothing else.
+        } else {
+            eprintln!("writing image {}", out.image_id);
+            for n in &out.names {
+                eprintln!("naming to {n}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }

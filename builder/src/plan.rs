@@ -1,0 +1,130 @@
+//! The generic step graph the solver runs: chains of layer-producing operations (exec, file copy)
+//! over a base (an image, another chain, or nothing). Nothing here knows about Dockerfiles: the
+//! frontend lowers a Dockerfile into a [`Plan`]; the solver executes it.
+
+use serde::Serialize;
+
+use hoist_image::ImageConfig;
+
+/// The whole build graph.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub chains: Vec<Chain>,
+    /// The chain whose result is the image.
+    pub target: usize,
+}
+
+/// What a chain starts from.
+#[derive(Debug, Clone)]
+pub enum Base {
+    /// No layers.
+    Scratch,
+    /// An image in the store: its id and layer diff_ids.
+    Image {
+        reference: String,
+        id: String,
+        diff_ids: Vec<String>,
+    },
+    /// The result of another chain.
+    Chain(usize),
+}
+
+/// A sequence of operations, each producing one layer.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// Display prefix for progress (`build`, `stage-1`, or empty for a single-stage build).
+    pub label: String,
+    /// The FROM line as displayed.
+    pub base_display: String,
+    pub base: Base,
+    pub steps: Vec<Step>,
+    /// The final image config's metadata (its `history` and `rootfs` are ignored: the solver builds them
+    /// from the base's plus `history` below and the layers it commits).
+    pub config: ImageConfig,
+    /// The history entries this chain adds, in order; those with `empty_layer == false` correspond
+    /// one-to-one to `steps`. The solver stamps their `created` time.
+    pub history: Vec<hoist_image::History>,
+}
+
+/// One layer-producing operation.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The instruction as progress shows it (`RUN echo hi`).
+    pub display: String,
+    /// Where it came from (`Dockerfile:12`).
+    pub location: String,
+    pub op: Op,
+}
+
+/// An operation.
+#[derive(Debug, Clone, Serialize)]
+pub enum Op {
+    Exec(ExecOp),
+    File(FileOp),
+}
+
+/// Run a process over the current root filesystem; its changes are the layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecOp {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: Option<String>,
+    pub network: NetworkMode,
+    pub mounts: Vec<ExecMount>,
+}
+
+/// Network for an exec.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub enum NetworkMode {
+    Host,
+    None,
+}
+
+/// An extra mount for an exec.
+#[derive(Debug, Clone, Serialize)]
+pub enum ExecMount {
+    /// A persistent cache directory kept across builds under the cache id.
+    Cache { target: String, id: String },
+    /// A fresh tmpfs.
+    Tmpfs { target: String, size: Option<u64> },
+    /// A read-only (or discarded-writes) view of a path of another input.
+    Bind {
+        target: String,
+        from: Input,
+        source: String,
+        readwrite: bool,
+    },
+}
+
+/// Where files come from.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub enum Input {
+    /// The build context.
+    Context,
+    /// The result of another chain.
+    Chain(usize),
+    /// An image from the store (by reference).
+    Image(String),
+    /// Inline files (heredocs): name -> content.
+    Inline(Vec<(String, String)>),
+}
+
+/// Copy files into the current root filesystem.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileOp {
+    pub from: Input,
+    /// Sources as written (expanded); http(s) URLs are downloaded.
+    pub sources: Vec<String>,
+    /// Absolute destination, trailing `/` kept.
+    pub dest: String,
+    pub chown: Option<String>,
+    pub chmod: Option<u32>,
+    pub exclude: Vec<String>,
+    pub parents: bool,
+    pub link: bool,
+    /// ADD: unpack local archives.
+    pub unpack: bool,
+    /// ADD --checksum for a URL.
+    pub checksum: Option<String>,
+}

@@ -1,0 +1,644 @@
+//! The solver: runs a [`Plan`] (knows nothing of Dockerfiles). Chains run in parallel threads as soon
+//! as the chains they read from are done; each step is keyed by content (parent key + operation +
+//! digests of what it reads) and skipped when the cache already has its layer.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use hoist_image::{Digest, ImageConfig, Store};
+use hoist_runtime as rt;
+
+use crate::cache::{Cache, CacheRecord, key_of};
+use crate::context::{HashIndex, SourceRoot, sha256_bytes};
+use crate::copy::{CopyOptions, DestFs, copy_into, digest_sources, resolve_sources};
+use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
+use crate::progress::{Progress, Vertex};
+use crate::union::Union;
+
+/// What a chain produced.
+#[derive(Debug, Clone)]
+pub struct ChainResult {
+    /// The key of the chain's last step (or of its base).
+    pub key: String,
+    /// All layers, bottom first.
+    pub diff_ids: Vec<String>,
+    /// The final config (history and rootfs filled in).
+    pub config: ImageConfig,
+}
+
+/// A failed step, shown as BuildKit shows it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{title}\n{tail}--------------------\n{location}\n>>> {display}\n--------------------\nfailed to solve: {message}"
+)]
+pub struct StepError {
+    pub title: String,
+    pub location: String,
+    pub display: String,
+    pub message: String,
+    pub tail: String,
+}
+
+/// Everything the solver needs.
+pub struct Solver {
+    pub store: Store,
+    pub cache: Cache,
+    pub index: HashIndex,
+    pub context: Option<SourceRoot>,
+    pub progress: Arc<Progress>,
+    pub no_cache: bool,
+    /// Flattened chains and images used as `COPY --from` sources, made once per build.
+    flat: Mutex<HashMap<String, Arc<tempfile::TempDir>>>,
+}
+
+type Slot = Option<std::result::Result<Arc<ChainResult>, String>>;
+
+impl Solver {
+    pub fn new(
+        store: Store,
+        cache: Cache,
+        context: Option<SourceRoot>,
+        progress: Arc<Progress>,
+        no_cache: bool,
+    ) -> Solver {
+        let index = HashIndex::load(&cache.dir().join("context-index.json"));
+        Solver {
+            store,
+            cache,
+            index,
+            context,
+            progress,
+            no_cache,
+            flat: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs every chain of the plan (in parallel where independent) and returns the target's result.
+    pub fn solve(&self, plan: &Plan) -> Result<ChainResult> {
+        let _lease = self.store.lease()?;
+        let slots: Mutex<Vec<Slot>> = Mutex::new(vec![None; plan.chains.len()]);
+        let cv = Condvar::new();
+        let wait = |i: usize| -> Result<Arc<ChainResult>> {
+            let mut g = slots.lock().unwrap();
+            loop {
+                match &g[i] {
+                    Some(Ok(r)) => return Ok(r.clone()),
+                    Some(Err(e)) => bail!("{e}"),
+                    None => g = cv.wait(g).unwrap(),
+                }
+            }
+        };
+        let mut first_err: Option<anyhow::Error> = None;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = plan
+                .chains
+                .iter()
+                .enumerate()
+                .map(|(i, chain)| {
+                    let wait = &wait;
+                    let slots = &slots;
+                    let cv = &cv;
+                    s.spawn(move || {
+                        let r = self.run_chain(chain, wait);
+                        let slot = match &r {
+                            Ok(c) => Ok(Arc::new(c.clone())),
+                            Err(e) => Err(format!("{e:#}")),
+                        };
+                        slots.lock().unwrap()[i] = Some(slot);
+                        cv.notify_all();
+                        r.map(|_| ())
+                    })
+                })
+                .collect();
+            for h in handles {
+                if let Err(e) = h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("build thread panicked")))
+                {
+                    // Prefer the step that failed over chains that failed waiting for it.
+                    let is_step = e.downcast_ref::<StepError>().is_some();
+                    if first_err.is_none()
+                        || (is_step
+                            && first_err
+                                .as_ref()
+                                .is_some_and(|f| f.downcast_ref::<StepError>().is_none()))
+                    {
+                        first_err = Some(e);
+                    }
+                }
+            }
+        });
+        let _ = self.index.save();
+        let _ = self.store.set_gc_root(
+            "build-cache",
+            &self
+                .cache
+                .layers()
+                .iter()
+                .filter_map(|d| d.parse::<Digest>().ok())
+                .collect::<Vec<_>>(),
+        );
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let r = slots.lock().unwrap()[plan.target].take();
+        match r {
+            Some(Ok(r)) => Ok((*r).clone()),
+            Some(Err(e)) => bail!("{e}"),
+            None => bail!("target was not built"),
+        }
+    }
+
+    fn run_chain(
+        &self,
+        chain: &Chain,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+    ) -> Result<ChainResult> {
+        let total = chain.steps.len() + 1;
+        let prefix = |i: usize| {
+            if chain.label.is_empty() {
+                format!("[{i}/{total}]")
+            } else {
+                format!("[{} {i}/{total}]", chain.label)
+            }
+        };
+        let (mut key, mut diff_ids, base_config) = match &chain.base {
+            Base::Scratch => ("scratch".to_string(), Vec::new(), None),
+            Base::Image { id, diff_ids, .. } => {
+                let img = self.store.resolve(id)?;
+                (key_of(&["image", id]), diff_ids.clone(), Some(img.config))
+            }
+            Base::Chain(c) => {
+                let r = wait(*c)?;
+                (r.key.clone(), r.diff_ids.clone(), Some(r.config.clone()))
+            }
+        };
+        let v = self
+            .progress
+            .vertex(&format!("{} {}", prefix(1), chain.base_display));
+        v.cached();
+        let mut created: Vec<Option<String>> = Vec::new();
+        for (i, step) in chain.steps.iter().enumerate() {
+            // Inputs this step reads must be ready before its key can be computed.
+            let v = self
+                .progress
+                .vertex(&format!("{} {}", prefix(i + 2), step.display));
+            let result = self.run_step(step, &key, &diff_ids, wait, &v);
+            match result {
+                Ok((k, rec, was_cached)) => {
+                    if was_cached {
+                        v.cached();
+                    } else {
+                        v.done();
+                    }
+                    key = k;
+                    if let Some(d) = &rec.diff_id {
+                        diff_ids.push(d.clone());
+                    }
+                    created.push(rec.created.clone());
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    let tail: String = v.tail().iter().map(|l| format!("{l}\n")).collect();
+                    let title = format!(" > {} {}:", prefix(i + 2), step.display);
+                    v.error(&msg);
+                    return Err(StepError {
+                        title,
+                        location: step.location.clone(),
+                        display: step.display.clone(),
+                        message: msg,
+                        tail,
+                    }
+                    .into());
+                }
+            }
+        }
+        // The config: base history + this chain's entries, stamped with the time their layer was made
+        // (so an all-cached rebuild yields the same image).
+        let mut config = chain.config.clone();
+        let base_config = base_config.unwrap_or_default();
+        let base_created = base_config.created.clone();
+        config.history = base_config.history.clone();
+        let mut last = base_created.clone();
+        let mut layer_i = 0;
+        for h in &chain.history {
+            let mut h = h.clone();
+            if !h.empty_layer {
+                if let Some(Some(c)) = created.get(layer_i) {
+                    last = Some(c.clone());
+                }
+                layer_i += 1;
+            }
+            h.created = last
+                .clone()
+                .or_else(|| Some(hoist_image::config::now_rfc3339()));
+            config.history.push(h);
+        }
+        config.created = last.or_else(|| Some(hoist_image::config::now_rfc3339()));
+        config.rootfs.diff_ids = diff_ids
+            .iter()
+            .map(|d| d.parse::<Digest>().map_err(|e| anyhow!("{e}")))
+            .collect::<Result<_>>()?;
+        // The chain's config (labels, env...) is part of what later chains see: fold it into the key.
+        let cfg_key = serde_json::to_string(&config.config)?;
+        Ok(ChainResult {
+            key: key_of(&[&key, &cfg_key]),
+            diff_ids,
+            config,
+        })
+    }
+
+    /// Computes a step's key, reuses the cached layer or runs it.
+    fn run_step(
+        &self,
+        step: &Step,
+        parent: &str,
+        diff_ids: &[String],
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+        v: &Vertex,
+    ) -> Result<(String, CacheRecord, bool)> {
+        let op_json = serde_json::to_string(&step.op)?;
+        let mut extra = Vec::new();
+        let mut prepared: Option<PreparedCopy> = None;
+        match &step.op {
+            Op::Exec(e) => {
+                for m in &e.mounts {
+                    if let ExecMount::Bind { from, .. } = m {
+                        extra.push(self.input_key(from, wait)?);
+                    }
+                }
+            }
+            Op::File(f) => {
+                let p = self.prepare_copy(f, wait)?;
+                extra.push(p.digest.clone());
+                prepared = Some(p);
+            }
+        }
+        let mut parts = vec![parent, op_json.as_str()];
+        parts.extend(extra.iter().map(String::as_str));
+        let key = key_of(&parts);
+        if !self.no_cache
+            && let Some(rec) = self.cache.get(&key)
+            && rec
+                .diff_id
+                .as_ref()
+                .and_then(|d| d.parse::<Digest>().ok())
+                .is_some_and(|d| self.store.has_blob(&d))
+        {
+            return Ok((key, rec, true));
+        }
+        let lowers: Vec<PathBuf> = diff_ids
+            .iter()
+            .map(|d| {
+                let d: Digest = d.parse().map_err(|e| anyhow!("{e}"))?;
+                Ok(self.store.unpacked_layer(&d)?)
+            })
+            .collect::<Result<_>>()?;
+        let work = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(self.store.tmp_dir())?;
+        let upper = work.path().join("upper");
+        fs::create_dir(&upper)?;
+        match &step.op {
+            Op::Exec(e) => self.exec(e, lowers, &upper, &work.path().join("work"), wait, v)?,
+            Op::File(f) => {
+                let p = prepared.expect("prepared");
+                self.file(f, &p, lowers, &upper)?;
+            }
+        }
+        let info = self
+            .store
+            .commit_overlay_upper(&upper, &hoist_image::LayerOptions::from_env())?;
+        let rec = CacheRecord {
+            diff_id: Some(info.diff_id.to_string()),
+            created: Some(hoist_image::config::now_rfc3339()),
+        };
+        self.cache.put(&key, &rec)?;
+        Ok((key, rec, false))
+    }
+
+    /// A key standing for the content of an input.
+    fn input_key(
+        &self,
+        input: &Input,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+    ) -> Result<String> {
+        Ok(match input {
+            Input::Context => {
+                let ctx = self.context()?;
+                let m = resolve_sources(ctx, ".")?;
+                digest_sources(ctx, &m, &CopyOptions::default(), &self.index)?
+            }
+            Input::Chain(c) => wait(*c)?.key.clone(),
+            Input::Image(r) => self.resolve_image(r)?.id().to_string(),
+            Input::Inline(files) => sha256_bytes(serde_json::to_string(files)?.as_bytes()),
+        })
+    }
+
+    fn context(&self) -> Result<&SourceRoot> {
+        self.context
+            .as_ref()
+            .ok_or_else(|| anyhow!("no build context: the Dockerfile was read from stdin"))
+    }
+
+    fn resolve_image(&self, r: &str) -> Result<hoist_image::Image> {
+        self.store
+            .resolve(r)
+            .with_context(|| format!("failed to resolve source metadata for {r}"))
+    }
+
+    /// A directory holding an input's files (flattened once per build for chains and images).
+    fn input_root(
+        &self,
+        input: &Input,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+    ) -> Result<SourceRoot> {
+        let (name, diff_ids) = match input {
+            Input::Context => return Ok(self.context()?.clone()),
+            Input::Inline(files) => {
+                let d = tempfile::Builder::new()
+                    .prefix("inline-")
+                    .tempdir_in(self.store.tmp_dir())?;
+                for (n, c) in files {
+                    fs::write(d.path().join(n), c)?;
+                }
+                let root = d.path().to_path_buf();
+                self.flat
+                    .lock()
+                    .unwrap()
+                    .insert(format!("inline-{}", root.display()), Arc::new(d));
+                return Ok(SourceRoot::plain(root));
+            }
+            Input::Chain(c) => {
+                let r = wait(*c)?;
+                (r.key.clone(), r.diff_ids.clone())
+            }
+            Input::Image(r) => {
+                let img = self.resolve_image(r)?;
+                (
+                    img.id().to_string(),
+                    img.config
+                        .rootfs
+                        .diff_ids
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect(),
+                )
+            }
+        };
+        if let Some(d) = self.flat.lock().unwrap().get(&name) {
+            return Ok(SourceRoot::plain(d.path()));
+        }
+        let layers = diff_ids
+            .iter()
+            .map(|d| {
+                Ok(self
+                    .store
+                    .unpacked_layer(&d.parse().map_err(|e| anyhow!("{e}"))?)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let d = tempfile::Builder::new()
+            .prefix("flat-")
+            .tempdir_in(self.store.tmp_dir())?;
+        Union::new(layers).flatten_into(d.path())?;
+        let root = d.path().to_path_buf();
+        self.flat.lock().unwrap().insert(name, Arc::new(d));
+        Ok(SourceRoot::plain(root))
+    }
+
+    fn prepare_copy(
+        &self,
+        f: &FileOp,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+    ) -> Result<PreparedCopy> {
+        let mut urls = Vec::new();
+        let mut local = Vec::new();
+        for s in &f.sources {
+            if s.starts_with("http://") || s.starts_with("https://") {
+                urls.push(s.clone());
+            } else {
+                local.push(s.clone());
+            }
+        }
+        let mut digest_parts = Vec::new();
+        let mut downloads = Vec::new();
+        for u in &urls {
+            let dl = crate::fetch::download(u, &self.store.tmp_dir(), f.checksum.as_deref())?;
+            digest_parts.push(dl.digest.clone());
+            downloads.push(dl);
+        }
+        let mut root = None;
+        let mut matched = Vec::new();
+        if !local.is_empty() {
+            let r = self.input_root(&f.from, wait)?;
+            for s in &local {
+                matched.extend(resolve_sources(&r, s)?);
+            }
+            let d = match &f.from {
+                Input::Context | Input::Inline(_) => {
+                    digest_sources(&r, &matched, &copy_options(f), &self.index)?
+                }
+                other => {
+                    let k = self.input_key(other, wait)?;
+                    let names: Vec<&str> = matched.iter().map(|m| m.rel.as_str()).collect();
+                    key_of(&[&k, &names.join("\n")])
+                }
+            };
+            digest_parts.push(d);
+            root = Some(r);
+        }
+        Ok(PreparedCopy {
+            digest: digest_parts.join(","),
+            root,
+            matched,
+            downloads,
+        })
+    }
+
+    fn file(&self, f: &FileOp, p: &PreparedCopy, lowers: Vec<PathBuf>, upper: &Path) -> Result<()> {
+        let dest_fs = DestFs::new(lowers, upper.to_path_buf());
+        let mut opts = copy_options(f);
+        if let Some(c) = &f.chown {
+            opts.chown = Some(crate::users::resolve_chown(c, &dest_fs.view)?);
+        }
+        let several = f.sources.len() > 1;
+        if let Some(root) = &p.root {
+            copy_into(root, &p.matched, &dest_fs, &f.dest, several, &opts)?;
+        }
+        for dl in &p.downloads {
+            let src = SourceRoot::plain(dl.dir.path());
+            let m = resolve_sources(&src, &dl.name)?;
+            let o = CopyOptions {
+                unpack_archives: false,
+                ..opts.clone()
+            };
+            copy_into(&src, &m, &dest_fs, &f.dest, several, &o)?;
+        }
+        Ok(())
+    }
+
+    fn exec(
+        &self,
+        e: &ExecOp,
+        lowers: Vec<PathBuf>,
+        upper: &Path,
+        work: &Path,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+        v: &Vertex,
+    ) -> Result<()> {
+        fs::create_dir_all(work)?;
+        let mut mounts = Vec::new();
+        let mut keep = Vec::new();
+        for m in &e.mounts {
+            match m {
+                ExecMount::Cache { target, id } => {
+                    let safe: String = id
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    let dir = self.store.dir("cache")?.join("mounts").join(safe);
+                    fs::create_dir_all(&dir)?;
+                    mounts.push(rt::Mount {
+                        target: target.clone(),
+                        kind: rt::MountKind::Bind {
+                            src: dir,
+                            readonly: false,
+                        },
+                    });
+                }
+                ExecMount::Tmpfs { target, size } => mounts.push(rt::Mount {
+                    target: target.clone(),
+                    kind: rt::MountKind::Tmpfs {
+                        size: *size,
+                        mode: None,
+                    },
+                }),
+                ExecMount::Bind {
+                    target,
+                    from,
+                    source,
+                    readwrite,
+                } => {
+                    let root = self.input_root(from, wait)?;
+                    let mut src = crate::paths::resolve_in_root(&root.root, source, true)?;
+                    if *readwrite {
+                        // Writes are discarded: give the step its own copy.
+                        let d = tempfile::Builder::new()
+                            .prefix("bind-")
+                            .tempdir_in(self.store.tmp_dir())?;
+                        let s2 = SourceRoot::plain(&src);
+                        let m = resolve_sources(&s2, ".")?;
+                        let dfs = DestFs::new(Vec::new(), d.path().to_path_buf());
+                        copy_into(
+                            &s2,
+                            &m,
+                            &dfs,
+                            "/",
+                            false,
+                            &CopyOptions {
+                                preserve_owner: true,
+                                ..Default::default()
+                            },
+                        )?;
+                        src = d.path().to_path_buf();
+                        keep.push(d);
+                    }
+                    mounts.push(rt::Mount {
+                        target: target.clone(),
+                        kind: rt::MountKind::Bind {
+                            src,
+                            readonly: !readwrite,
+                        },
+                    });
+                }
+            }
+        }
+        let spec = rt::Spec {
+            rootfs: rt::Rootfs::Overlay {
+                lowers,
+                upper: upper.to_path_buf(),
+                work: work.to_path_buf(),
+            },
+            process: rt::Process {
+                args: e.args.clone(),
+                env: e.env.clone(),
+                cwd: e.cwd.clone(),
+                user: e.user.clone(),
+                ..Default::default()
+            },
+            hostname: String::new(),
+            network: match e.network {
+                NetworkMode::Host => rt::Network::Host,
+                NetworkMode::None => rt::Network::None,
+            },
+            mounts,
+            ..Default::default()
+        };
+        let (out_r, out_w) = std::io::pipe()?;
+        let (err_r, err_w) = std::io::pipe()?;
+        let status = std::thread::scope(|s| {
+            let pump = |r: std::io::PipeReader| {
+                move || {
+                    for line in BufReader::new(r).lines() {
+                        match line {
+                            Ok(l) => v.log(&l),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            };
+            let a = s.spawn(pump(out_r));
+            let b = s.spawn(pump(err_r));
+            let st = rt::run(
+                &spec,
+                rt::Stdio::Fds {
+                    stdin: None,
+                    stdout: out_w.into(),
+                    stderr: err_w.into(),
+                },
+            );
+            let _ = a.join();
+            let _ = b.join();
+            st
+        });
+        drop(keep);
+        let status = status.map_err(|e| anyhow!("{e}"))?;
+        if !status.success() {
+            bail!(
+                "process \"{}\" did not complete successfully: exit code: {}",
+                e.args.join(" "),
+                status.code()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn copy_options(f: &FileOp) -> CopyOptions {
+    CopyOptions {
+        chown: None,
+        chmod: f.chmod,
+        exclude: f.exclude.clone(),
+        parents: f.parents,
+        preserve_owner: !matches!(f.from, Input::Context | Input::Inline(_)),
+        unpack_archives: f.unpack,
+    }
+}
+
+/// A COPY/ADD whose sources are resolved and hashed.
+struct PreparedCopy {
+    digest: String,
+    root: Option<SourceRoot>,
+    matched: Vec<crate::copy::Matched>,
+    downloads: Vec<crate::fetch::Download>,
+}
