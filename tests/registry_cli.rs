@@ -1,0 +1,126 @@
+//! `hoist push`, `hoist pull`, `hoist login` and `hoist logout` end to end against the real registry
+//! (Debian's docker-registry on a free loopback port), with the busybox fixture image.
+
+#[path = "../registry/tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::TestRegistry;
+
+const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
+
+fn hoist(root: &Path, docker_config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(HOIST)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("DOCKER_CONFIG", docker_config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "hoist failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn make_busybox(root: &Path, name: &str) {
+    let status = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/make-busybox.sh"))
+        .arg(root)
+        .arg(name)
+        .env("HOIST", HOIST)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "fixtures/make-busybox.sh failed");
+}
+
+#[test]
+fn push_then_pull_busybox_by_tag_and_digest() {
+    let reg = TestRegistry::start(None);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst, cfg) = (tmp.path().join("src"), tmp.path().join("dst"), tmp.path().join("docker"));
+    let name = format!("{}/test/busybox:1", reg.host());
+    make_busybox(&src, &name);
+
+    let out = ok(hoist(&src, &cfg, &["push", &name], None));
+    assert!(out.contains(&format!("The push refers to repository [{}/test/busybox]", reg.host())), "{out}");
+    let line = out.lines().find(|l| l.starts_with("1: digest: sha256:")).unwrap_or_else(|| panic!("{out}"));
+    let digest = line.split_whitespace().nth(2).unwrap().to_string();
+
+    let inspect = common::run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{name}")]));
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Digest"], digest.as_str());
+
+    let out = ok(hoist(&dst, &cfg, &["pull", &name], None));
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    assert_eq!(out.lines().last().unwrap(), name);
+    let out = ok(hoist(&dst, &cfg, &["pull", &name], None));
+    assert!(out.contains("Status: Image is up to date for"), "{out}");
+
+    let s = hoist_image::Store::open(&src).unwrap().resolve(&name).unwrap();
+    let d = hoist_image::Store::open(&dst).unwrap().resolve(&name).unwrap();
+    assert_eq!(s.config_digest, d.config_digest);
+
+    let pinned = format!("{}/test/busybox@{digest}", reg.host());
+    let dst2 = tmp.path().join("dst2");
+    let out = ok(hoist(&dst2, &cfg, &["pull", "-q", &pinned], None));
+    assert_eq!(out.trim(), pinned);
+
+    let missing = hoist(&dst2, &cfg, &["pull", &format!("{}/test/nothing:1", reg.host())], None);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+#[test]
+fn login_push_logout_with_basic_auth() {
+    let reg = TestRegistry::start(Some(("bob", "b0b-pass")));
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, cfg) = (tmp.path().join("src"), tmp.path().join("docker"));
+    let name = format!("{}/private/busybox:latest", reg.host());
+    make_busybox(&src, &name);
+
+    let denied = hoist(&src, &cfg, &["push", &name], None);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("authentication required"));
+
+    let bad = hoist(&src, &cfg, &["login", &reg.host(), "-u", "bob", "--password-stdin"], Some("wrong\n"));
+    assert!(!bad.status.success(), "login with a wrong password succeeded");
+    assert!(!cfg.join("config.json").exists(), "a failed login wrote credentials");
+
+    let out = ok(hoist(&src, &cfg, &["login", &reg.host(), "-u", "bob", "--password-stdin"], Some("b0b-pass\n")));
+    assert!(out.contains("Login Succeeded"));
+    let file = cfg.join("config.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    // base64("bob:b0b-pass")
+    assert_eq!(v["auths"][reg.host()]["auth"], "Ym9iOmIwYi1wYXNz");
+
+    ok(hoist(&src, &cfg, &["push", &name], None));
+    ok(hoist(&tmp.path().join("dst"), &cfg, &["pull", &name], None));
+
+    let out = ok(hoist(&src, &cfg, &["logout", &reg.host()], None));
+    assert!(out.contains(&format!("Removing login credentials for {}", reg.host())), "{out}");
+    let denied = hoist(&tmp.path().join("dst2"), &cfg, &["pull", &name], None);
+    assert!(!denied.status.success(), "pull after logout succeeded");
+}
