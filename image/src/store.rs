@@ -616,7 +616,7 @@ impl Store {
             if !self.has_blob(&b) {
                 return Err(Error::BlobNotFound(b));
             }
-            let c = Compression::from_media_type(&l.media_type().to_string());
+            let c = Compression::from_media_type(l.media_type().as_ref());
             if b != *diff_id {
                 self.register_layer_blob(diff_id, &b, c)?;
             }

@@ -15,11 +15,21 @@ fn tar_of(dir: &Path, opts: &LayerOptions) -> Vec<u8> {
 
 fn names(tar: &[u8]) -> Vec<String> {
     let mut ar = tar::Archive::new(tar);
-    ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect()
+    ar.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
 }
 
 fn mknod(path: &Path, kind: rustix::fs::FileType, dev: u64) {
-    rustix::fs::mknodat(rustix::fs::CWD, path, kind, rustix::fs::Mode::from_raw_mode(0o644), dev).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        kind,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        dev,
+    )
+    .unwrap();
 }
 
 /// A tree with every kind of entry a layer must carry.
@@ -30,15 +40,24 @@ fn rich_tree(root: &Path) {
     fs::hard_link(root.join("dir/file"), root.join("dir/hardlink")).unwrap();
     symlink("../dir/file", root.join("dir/sub/link")).unwrap();
     mknod(&root.join("fifo"), rustix::fs::FileType::Fifo, 0);
-    mknod(&root.join("null"), rustix::fs::FileType::CharacterDevice, rustix::fs::makedev(1, 3));
+    mknod(
+        &root.join("null"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::makedev(1, 3),
+    );
     let long = "x".repeat(120);
     let deep = root.join(format!("{long}/{long}"));
     fs::create_dir_all(&deep).unwrap();
     fs::write(deep.join(&long), b"long").unwrap();
     fs::write(root.join("owned"), b"").unwrap();
     std::os::unix::fs::chown(root.join("owned"), Some(1234), Some(5678)).unwrap();
-    rustix::fs::setxattr(root.join("dir/file").as_path(), "user.hoist", b"v1", rustix::fs::XattrFlags::empty())
-        .unwrap();
+    rustix::fs::setxattr(
+        root.join("dir/file").as_path(),
+        "user.hoist",
+        b"v1",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -49,7 +68,12 @@ fn round_trip_keeps_every_kind_of_entry() {
     let n = names(&tar);
     let mut sorted = n.clone();
     sorted.sort_by(|a, b| {
-        let key = |s: &str| s.trim_end_matches('/').split('/').map(String::from).collect::<Vec<_>>();
+        let key = |s: &str| {
+            s.trim_end_matches('/')
+                .split('/')
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
         key(a).cmp(&key(b))
     });
     assert_eq!(n, sorted, "entries in a stable sorted order");
@@ -63,13 +87,28 @@ fn round_trip_keeps_every_kind_of_entry() {
     assert_eq!(fs::read(d.join("dir/file")).unwrap(), b"hello");
     let m = fs::metadata(d.join("dir/file")).unwrap();
     assert_eq!(m.mode() & 0o7777, 0o4755, "setuid kept");
-    assert_eq!(m.ino(), fs::metadata(d.join("dir/hardlink")).unwrap().ino(), "hardlink kept as a hardlink");
-    assert_eq!(fs::read_link(d.join("dir/sub/link")).unwrap(), Path::new("../dir/file"));
-    assert!(fs::symlink_metadata(d.join("fifo")).unwrap().file_type().is_fifo_like());
+    assert_eq!(
+        m.ino(),
+        fs::metadata(d.join("dir/hardlink")).unwrap().ino(),
+        "hardlink kept as a hardlink"
+    );
+    assert_eq!(
+        fs::read_link(d.join("dir/sub/link")).unwrap(),
+        Path::new("../dir/file")
+    );
+    assert!(
+        fs::symlink_metadata(d.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo_like()
+    );
     let null = fs::symlink_metadata(d.join("null")).unwrap();
     assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
     let long = "x".repeat(120);
-    assert_eq!(fs::read(d.join(format!("{long}/{long}/{long}"))).unwrap(), b"long");
+    assert_eq!(
+        fs::read(d.join(format!("{long}/{long}/{long}"))).unwrap(),
+        b"long"
+    );
     let o = fs::metadata(d.join("owned")).unwrap();
     assert_eq!((o.uid(), o.gid()), (1234, 5678));
     let mut buf = [0u8; 16];
@@ -99,18 +138,34 @@ fn source_date_epoch_makes_layers_reproducible() {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir(d.path().join("a")).unwrap();
         fs::write(d.path().join("a/f"), b"same").unwrap();
-        let t = rustix::fs::Timespec { tv_sec: mtime, tv_nsec: 0 };
-        let ts = rustix::fs::Timestamps { last_access: t, last_modification: t };
+        let t = rustix::fs::Timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        };
+        let ts = rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        };
         for p in ["a/f", "a"] {
-            rustix::fs::utimensat(rustix::fs::CWD, d.path().join(p).as_path(), &ts, rustix::fs::AtFlags::empty())
-                .unwrap();
+            rustix::fs::utimensat(
+                rustix::fs::CWD,
+                d.path().join(p).as_path(),
+                &ts,
+                rustix::fs::AtFlags::empty(),
+            )
+            .unwrap();
         }
         d
     };
     let (a, b) = (make(2_000_000_000), make(2_000_000_500));
     let plain = LayerOptions::default();
-    assert_ne!(Digest::of(&tar_of(a.path(), &plain)), Digest::of(&tar_of(b.path(), &plain)));
-    let clamp = LayerOptions { source_date_epoch: Some(1_000_000_000) };
+    assert_ne!(
+        Digest::of(&tar_of(a.path(), &plain)),
+        Digest::of(&tar_of(b.path(), &plain))
+    );
+    let clamp = LayerOptions {
+        source_date_epoch: Some(1_000_000_000),
+    };
     let (ta, tb) = (tar_of(a.path(), &clamp), tar_of(b.path(), &clamp));
     assert_eq!(Digest::of(&ta), Digest::of(&tb));
     let mut ar = tar::Archive::new(&ta[..]);
@@ -125,8 +180,13 @@ fn overlay_upper_becomes_oci_whiteouts_and_applies() {
     let u = upper.path();
     mknod(&u.join("gone"), rustix::fs::FileType::CharacterDevice, 0);
     fs::create_dir(u.join("opq")).unwrap();
-    rustix::fs::setxattr(u.join("opq").as_path(), "trusted.overlay.opaque", b"y", rustix::fs::XattrFlags::empty())
-        .unwrap();
+    rustix::fs::setxattr(
+        u.join("opq").as_path(),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     fs::write(u.join("opq/new"), b"n").unwrap();
     let mut tar = Vec::new();
     tar = layer::write_overlay_upper(u, &LayerOptions::default(), tar).unwrap();
@@ -152,11 +212,17 @@ fn overlay_upper_becomes_oci_whiteouts_and_applies() {
     let lowerdir = tempfile::tempdir().unwrap();
     apply_layer(&tar[..], lowerdir.path(), ApplyMode::OverlayLower).unwrap();
     let wh = fs::symlink_metadata(lowerdir.path().join("gone")).unwrap();
-    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&wh.file_type()));
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &wh.file_type()
+    ));
     assert_eq!(wh.rdev(), 0);
     let mut buf = [0u8; 4];
-    let n = rustix::fs::getxattr(lowerdir.path().join("opq").as_path(), "trusted.overlay.opaque", &mut buf[..])
-        .unwrap();
+    let n = rustix::fs::getxattr(
+        lowerdir.path().join("opq").as_path(),
+        "trusted.overlay.opaque",
+        &mut buf[..],
+    )
+    .unwrap();
     assert_eq!(&buf[..n], b"y");
     assert!(!lowerdir.path().join(".wh.gone").exists());
 }
@@ -234,14 +300,25 @@ fn sandbox() -> Sandbox {
     fs::create_dir_all(&target).unwrap();
     fs::create_dir_all(&outside).unwrap();
     fs::write(outside.join("passwd"), b"host secret").unwrap();
-    Sandbox { _dir: dir, target, outside }
+    Sandbox {
+        _dir: dir,
+        target,
+        outside,
+    }
 }
 
 fn assert_outside_untouched(s: &Sandbox) {
     assert_eq!(fs::read(s.outside.join("passwd")).unwrap(), b"host secret");
-    let names: Vec<_> = fs::read_dir(&s.outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(&s.outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["passwd"], "nothing new outside the target");
-    assert_eq!(fs::metadata(s.outside.join("passwd")).unwrap().nlink(), 1, "no hardlink to an outside file");
+    assert_eq!(
+        fs::metadata(s.outside.join("passwd")).unwrap().nlink(),
+        1,
+        "no hardlink to an outside file"
+    );
 }
 
 #[test]
@@ -294,7 +371,10 @@ fn hardlinks_stay_inside() {
     let tar = raw_tar(&[("h", Kind::Hardlink(abs))]);
     assert!(apply_layer(&tar[..], &s.target, ApplyMode::Merge).is_err());
     let tar = raw_tar(&[("h", Kind::Hardlink("../outside/passwd".into()))]);
-    assert!(matches!(apply_layer(&tar[..], &s.target, ApplyMode::Merge), Err(Error::UnsafePath { .. })));
+    assert!(matches!(
+        apply_layer(&tar[..], &s.target, ApplyMode::Merge),
+        Err(Error::UnsafePath { .. })
+    ));
     // Through a symlinked directory: the link points outside, the hardlink target is resolved inside.
     let tar = raw_tar(&[
         ("d", Kind::Symlink(s.outside.to_string_lossy().into_owned())),
@@ -304,7 +384,11 @@ fn hardlinks_stay_inside() {
     assert_outside_untouched(&s);
     // A legitimate absolute hardlink target inside the layer works.
     let ok = sandbox();
-    let tar = raw_tar(&[("etc", Kind::Dir), ("etc/f", Kind::File(b"x")), ("g", Kind::Hardlink("/etc/f".into()))]);
+    let tar = raw_tar(&[
+        ("etc", Kind::Dir),
+        ("etc/f", Kind::File(b"x")),
+        ("g", Kind::Hardlink("/etc/f".into())),
+    ]);
     apply_layer(&tar[..], &ok.target, ApplyMode::Merge).unwrap();
     assert_eq!(fs::metadata(ok.target.join("g")).unwrap().nlink(), 2);
 }
@@ -317,7 +401,10 @@ fn whiteouts_cannot_escape() {
     assert!(apply_layer(&tar[..], &s.target, ApplyMode::Merge).is_err());
     assert!(s.target.join("a").exists());
     // A whiteout under a symlink to the outside deletes nothing outside.
-    let tar = raw_tar(&[("l", Kind::Symlink(s.outside.to_string_lossy().into_owned())), ("l/.wh.passwd", Kind::File(b""))]);
+    let tar = raw_tar(&[
+        ("l", Kind::Symlink(s.outside.to_string_lossy().into_owned())),
+        ("l/.wh.passwd", Kind::File(b"")),
+    ]);
     let _ = apply_layer(&tar[..], &s.target, ApplyMode::Merge);
     assert_outside_untouched(&s);
 }

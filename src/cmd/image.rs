@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use hoist_image::archive::{self, ImportOptions, ImportSource, SaveFormat};
 use hoist_image::display::{created_at, ellipsis, human_size, since, table};
 use hoist_image::{ContainerConfig, Image, Reference, Store};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Global;
@@ -304,37 +305,64 @@ fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// `docker image inspect`'s JSON for one image.
-fn inspect_json(store: &Store, img: &Image) -> anyhow::Result<Value> {
+/// `docker image inspect`'s JSON for one image (fields in Docker's order).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectOut {
+    id: String,
+    repo_tags: Vec<String>,
+    repo_digests: Vec<String>,
+    parent: String,
+    comment: String,
+    created: String,
+    docker_version: String,
+    author: String,
+    config: ContainerConfig,
+    architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+    os: String,
+    size: u64,
+    graph_driver: Value,
+    #[serde(rename = "RootFS")]
+    root_fs: Value,
+    metadata: Value,
+    descriptor: Value,
+}
+
+fn inspect_json(store: &Store, img: &Image) -> anyhow::Result<InspectOut> {
     let c = &img.config;
-    let repo_digests: Vec<String> = img
-        .names
-        .iter()
-        .map(|n| format!("{}@{}", n.familiar_repository(), img.manifest_digest))
-        .collect();
-    Ok(json!({
-        "Id": img.config_digest.to_string(),
-        "RepoTags": img.names.iter().map(|n| n.familiar()).collect::<Vec<_>>(),
-        "RepoDigests": repo_digests,
-        "Parent": "",
-        "Comment": c.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
-        "Created": c.created.clone().unwrap_or_default(),
-        "DockerVersion": "",
-        "Author": c.author.clone().unwrap_or_default(),
-        "Config": serde_json::to_value(c.config.clone().unwrap_or_default())?,
-        "Architecture": c.architecture,
-        "Variant": c.variant,
-        "Os": c.os,
-        "Size": img.size(),
-        "GraphDriver": { "Name": "overlay2", "Data": Value::Null },
-        "RootFS": { "Type": c.rootfs.kind, "Layers": c.rootfs.diff_ids },
-        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
-        "Descriptor": {
+    Ok(InspectOut {
+        id: img.config_digest.to_string(),
+        repo_tags: img.names.iter().map(|n| n.familiar()).collect(),
+        repo_digests: img
+            .names
+            .iter()
+            .map(|n| format!("{}@{}", n.familiar_repository(), img.manifest_digest))
+            .collect(),
+        parent: String::new(),
+        comment: c
+            .history
+            .last()
+            .and_then(|h| h.comment.clone())
+            .unwrap_or_default(),
+        created: c.created.clone().unwrap_or_default(),
+        docker_version: String::new(),
+        author: c.author.clone().unwrap_or_default(),
+        config: c.config.clone().unwrap_or_default(),
+        architecture: c.architecture.clone(),
+        variant: c.variant.clone(),
+        os: c.os.clone(),
+        size: img.size(),
+        graph_driver: json!({ "Data": null, "Name": "overlay2" }),
+        root_fs: json!({ "Type": c.rootfs.kind, "Layers": c.rootfs.diff_ids }),
+        metadata: json!({ "LastTagTime": "0001-01-01T00:00:00Z" }),
+        descriptor: json!({
             "mediaType": hoist_image::media_type::MANIFEST,
             "digest": img.manifest_digest.to_string(),
             "size": store.blob_size(&img.manifest_digest)?,
-        },
-    }))
+        }),
+    })
 }
 
 fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,193 @@
+//! The store on a real directory: verified blobs, images and tags, GC, compressed and unpacked layers.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+
+use hoist_image::layer::{Compression, LayerOptions};
+use hoist_image::{Digest, Error, ImageConfig, Reference, Store};
+
+fn store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path().join("store")).unwrap();
+    (d, s)
+}
+
+fn image_with(s: &Store, content: &[u8], tag: Option<&str>) -> hoist_image::Image {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("f"), content).unwrap();
+    let l = s.commit_dir(src.path(), &LayerOptions::default()).unwrap();
+    let mut c = ImageConfig::new_for_host();
+    c.rootfs.diff_ids.push(l.diff_id.clone());
+    let tags: Vec<Reference> = tag
+        .map(|t| Reference::parse(t).unwrap())
+        .into_iter()
+        .collect();
+    s.write_image(&c, &[l.descriptor()], &tags).unwrap()
+}
+
+#[test]
+fn layout_files_exist_and_blobs_are_verified() {
+    let (_d, s) = store();
+    assert!(s.root().join("oci-layout").is_file());
+    assert!(s.root().join("index.json").is_file());
+    let (d, n) = s
+        .put_blob(&b"hello"[..], Some(&Digest::of(b"hello")))
+        .unwrap();
+    assert_eq!((d.clone(), n), (Digest::of(b"hello"), 5));
+    assert!(s.has_blob(&d));
+    // Wrong content for the expected digest: refused, nothing visible, no temp left behind.
+    let want = Digest::of(b"other");
+    let err = s.put_blob(&b"hellO"[..], Some(&want)).unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(!s.has_blob(&want));
+    assert_eq!(fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+    // A blob corrupted on disk is detected when read.
+    fs::write(s.blob_path(&d), b"HELLO").unwrap();
+    assert!(s.read_blob(&d).is_err());
+    let mut buf = Vec::new();
+    assert!(s.open_blob(&d).unwrap().read_to_end(&mut buf).is_err());
+}
+
+#[test]
+fn images_resolve_by_name_id_and_digest() {
+    let (_d, s) = store();
+    let img = image_with(&s, b"one", Some("busybox"));
+    for q in [
+        "busybox",
+        "busybox:latest",
+        "docker.io/library/busybox:latest",
+        img.id().short(),
+        img.id().as_str(),
+        &format!("busybox@{}", img.manifest_digest),
+    ] {
+        assert_eq!(s.resolve(q).unwrap().id(), img.id(), "{q}");
+    }
+    assert!(matches!(s.resolve("nope"), Err(Error::ImageNotFound(_))));
+    assert!(matches!(
+        s.resolve("Bad Name"),
+        Err(Error::InvalidReference(_))
+    ));
+    assert_eq!(img.names, [Reference::parse("busybox").unwrap()]);
+}
+
+#[test]
+fn retagging_leaves_the_old_image_dangling_and_prune_removes_it() {
+    let (_d, s) = store();
+    let old = image_with(&s, b"old", Some("app:1"));
+    let new = image_with(&s, b"new", Some("app:1"));
+    assert_ne!(old.id(), new.id());
+    let list = s.list_images().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().any(|r| r.id == *old.id() && r.name.is_none()));
+    let old_layer = old.config.rootfs.diff_ids[0].clone();
+    assert!(s.has_blob(&old_layer));
+    let (pruned, gc) = s.prune(false).unwrap();
+    assert_eq!(pruned, [old.id().clone()]);
+    assert!(gc.ran && gc.blobs_removed == 3, "{gc:?}");
+    assert!(!s.has_blob(&old_layer));
+    assert!(s.has_blob(&new.config.rootfs.diff_ids[0]));
+    assert_eq!(s.list_images().unwrap().len(), 1);
+}
+
+#[test]
+fn rmi_untags_then_deletes() {
+    let (_d, s) = store();
+    let img = image_with(&s, b"x", Some("a:1"));
+    s.tag("a:1", &Reference::parse("b:2").unwrap()).unwrap();
+    assert_eq!(s.remove_image("b:2", false).unwrap(), ["Untagged: b:2"]);
+    s.tag("a:1", &Reference::parse("b:2").unwrap()).unwrap();
+    let err = s
+        .remove_image(img.id().short(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must be forced"), "{err}");
+    let ev = s.remove_image(img.id().short(), true).unwrap();
+    assert_eq!(ev.last().unwrap(), &format!("Deleted: {}", img.id()));
+    assert!(s.list_images().unwrap().is_empty());
+    assert_eq!(
+        fs::read_dir(s.root().join("blobs/sha256")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn gc_waits_for_leases_and_keeps_gc_roots() {
+    let (_d, s) = store();
+    let (loose, _) = s.put_blob(&b"loose"[..], None).unwrap();
+    let (rooted, _) = s.put_blob(&b"rooted"[..], None).unwrap();
+    s.set_gc_root("build-cache", std::slice::from_ref(&rooted))
+        .unwrap();
+    {
+        let _lease = s.lease().unwrap();
+        assert!(!s.gc().unwrap().ran);
+        assert!(s.has_blob(&loose));
+    }
+    assert!(s.gc().unwrap().ran);
+    assert!(!s.has_blob(&loose));
+    assert!(s.has_blob(&rooted));
+}
+
+#[test]
+fn compressed_layers_are_cached_and_unpacked_layers_are_overlay_lowers() {
+    let (_d, s) = store();
+    let img = image_with(&s, &vec![b'z'; 200_000], Some("z"));
+    let diff_id = img.config.rootfs.diff_ids[0].clone();
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let desc = s.compressed_layer(&diff_id, c).unwrap();
+        assert_eq!(desc.media_type().to_string(), c.media_type());
+        assert!(desc.size() < 10_000);
+        let again = s.compressed_layer(&diff_id, c).unwrap();
+        assert_eq!(again.digest(), desc.digest(), "cached");
+    }
+    // With the uncompressed blob gone, the layer is still readable (from the gzip copy) and verified.
+    fs::remove_file(s.blob_path(&diff_id)).unwrap();
+    let mut tar = Vec::new();
+    s.open_layer(&diff_id)
+        .unwrap()
+        .read_to_end(&mut tar)
+        .unwrap();
+    assert_eq!(Digest::of(&tar), diff_id);
+
+    let dir = s.unpacked_layer(&diff_id).unwrap();
+    assert_eq!(fs::read(dir.join("f")).unwrap().len(), 200_000);
+    let ino = fs::metadata(&dir).unwrap().ino();
+    assert_eq!(
+        fs::metadata(s.unpacked_layer(&diff_id).unwrap())
+            .unwrap()
+            .ino(),
+        ino,
+        "extracted once"
+    );
+    assert_eq!(s.unpacked_layers(&img).unwrap(), [dir]);
+}
+
+#[test]
+fn concurrent_writers_share_one_store() {
+    let (_d, s) = store();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                image_with(&s, format!("c{i}").as_bytes(), Some(&format!("t:{i}")))
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let list = s.list_images().unwrap();
+    assert_eq!(list.len(), 8);
+    for i in 0..8 {
+        assert!(s.resolve(&format!("t:{i}")).is_ok());
+    }
+}
+
+#[test]
+fn reserved_dirs() {
+    let (_d, s) = store();
+    let v = s.dir("volumes").unwrap();
+    assert!(v.is_dir() && v.starts_with(s.root()));
+    assert!(s.dir("blobs").is_err());
+    assert!(s.dir("../x").is_err());
+}
