@@ -629,28 +629,33 @@ impl Pattern {
         Ok(Pattern { toks })
     }
 
-    /// Whether the whole of `s` matches the pattern.
+    /// Whether the whole of `s` matches the pattern (dynamic programming, no backtracking).
     fn matches(&self, s: &[char]) -> bool {
-        fn go(t: &[Tok], s: &[char]) -> bool {
-            match t.first() {
-                None => s.is_empty(),
-                Some(Tok::Star) => {
-                    let mut i = 0;
-                    loop {
-                        if go(&t[1..], &s[i..]) {
-                            return true;
-                        }
-                        if i >= s.len() || s[i] == '\n' {
-                            return false;
-                        }
-                        i += 1;
+        // reach[j]: the tokens seen so far can match exactly s[..j].
+        let mut reach = vec![false; s.len() + 1];
+        reach[0] = true;
+        for tok in &self.toks {
+            let mut next = vec![false; s.len() + 1];
+            match tok {
+                Tok::Star => {
+                    for j in 0..=s.len() {
+                        next[j] = reach[j] || (j > 0 && next[j - 1] && s[j - 1] != '\n');
                     }
                 }
-                Some(Tok::One) => !s.is_empty() && s[0] != '\n' && go(&t[1..], &s[1..]),
-                Some(Tok::Lit(c)) => s.first() == Some(c) && go(&t[1..], &s[1..]),
+                Tok::One => {
+                    for j in 1..=s.len() {
+                        next[j] = reach[j - 1] && s[j - 1] != '\n';
+                    }
+                }
+                Tok::Lit(c) => {
+                    for j in 1..=s.len() {
+                        next[j] = reach[j - 1] && s[j - 1] == *c;
+                    }
+                }
             }
+            reach = next;
         }
-        go(&self.toks, s)
+        reach[s.len()]
     }
 
     /// Length of the shortest (or longest) prefix of `s` that matches.
