@@ -409,6 +409,27 @@ impl Store {
         Self::layer_info(w.commit(None)?)
     }
 
+    /// Commits a directory tree in one pass as both the uncompressed layer blob and its compressed
+    /// form `c` (cached for push/save). Returns the uncompressed layer and the compressed descriptor.
+    pub fn commit_dir_compressed(
+        &self,
+        dir: &Path,
+        opts: &LayerOptions,
+        c: Compression,
+    ) -> Result<(LayerInfo, Descriptor)> {
+        let enc = layer::Compressor::new(self.blob_writer()?, c, u64::MAX)
+            .ctx(|| "starting compressor")?;
+        let tee = layer::write_dir(dir, opts, layer::Tee(self.blob_writer()?, enc))?;
+        let layer::Tee(plain, enc) = tee;
+        let info = Self::layer_info(plain.commit(None)?)?;
+        let (b, size) = enc.finish().ctx(|| "compressing layer")?.commit(None)?;
+        self.register_layer_blob(&info.diff_id, &b, c)?;
+        Ok((
+            info,
+            Descriptor::new(c.media_type().into(), size, b.to_oci()),
+        ))
+    }
+
     /// Stores a layer tar given as a stream (uncompressed, gzip or zstd), uncompressed.
     pub fn commit_tar<R: Read>(&self, reader: R) -> Result<LayerInfo> {
         let mut r = layer::decompress(reader)?;

@@ -106,29 +106,101 @@ impl LayerInfo {
     }
 }
 
-/// Compresses `input` into `out` (gzip level 6 / zstd level 3).
-pub fn compress<R: Read, W: Write>(mut input: R, c: Compression, out: W) -> io::Result<W> {
-    match c {
-        Compression::None => {
-            let mut out = out;
-            io::copy(&mut input, &mut out)?;
-            Ok(out)
+/// Layers at least this big are gzip-compressed on all cores (pigz-style blocks).
+pub const PARALLEL_GZIP_THRESHOLD: u64 = 8 << 20;
+
+/// Compresses `input` into `out` (gzip level 6 / zstd level 3), on all cores.
+pub fn compress<R: Read, W: Write + Send + 'static>(
+    mut input: R,
+    c: Compression,
+    out: W,
+) -> io::Result<W> {
+    let mut enc = Compressor::new(out, c, u64::MAX)?;
+    io::copy(&mut input, &mut enc)?;
+    enc.finish()
+}
+
+/// A streaming compressor. Gzip runs on all cores for large inputs (`size_hint`, bytes); zstd
+/// always uses its own worker threads.
+pub enum Compressor<W: Write + Send + 'static> {
+    None(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    ParGzip(gzp::par::compress::ParCompress<'static, gzp::deflate::Gzip, W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write + Send + 'static> Compressor<W> {
+    pub fn new(out: W, c: Compression, size_hint: u64) -> io::Result<Self> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Ok(match c {
+            Compression::None => Compressor::None(out),
+            Compression::Gzip if threads > 1 && size_hint >= PARALLEL_GZIP_THRESHOLD => {
+                let par = gzp::par::compress::ParCompressBuilder::<gzp::deflate::Gzip>::new()
+                    .num_threads(threads)
+                    .map_err(io::Error::other)?
+                    .compression_level(gzp::Compression::new(6))
+                    .from_writer(out);
+                Compressor::ParGzip(par)
+            }
+            Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
+                out,
+                flate2::Compression::new(6),
+            )),
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+                enc.multithread(threads as u32)?;
+                Compressor::Zstd(enc)
+            }
+        })
+    }
+
+    /// Flushes the compressed stream's trailer and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::None(mut w) => {
+                w.flush()?;
+                Ok(w)
+            }
+            Compressor::Gzip(e) => e.finish(),
+            Compressor::ParGzip(mut p) => gzp::ZWriter::finish(&mut p).map_err(io::Error::other),
+            Compressor::Zstd(e) => e.finish(),
         }
-        Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
-            io::copy(&mut input, &mut enc)?;
-            enc.finish()
+    }
+}
+
+impl<W: Write + Send + 'static> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::None(w) => w.write(buf),
+            Compressor::Gzip(w) => w.write(buf),
+            Compressor::ParGzip(w) => w.write(buf),
+            Compressor::Zstd(w) => w.write(buf),
         }
-        Compression::Zstd => {
-            let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
-            let _ = enc.multithread(
-                std::thread::available_parallelism()
-                    .map(|n| n.get() as u32)
-                    .unwrap_or(1),
-            );
-            io::copy(&mut input, &mut enc)?;
-            enc.finish()
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::None(w) => w.flush(),
+            Compressor::Gzip(w) => w.flush(),
+            Compressor::ParGzip(w) => w.flush(),
+            Compressor::Zstd(w) => w.flush(),
         }
+    }
+}
+
+/// Writes everything to two writers (an uncompressed blob and a compressor, for one-pass commits).
+pub struct Tee<A, B>(pub A, pub B);
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()?;
+        self.1.flush()
     }
 }
 
