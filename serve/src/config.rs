@@ -116,7 +116,9 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut config = Config::parse(&text).with_context(|| format!("in {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let abs =
+            std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
+        let base = abs.parent().unwrap_or(Path::new("/"));
         if config.state_dir.is_relative() {
             config.state_dir = base.join(&config.state_dir);
         }

@@ -114,14 +114,15 @@ impl HoistCli {
         cmd
     }
 
-    /// Whether `hoist build` accepts `--push` (asked once).
-    fn build_pushes(&self) -> bool {
-        static PUSHES: OnceLock<bool> = OnceLock::new();
-        *PUSHES.get_or_init(|| {
+    /// `hoist build --help`, asked once: which flags this build of hoist offers.
+    fn build_help(&self) -> &'static str {
+        static HELP: OnceLock<String> = OnceLock::new();
+        HELP.get_or_init(|| {
             self.command()
                 .args(["build", "--help"])
                 .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--push"))
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
         })
     }
 
@@ -164,7 +165,11 @@ impl BuildRunner for HoistCli {
         for (k, v) in &req.build_args {
             build.arg("--build-arg").arg(format!("{k}={v}"));
         }
-        let push_in_build = self.build_pushes();
+        let help = self.build_help();
+        if help.contains("--progress") {
+            build.arg("--progress=plain");
+        }
+        let push_in_build = help.contains("--push");
         if push_in_build {
             build.arg("--push");
             for r in &self.insecure_registries {

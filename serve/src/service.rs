@@ -295,6 +295,30 @@ pub async fn run(
     Ok(())
 }
 
+/// `hoist serve`: opens the state, binds `config.listen`, and serves until SIGINT or SIGTERM. Builds
+/// running at the stop stay `running` in the queue and are requeued on the next start.
+pub fn serve_until_signal(config: Config, runner: Arc<dyn BuildRunner>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let listen = config.listen;
+        let service = Service::open(config, runner)?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        eprintln!(
+            "{} hoist serve listening on http://{}",
+            timestamp(),
+            listener.local_addr()?
+        );
+        run(service, listener, signal()).await
+    });
+    eprintln!("{} hoist serve stopped", timestamp());
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn signal() {
     let term = async {

@@ -1,16 +1,76 @@
-//! Commands: none yet.
+//! Commands: serve (automated builds on git push), trigger (prints a post-receive hook), over
+//! `hoist_serve`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Subcommand;
+use hoist_serve::{Config, HoistCli};
 
 use super::Global;
 
 #[derive(Debug, Subcommand)]
-pub enum Commands {}
+pub enum Commands {
+    /// Run the automated-build service: push webhooks in, images built and pushed out
+    Serve {
+        /// Configuration file
+        #[arg(long, short = 'c', default_value = "hoist.toml", value_name = "FILE")]
+        config: PathBuf,
+        /// Listen on this address instead of the configuration's `listen`
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Print a git post-receive hook that triggers `hoist serve` builds for REPOSITORY
+    Trigger {
+        /// Repository name, as in the configuration
+        repository: String,
+        /// Configuration file
+        #[arg(long, short = 'c', default_value = "hoist.toml", value_name = "FILE")]
+        config: PathBuf,
+        /// Service URL the hook posts to [default: http://<listen>/hooks/<repository>]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+}
 
 impl Commands {
-    pub fn run(self, _global: &Global) -> anyhow::Result<ExitCode> {
-        match self {}
+    pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
+        match self {
+            Commands::Serve { config, listen } => {
+                let mut config = Config::load(&config)?;
+                if let Some(l) = listen {
+                    config.listen = l;
+                }
+                let runner = HoistCli {
+                    exe: std::env::current_exe().context("locating the hoist binary")?,
+                    root: match config.store.clone().or_else(|| global.root.clone()) {
+                        Some(r) => Some(std::path::absolute(&r)?),
+                        None => None,
+                    },
+                    insecure_registries: config.insecure_registries.clone(),
+                };
+                hoist_serve::service::serve_until_signal(config, Arc::new(runner))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Commands::Trigger {
+                repository,
+                config,
+                url,
+            } => {
+                let config = Config::load(&config)?;
+                let repo = config.repository(&repository).with_context(|| {
+                    format!("no repository {repository:?} in the configuration")
+                })?;
+                let url =
+                    url.unwrap_or_else(|| format!("http://{}/hooks/{}", config.listen, repo.name));
+                print!(
+                    "{}",
+                    hoist_serve::trigger::post_receive_hook(&url, config.secret_for(repo))
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
     }
 }
