@@ -697,7 +697,7 @@ fn instruction(node: &Node) -> Result<Instruction, String> {
             if a.iter().any(|v| v.trim().is_empty()) {
                 return Err("VOLUME specified can not be an empty string".into());
             }
-            Instruction::Volume(a.clone())
+            Instruction::Volume(a.iter().map(|v| v.trim().to_string()).collect())
         }
         "user" | "workdir" | "maintainer" | "stopsignal" => {
             let upper = node.name().to_uppercase();

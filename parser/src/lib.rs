@@ -14,6 +14,7 @@ pub mod error;
 pub mod instructions;
 pub mod shell;
 pub mod syntax;
+pub mod values;
 
 pub use ast::{Ast, Directive, Directives, Heredoc, Node, Warning};
 pub use dump::dump;

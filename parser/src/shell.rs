@@ -406,12 +406,14 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
                 Some(_) => {
                     let mut ch = self.next().unwrap_or_default();
                     if ch == self.lexer.escape {
+                        // Like BuildKit: in raw mode the escape is written even when what
+                        // follows is not escapable (it then appears twice).
+                        if self.raw_escapes {
+                            result.push(ch);
+                        }
                         match self.peek() {
                             None => continue,
                             Some(c) if c == '"' || c == '$' || c == self.lexer.escape => {
-                                if self.raw_escapes {
-                                    result.push(ch);
-                                }
                                 ch = self.next().unwrap_or_default();
                             }
                             Some(_) => {}

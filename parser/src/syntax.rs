@@ -156,18 +156,19 @@ struct DirectiveState {
 }
 
 impl DirectiveState {
-    fn check(&mut self, line: &str, lineno: usize) -> Result<(), String> {
+    /// Records `line` if it is a directive; `Ok(true)` when it was one.
+    fn check(&mut self, line: &str, lineno: usize) -> Result<bool, String> {
         if self.done {
-            return Ok(());
+            return Ok(false);
         }
         let Ok((_, (name, value))) = directive_line(line) else {
             self.done = true;
-            return Ok(());
+            return Ok(false);
         };
         let name = name.to_ascii_lowercase();
         if !matches!(name.as_str(), "syntax" | "escape" | "check") {
             self.done = true;
-            return Ok(());
+            return Ok(false);
         }
         if self.directives.all.iter().any(|d| d.name == name) {
             return Err(format!("only one {name} parser directive can be used"));
@@ -189,7 +190,7 @@ impl DirectiveState {
             value: value.to_string(),
             line: lineno,
         });
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -613,8 +614,11 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Ast, ParseError> {
             }
         }
         let token = trim_newline(raw).trim_start_matches(is_space);
-        d.check(token, current + 1)
-            .map_err(|m| err(current + 1, current + 1, m))?;
+        if d.check(token, current + 1)
+            .map_err(|m| err(current + 1, current + 1, m))?
+        {
+            comments.pop();
+        }
         let token = if is_comment(token) { "" } else { token };
         current += 1;
         let start = current;

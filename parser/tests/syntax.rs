@@ -189,7 +189,8 @@ fn comments_and_blank_lines_inside_continuations() {
 
 #[test]
 fn comments_before_an_instruction_are_kept() {
-    let ast = p("# build base\nFROM x\n# say hi\n# twice\nRUN hi\n");
+    let ast = p("# syntax=x\n# build base\nFROM x\n# say hi\n# twice\nRUN hi\n");
+    assert_eq!(only(&ast, 0).comments, ["build base"]);
     assert_eq!(only(&ast, 1).comments, ["say hi", "twice"]);
 }
 
