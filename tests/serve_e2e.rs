@@ -1,0 +1,865 @@
+//! `hoist serve` end to end: a real git repository pushed with `git push` to a bare repository whose
+//! post-receive hook (printed by `hoist trigger`) triggers the service; signed webhooks from GitHub,
+//! GitLab and Gitea (bad signatures get 401 and build nothing); images built by `hoist build` and pushed
+//! to the real CNCF registry; a service killed mid-queue resumes after a restart.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
+const SECRET: &str = "s3cr3t-for-tests";
+
+// ---------------------------------------------------------------------------------------------
+// Harness: registry, a gate proxy in front of it, the service process, HTTP, git.
+
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (fixtures/install-deps.sh installs it)");
+        wait_port(port);
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A TCP proxy to the registry that holds every connection until opened: pushes hang while closed.
+struct Gate {
+    port: u16,
+    open: Arc<AtomicBool>,
+}
+
+impl Gate {
+    fn start(upstream: u16) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(false));
+        let gate = open.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let gate = gate.clone();
+                std::thread::spawn(move || {
+                    while !gate.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    let (mut c2, mut s2) =
+                        (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let (mut c, mut s) = (client, server);
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c, &mut s);
+                        let _ = s.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                    let _ = up.join();
+                });
+            }
+        });
+        Gate { port, open }
+    }
+}
+
+/// `hoist serve` in its own process group (so a kill takes its build children too).
+struct Serve {
+    child: Child,
+    addr: String,
+    stderr: PathBuf,
+}
+
+impl Serve {
+    fn start(config: &Path) -> Serve {
+        let stderr = config.with_extension(format!("serve-{}.log", free_port()));
+        let child = Command::new(HOIST)
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("listening on http://")) {
+                break line.rsplit("http://").next().unwrap().trim().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hoist serve did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Serve {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    /// SIGKILL to the whole group: the service and any build it runs die mid-flight.
+    fn kill(mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
+        http(&self.addr, method, path, headers, body)
+    }
+
+    fn builds(&self) -> Vec<Value> {
+        let (status, body) = self.request("GET", "/api/builds?limit=100", &[], b"");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Vec<Value>>(&body).unwrap()
+    }
+
+    fn build(&self, id: i64) -> Value {
+        let (status, body) = self.request("GET", &format!("/api/builds/{id}"), &[], b"");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until build `id` is in a final state; returns it (with its log).
+    fn wait_final(&self, id: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let b = self.build(id);
+            if ["succeeded", "failed", "cancelled"].contains(&b["state"].as_str().unwrap()) {
+                return b;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "build {id} never finished: {b:#}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_state(&self, id: i64, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.build(id)["state"] != state {
+            assert!(
+                Instant::now() < deadline,
+                "build {id} never {state}: {:#}",
+                self.build(id)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 request; returns the status and body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        if line
+            .to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+        {
+            chunked = true;
+        }
+    }
+    let mut raw = Vec::new();
+    reader.read_to_end(&mut raw).unwrap();
+    let body = if chunked { dechunk(&raw) } else { raw };
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = raw.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..nl]).unwrap().trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&raw[nl + 2..nl + 2 + size]);
+        raw = &raw[nl + 2 + size + 2..];
+    }
+    out
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The hook's output comes back on stderr as `remote: ...`.
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A working repository with a Dockerfile, and a bare repository it pushes to.
+fn repos(root: &Path) -> (PathBuf, PathBuf) {
+    let bare = root.join("app.git");
+    let work = root.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(
+        root,
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        work.join("Dockerfile"),
+        "FROM scratch\nARG FLAVOUR=plain\nLABEL flavour=$FLAVOUR\nCOPY hello.txt /\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(work.join("docker")).unwrap();
+    std::fs::write(
+        work.join("docker/Dockerfile.tools"),
+        "FROM scratch\nCOPY tools.txt /\n",
+    )
+    .unwrap();
+    std::fs::write(work.join("hello.txt"), "hello 1\n").unwrap();
+    std::fs::write(work.join("tools.txt"), "tools\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "first"]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    (work, bare)
+}
+
+fn commit(work: &Path, file: &str, content: &str) -> String {
+    std::fs::write(work.join(file), content).unwrap();
+    git(work, &["add", file]);
+    git(work, &["commit", "-qm", content]);
+    git(work, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+fn write_config(root: &Path, registry: &str, bare: &Path, concurrency: usize) -> PathBuf {
+    let cfg = format!(
+        r#"
+listen = "127.0.0.1:0"
+state_dir = "state"
+store = "store"
+registry = "{registry}/team"
+secret = "{SECRET}"
+concurrency = {concurrency}
+
+[[repository]]
+name = "app"
+url = "file://{bare}"
+default_branch = "main"
+
+[[repository.rule]]
+source_type = "branch"
+source = "main"
+
+[[repository.rule]]
+source_type = "branch"
+source = '/^feature-(.+)$/'
+tag = 'feat-{{\1}}'
+
+[[repository.rule]]
+source_type = "tag"
+source = '/^v([0-9]+)\.([0-9]+)$/'
+tag = '{{sourceref}},{{\1}}'
+build_args = {{ FLAVOUR = "release" }}
+
+[[repository.rule]]
+source_type = "tag"
+source = '/^v/'
+tag = 'tools-{{sourceref}}'
+dockerfile = "docker/Dockerfile.tools"
+"#,
+        bare = bare.display()
+    );
+    let path = root.join("hoist.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn install_hook(config: &Path, bare: &Path, serve: &Serve) {
+    let out = Command::new(HOIST)
+        .args(["trigger", "app", "--config"])
+        .arg(config)
+        .args(["--url", &format!("http://{}/hooks/app", serve.addr)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hook = bare.join("hooks/post-receive");
+    std::fs::write(&hook, &out.stdout).unwrap();
+    Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
+}
+
+/// Ids the hook reported queued in `git push` output (`remote: hoist: REF: {"queued":[..],...}`).
+fn queued_ids(push_output: &str) -> Vec<i64> {
+    push_output
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|j| serde_json::from_str::<Value>(j.trim()).ok())
+        .flat_map(|v| {
+            v["queued"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|x| x.as_i64().unwrap())
+        })
+        .collect()
+}
+
+fn skopeo_tags(registry: &str, repo: &str) -> Vec<String> {
+    let out = Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{registry}/{repo}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut tags: Vec<String> = v["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+fn skopeo_inspect(image: &str) -> Value {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{image}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn hmac_hex(body: &[u8]) -> String {
+    hoist_serve::webhook::sign(SECRET, body)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn git_push_through_post_receive_hook_builds_and_pushes_rule_tags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let reg = format!("127.0.0.1:{}", registry.port);
+    let (work, bare) = repos(tmp.path());
+    let config = write_config(tmp.path(), &reg, &bare, 2);
+    let serve = Serve::start(&config);
+    install_hook(&config, &bare, &serve);
+
+    // Branch push: the default branch is tagged latest.
+    let out = git(&work, &["push", "origin", "main"]);
+    let ids = queued_ids(&out);
+    assert_eq!(ids.len(), 1, "{out}");
+    let b = serve.wait_final(ids[0]);
+    assert_eq!(b["state"], "succeeded", "{}", b["log"].as_str().unwrap());
+    assert_eq!(b["ref"], "refs/heads/main");
+    assert_eq!(
+        b["tags"],
+        serde_json::json!([format!("{reg}/team/app:latest")])
+    );
+    let log = b["log"].as_str().unwrap();
+    assert!(log.contains("git clone --mirror"), "{log}");
+    let digest = b["digest"].as_str().unwrap().to_string();
+    let inspected = skopeo_inspect(&format!("{reg}/team/app:latest"));
+    assert_eq!(inspected["Digest"], digest.as_str());
+    assert_eq!(inspected["Labels"]["flavour"], "plain");
+
+    // A tag push matching two rules: two builds (different Dockerfiles), the first with two tags
+    // from capture groups and the rule's build arg. A later push fetches only what is new.
+    let sha = commit(&work, "hello.txt", "hello 2\n");
+    git(&work, &["tag", "v2.5"]);
+    let out = git(&work, &["push", "origin", "v2.5"]);
+    let ids = queued_ids(&out);
+    assert_eq!(ids.len(), 2, "{out}");
+    let release = serve.wait_final(ids[0]);
+    let tools = serve.wait_final(ids[1]);
+    for b in [&release, &tools] {
+        assert_eq!(b["state"], "succeeded", "{}", b["log"].as_str().unwrap());
+        assert_eq!(b["sha"], sha.as_str());
+        let log = b["log"].as_str().unwrap();
+        assert!(
+            !log.contains("clone --mirror"),
+            "the mirror is reused:\n{log}"
+        );
+    }
+    assert_eq!(
+        release["tags"],
+        serde_json::json!([format!("{reg}/team/app:v2.5"), format!("{reg}/team/app:2")])
+    );
+    assert_eq!(release["build_args"]["FLAVOUR"], "release");
+    assert_eq!(
+        tools["tags"],
+        serde_json::json!([format!("{reg}/team/app:tools-v2.5")])
+    );
+    assert_eq!(tools["dockerfile"], "docker/Dockerfile.tools");
+
+    assert_eq!(
+        skopeo_tags(&reg, "team/app"),
+        ["2", "latest", "tools-v2.5", "v2.5"]
+    );
+    let v25 = skopeo_inspect(&format!("{reg}/team/app:v2.5"));
+    assert_eq!(v25["Labels"]["flavour"], "release");
+    assert_eq!(v25["Digest"], release["digest"]);
+    assert_eq!(
+        skopeo_inspect(&format!("{reg}/team/app:2"))["Digest"],
+        release["digest"]
+    );
+    assert_ne!(release["digest"], tools["digest"]);
+
+    // A branch no rule matches is answered but builds nothing; a matching feature branch does.
+    git(&work, &["checkout", "-q", "-b", "wip"]);
+    let out = git(&work, &["push", "origin", "wip"]);
+    assert!(out.contains("no build rule matches"), "{out}");
+    git(&work, &["checkout", "-q", "-b", "feature-login"]);
+    let out = git(&work, &["push", "origin", "feature-login"]);
+    let ids = queued_ids(&out);
+    assert_eq!(ids.len(), 1, "{out}");
+    let feat = serve.wait_final(ids[0]);
+    assert_eq!(feat["state"], "succeeded");
+    assert_eq!(
+        feat["tags"],
+        serde_json::json!([format!("{reg}/team/app:feat-login")])
+    );
+    assert_eq!(serve.builds().len(), 4);
+
+    // Deleting a branch builds nothing.
+    let out = git(&work, &["push", "origin", "--delete", "feature-login"]);
+    assert!(out.contains("deleted"), "{out}");
+    assert_eq!(serve.builds().len(), 4);
+
+    // The status page and the live log stream.
+    let (status, page) = serve.request("GET", "/", &[], b"");
+    assert_eq!(status, 200);
+    assert!(page.contains("hoist builds") && page.contains("EventSource"));
+    let (status, events) = serve.request(
+        "GET",
+        &format!("/api/builds/{}/events", feat["id"]),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        events.contains("event: log") && events.contains("event: state"),
+        "{events}"
+    );
+    assert!(events.contains("\"state\":\"succeeded\""), "{events}");
+    assert!(
+        events.contains("naming to") || events.contains("feat-login"),
+        "{events}"
+    );
+}
+
+#[test]
+fn webhooks_need_valid_signatures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let reg = format!("127.0.0.1:{}", registry.port);
+    let (work, bare) = repos(tmp.path());
+    let config = write_config(tmp.path(), &reg, &bare, 1);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let sha = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    let serve = Serve::start(&config);
+    let github = format!(
+        r#"{{"ref":"refs/heads/main","before":"{z}","after":"{sha}","repository":{{"full_name":"app"}}}}"#,
+        z = "0".repeat(40)
+    );
+    let sig = format!("sha256={}", hmac_hex(github.as_bytes()));
+    let bad_sig = format!(
+        "sha256={}",
+        hoist_serve::webhook::sign("wrong", github.as_bytes())
+    );
+    let json = ("Content-Type", "application/json");
+
+    // Rejected: wrong secret, tampered body, missing signature, unknown sender, wrong GitLab token,
+    // wrong Gitea signature, wrong hoist trigger signature.
+    let tampered = github.replace("refs/heads/main", "refs/tags/v9.9");
+    let rejected: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![
+                json,
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", &bad_sig),
+            ],
+            &github,
+        ),
+        (
+            vec![
+                json,
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", &sig),
+            ],
+            &tampered,
+        ),
+        (vec![json, ("X-GitHub-Event", "push")], &github),
+        (vec![json], &github),
+        (
+            vec![
+                json,
+                ("X-Gitlab-Event", "Push Hook"),
+                ("X-Gitlab-Token", "s3cr3t-for-test"),
+            ],
+            &github,
+        ),
+        (
+            vec![
+                json,
+                ("X-Gitea-Event", "push"),
+                ("X-Gitea-Signature", &bad_sig[7..]),
+            ],
+            &github,
+        ),
+        (vec![json, ("X-Hoist-Signature-256", &bad_sig)], &github),
+    ];
+    for (headers, body) in &rejected {
+        let (status, reply) = serve.request("POST", "/hooks/app", headers, body.as_bytes());
+        assert_eq!(status, 401, "{headers:?}: {reply}");
+    }
+    // Routed by the payload's repository name, still checked.
+    let (status, _) = serve.request(
+        "POST",
+        "/hooks",
+        &[
+            json,
+            ("X-GitHub-Event", "push"),
+            ("X-Hub-Signature-256", &bad_sig),
+        ],
+        github.as_bytes(),
+    );
+    assert_eq!(status, 401);
+    let (status, _) = serve.request(
+        "POST",
+        "/hooks/nope",
+        &[
+            json,
+            ("X-GitHub-Event", "push"),
+            ("X-Hub-Signature-256", &sig),
+        ],
+        github.as_bytes(),
+    );
+    assert_eq!(status, 404);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        serve.builds().is_empty(),
+        "nothing queued for rejected webhooks"
+    );
+    assert!(serve.log().contains("rejected"), "{}", serve.log());
+
+    // A GitHub ping with a valid signature is answered and builds nothing.
+    let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let ping_sig = format!("sha256={}", hmac_hex(ping));
+    let (status, reply) = serve.request(
+        "POST",
+        "/hooks/app",
+        &[
+            json,
+            ("X-GitHub-Event", "ping"),
+            ("X-Hub-Signature-256", &ping_sig),
+        ],
+        ping,
+    );
+    assert_eq!((status, reply.contains("pong")), (200, true), "{reply}");
+
+    // Valid GitHub push (routed by payload), GitLab tag push, Gitea push: each queues and builds.
+    let (status, reply) = serve.request(
+        "POST",
+        "/hooks",
+        &[
+            json,
+            ("X-GitHub-Event", "push"),
+            ("X-Hub-Signature-256", &sig),
+        ],
+        github.as_bytes(),
+    );
+    assert_eq!(status, 202, "{reply}");
+    let gh: Value = serde_json::from_str(&reply).unwrap();
+    let gh_id = gh["queued"][0].as_i64().unwrap();
+
+    git(&work, &["tag", "-a", "-m", "annotated", "v3.1"]);
+    git(&work, &["push", "-q", "origin", "v3.1"]);
+    let tag_object = git(&work, &["rev-parse", "v3.1"]).trim().to_string();
+    assert_ne!(tag_object, sha);
+    let gitlab = format!(
+        r#"{{"object_kind":"tag_push","ref":"refs/tags/v3.1","before":"{z}","after":"{tag_object}","checkout_sha":"{sha}","project":{{"path_with_namespace":"app"}}}}"#,
+        z = "0".repeat(40)
+    );
+    let (status, reply) = serve.request(
+        "POST",
+        "/hooks/app",
+        &[
+            json,
+            ("X-Gitlab-Event", "Tag Push Hook"),
+            ("X-Gitlab-Token", SECRET),
+        ],
+        gitlab.as_bytes(),
+    );
+    assert_eq!(status, 202, "{reply}");
+    let gl: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(
+        gl["queued"].as_array().unwrap().len(),
+        2,
+        "two tag rules match v3.1"
+    );
+
+    let feature_sha = commit(&work, "hello.txt", "feature\n");
+    git(
+        &work,
+        &["push", "-q", "origin", "HEAD:refs/heads/feature-x"],
+    );
+    let gitea =
+        format!(r#"{{"ref":"refs/heads/feature-x","before":"{sha}","after":"{feature_sha}"}}"#);
+    let gitea_sig = hmac_hex(gitea.as_bytes());
+    let (status, reply) = serve.request(
+        "POST",
+        "/hooks/app",
+        &[
+            json,
+            ("X-Forgejo-Event", "push"),
+            ("X-Forgejo-Signature", &gitea_sig),
+        ],
+        gitea.as_bytes(),
+    );
+    assert_eq!(status, 202, "{reply}");
+    let ge: Value = serde_json::from_str(&reply).unwrap();
+
+    let mut ids = vec![gh_id, ge["queued"][0].as_i64().unwrap()];
+    ids.extend(
+        gl["queued"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap()),
+    );
+    for id in &ids {
+        let b = serve.wait_final(*id);
+        assert_eq!(b["state"], "succeeded", "{}", b["log"].as_str().unwrap());
+    }
+    let gl_build = serve.build(ids[2]);
+    assert_eq!(
+        gl_build["sha"],
+        sha.as_str(),
+        "the tag's commit is built, not the tag object"
+    );
+    assert_eq!(serve.builds().len(), 4);
+    assert_eq!(
+        skopeo_tags(&reg, "team/app"),
+        ["3", "feat-x", "latest", "tools-v3.1", "v3.1"]
+    );
+}
+
+#[test]
+fn restart_mid_queue_resumes_and_newer_push_cancels_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    // Pushes go through a gate that holds them: build 1 stays running until the service is killed.
+    let gate = Gate::start(registry.port);
+    let reg = format!("127.0.0.1:{}", gate.port);
+    let (work, bare) = repos(tmp.path());
+    let config = write_config(tmp.path(), &reg, &bare, 1);
+    let serve = Serve::start(&config);
+    install_hook(&config, &bare, &serve);
+
+    let first = queued_ids(&git(&work, &["push", "origin", "main"]))[0];
+    serve.wait_state(first, "running");
+    git(&work, &["checkout", "-q", "-b", "feature-a"]);
+    let older = queued_ids(&git(&work, &["push", "origin", "feature-a"]))[0];
+    let newer_sha = commit(&work, "hello.txt", "newer\n");
+    let newer = queued_ids(&git(&work, &["push", "origin", "feature-a"]))[0];
+    let tag_id = {
+        git(&work, &["tag", "v1.0"]);
+        queued_ids(&git(&work, &["push", "origin", "v1.0"]))
+    };
+    assert_eq!(tag_id.len(), 2);
+    let older_build = serve.build(older);
+    assert_eq!(older_build["state"], "cancelled", "{older_build:#}");
+    assert!(
+        older_build["error"]
+            .as_str()
+            .unwrap()
+            .contains("superseded")
+    );
+    assert_eq!(serve.build(newer)["state"], "queued");
+    assert_eq!(
+        serve.build(first)["state"],
+        "running",
+        "at most 1 build at once"
+    );
+    for id in &tag_id {
+        assert_eq!(serve.build(*id)["state"], "queued");
+    }
+
+    // Kill everything mid-build, open the gate, start again: nothing accepted is lost.
+    serve.kill();
+    gate.open.store(true, Ordering::SeqCst);
+    let serve = Serve::start(&config);
+    assert!(serve.log().contains("requeued 1 build"), "{}", serve.log());
+    let b = serve.wait_final(first);
+    assert_eq!(b["state"], "succeeded", "{}", b["log"].as_str().unwrap());
+    assert_eq!(b["attempts"], 2);
+    assert_eq!(b["log"].as_str().unwrap().matches("(attempt ").count(), 2);
+    let n = serve.wait_final(newer);
+    assert_eq!(n["state"], "succeeded", "{}", n["log"].as_str().unwrap());
+    assert_eq!(n["sha"], newer_sha.as_str());
+    for id in &tag_id {
+        assert_eq!(serve.wait_final(*id)["state"], "succeeded");
+    }
+    assert_eq!(serve.build(older)["state"], "cancelled");
+    // Builds ran one at a time: no two run intervals overlap.
+    let mut spans: Vec<(i64, i64)> = serve
+        .builds()
+        .iter()
+        .filter(|b| b["state"] == "succeeded")
+        .map(|b| {
+            (
+                b["started_at"].as_i64().unwrap(),
+                b["finished_at"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    spans.sort();
+    assert_eq!(spans.len(), 4);
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "builds overlapped: {spans:?}");
+    }
+    assert_eq!(
+        skopeo_tags(&registry_host(registry.port), "team/app"),
+        ["1", "feat-a", "latest", "tools-v1.0", "v1.0"]
+    );
+}
+
+fn registry_host(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
