@@ -772,7 +772,10 @@ impl Store {
             {
                 continue;
             }
-            let img = self.load_image(&e.digest)?;
+            // An entry whose blobs are gone (e.g. a damaged store) is skipped, not fatal.
+            let Ok(img) = self.load_image(&e.digest) else {
+                continue;
+            };
             out.push(ImageSummary {
                 name,
                 id: img.config_digest.clone(),

@@ -49,6 +49,7 @@ pub fn apply_layer<R: Read>(reader: R, target: &Path, mode: ApplyMode) -> Result
             dir_times: Vec::new(),
             cache: None,
             privileged: rustix::process::geteuid().is_root(),
+            buf: vec![0; 256 * 1024],
         };
         let entries = ar.entries().ctx(|| "reading layer")?;
         for e in entries {
@@ -72,6 +73,7 @@ struct Applier {
     dir_times: Vec<(Comps, u64)>,
     cache: Option<(Comps, OwnedFd)>,
     privileged: bool,
+    buf: Vec<u8>,
 }
 
 fn unsafe_path(path: &[u8], why: &str) -> Error {
@@ -189,7 +191,7 @@ impl Applier {
                 )
                 .ctx(ctx)?;
                 let mut f = File::from(fd);
-                io::copy(e, &mut f).ctx(ctx)?;
+                super::tarw::copy_buf(e, &mut f, &mut self.buf).ctx(ctx)?;
                 self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs)
                     .map_err(|e| wrap(e, &raw))?;
                 let ts = times(mtime);
