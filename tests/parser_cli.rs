@@ -27,12 +27,28 @@ fn case(name: &str) -> PathBuf {
 
 #[test]
 fn dump_matches_buildkit_result() {
-    for name in ["env", "lk4d4-the-edge-case-generator", "escape-nonewline", "health"] {
+    for name in [
+        "env",
+        "lk4d4-the-edge-case-generator",
+        "escape-nonewline",
+        "health",
+    ] {
         let dir = case(name);
-        let out = hoist(&["debug", "parse", dir.join("Dockerfile").to_str().unwrap()], None);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = hoist(
+            &["debug", "parse", dir.join("Dockerfile").to_str().unwrap()],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let want = std::fs::read(dir.join("result")).unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&want), "{name}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&want),
+            "{name}"
+        );
     }
 }
 
@@ -40,7 +56,11 @@ fn dump_matches_buildkit_result() {
 fn json_output_and_stdin() {
     let src = b"FROM busybox AS base\nRUN <<EOF\necho hi\nEOF\n";
     let out = hoist(&["debug", "parse", "--json", "-"], Some(src));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     let run = &v["children"][1];
     assert_eq!(run["keyword"], "RUN");
@@ -48,7 +68,10 @@ fn json_output_and_stdin() {
     assert_eq!(run["end_line"], 4);
     assert_eq!(run["heredocs"][0]["name"], "EOF");
     assert_eq!(run["heredocs"][0]["content"], "echo hi\n");
-    assert_eq!(v["children"][0]["args"], serde_json::json!(["busybox", "AS", "base"]));
+    assert_eq!(
+        v["children"][0]["args"],
+        serde_json::json!(["busybox", "AS", "base"])
+    );
 }
 
 #[test]
@@ -75,13 +98,19 @@ fn negative_case_and_validation_errors() {
         .join("parser/testdata/conformance/parser/testfiles-negative/env_no_value/Dockerfile");
     let out = hoist(&["debug", "parse", dir.to_str().unwrap()], None);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).ends_with("env_no_value/Dockerfile:3: ENV must have two arguments\n"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .ends_with("env_no_value/Dockerfile:3: ENV must have two arguments\n")
+    );
 
     // Unknown flags pass the syntax layer but fail validation, naming flag and line.
     let src = b"FROM busybox\nRUN --netwrk=none true\n";
     let out = hoist(&["debug", "parse", "-"], Some(src));
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "(from \"busybox\")\n(run [\"--netwrk=none\"] \"true\")\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "(from \"busybox\")\n(run [\"--netwrk=none\"] \"true\")\n"
+    );
     let out = hoist(&["debug", "parse", "--validate", "-"], Some(src));
     assert!(!out.status.success());
     assert_eq!(
@@ -95,4 +124,19 @@ fn missing_file_is_a_clear_error() {
     let out = hoist(&["debug", "parse", "/nonexistent/Dockerfile"], None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("reading /nonexistent/Dockerfile"));
+}
+
+#[test]
+fn validate_prints_lint_warnings() {
+    let src = b"FROM busybox as Build\nMAINTAINER me\n";
+    let out = hoist(&["debug", "parse", "--validate", "-"], Some(src));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "3 warnings found:\n - StageNameCasing: Stage name 'Build' should be lowercase (line 1)\n - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n - MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label (line 2)\n"
+    );
 }

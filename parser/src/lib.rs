@@ -12,6 +12,7 @@ pub mod ast;
 pub mod dump;
 pub mod error;
 pub mod instructions;
+pub mod lint;
 pub mod shell;
 pub mod syntax;
 pub mod values;

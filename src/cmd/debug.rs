@@ -27,7 +27,7 @@ pub enum DebugCommand {
         /// Print the AST as JSON instead of the dump format.
         #[arg(long)]
         json: bool,
-        /// Also check instructions (flags, argument counts) as a build would.
+        /// Also check instructions (flags, argument counts) as a build would, and lint.
         #[arg(long)]
         validate: bool,
         /// The Dockerfile (`-` for standard input).
@@ -63,7 +63,15 @@ fn parse(file: &PathBuf, json: bool, validate: bool) -> anyhow::Result<ExitCode>
     };
     let ast = hoist_parser::parse(&bytes, &name)?;
     if validate {
-        hoist_parser::parse_dockerfile(&ast)?;
+        let df = hoist_parser::parse_dockerfile(&ast)?;
+        let (warnings, _) = hoist_parser::lint::lint(&ast, &df)?;
+        if !warnings.is_empty() {
+            let n = warnings.len();
+            eprintln!("{n} warning{} found:", if n == 1 { "" } else { "s" });
+            for w in &warnings {
+                eprintln!(" - {}: {} (line {})", w.rule, w.message, w.line);
+            }
+        }
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&ast)?);

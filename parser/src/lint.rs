@@ -1,0 +1,389 @@
+//! BuildKit's Dockerfile lint rules (warnings, never errors by themselves) and the `# check=`
+//! directive that configures them (`skip=`, `error=`, `experimental=`).
+
+use serde::Serialize;
+
+use crate::ast::{Ast, Node};
+use crate::error::ParseError;
+use crate::instructions::{Dockerfile, Instruction, ShellOrExec};
+use crate::shell::{EmptyEnv, Lexer};
+
+/// One lint finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LintWarning {
+    /// BuildKit's rule name, e.g. `StageNameCasing`.
+    pub rule: &'static str,
+    /// The message BuildKit prints.
+    pub message: String,
+    /// First line of the instruction concerned.
+    pub line: usize,
+}
+
+/// The parsed `# check=` directive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct CheckConfig {
+    /// Rules not to report (`all` skips everything).
+    pub skip: Vec<String>,
+    /// Whether findings should fail the build.
+    pub error: bool,
+    /// Experimental rules turned on.
+    pub experimental: Vec<String>,
+}
+
+impl CheckConfig {
+    /// Parses `skip=A,B;error=true;experimental=all`.
+    pub fn parse(value: &str) -> Result<CheckConfig, String> {
+        let mut c = CheckConfig::default();
+        for opt in value.split(';').map(str::trim).filter(|o| !o.is_empty()) {
+            let Some((k, v)) = opt.split_once('=') else {
+                return Err(format!(
+                    "invalid check option {}",
+                    crate::dump::go_quote(opt)
+                ));
+            };
+            let list = || {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect::<Vec<_>>()
+            };
+            match k.trim().to_lowercase().as_str() {
+                "skip" => c.skip = list(),
+                "experimental" => c.experimental = list(),
+                "error" => {
+                    c.error = crate::instructions::parse_go_bool(v.trim()).ok_or_else(|| {
+                        format!(
+                            "failed to parse check option {}: strconv.ParseBool: parsing {}: invalid syntax",
+                            crate::dump::go_quote(opt),
+                            crate::dump::go_quote(v.trim())
+                        )
+                    })?
+                }
+                _ => return Err(format!("invalid check option {}", crate::dump::go_quote(opt))),
+            }
+        }
+        Ok(c)
+    }
+
+    fn skips(&self, rule: &str) -> bool {
+        self.skip
+            .iter()
+            .any(|s| s == "all" || s.eq_ignore_ascii_case(rule))
+    }
+}
+
+/// Build args every Dockerfile may use in FROM without declaring them.
+const PREDEFINED_ARGS: [&str; 12] = [
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
+
+/// Words that make an ARG/ENV name look like a secret.
+const SECRET_TOKENS: [&str; 10] = [
+    "apikey",
+    "auth",
+    "credential",
+    "credentials",
+    "key",
+    "password",
+    "pword",
+    "passwd",
+    "secret",
+    "token",
+];
+
+fn looks_secret(name: &str) -> bool {
+    name.to_lowercase()
+        .split('_')
+        .any(|t| SECRET_TOKENS.contains(&t))
+}
+
+fn casing(word: &str) -> Option<bool> {
+    if word == word.to_uppercase() {
+        Some(true)
+    } else if word == word.to_lowercase() {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Runs every rule over a parsed and validated Dockerfile. Fails only on a malformed `# check=`.
+pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig), ParseError> {
+    let config = match &ast.directives.check {
+        None => CheckConfig::default(),
+        Some(v) => {
+            let line = ast
+                .directives
+                .all
+                .iter()
+                .find(|d| d.name == "check")
+                .map_or(1, |d| d.line);
+            CheckConfig::parse(v).map_err(|m| ParseError::new(&ast.file, line, line, m))?
+        }
+    };
+    let mut out = Vec::new();
+    let mut warn = |rule: &'static str, line: usize, message: String| {
+        if !config.skips(rule) {
+            out.push(LintWarning {
+                rule,
+                message,
+                line,
+            });
+        }
+    };
+
+    for w in &ast.warnings {
+        warn(
+            "NoEmptyContinuation",
+            w.start_line,
+            "Empty continuation line".into(),
+        );
+    }
+
+    // ConsistentInstructionCasing: flag keywords not in the majority's case.
+    let (mut upper, mut lower) = (0, 0);
+    for n in &ast.children {
+        match casing(&n.keyword) {
+            Some(true) => upper += 1,
+            Some(false) => lower += 1,
+            None => {}
+        }
+    }
+    let majority_upper = upper >= lower;
+    for n in &ast.children {
+        if casing(&n.keyword) != Some(majority_upper) {
+            let case = if majority_upper {
+                "uppercase"
+            } else {
+                "lowercase"
+            };
+            warn(
+                "ConsistentInstructionCasing",
+                n.start_line,
+                format!(
+                    "Command '{}' should match the case of the command majority ({case})",
+                    n.keyword
+                ),
+            );
+        }
+    }
+
+    for c in &df.global_args {
+        if let Instruction::Arg(decls) = &c.instruction {
+            for a in decls.iter().filter(|a| looks_secret(&a.name)) {
+                warn(
+                    "SecretsUsedInArgOrEnv",
+                    c.source.start_line,
+                    format!(
+                        "Do not use ARG or ENV instructions for sensitive data (ARG {})",
+                        crate::dump::go_quote(&a.name)
+                    ),
+                );
+            }
+        }
+    }
+    let globals: Vec<String> = df.global_arg_decls().into_iter().map(|a| a.name).collect();
+    let mut seen_names: Vec<String> = Vec::new();
+    let lex = {
+        let mut l = Lexer::new(df.escape);
+        l.skip_unset_env = false;
+        l
+    };
+    let from_nodes: Vec<&Node> = ast.children.iter().filter(|n| n.name() == "from").collect();
+    for (stage, node) in df.stages.iter().zip(from_nodes) {
+        let line = stage.source.start_line;
+        if let (Some(name), Some(written)) = (&stage.name, node.args.get(2)) {
+            if written != name {
+                warn(
+                    "StageNameCasing",
+                    line,
+                    format!("Stage name '{written}' should be lowercase"),
+                );
+            }
+            let as_kw = &node.args[1];
+            if casing(&node.keyword).is_some()
+                && casing(as_kw).is_some()
+                && casing(&node.keyword) != casing(as_kw)
+            {
+                warn(
+                    "FromAsCasing",
+                    line,
+                    format!(
+                        "'{as_kw}' and '{}' keywords' casing do not match",
+                        node.keyword
+                    ),
+                );
+            }
+            if seen_names.contains(name) {
+                warn(
+                    "DuplicateStageName",
+                    line,
+                    format!(
+                        "Duplicate stage name {}, stage names should be unique",
+                        crate::dump::go_quote(name)
+                    ),
+                );
+            }
+            if name == "scratch" || name == "context" {
+                warn(
+                    "ReservedStageName",
+                    line,
+                    format!(
+                        "Stage name should not use the same name as reserved stage {}",
+                        crate::dump::go_quote(name)
+                    ),
+                );
+            }
+            seen_names.push(name.clone());
+        }
+        if let Some(p) = &stage.platform {
+            if p == "$TARGETPLATFORM" || p == "${TARGETPLATFORM}" {
+                warn(
+                    "RedundantTargetPlatform",
+                    line,
+                    format!(
+                        "Setting platform to predefined {p} in FROM is redundant as this is the default behavior"
+                    ),
+                );
+            } else if !p.contains('$') {
+                warn(
+                    "FromPlatformFlagConstDisallowed",
+                    line,
+                    format!(
+                        "FROM --platform flag should not use constant value {}",
+                        crate::dump::go_quote(p)
+                    ),
+                );
+            }
+        }
+        for expr in std::iter::once(&stage.base).chain(stage.platform.iter()) {
+            if let Ok(e) = lex.process(expr, &EmptyEnv) {
+                for v in e.unmatched {
+                    if !globals.contains(&v) && !PREDEFINED_ARGS.contains(&v.as_str()) {
+                        warn(
+                            "UndefinedArgInFrom",
+                            line,
+                            format!("FROM argument '{v}' is not declared"),
+                        );
+                    }
+                }
+            }
+        }
+
+        let mut shell_set = false;
+        let mut abs_workdir = false;
+        let mut last: Vec<(&str, usize)> = Vec::new();
+        for c in &stage.commands {
+            let line = c.source.start_line;
+            match &c.instruction {
+                Instruction::Shell(_) => shell_set = true,
+                Instruction::Cmd(cmd) | Instruction::Entrypoint(cmd) => {
+                    let kw = if matches!(c.instruction, Instruction::Cmd(_)) {
+                        "CMD"
+                    } else {
+                        "ENTRYPOINT"
+                    };
+                    if matches!(cmd, ShellOrExec::Shell(_)) && !shell_set {
+                        warn(
+                            "JSONArgsRecommended",
+                            line,
+                            format!(
+                                "JSON arguments recommended for {kw} to prevent unintended behavior related to OS signals"
+                            ),
+                        );
+                    }
+                    last.push((kw, line));
+                }
+                Instruction::Healthcheck(_) => last.push(("HEALTHCHECK", line)),
+                Instruction::Maintainer(_) => warn(
+                    "MaintainerDeprecated",
+                    line,
+                    "Maintainer instruction is deprecated in favor of using label".into(),
+                ),
+                Instruction::Workdir(w) => {
+                    if w.starts_with('/') || w.starts_with('$') {
+                        abs_workdir = true;
+                    } else if !abs_workdir {
+                        warn(
+                            "WorkdirRelativePath",
+                            line,
+                            format!(
+                                "Relative workdir {} can have unexpected results if the base image changes",
+                                crate::dump::go_quote(w)
+                            ),
+                        );
+                    }
+                }
+                Instruction::Env(kvs) | Instruction::Label(kvs) => {
+                    let kw = if matches!(c.instruction, Instruction::Env(_)) {
+                        "ENV"
+                    } else {
+                        "LABEL"
+                    };
+                    if kvs.iter().any(|kv| kv.legacy) {
+                        warn(
+                            "LegacyKeyValueFormat",
+                            line,
+                            format!(
+                                "\"{kw} key=value\" should be used instead of legacy \"{kw} key value\" format"
+                            ),
+                        );
+                    }
+                    if kw == "ENV" {
+                        for kv in kvs.iter().filter(|kv| looks_secret(&kv.key)) {
+                            warn(
+                                "SecretsUsedInArgOrEnv",
+                                line,
+                                format!(
+                                    "Do not use ARG or ENV instructions for sensitive data (ENV {})",
+                                    crate::dump::go_quote(&kv.key)
+                                ),
+                            );
+                        }
+                    }
+                }
+                Instruction::Arg(decls) => {
+                    for a in decls.iter().filter(|a| looks_secret(&a.name)) {
+                        warn(
+                            "SecretsUsedInArgOrEnv",
+                            line,
+                            format!(
+                                "Do not use ARG or ENV instructions for sensitive data (ARG {})",
+                                crate::dump::go_quote(&a.name)
+                            ),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        for kw in ["CMD", "ENTRYPOINT", "HEALTHCHECK"] {
+            let lines: Vec<usize> = last
+                .iter()
+                .filter(|(k, _)| *k == kw)
+                .map(|(_, l)| *l)
+                .collect();
+            for l in lines.iter().take(lines.len().saturating_sub(1)) {
+                warn(
+                    "MultipleInstructionsDisallowed",
+                    *l,
+                    format!(
+                        "Multiple {kw} instructions should not be used in the same stage because only the last one will be used"
+                    ),
+                );
+            }
+        }
+    }
+    out.sort_by_key(|w| w.line);
+    Ok((out, config))
+}

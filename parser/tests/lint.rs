@@ -1,0 +1,127 @@
+//! Lint rules and the `# check=` directive.
+
+use hoist_parser::lint::{CheckConfig, LintWarning, lint};
+
+fn run(src: &str) -> Vec<LintWarning> {
+    let ast = hoist_parser::parse(src.as_bytes(), "Dockerfile").unwrap();
+    let df = hoist_parser::parse_dockerfile(&ast).unwrap();
+    lint(&ast, &df).unwrap().0
+}
+
+fn rules(src: &str) -> Vec<(&'static str, usize)> {
+    run(src).into_iter().map(|w| (w.rule, w.line)).collect()
+}
+
+#[test]
+fn clean_file_has_no_warnings() {
+    let src = "ARG BASE=alpine\nFROM $BASE AS build\nWORKDIR /src\nENV A=1\nCMD [\"x\"]\n";
+    assert!(run(src).is_empty(), "{:?}", run(src));
+}
+
+#[test]
+fn stage_rules() {
+    let w = run("FROM alpine as Build\nFROM alpine AS build\nFROM alpine AS scratch\n");
+    let got: Vec<_> = w
+        .iter()
+        .map(|w| (w.rule, w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "StageNameCasing",
+                1,
+                "Stage name 'Build' should be lowercase"
+            ),
+            (
+                "FromAsCasing",
+                1,
+                "'as' and 'FROM' keywords' casing do not match"
+            ),
+            (
+                "DuplicateStageName",
+                2,
+                "Duplicate stage name \"build\", stage names should be unique"
+            ),
+            (
+                "ReservedStageName",
+                3,
+                "Stage name should not use the same name as reserved stage \"scratch\""
+            ),
+        ]
+    );
+}
+
+#[test]
+fn from_args_and_platform() {
+    assert_eq!(
+        rules(
+            "FROM --platform=linux/amd64 alpine:$TAG\nFROM --platform=$TARGETPLATFORM alpine\nFROM --platform=$BUILDPLATFORM alpine\n"
+        ),
+        [
+            ("FromPlatformFlagConstDisallowed", 1),
+            ("UndefinedArgInFrom", 1),
+            ("RedundantTargetPlatform", 2)
+        ]
+    );
+}
+
+#[test]
+fn instruction_rules() {
+    let src = "FROM a\nMAINTAINER me\nWORKDIR app\nENV K v\nLABEL a b\nARG DB_PASSWORD\nENV API_TOKEN=x\nCMD a\nCMD [\"b\"]\nENTRYPOINT run\nSHELL [\"/bin/bash\", \"-c\"]\nENTRYPOINT run2\n";
+    assert_eq!(
+        rules(src),
+        [
+            ("MaintainerDeprecated", 2),
+            ("WorkdirRelativePath", 3),
+            ("LegacyKeyValueFormat", 4),
+            ("LegacyKeyValueFormat", 5),
+            ("SecretsUsedInArgOrEnv", 6),
+            ("SecretsUsedInArgOrEnv", 7),
+            ("JSONArgsRecommended", 8),
+            ("MultipleInstructionsDisallowed", 8),
+            ("JSONArgsRecommended", 10),
+            ("MultipleInstructionsDisallowed", 10),
+        ]
+    );
+}
+
+#[test]
+fn casing_and_empty_continuation() {
+    assert_eq!(
+        rules("FROM a\nrun x \\\n\n  y\nRUN z\n"),
+        [
+            ("NoEmptyContinuation", 2),
+            ("ConsistentInstructionCasing", 2)
+        ]
+    );
+}
+
+#[test]
+fn check_directive() {
+    assert!(rules("# check=skip=all\nFROM a as B\nMAINTAINER x\n").is_empty());
+    assert_eq!(
+        rules("# check=skip=FromAsCasing,StageNameCasing\nFROM a as B\nMAINTAINER x\n"),
+        [("MaintainerDeprecated", 3)]
+    );
+    let c = CheckConfig::parse("skip=A,B;error=true;experimental=all").unwrap();
+    assert_eq!(
+        (c.skip.len(), c.error, c.experimental.clone()),
+        (2, true, vec!["all".to_string()])
+    );
+    assert_eq!(
+        CheckConfig::parse("bogus").unwrap_err(),
+        "invalid check option \"bogus\""
+    );
+    assert_eq!(
+        CheckConfig::parse("nope=1").unwrap_err(),
+        "invalid check option \"nope=1\""
+    );
+    assert_eq!(
+        CheckConfig::parse("error=maybe").unwrap_err(),
+        "failed to parse check option \"error=maybe\": strconv.ParseBool: parsing \"maybe\": invalid syntax"
+    );
+    let ast = hoist_parser::parse(b"# check=error=maybe\nFROM a\n", "df").unwrap();
+    let df = hoist_parser::parse_dockerfile(&ast).unwrap();
+    assert_eq!(lint(&ast, &df).unwrap_err().start_line, 1);
+}
