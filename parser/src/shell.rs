@@ -135,6 +135,7 @@ impl Lexer {
             env,
             lexer: *self,
             raw_escapes: self.raw_escapes,
+            depth: 0,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         };
@@ -241,9 +242,13 @@ struct ShellWord<'a, E: Env + ?Sized> {
     env: &'a E,
     lexer: Lexer,
     raw_escapes: bool,
+    depth: usize,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
+
+/// Deepest `${...${...}}` nesting accepted (BuildKit has none; this guards the stack).
+const MAX_NESTING: usize = 200;
 
 type Res<T> = Result<T, String>;
 
@@ -462,6 +467,17 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
             });
         }
         self.next(); // '{'
+        if self.depth >= MAX_NESTING {
+            return Err("syntax error: substitutions nested too deeply".into());
+        }
+        self.depth += 1;
+        let r = self.process_braced();
+        self.depth -= 1;
+        r
+    }
+
+    /// The `${...}` forms, after the opening brace.
+    fn process_braced(&mut self) -> Res<String> {
         match self.peek() {
             None => return Err("syntax error: missing '}'".into()),
             Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),

@@ -93,3 +93,15 @@ fn deep_onbuild_nesting_does_not_overflow() {
     let src = format!("FROM x\n{}RUN y\n", "ONBUILD ".repeat(8000));
     assert!(hoist_parser::parse(src.as_bytes(), "deep").is_err());
 }
+
+#[test]
+fn deeply_nested_substitution_is_an_error_not_a_crash() {
+    let word = format!("{}{}", "${a:-".repeat(10_000), "}".repeat(10_000));
+    let e = Lexer::new('\\').process_word(&word, &EmptyEnv).unwrap_err();
+    assert!(e.message.contains("nested too deeply"), "{e}");
+    let src = format!("FROM x\nRUN <<EOF {word}\nEOF\n");
+    // The heredoc scan fails to split the line, so it is a plain RUN; no crash either way.
+    assert!(hoist_parser::parse(src.as_bytes(), "deep").is_ok());
+    let ok = format!("{}x{}", "${a:-".repeat(50), "}".repeat(50));
+    assert_eq!(Lexer::new('\\').process_word(&ok, &EmptyEnv).unwrap(), "x");
+}
