@@ -8,6 +8,8 @@
 //! (typed, validated instructions grouped in stages) -> the builder, which expands values with
 //! [`shell::Lexer`] and the step's environment.
 
+#![warn(missing_docs)]
+
 pub mod ast;
 pub mod dump;
 pub mod error;
