@@ -122,11 +122,7 @@ impl Config {
         if config.state_dir.is_relative() {
             config.state_dir = base.join(&config.state_dir);
         }
-        if let Some(store) = &config.store
-            && store.is_relative()
-        {
-            config.store = Some(base.join(store));
-        }
+        config.store = config.store.take().map(|s| base.join(s));
         Ok(config)
     }
 
@@ -288,6 +284,15 @@ mod tests {
         assert_eq!(c.repositories[1].rules.len(), 2, "default rules");
         assert_eq!(c.image_for(&c.repositories[1]), "127.0.0.1:5000/team/web");
         assert_eq!(c.secret_for(&c.repositories[0]), "s3cret");
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let c = Config::parse(include_str!("../../testdata/serve/hoist.toml")).unwrap();
+        assert_eq!(c.repositories.len(), 2);
+        assert_eq!(c.repositories[0].rules.len(), 3);
+        assert_eq!(c.repositories[1].rules.len(), 2);
+        assert_eq!(c.image_for(&c.repositories[1]), "127.0.0.1:5000/team/docs");
     }
 
     #[test]
