@@ -140,3 +140,27 @@ fn validate_prints_lint_warnings() {
         "3 warnings found:\n - StageNameCasing: Stage name 'Build' should be lowercase (line 1)\n - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n - MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label (line 2)\n"
     );
 }
+
+#[test]
+fn typed_output_lists_stages_and_instructions() {
+    let src =
+        b"ARG V=1\nFROM busybox:$V AS base\nRUN --network=none true\nCOPY --from=base /a /b\n";
+    let out = hoist(&["debug", "parse", "--typed", "-"], Some(src));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stages"][0]["name"], "base");
+    assert_eq!(v["stages"][0]["base"], "busybox:$V");
+    assert_eq!(
+        v["stages"][0]["commands"][0]["instruction"]["Run"]["network"],
+        "None"
+    );
+    assert_eq!(
+        v["stages"][0]["commands"][1]["instruction"]["Copy"]["from"],
+        "base"
+    );
+    assert_eq!(v["global_args"][0]["source"]["start_line"], 1);
+}

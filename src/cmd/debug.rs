@@ -1,4 +1,4 @@
-//! Commands: `hoist debug parse [--json] [--validate] FILE` (FILE `-` reads stdin).
+//! Commands: `hoist debug parse [--json | --typed] [--validate] FILE` (FILE `-` reads stdin).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -30,6 +30,9 @@ pub enum DebugCommand {
         /// Also check instructions (flags, argument counts) as a build would, and lint.
         #[arg(long)]
         validate: bool,
+        /// Print the typed instructions (stages, global ARGs) as JSON; implies --validate.
+        #[arg(long, conflicts_with = "json")]
+        typed: bool,
         /// The Dockerfile (`-` for standard input).
         file: PathBuf,
     },
@@ -43,14 +46,15 @@ impl Commands {
                     DebugCommand::Parse {
                         json,
                         validate,
+                        typed,
                         file,
                     },
-            } => parse(&file, json, validate),
+            } => parse(&file, json, validate || typed, typed),
         }
     }
 }
 
-fn parse(file: &PathBuf, json: bool, validate: bool) -> anyhow::Result<ExitCode> {
+fn parse(file: &PathBuf, json: bool, validate: bool, typed: bool) -> anyhow::Result<ExitCode> {
     let (bytes, name) = if file.as_os_str() == "-" {
         let mut b = Vec::new();
         std::io::stdin()
@@ -73,7 +77,10 @@ fn parse(file: &PathBuf, json: bool, validate: bool) -> anyhow::Result<ExitCode>
             }
         }
     }
-    if json {
+    if typed {
+        let df = hoist_parser::parse_dockerfile(&ast)?;
+        println!("{}", serde_json::to_string_pretty(&df)?);
+    } else if json {
         println!("{}", serde_json::to_string_pretty(&ast)?);
     } else {
         println!("{}", hoist_parser::dump(&ast));
