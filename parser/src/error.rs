@@ -27,6 +27,14 @@ impl ParseError {
         }
     }
 
+    /// BuildKit's wording for instruction errors: `dockerfile parse error on line N: <message>`.
+    pub fn buildkit_message(&self) -> String {
+        format!(
+            "dockerfile parse error on line {}: {}",
+            self.start_line, self.message
+        )
+    }
+
     fn render(&self) -> String {
         if self.start_line == 0 {
             format!("{}: {}", self.file, self.message)
