@@ -896,6 +896,35 @@ pub fn parse_dockerfile(ast: &Ast) -> Result<Dockerfile, ParseError> {
     Ok(df)
 }
 
+/// Parses an ONBUILD trigger stored in a base image (e.g. `RUN <<EOF\necho\nEOF`) when that image is
+/// used as a base: it must be exactly one instruction, checked like any other.
+pub fn parse_onbuild_trigger(expression: &str, file: &str) -> Result<Command, ParseError> {
+    let ast = crate::syntax::parse(expression.as_bytes(), file)?;
+    if ast.children.len() != 1 {
+        return Err(ParseError::new(
+            file,
+            ast.start_line,
+            ast.end_line,
+            "onbuild trigger should be a single expression",
+        ));
+    }
+    let node = &ast.children[0];
+    if matches!(node.name().as_str(), "onbuild" | "from" | "maintainer") {
+        let k = node.keyword.to_uppercase();
+        return Err(ParseError::new(
+            file,
+            node.start_line,
+            node.end_line,
+            if k == "ONBUILD" {
+                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".to_string()
+            } else {
+                format!("{k} isn't allowed as an ONBUILD trigger")
+            },
+        ));
+    }
+    parse_instruction(node, file)
+}
+
 impl Dockerfile {
     /// The stage named `name` (case-insensitive) or with that index.
     pub fn stage(&self, name: &str) -> Option<&Stage> {

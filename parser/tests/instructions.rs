@@ -575,3 +575,25 @@ fn expansion_helpers() {
         "'world' \"x\"\n"
     );
 }
+
+#[test]
+fn onbuild_trigger_round_trip() {
+    use hoist_parser::instructions::parse_onbuild_trigger;
+    let Instruction::OnBuild { expression, .. } = first("ONBUILD COPY <<EOF /x\nhi $N\nEOF") else {
+        panic!()
+    };
+    let cmd = parse_onbuild_trigger(&expression, "onbuild").unwrap();
+    let Instruction::Copy(c) = cmd.instruction else {
+        panic!()
+    };
+    assert_eq!(
+        (c.inline[0].data.as_str(), c.dest.as_str()),
+        ("hi $N\n", "/x")
+    );
+    let e = parse_onbuild_trigger("RUN a\nRUN b", "onbuild").unwrap_err();
+    assert_eq!(e.message, "onbuild trigger should be a single expression");
+    let e = parse_onbuild_trigger("RUN --bogus a", "onbuild").unwrap_err();
+    assert_eq!(e.message, "unknown flag: --bogus");
+    let e = parse_onbuild_trigger("FROM x", "onbuild").unwrap_err();
+    assert_eq!(e.message, "FROM isn't allowed as an ONBUILD trigger");
+}
