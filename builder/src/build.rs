@@ -114,7 +114,11 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         platform,
         file_name,
     };
+    let mut seen: BTreeMap<String, hoist_image::Image> = BTreeMap::new();
     let mut resolver = |name: &str| -> Result<hoist_image::Image> {
+        if let Some(img) = seen.get(name) {
+            return Ok(img.clone());
+        }
         let v = progress.vertex(&format!(
             "[internal] load metadata for {}",
             display_ref(name)
@@ -122,6 +126,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         match store.resolve(name) {
             Ok(img) if !opts.pull => {
                 v.done();
+                seen.insert(name.to_string(), img.clone());
                 Ok(img)
             }
             other => {

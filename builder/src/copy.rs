@@ -303,10 +303,8 @@ fn ensure_dir(
             Some(_) => bail!("cannot copy to non-directory: {in_image}"),
             None => {
                 fs::create_dir(&cur).with_context(|| format!("mkdir {}", cur.display()))?;
-                let mode = opts
-                    .chmod
-                    .or(like.map(|m| m.mode() & 0o7777))
-                    .unwrap_or(0o755);
+                // `--chmod` is for the copied files, not for the directories created to hold them.
+                let mode = like.map(|m| m.mode() & 0o7777).unwrap_or(0o755);
                 fs::set_permissions(&cur, fs::Permissions::from_mode(mode))?;
                 if let Some((u, g)) = opts.chown {
                     std::os::unix::fs::lchown(&cur, Some(u), Some(g))?;

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -184,6 +183,9 @@ impl Solver {
         let mut created: Vec<Option<String>> = Vec::new();
         for (i, step) in chain.steps.iter().enumerate() {
             // Inputs this step reads must be ready before its key can be computed.
+            for c in step_inputs(step) {
+                wait(c)?;
+            }
             let v = self
                 .progress
                 .vertex(&format!("{} {}", prefix(i + 2), step.display));
@@ -223,22 +225,34 @@ impl Solver {
         let base_config = base_config.unwrap_or_default();
         let base_created = base_config.created.clone();
         config.history = base_config.history.clone();
-        let mut last = base_created.clone();
+        // Each metadata entry takes the time of the nearest layer step (the next one, else the previous).
+        let layer_times: Vec<Option<String>> = created.clone();
         let mut layer_i = 0;
+        let n_layers = layer_times.len();
         for h in &chain.history {
             let mut h = h.clone();
-            if !h.empty_layer {
-                if let Some(Some(c)) = created.get(layer_i) {
-                    last = Some(c.clone());
-                }
+            let t = if !h.empty_layer {
+                let t = layer_times.get(layer_i).cloned().flatten();
                 layer_i += 1;
-            }
-            h.created = last
-                .clone()
+                t
+            } else if layer_i < n_layers {
+                layer_times[layer_i].clone()
+            } else if layer_i > 0 {
+                layer_times[layer_i - 1].clone()
+            } else {
+                None
+            };
+            h.created = t
+                .or_else(|| base_created.clone())
                 .or_else(|| Some(hoist_image::config::now_rfc3339()));
             config.history.push(h);
         }
-        config.created = last.or_else(|| Some(hoist_image::config::now_rfc3339()));
+        config.created = created
+            .iter()
+            .rev()
+            .find_map(|c| c.clone())
+            .or(base_created)
+            .or_else(|| Some(hoist_image::config::now_rfc3339()));
         config.rootfs.diff_ids = diff_ids
             .iter()
             .map(|d| d.parse::<Digest>().map_err(|e| anyhow!("{e}")))
@@ -586,30 +600,26 @@ impl Solver {
         };
         let (out_r, out_w) = std::io::pipe()?;
         let (err_r, err_w) = std::io::pipe()?;
+        let done = std::sync::atomic::AtomicBool::new(false);
         let status = std::thread::scope(|s| {
-            let pump = |r: std::io::PipeReader| {
-                move || {
-                    for line in BufReader::new(r).lines() {
-                        match line {
-                            Ok(l) => v.log(&l),
-                            Err(_) => break,
-                        }
-                    }
-                }
-            };
-            let a = s.spawn(pump(out_r));
-            let b = s.spawn(pump(err_r));
-            let st = rt::run(
-                &spec,
-                rt::Stdio::Fds {
-                    stdin: None,
-                    stdout: out_w.into(),
-                    stderr: err_w.into(),
-                },
-            );
-            let _ = a.join();
-            let _ = b.join();
-            st
+            let runner = s.spawn(|| {
+                let st = rt::run(
+                    &spec,
+                    rt::Stdio::Fds {
+                        stdin: None,
+                        stdout: out_w.into(),
+                        stderr: err_w.into(),
+                    },
+                );
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                st
+            });
+            // Stream output while the process runs; stop at EOF on both pipes, or shortly after the
+            // run returned even if something still holds a write end.
+            pump_output(&[&out_r, &err_r], &done, v);
+            runner
+                .join()
+                .unwrap_or_else(|_| Err(rt::Error::Invalid("runtime thread panicked".into())))
         });
         drop(keep);
         let status = status.map_err(|e| anyhow!("{e}"))?;
@@ -622,6 +632,86 @@ impl Solver {
         }
         Ok(())
     }
+}
+
+/// Reads lines from the pipes into the vertex log until every pipe is at EOF, or `done` is set and
+/// nothing more arrives for a moment.
+fn pump_output(pipes: &[&std::io::PipeReader], done: &std::sync::atomic::AtomicBool, v: &Vertex) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    use std::io::Read;
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); pipes.len()];
+    let mut open: Vec<bool> = vec![true; pipes.len()];
+    let mut idle_after_done = 0;
+    while open.iter().any(|o| *o) {
+        let mut fds: Vec<PollFd> = pipes
+            .iter()
+            .zip(&open)
+            .filter(|(_, o)| **o)
+            .map(|(p, _)| PollFd::new(*p, PollFlags::IN))
+            .collect();
+        let idx: Vec<usize> = (0..pipes.len()).filter(|i| open[*i]).collect();
+        let timeout = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        let n = poll(&mut fds, Some(&timeout)).unwrap_or(0);
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        if n == 0 {
+            if done.load(std::sync::atomic::Ordering::SeqCst) {
+                idle_after_done += 1;
+                if idle_after_done > 5 {
+                    break;
+                }
+            }
+            continue;
+        }
+        for (k, i) in idx.into_iter().enumerate() {
+            if !ready[k] {
+                continue;
+            }
+            let mut chunk = [0u8; 8192];
+            match (&*pipes[i]).read(&mut chunk) {
+                Ok(0) | Err(_) => open[i] = false,
+                Ok(m) => {
+                    bufs[i].extend_from_slice(&chunk[..m]);
+                    while let Some(pos) = bufs[i].iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = bufs[i].drain(..=pos).collect();
+                        v.log(String::from_utf8_lossy(&line[..line.len() - 1]).as_ref());
+                    }
+                }
+            }
+        }
+    }
+    for b in bufs {
+        if !b.is_empty() {
+            v.log(&String::from_utf8_lossy(&b));
+        }
+    }
+}
+
+/// The chains a step reads from.
+fn step_inputs(step: &Step) -> Vec<usize> {
+    let mut out = Vec::new();
+    match &step.op {
+        Op::File(f) => {
+            if let Input::Chain(c) = f.from {
+                out.push(c);
+            }
+        }
+        Op::Exec(e) => {
+            for m in &e.mounts {
+                if let ExecMount::Bind {
+                    from: Input::Chain(c),
+                    ..
+                } = m
+                {
+                    out.push(*c);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn copy_options(f: &FileOp) -> CopyOptions {

@@ -173,9 +173,7 @@ impl BuildArgs {
         }
         if self.quiet {
             println!("{}", out.image_id);
-        } else if progress == Mode::Quiet {
-            // Nothing else.
-        } else {
+        } else if progress == Mode::Tty {
             eprintln!("writing image {}", out.image_id);
             for n in &out.names {
                 eprintln!("naming to {n}");

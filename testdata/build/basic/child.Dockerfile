@@ -1,0 +1,2 @@
+FROM basic:latest
+RUN test -f /onbuild.txt

@@ -1,0 +1,3 @@
+FROM busybox:latest
+RUN echo before
+COPY missing.txt /x

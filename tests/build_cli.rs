@@ -1,0 +1,499 @@
+//! End-to-end `hoist build` tests on testdata/build/ cases, built on the busybox fixture
+//! (fixtures/make-busybox.sh) in a temp store per test. Results are checked in the store itself:
+//! the image config, and files read from the image's layers.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use hoist_builder::union::Union;
+use hoist_image::{ImageConfig, Store};
+
+const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temp store with busybox:latest in it.
+struct Env {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let out = Command::new("bash")
+            .arg(repo().join("fixtures/make-busybox.sh"))
+            .arg(&root)
+            .env("HOIST", HOIST)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "fixture: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Env { _dir: dir, root }
+    }
+
+    fn hoist(&self, args: &[&str]) -> Output {
+        Command::new(HOIST)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `hoist build --progress plain ARGS`, asserting success; returns stderr (the progress).
+    fn build_ok(&self, args: &[&str]) -> String {
+        let mut a = vec!["build", "--progress", "plain"];
+        a.extend_from_slice(args);
+        let out = self.hoist(&a);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "build {args:?} failed:\n{err}");
+        err
+    }
+
+    fn config(&self, name: &str) -> ImageConfig {
+        Store::open(&self.root)
+            .unwrap()
+            .resolve(name)
+            .unwrap()
+            .config
+    }
+
+    fn image_id(&self, name: &str) -> String {
+        Store::open(&self.root)
+            .unwrap()
+            .resolve(name)
+            .unwrap()
+            .id()
+            .to_string()
+    }
+
+    fn view(&self, name: &str) -> Union {
+        let store = Store::open(&self.root).unwrap();
+        let img = store.resolve(name).unwrap();
+        Union::new(store.unpacked_layers(&img).unwrap())
+    }
+
+    fn read(&self, name: &str, path: &str) -> String {
+        let v = self.view(name);
+        String::from_utf8(
+            v.read(path)
+                .unwrap_or_else(|| panic!("{path} missing in {name}")),
+        )
+        .unwrap()
+    }
+}
+
+fn case(name: &str) -> String {
+    repo()
+        .join("testdata/build")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Copies a testdata case into a temp dir (tests that modify the context).
+fn copy_case(name: &str, to: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", case(name)))
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Step vertices of plain progress: (`[...] INSTRUCTION` line, status line).
+fn step_statuses(progress: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for l in progress.lines() {
+        let Some(rest) = l.strip_prefix('#') else {
+            continue;
+        };
+        let (id, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        if text.starts_with('[') && !text.starts_with("[internal]") {
+            let status = progress
+                .lines()
+                .filter(|x| x.starts_with(&format!("#{id} ")))
+                .map(|x| x[id.len() + 2..].to_string())
+                .find(|x| x == "CACHED" || x.starts_with("DONE") || x.starts_with("ERROR"))
+                .unwrap_or_default();
+            out.push((text.to_string(), status));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_instruction_lands_in_the_config() {
+    let env = Env::new();
+    env.build_ok(&["-t", "basic:latest", &case("basic")]);
+    let c = env.config("basic:latest");
+    let cc = c.config.clone().unwrap();
+    let envs = cc.env.clone().unwrap();
+    assert!(envs.contains(&"APP_HOME=/app".to_string()), "{envs:?}");
+    assert!(envs.contains(&"MODE=hello-mode".to_string()), "{envs:?}");
+    let labels = cc.labels.clone().unwrap();
+    assert_eq!(labels["org.example.title"], "basic");
+    // ENV pairs on one line see the environment from before the line, LABEL sees MODE.
+    assert_eq!(labels["org.example.mode"], "hello-mode");
+    assert_eq!(cc.working_dir.as_deref(), Some("/app"));
+    assert_eq!(cc.user.as_deref(), Some("root"));
+    let ports: Vec<_> = cc.exposed_ports.clone().unwrap().into_keys().collect();
+    assert_eq!(ports, ["53/udp", "8080/tcp"]);
+    assert!(cc.volumes.clone().unwrap().contains_key("/data"));
+    assert_eq!(cc.stop_signal.as_deref(), Some("SIGINT"));
+    let hc = cc.healthcheck.clone().unwrap();
+    assert_eq!(hc.test.unwrap(), ["CMD-SHELL", "test -f /app/built.txt"]);
+    assert_eq!((hc.interval, hc.retries), (Some(5_000_000_000), Some(2)));
+    assert_eq!(cc.shell.clone().unwrap(), ["/bin/sh", "-ec"]);
+    assert_eq!(
+        cc.on_build.clone().unwrap(),
+        ["RUN echo triggered > /onbuild.txt"]
+    );
+    assert_eq!(cc.entrypoint.clone().unwrap(), ["/bin/sh", "-c"]);
+    assert_eq!(cc.cmd.clone().unwrap(), ["cat /app/built.txt"]);
+    assert_eq!(c.os, "linux");
+    // History: one entry per instruction after FROM, layers only for COPY and RUN.
+    let new: Vec<_> = c.history.iter().skip(1).collect();
+    let by: Vec<&str> = new
+        .iter()
+        .map(|h| h.created_by.as_deref().unwrap())
+        .collect();
+    assert!(by.contains(&"RUN |1 GREETING=hello /bin/sh -c echo \"$GREETING from $(pwd) as $(id -u)\" > built.txt && ls -ln greeting.txt > owner.txt # buildkit"), "{by:#?}");
+    assert!(by.contains(&"WORKDIR /app"), "{by:#?}");
+    assert!(by.contains(&"CMD [\"cat /app/built.txt\"]"), "{by:#?}");
+    let layers = c.history.iter().filter(|h| !h.empty_layer).count();
+    assert_eq!(layers, c.rootfs.diff_ids.len());
+    assert_eq!(layers, 1 + 4); // base + COPY + 3 RUN
+    // Files.
+    assert_eq!(
+        env.read("basic:latest", "/app/built.txt"),
+        "hello from /app as 0\n"
+    );
+    assert_eq!(env.read("basic:latest", "/tmp/uid.txt"), "65534\n");
+    assert_eq!(env.read("basic:latest", "/app/shell.txt"), "shell-ok\n");
+    let (_, m) = env
+        .view("basic:latest")
+        .lookup("/app/greeting.txt")
+        .unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (65534, 65534, 0o640));
+    // The image runs with its ENTRYPOINT + CMD.
+    let out = env.hoist(&["run", "--rm", "basic:latest"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from /app as 0\n"
+    );
+    // ONBUILD fires in a child image, and is not inherited further.
+    env.build_ok(&[
+        "-t",
+        "child",
+        "-f",
+        &format!("{}/child.Dockerfile", case("basic")),
+        &case("basic"),
+    ]);
+    assert_eq!(env.read("child", "/onbuild.txt"), "triggered\n");
+    assert!(env.config("child").config.unwrap().on_build.is_none());
+}
+
+#[test]
+fn build_args_labels_and_output_files() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let iid = dir.path().join("iid");
+    let meta = dir.path().join("meta.json");
+    let out = env.hoist(&[
+        "build",
+        "-q",
+        "--build-arg",
+        "GREETING=bye",
+        "--label",
+        "extra=yes",
+        "-t",
+        "a:1",
+        "-t",
+        "b:2",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "--metadata-file",
+        meta.to_str().unwrap(),
+        &case("basic"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "-q prints only the id: {id:?}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "-q is quiet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.config.digest"], id.as_str());
+    assert_eq!(env.image_id("a:1"), id);
+    assert_eq!(env.image_id("b:2"), id);
+    assert_eq!(env.read("a:1", "/app/built.txt"), "bye from /app as 0\n");
+    assert_eq!(
+        env.config("a:1").config.unwrap().labels.unwrap()["extra"],
+        "yes"
+    );
+}
+
+#[test]
+fn multistage_parallel_target_and_unneeded_stages() {
+    let env = Env::new();
+    let progress = env.build_ok(&["-t", "multi", &case("multistage")]);
+    assert!(
+        !progress.contains("must never run"),
+        "an unneeded stage ran:\n{progress}"
+    );
+    let t = |p: &str| -> f64 { env.read("multi", p).trim().parse().unwrap() };
+    let (a0, a1, b0, b1) = (
+        t("/times/a.start"),
+        t("/times/a.end"),
+        t("/times/b.start"),
+        t("/times/b.end"),
+    );
+    // Each stage sleeps 2 s; they ran side by side if each started before the other ended.
+    assert!(
+        a0 < b1 && b0 < a1,
+        "stages a [{a0}, {a1}] and b [{b0}, {b1}] did not overlap"
+    );
+    assert_eq!(
+        env.read("multi", "/times/b.again"),
+        env.read("multi", "/times/b.start")
+    );
+    assert!(env.view("multi").lookup("/middle.txt").is_none());
+    // --target builds the named stage and what it needs only (a, then middle; b is not needed).
+    let progress = env.build_ok(&["--target", "middle", "-t", "mid", &case("multistage")]);
+    assert!(
+        !progress.contains("[b "),
+        "stage b ran for --target middle:\n{progress}"
+    );
+    assert_eq!(env.read("mid", "/middle.txt"), "middle\n");
+    assert!(env.view("mid").lookup("/a.end").is_some());
+    let out = env.hoist(&["build", "--target", "nope", &case("multistage")]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("target stage \"nope\" could not be found")
+    );
+}
+
+#[test]
+fn cache_hits_then_invalidation_from_the_first_reader() {
+    let env = Env::new();
+    let ctx = tempfile::tempdir().unwrap();
+    copy_case("../hello", ctx.path());
+    let c = ctx.path().to_str().unwrap();
+    let first = env.build_ok(&["-t", "hello", c]);
+    let id1 = env.image_id("hello");
+    assert!(
+        step_statuses(&first)
+            .iter()
+            .any(|(_, s)| s.starts_with("DONE"))
+    );
+    // Second build: every step is a cache hit and the image is the same.
+    let second = env.build_ok(&["-t", "hello", c]);
+    let st = step_statuses(&second);
+    assert_eq!(st.len(), 5, "{second}");
+    assert!(st.iter().all(|(_, s)| s == "CACHED"), "{st:#?}");
+    assert_eq!(env.image_id("hello"), id1);
+    // A new mtime with the same content is still a hit (content digests, not mtimes).
+    let f = ctx.path().join("greeting.txt");
+    assert!(
+        Command::new("touch")
+            .args(["-d", "@1000000"])
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let st = step_statuses(&env.build_ok(&["-t", "hello", c]));
+    assert!(st.iter().all(|(_, s)| s == "CACHED"), "{st:#?}");
+    // Changed content: the COPY that reads it and every later step of its stage re-run.
+    std::fs::write(&f, "changed text\n").unwrap();
+    let third = env.build_ok(&["-t", "hello", c]);
+    let st = step_statuses(&third);
+    let status = |prefix: &str| {
+        st.iter()
+            .find(|(t, _)| t.starts_with(prefix))
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(status("[build 1/3] FROM"), "CACHED");
+    assert!(status("[build 2/3] COPY").starts_with("DONE"), "{st:#?}");
+    assert!(status("[build 3/3] RUN").starts_with("DONE"), "{st:#?}");
+    assert!(status("[stage-1 2/2] COPY").starts_with("DONE"), "{st:#?}");
+    assert_eq!(env.read("hello", "/etc/greeting"), "CHANGED TEXT\n");
+    // --no-cache runs everything again.
+    let st = step_statuses(&env.build_ok(&["--no-cache", "-t", "hello", c]));
+    assert!(
+        st.iter()
+            .filter(|(t, _)| !t.contains("FROM"))
+            .all(|(_, s)| s.starts_with("DONE")),
+        "{st:#?}"
+    );
+}
+
+#[test]
+fn dockerignore_rules_are_dockers() {
+    let env = Env::new();
+    env.build_ok(&["-t", "ign", &case("dockerignore")]);
+    let v = env.view("ign");
+    let has = |p: &str| v.lookup(&format!("/ctx/{p}")).is_some();
+    for p in ["README.md", "src/main.c", "docs/deep/keep.txt"] {
+        assert!(has(p), "{p} should be in the context");
+    }
+    // Root-anchored: `*.md` and `*.log` do not match in subdirectories (gitignore would exclude them).
+    assert!(has("src/NOTES.md") && has("src/sub/deep.log"));
+    for p in [
+        "CHANGES.md",
+        "docs/a.txt",
+        "node_modules",
+        "top.log",
+        "Dockerfile",
+        ".dockerignore",
+    ] {
+        assert!(!has(p), "{p} should be excluded");
+    }
+}
+
+#[test]
+fn copy_semantics() {
+    let env = Env::new();
+    env.build_ok(&["-t", "cp", &case("copy")]);
+    let v = env.view("cp");
+    let has = |p: &str| v.lookup(p).is_some();
+    // A directory source copies its contents; the directory itself only when named as dest.
+    assert!(has("/contents/a.txt") && has("/contents/sub/b.txt") && !has("/contents/dir"));
+    assert!(has("/named/dir/a.txt"));
+    // Destination without slash = the file's new name; with slash = a directory.
+    assert_eq!(env.read("cp", "/file-renamed"), "one\n");
+    assert_eq!(env.read("cp", "/into/one.txt"), "one\n");
+    assert!(has("/glob/one.txt") && has("/glob/two.txt"));
+    // Relative destinations are under WORKDIR.
+    assert_eq!(env.read("cp", "/w/relative/one.txt"), "one\n");
+    assert_eq!(env.read("cp", "/listing.txt"), "one.txt\n");
+    assert!(has("/excluded/a.txt") && !has("/excluded/skip.tmp"));
+    assert!(has("/parents/dir/sub/b.txt"));
+    // ADD unpacks a local archive, COPY does not.
+    assert_eq!(env.read("cp", "/unpacked/inner/packed.txt"), "packed\n");
+    assert!(has("/not-unpacked/archive.tar.gz"));
+    assert_eq!(env.read("cp", "/inline.txt"), "inline default\n");
+    // Files from the context are owned by root.
+    let (_, m) = v.lookup("/into/one.txt").unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+}
+
+#[test]
+fn error_messages_name_the_source_and_line() {
+    let env = Env::new();
+    let dir = case("errors");
+    let out = env.hoist(&[
+        "build",
+        "--progress",
+        "plain",
+        "-f",
+        &format!("{dir}/missing.Dockerfile"),
+        &dir,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("\"/missing.txt\": not found"), "{err}");
+    assert!(err.contains("missing.Dockerfile:3"), "{err}");
+    let out = env.hoist(&[
+        "build",
+        "--progress",
+        "plain",
+        "-f",
+        &format!("{dir}/fail.Dockerfile"),
+        &dir,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("did not complete successfully: exit code: 3"),
+        "{err}"
+    );
+    assert!(err.contains("fail.Dockerfile:2"), "{err}");
+    assert!(
+        err.contains("line-two"),
+        "last output lines are shown: {err}"
+    );
+}
+
+#[test]
+fn dockerfile_from_stdin_and_network_modes() {
+    let env = Env::new();
+    let df = "FROM busybox:latest\nRUN --network=none cat /proc/net/dev > /none.txt\nRUN cat /proc/net/dev > /default.txt\n";
+    let mut child = Command::new(HOIST)
+        .args([
+            "--root",
+            env.root.to_str().unwrap(),
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "net",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), df.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ifaces = |p: &str| -> Vec<String> {
+        env.read("net", p)
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next().map(|s| s.trim().to_string()))
+            .collect()
+    };
+    assert_eq!(ifaces("/none.txt"), ["lo"]);
+    let host: Vec<String> = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|s| s.trim().to_string()))
+        .collect();
+    let mut got = ifaces("/default.txt");
+    got.sort();
+    let mut want = host;
+    want.sort();
+    assert_eq!(got, want, "default network is the host's");
+    // Without a context, COPY has nothing to read.
+    let mut child = Command::new(HOIST)
+        .args(["--root", env.root.to_str().unwrap(), "build", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"FROM busybox:latest\nCOPY x /x\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+}
