@@ -45,13 +45,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Setup { source, .. } | Error::Exec { source, .. } => Some(source),
-            Error::Invalid(_) => None,
-        }
-    }
-}
+/// The source is part of the message already, so it is not repeated as `source()`.
+impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;

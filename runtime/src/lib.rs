@@ -199,6 +199,51 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
 /// The command's own failure is an `Ok` status; `Err` means the sandbox could not be set up
 /// ([`Error::exit_code`] 125) or the command could not be executed (126/127).
 pub fn run(spec: &Spec, stdio: Stdio) -> Result<ExitStatus> {
+    run_with(spec, stdio, |_| {})
+}
+
+/// Like [`run`] for a foreground command (`hoist run`): SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and
+/// SIGUSR2 sent to this process are forwarded to the command instead of killing hoist. Call it from a
+/// single-threaded process (it sets the signal mask of the calling thread before starting others).
+pub fn run_foreground(spec: &Spec, stdio: Stdio) -> Result<ExitStatus> {
+    use std::sync::atomic::AtomicI32;
+    static INIT: AtomicI32 = AtomicI32::new(0);
+    let signals = [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ];
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    std::thread::spawn(move || {
+        loop {
+            let mut sig = 0;
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            let pid = INIT.load(Ordering::SeqCst);
+            if pid > 0 {
+                // PID 1 of the sandbox forwards it to the command.
+                unsafe { libc::kill(pid, sig) };
+            } else {
+                std::process::exit(128 + sig);
+            }
+        }
+    });
+    run_with(spec, stdio, |pid| INIT.store(pid as i32, Ordering::SeqCst))
+}
+
+/// [`run`], calling `started` with the host PID of the sandbox's PID 1 once it exists.
+pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<ExitStatus> {
     let p = &spec.process;
     if p.args.is_empty() {
         return Err(Error::Invalid("no command given".into()));
@@ -429,6 +474,7 @@ pub fn run(spec: &Spec, stdio: Stdio) -> Result<ExitStatus> {
     if pid < 0 {
         return Err(Error::setup("clone", clone_err));
     }
+    started(pid as u32);
     let mut status = 0;
     loop {
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
