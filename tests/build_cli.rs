@@ -497,3 +497,26 @@ fn dockerfile_from_stdin_and_network_modes() {
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn instruction_errors_anywhere_in_the_file_are_reported_with_their_line() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    // The bad flag is in a stage the target does not need: BuildKit still rejects the file.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM busybox:latest AS unused\nCOPY --bogus=1 a b\nFROM busybox:latest\nRUN true\n",
+    )
+    .unwrap();
+    let out = env.hoist(&["build", dir.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("dockerfile parse error on line 2: unknown flag: --bogus"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("Dockerfile"), "RUN true\n").unwrap();
+    let out = env.hoist(&["build", dir.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no build stage in current context"), "{err}");
+}

@@ -89,6 +89,19 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     };
     v.done();
     let ast = hoist_parser::parse(text.as_bytes(), &file_name).map_err(|e| anyhow!("{e}"))?;
+    // Instruction-level validation of the whole file (reachable stages or not), as BuildKit does.
+    if let Err(e) = hoist_parser::parse_dockerfile(&ast) {
+        if e.start_line == 0 {
+            bail!("{}", e.message);
+        }
+        let line = text.lines().nth(e.start_line - 1).unwrap_or("").trim();
+        bail!(
+            "{}:{}\n--------------------\n>>> {line}\n--------------------\n{}",
+            e.file,
+            e.start_line,
+            e.buildkit_message()
+        );
+    }
 
     let context = match &opts.context {
         Some(c) => {

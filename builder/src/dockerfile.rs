@@ -239,10 +239,12 @@ pub fn lower(ast: &Ast, opts: &FrontendOptions, resolve: &mut ImageResolver<'_>)
         }
         let base_name = &base_names[i];
         let (base, mut config) = if base_name == "scratch" {
-            let mut c = ImageConfig::default();
-            c.architecture = arch.clone();
-            c.os = os.clone();
-            c.variant = (!variant.is_empty()).then(|| variant.clone());
+            let c = ImageConfig {
+                architecture: arch.clone(),
+                os: os.clone(),
+                variant: (!variant.is_empty()).then(|| variant.clone()),
+                ..Default::default()
+            };
             (Base::Scratch, c)
         } else if let Some(j) = stages[..i]
             .iter()
@@ -663,14 +665,7 @@ impl<'c> StageState<'c> {
             }
             "run" => self.run(n, &flags, lex, input_of)?,
             "copy" | "add" => self.copy(n, &flags, lex, input_of)?,
-            other => bail!(
-                "unknown instruction: {}",
-                if other.is_empty() {
-                    &n.keyword
-                } else {
-                    &n.keyword
-                }
-            ),
+            _ => bail!("unknown instruction: {}", n.keyword),
         }
         Ok(())
     }
@@ -1011,7 +1006,7 @@ fn parse_mount(
             "source" | "src" => source = val(v)?,
             "id" => id = Some(val(v)?),
             "rw" | "readwrite" => rw = v.is_none_or(|v| v == "true"),
-            "ro" | "readonly" => rw = !v.is_none_or(|v| v == "true"),
+            "ro" | "readonly" => rw = v.is_some_and(|v| v != "true"),
             "size" => size = parse_size(&val(v)?),
             "sharing" | "mode" | "uid" | "gid" | "required" => {}
             _ => match v {

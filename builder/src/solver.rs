@@ -18,6 +18,9 @@ use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op
 use crate::progress::{Progress, Vertex};
 use crate::union::Union;
 
+/// Bumped whenever what a step produces for the same inputs changes (invalidates older records).
+const CACHE_VERSION: &str = "hoist-build-cache-v1";
+
 /// What a chain produced.
 #[derive(Debug, Clone)]
 pub struct ChainResult {
@@ -292,7 +295,7 @@ impl Solver {
                 prepared = Some(p);
             }
         }
-        let mut parts = vec![parent, op_json.as_str()];
+        let mut parts = vec![CACHE_VERSION, parent, op_json.as_str()];
         parts.extend(extra.iter().map(String::as_str));
         let key = key_of(&parts);
         if !self.no_cache
@@ -598,8 +601,9 @@ impl Solver {
             mounts,
             ..Default::default()
         };
-        let (out_r, out_w) = std::io::pipe()?;
-        let (err_r, err_w) = std::io::pipe()?;
+        let (out_r, out_w) = rustix::pipe::pipe()?;
+        let (err_r, err_w) = rustix::pipe::pipe()?;
+        let (out_r, err_r) = (fs::File::from(out_r), fs::File::from(err_r));
         let done = std::sync::atomic::AtomicBool::new(false);
         let status = std::thread::scope(|s| {
             let runner = s.spawn(|| {
@@ -607,8 +611,8 @@ impl Solver {
                     &spec,
                     rt::Stdio::Fds {
                         stdin: None,
-                        stdout: out_w.into(),
-                        stderr: err_w.into(),
+                        stdout: out_w,
+                        stderr: err_w,
                     },
                 );
                 done.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -636,7 +640,7 @@ impl Solver {
 
 /// Reads lines from the pipes into the vertex log until every pipe is at EOF, or `done` is set and
 /// nothing more arrives for a moment.
-fn pump_output(pipes: &[&std::io::PipeReader], done: &std::sync::atomic::AtomicBool, v: &Vertex) {
+fn pump_output(pipes: &[&fs::File], done: &std::sync::atomic::AtomicBool, v: &Vertex) {
     use rustix::event::{PollFd, PollFlags, poll};
     use std::io::Read;
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); pipes.len()];
@@ -671,7 +675,7 @@ fn pump_output(pipes: &[&std::io::PipeReader], done: &std::sync::atomic::AtomicB
                 continue;
             }
             let mut chunk = [0u8; 8192];
-            match (&*pipes[i]).read(&mut chunk) {
+            match { pipes[i] }.read(&mut chunk) {
                 Ok(0) | Err(_) => open[i] = false,
                 Ok(m) => {
                     bufs[i].extend_from_slice(&chunk[..m]);

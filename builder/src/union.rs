@@ -211,7 +211,7 @@ mod tests {
         fs::create_dir_all(l1.join("usr/bin")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &l1.join("usr/bin/gone"),
+            l1.join("usr/bin/gone"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0),
             0,
