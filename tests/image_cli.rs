@@ -432,3 +432,46 @@ fn concurrent_processes_share_a_store() {
         );
     }
 }
+
+#[test]
+fn killed_import_leaves_no_bad_blob_visible() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    make_busybox(&root);
+    let dir = t.path().join("big");
+    fs::create_dir(&dir).unwrap();
+    run(Command::new("head")
+        .args(["-c", "150M", "/dev/urandom"])
+        .stdout(fs::File::create(dir.join("data")).unwrap()));
+    for delay_ms in [50, 300] {
+        let mut child = Command::new(HOIST)
+            .arg("--root")
+            .arg(&root)
+            .args(["import", dir.to_str().unwrap(), "big:1"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Every visible blob is complete: its content hashes to its name.
+        for e in fs::read_dir(root.join("blobs/sha256")).unwrap() {
+            let p = e.unwrap().path();
+            let sum = run(Command::new("sha256sum").arg(&p));
+            assert_eq!(
+                sum.split_whitespace().next().unwrap(),
+                p.file_name().unwrap().to_str().unwrap()
+            );
+        }
+        // The store still works, and a later import succeeds.
+        assert!(ok(&root, &["images"]).contains("busybox"));
+    }
+    ok(&root, &["import", dir.to_str().unwrap(), "big:1"]);
+    assert!(ok(&root, &["images"]).contains("big "));
+    ok(&root, &["image", "prune", "-f"]);
+    assert_eq!(
+        fs::read_dir(root.join("tmp")).unwrap().count(),
+        0,
+        "prune clears abandoned temp files"
+    );
+}

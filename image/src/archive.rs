@@ -79,9 +79,13 @@ pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out:
                 .ctx(|| format!("writing blob {b}"))?;
             }
         }
+        let manifest_mt = serde_json::from_slice::<Value>(&store.read_blob(&img.manifest_digest)?)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(String::from))
+            .unwrap_or_else(|| media_type::MANIFEST.into());
         let entry = |name: Option<&Reference>| {
             let mut e = json!({
-                "mediaType": media_type::MANIFEST,
+                "mediaType": manifest_mt,
                 "digest": img.manifest_digest,
                 "size": store.blob_size(&img.manifest_digest).unwrap_or(0),
             });
