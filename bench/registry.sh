@@ -3,14 +3,15 @@
 # ~60 MB image (busybox + 58 MB of files, half compressible) and a single 200 MB layer (random).
 # Wall time and peak RSS via /usr/bin/time -v. Prints a markdown table for BENCHMARKS.md.
 #
-# Usage: bench/registry.sh        (builds hoist --release first; needs skopeo, docker-registry, time)
+# Usage: bench/registry.sh   (builds hoist --release first unless $HOIST names a binary; needs
+#        skopeo, docker-registry, GNU time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 command -v /usr/bin/time >/dev/null || apt-get install -y --no-install-recommends time
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet
-hoist=$target/release/hoist
+if [ -z "${HOIST:-}" ]; then cargo build --release --quiet; fi
+hoist=${HOIST:-$target/release/hoist}
 
 work=$(mktemp -d /var/tmp/hoist-bench.XXXXXX)
 trap 'fixtures/registry.sh stop "$work/reg"; fixtures/registry.sh stop "$work/reg2"; rm -rf "$work"' EXIT
@@ -37,7 +38,7 @@ mk() { # NAME DIR
 mkdir -p "$work/img60/data"
 head -c $((29 << 20)) /dev/urandom >"$work/img60/data/random.bin"
 # compressible: repeated text
-yes 'hoist registry benchmark line, compressible text 0123456789' | head -c $((29 << 20)) >"$work/img60/data/text.txt"
+(set +o pipefail; yes 'hoist registry benchmark line, compressible text 0123456789' | head -c $((29 << 20)) >"$work/img60/data/text.txt")
 cp /bin/busybox "$work/img60/busybox"
 mk "$reg/bench/img60:1" "$work/img60"
 mkdir -p "$work/layer200"
