@@ -202,6 +202,14 @@ fn tag_rmi_and_prune() {
     fs::write(dir.join("f"), b"dangling").unwrap();
     let id = ok(&root, &["import", dir.to_str().unwrap()]);
     assert!(ok(&root, &["images"]).contains("<none>       <none>"));
+    let short = &id.trim()["sha256:".len()..][..12];
+    assert_eq!(
+        ok(&root, &["images", "-q", "-f", "dangling=true"]).trim(),
+        short
+    );
+    assert!(!ok(&root, &["images", "-f", "dangling=false"]).contains("<none>"));
+    let by_ref = ok(&root, &["images", "--filter", "reference=busy*"]);
+    assert_eq!(by_ref.lines().count(), 2, "{by_ref}");
     let blobs = || fs::read_dir(root.join("blobs/sha256")).unwrap().count();
     let before = blobs();
     let pruned = ok(&root, &["image", "prune", "-f"]);

@@ -84,6 +84,9 @@ pub struct ImagesArgs {
     /// Output format: "table" or "json" (one JSON object per line)
     #[arg(long, default_value = "table")]
     format: String,
+    /// Filter output: dangling=true|false, reference=PATTERN (with * globs), label=KEY[=VALUE]
+    #[arg(short, long)]
+    filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +225,40 @@ fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<ExitCode> {
             })
         });
     }
+    for f in &a.filter {
+        let (key, value) = f
+            .split_once('=')
+            .with_context(|| format!("bad filter {f:?}: expected KEY=VALUE"))?;
+        match key {
+            "dangling" => {
+                let want = match value {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    v => bail!("invalid filter 'dangling={v}': expected true or false"),
+                };
+                rows.retain(|r| r.name.is_none() == want);
+            }
+            "reference" => rows.retain(|r| {
+                r.name.as_ref().is_some_and(|n| {
+                    glob(value, &n.familiar())
+                        || glob(value, &n.familiar_repository())
+                        || glob(value, &n.to_string())
+                })
+            }),
+            "label" => {
+                let (k, v) = value
+                    .split_once('=')
+                    .map_or((value, None), |(k, v)| (k, Some(v)));
+                rows.retain(|r| {
+                    store.load_image(&r.manifest_digest).is_ok_and(|img| {
+                        let labels = img.config.config.and_then(|c| c.labels).unwrap_or_default();
+                        labels.get(k).is_some_and(|x| v.is_none_or(|v| v == x))
+                    })
+                });
+            }
+            other => bail!("invalid filter '{other}'"),
+        }
+    }
     let id = |d: &hoist_image::Digest| {
         if a.no_trunc {
             d.to_string()
@@ -289,6 +326,22 @@ fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<ExitCode> {
         other => bail!("unsupported --format {other:?} (expected \"table\" or \"json\")"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Shell-style `*` wildcard match (`*` does not cross `/`, as Docker's path.Match).
+fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, rest)) => {
+            let Some(tail) = s.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .take_while(|&i| i == 0 || !tail[..i].contains('/'))
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
 }
 
 fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<ExitCode> {
