@@ -191,3 +191,71 @@ fn reserved_dirs() {
     assert!(s.dir("blobs").is_err());
     assert!(s.dir("../x").is_err());
 }
+
+#[test]
+fn unpacked_layers_stack_as_overlay_lowers_with_whiteouts() {
+    let (d, s) = store();
+    // Base layer: a, keep, dir/old.
+    let base = tempfile::tempdir().unwrap();
+    fs::write(base.path().join("a"), b"a").unwrap();
+    fs::write(base.path().join("keep"), b"k").unwrap();
+    fs::create_dir(base.path().join("dir")).unwrap();
+    fs::write(base.path().join("dir/old"), b"o").unwrap();
+    let l1 = s.commit_dir(base.path(), &LayerOptions::default()).unwrap();
+    // Second layer from an overlay upper: `a` deleted, `dir` made opaque with a new file.
+    let upper = tempfile::tempdir().unwrap();
+    let u = upper.path();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &u.join("a"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    fs::create_dir(u.join("dir")).unwrap();
+    rustix::fs::setxattr(
+        u.join("dir").as_path(),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    fs::write(u.join("dir/new"), b"n").unwrap();
+    let l2 = s.commit_overlay_upper(u, &LayerOptions::default()).unwrap();
+
+    let lower1 = s.unpacked_layer(&l1.diff_id).unwrap();
+    let lower2 = s.unpacked_layer(&l2.diff_id).unwrap();
+    let merged = d.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!(
+            "ro,lowerdir={}:{}",
+            lower2.display(),
+            lower1.display()
+        ))
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mounting overlay (tests run as root)");
+    let seen = (|| {
+        let mut names: Vec<String> = fs::read_dir(&merged)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let mut dir: Vec<String> = fs::read_dir(merged.join("dir"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        dir.sort();
+        (names, dir)
+    })();
+    std::process::Command::new("umount")
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert_eq!(seen.0, ["dir", "keep"], "the whiteout hides `a`");
+    assert_eq!(seen.1, ["new"], "the opaque dir hides the lower `dir/old`");
+}
