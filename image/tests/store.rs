@@ -207,7 +207,7 @@ fn unpacked_layers_stack_as_overlay_lowers_with_whiteouts() {
     let u = upper.path();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &u.join("a"),
+        u.join("a"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         0,
@@ -239,19 +239,15 @@ fn unpacked_layers_stack_as_overlay_lowers_with_whiteouts() {
         .status()
         .unwrap();
     assert!(status.success(), "mounting overlay (tests run as root)");
-    let seen = (|| {
-        let mut names: Vec<String> = fs::read_dir(&merged)
+    let list = |p: &std::path::Path| {
+        let mut v: Vec<String> = fs::read_dir(p)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        names.sort();
-        let mut dir: Vec<String> = fs::read_dir(merged.join("dir"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        dir.sort();
-        (names, dir)
-    })();
+        v.sort();
+        v
+    };
+    let seen = (list(&merged), list(&merged.join("dir")));
     std::process::Command::new("umount")
         .arg(&merged)
         .status()
