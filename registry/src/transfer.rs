@@ -104,9 +104,7 @@ pub async fn fetch_blobs(
             async move {
                 let id = short(&desc.digest);
                 if store.has_blob(&desc.digest) {
-                    progress
-                        .blob(id, desc.size, "Already exists")
-                        .finish("Already exists");
+                    progress.message(&format!("{id}: Already exists"));
                     return Ok(());
                 }
                 let bar = progress.blob(id, desc.size, "Downloading");
@@ -164,9 +162,34 @@ pub async fn pull(
     let manifest: Manifest = serde_json::from_slice(&body).with_context(|| {
         format!("parsing the image manifest of {r} (schema 1 images are not supported)")
     })?;
-    let mut blobs = vec![manifest.config.clone()];
-    blobs.extend(manifest.layers.iter().cloned());
-    let downloaded = fetch_blobs(client, store, r, &blobs, opts.max_concurrent, progress).await?;
+    // The config first (small, in memory): with an explicit platform and no index to choose
+    // from, Docker refuses an image built for another platform.
+    let config = client.get_blob_bytes(r, &manifest.config).await?;
+    if let (Some(want), None) = (&opts.platform, &index_digest) {
+        let have: Platform = serde_json::from_slice(&config)
+            .with_context(|| format!("parsing the image config of {r}"))?;
+        if !want.matches(&have) {
+            bail!(
+                "image with reference {r} was found but does not match the specified platform: \
+                 wanted {want}, actual: {have}"
+            );
+        }
+        platform = Some(have);
+    }
+    let mut downloaded = 0;
+    if !store.has_blob(&manifest.config.digest) {
+        store.put_bytes(&config, &manifest.config.digest)?;
+        downloaded += 1;
+    }
+    downloaded += fetch_blobs(
+        client,
+        store,
+        r,
+        &manifest.layers,
+        opts.max_concurrent,
+        progress,
+    )
+    .await?;
     store.put_bytes(&body, &digest)?;
     if let (Some(ib), Some(id)) = (&index_body, &index_digest) {
         store.put_bytes(ib, id)?;
@@ -317,9 +340,7 @@ pub async fn push_blobs(
                 && client.blob_exists(dest, &desc.digest, Access::Push).await?
             {
                 // Not kept locally (e.g. a base layer never pulled here) but already there.
-                progress
-                    .blob(id, desc.size, "Preparing")
-                    .finish("Layer already exists");
+                progress.message(&format!("{id}: Layer already exists"));
                 return Ok(());
             }
             let path = store.blob_path(&desc.digest)?;

@@ -495,3 +495,32 @@ async fn chunked_upload_round_trips() {
         .unwrap();
     assert_eq!(p.config_digest, img.config_digest.to_string());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explicit_platform_mismatch_on_a_single_manifest_is_refused() {
+    let reg = TestRegistry::start(None);
+    let (_a, src) = store();
+    let name = format!("{}/single/app:1", reg.host());
+    make_image(&src, &name, "f", b"x", "amd64");
+    let r = ImageRef::parse(&name).unwrap();
+    let c = client();
+    push(&c, &src, &name, &r, &PushOptions::default(), &quiet())
+        .await
+        .unwrap();
+    let (_b, dst) = store();
+    let opts = PullOptions {
+        platform: Some(Platform::parse("linux/arm64").unwrap()),
+        ..Default::default()
+    };
+    let err = pull(&c, &dst, &r, &opts, &quiet()).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("does not match the specified platform"),
+        "{err:#}"
+    );
+    assert!(dst.list_images().unwrap().is_empty());
+    let opts = PullOptions {
+        platform: Some(Platform::parse("linux/amd64").unwrap()),
+        ..Default::default()
+    };
+    pull(&c, &dst, &r, &opts, &quiet()).await.unwrap();
+}
