@@ -8,7 +8,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
+#[path = "image_fixture.rs"]
+mod image_fixture;
+use image_fixture::{HOIST, make_busybox};
 
 fn hoist(root: &Path, args: &[&str]) -> Output {
     Command::new(HOIST)
@@ -37,15 +39,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
-}
-
-/// Makes busybox:latest in `root` with fixtures/make-busybox.sh (the base every test builds on).
-pub fn make_busybox(root: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/make-busybox.sh");
-    run(Command::new("bash")
-        .arg(script)
-        .arg(root)
-        .env("HOIST", HOIST));
 }
 
 /// A rootfs with the kinds of entries images carry.
