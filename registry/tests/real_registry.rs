@@ -524,3 +524,33 @@ async fn explicit_platform_mismatch_on_a_single_manifest_is_refused() {
     };
     pull(&c, &dst, &r, &opts, &quiet()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_unavailable_is_retried() {
+    let reg = TestRegistry::start(None);
+    let (name, img, _src, _d) = push_big(&reg, 100_000).await;
+    let layer = layer_digest_in_registry(&name);
+    let proxy = Proxy::start(
+        reg.port,
+        layer.trim_start_matches("sha256:"),
+        Tamper::UnavailableOnce,
+    );
+    let via = name.replace(&reg.host(), &format!("127.0.0.1:{}", proxy.port));
+    let (_d, dst) = store();
+    let p = pull(
+        &client(),
+        &dst,
+        &ImageRef::parse(&via).unwrap(),
+        &PullOptions::default(),
+        &quiet(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.config_digest, img.config_digest.to_string());
+    let reqs = proxy.requests.lock().unwrap().clone();
+    let gets = reqs
+        .iter()
+        .filter(|r| r.starts_with("GET") && r.contains(layer.trim_start_matches("sha256:")))
+        .count();
+    assert_eq!(gets, 2, "a 503 then a successful retry");
+}

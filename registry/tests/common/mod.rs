@@ -126,6 +126,8 @@ pub enum Tamper {
     Corrupt,
     /// Forward this many body bytes of the first response, then close.
     CutOnceAfter(usize),
+    /// Answer the first request with 503 Service Unavailable.
+    UnavailableOnce,
 }
 
 /// A TCP proxy in front of a real registry that tampers with one blob's responses.
@@ -208,6 +210,16 @@ fn serve(
         .lines()
         .next()
         .is_some_and(|l| l.starts_with("GET ") && l.contains(target));
+    if is_target && tamper == Tamper::UnavailableOnce {
+        let mut done = cut_done.lock().unwrap();
+        if !*done {
+            *done = true;
+            client_w.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?;
+            return Ok(());
+        }
+    }
     let (rhead, mut rbody) = read_head(&mut up_r)?;
     client_w.write_all(&rhead)?;
     let mut sent = 0usize;
