@@ -408,3 +408,25 @@ fn whiteouts_cannot_escape() {
     let _ = apply_layer(&tar[..], &s.target, ApplyMode::Merge);
     assert_outside_untouched(&s);
 }
+
+#[test]
+fn parallel_gzip_is_deterministic_and_readable_by_gzip() {
+    let data: Vec<u8> = (0..8_500_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8 % 7)
+        .collect();
+    let a = layer::compress(&data[..], layer::Compression::Gzip, Vec::new()).unwrap();
+    let b = layer::compress(&data[..], layer::Compression::Gzip, Vec::new()).unwrap();
+    assert_eq!(a, b);
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&a[..]), &mut out).unwrap();
+    assert!(out == data);
+    // The system gzip accepts it too.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("x.gz"), &a).unwrap();
+    let st = std::process::Command::new("gzip")
+        .arg("-t")
+        .arg(dir.path().join("x.gz"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}

@@ -136,7 +136,9 @@ impl<W: Write + Send + 'static> Compressor<W> {
             .unwrap_or(1);
         Ok(match c {
             Compression::None => Compressor::None(out),
-            Compression::Gzip if threads > 1 && size_hint >= PARALLEL_GZIP_THRESHOLD => {
+            // The block layout depends only on the size threshold, not on the core count, so the
+            // compressed digest of a layer is the same on every machine.
+            Compression::Gzip if size_hint >= PARALLEL_GZIP_THRESHOLD => {
                 let par = gzp::par::compress::ParCompressBuilder::<gzp::deflate::Gzip>::new()
                     .num_threads(threads)
                     .map_err(io::Error::other)?
