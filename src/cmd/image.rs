@@ -350,7 +350,7 @@ fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<ExitCode> {
         match store.remove_image(i, a.force) {
             Ok(events) => events.iter().for_each(|e| println!("{e}")),
             Err(e) => {
-                eprintln!("Error response from daemon: {e}");
+                eprintln!("Error: {e}");
                 code = ExitCode::FAILURE;
             }
         }
