@@ -665,6 +665,18 @@ impl Store {
         self.load_image(&md)
     }
 
+    /// The image's size as Docker reports it: uncompressed layer sizes where the uncompressed blob
+    /// is stored, the blob size otherwise.
+    pub fn image_size(&self, image: &Image) -> u64 {
+        match image.layers() {
+            Ok(layers) => layers
+                .iter()
+                .map(|(diff_id, d)| self.blob_size(diff_id).unwrap_or(d.size()))
+                .sum(),
+            Err(_) => image.size(),
+        }
+    }
+
     /// Reads an image by manifest digest.
     pub fn load_image(&self, manifest_digest: &Digest) -> Result<Image> {
         let bytes = self.read_blob(manifest_digest)?;
@@ -781,7 +793,7 @@ impl Store {
                 id: img.config_digest.clone(),
                 manifest_digest: e.digest.clone(),
                 created: img.config.created.clone(),
-                size: img.size(),
+                size: self.image_size(&img),
             });
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));

@@ -406,7 +406,7 @@ fn inspect_json(store: &Store, img: &Image) -> anyhow::Result<InspectOut> {
         architecture: c.architecture.clone(),
         variant: c.variant.clone(),
         os: c.os.clone(),
-        size: img.size(),
+        size: store.image_size(img),
         graph_driver: json!({ "Data": null, "Name": "overlay2" }),
         root_fs: json!({ "Type": c.rootfs.kind, "Layers": c.rootfs.diff_ids }),
         metadata: json!({ "LastTagTime": "0001-01-01T00:00:00Z" }),
