@@ -81,6 +81,15 @@ fn push_then_pull_busybox_by_tag_and_digest() {
     let d = hoist_image::Store::open(&dst).unwrap().resolve(&name).unwrap();
     assert_eq!(s.config_digest, d.config_digest);
 
+    // Pushing the pulled image under another repository of the same registry mounts its blobs.
+    let other = format!("{}/other/busybox:2", reg.host());
+    ok(hoist(&dst, &cfg, &["tag", &name, &other], None));
+    let out = hoist(&dst, &cfg, &["push", &other], None);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Mounted from test/busybox"), "{err}");
+    assert!(!err.contains(": Pushed"), "{err}");
+
     let pinned = format!("{}/test/busybox@{digest}", reg.host());
     let dst2 = tmp.path().join("dst2");
     let out = ok(hoist(&dst2, &cfg, &["pull", "-q", &pinned], None));

@@ -50,12 +50,18 @@ pub fn push_image(
         insecure_registries: insecure_registries.to_vec(),
         ..ClientOptions::default()
     })?;
-    crate::runtime()?.block_on(crate::push(
+    let (body, media_type) = crate::ContentStore::resolve_image(store, local)?;
+    let opts = PushOptions {
+        mount_from: crate::store::mount_candidates(store, &r, &body),
+        ..PushOptions::default()
+    };
+    crate::runtime()?.block_on(crate::push_manifest(
         &client,
         store,
-        local,
         &r,
-        &PushOptions::default(),
+        body,
+        &media_type,
+        &opts,
         &Progress::new(progress),
     ))
 }

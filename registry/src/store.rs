@@ -101,3 +101,33 @@ impl ContentStore for Store {
         Ok((Bytes::from(body), mt))
     }
 }
+
+/// Repositories of `dest`'s registry that local images were pulled from or pushed to and that share
+/// a blob with `manifest`: candidates for cross-repository mounts ([`crate::PushOptions::mount_from`]).
+pub fn mount_candidates(store: &Store, dest: &crate::ImageRef, manifest: &[u8]) -> Vec<String> {
+    let Ok(m) = serde_json::from_slice::<Manifest>(manifest) else {
+        return Vec::new();
+    };
+    let wanted: std::collections::HashSet<String> =
+        m.layers.iter().map(|l| l.digest.clone()).collect();
+    let mut out = Vec::new();
+    for summary in store.list_images().unwrap_or_default() {
+        let Some(name) = summary.name else { continue };
+        if name.domain != dest.registry || name.path == dest.repository || out.contains(&name.path)
+        {
+            continue;
+        }
+        let Ok(img) = store.load_image(&summary.manifest_digest) else {
+            continue;
+        };
+        if img
+            .manifest
+            .layers()
+            .iter()
+            .any(|l| wanted.contains(&l.digest().to_string()))
+        {
+            out.push(name.path.clone());
+        }
+    }
+    out
+}

@@ -344,7 +344,7 @@ pub async fn push_blobs(
                 return Ok(());
             }
             let path = store.blob_path(&desc.digest)?;
-            let bar = progress.blob(id, desc.size, "Preparing");
+            let bar = progress.blob(id, desc.size, "Pushing");
             let how = client
                 .push_blob(
                     dest,

@@ -9,7 +9,7 @@ use hoist_image::Store;
 use hoist_registry::reference::DOCKER_HUB;
 use hoist_registry::{
     Client, ClientOptions, Credentials, DockerConfig, ImageRef, Platform, Progress, ProgressMode,
-    PullOptions, PushOptions,
+    PullOptions,
 };
 
 use super::Global;
@@ -167,24 +167,21 @@ impl Commands {
             Commands::Push { name, quiet, net } => {
                 let r = ImageRef::parse(&name)?;
                 let store = open_store(global)?;
-                let client = net.client(None)?;
-                let progress = Progress::new(if quiet {
-                    ProgressMode::Quiet
-                } else {
-                    ProgressMode::Auto
-                });
                 if !quiet {
                     println!("The push refers to repository [{}]", r.name());
                 }
                 let local = format!("{}", r);
-                let pushed = hoist_registry::runtime()?.block_on(hoist_registry::push(
-                    &client,
+                let pushed = hoist_registry::blocking::push_image(
                     &store,
                     &local,
-                    &r,
-                    &PushOptions::default(),
-                    &progress,
-                ))?;
+                    &name,
+                    &net.insecure,
+                    if quiet {
+                        ProgressMode::Quiet
+                    } else {
+                        ProgressMode::Auto
+                    },
+                )?;
                 let shown = r.tag.clone().unwrap_or_else(|| pushed.digest.clone());
                 if quiet {
                     println!("{r}");
