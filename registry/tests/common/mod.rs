@@ -21,6 +21,16 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Starts a registry; with `user` it requires htpasswd basic auth for that user/password.
     pub fn start(user: Option<(&str, &str)>) -> TestRegistry {
+        // A free port can be taken by another test between probing and binding: retry then.
+        for _ in 0..5 {
+            if let Some(r) = Self::try_start(user) {
+                return r;
+            }
+        }
+        panic!("could not start docker-registry");
+    }
+
+    fn try_start(user: Option<(&str, &str)>) -> Option<TestRegistry> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut cfg = format!(
@@ -41,7 +51,7 @@ impl TestRegistry {
         }
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
+        let mut child = Command::new("/usr/bin/docker-registry")
             .arg("serve")
             .arg(&cfg_path)
             .stdout(Stdio::null())
@@ -49,14 +59,25 @@ impl TestRegistry {
             .spawn()
             .expect("docker-registry (fixtures/install-deps.sh installs it)");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return None; // exited: most likely the port was taken
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
             assert!(
                 Instant::now() < deadline,
                 "registry did not start on port {port}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        TestRegistry { child, port, dir }
+        // Still ours after a moment (not another test's registry answering on a reused port).
+        std::thread::sleep(Duration::from_millis(100));
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        Some(TestRegistry { child, port, dir })
     }
 
     pub fn host(&self) -> String {
