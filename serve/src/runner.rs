@@ -140,7 +140,7 @@ impl HoistCli {
             .with_context(|| format!("running {}", self.exe.display()))?;
         let out = log.read_from(start);
         if !status.success() {
-            bail!("`{}` failed ({status})", shown[1..].join(" "));
+            bail!("`hoist {}` failed ({status})", shown[1..].join(" "));
         }
         Ok(out)
     }
