@@ -310,12 +310,28 @@ impl Client {
         r: &ImageRef,
         reference: &str,
     ) -> Result<(Bytes, String, String)> {
+        match self.find_manifest(r, reference).await? {
+            Some(m) => Ok(m),
+            None => bail!("manifest for {}:{reference} not found", r.name()),
+        }
+    }
+
+    /// Like [`Client::get_manifest`], but `None` when the registry answers 404 (no such tag,
+    /// digest or repository), e.g. a build cache that was never exported.
+    pub async fn find_manifest(
+        &self,
+        r: &ImageRef,
+        reference: &str,
+    ) -> Result<Option<(Bytes, String, String)>> {
         let url = self.url(r, &format!("manifests/{reference}"));
         let resp = self
             .send(r, Access::Pull, &[], &|h| {
                 Ok(h.get(&url).header(header::ACCEPT, ACCEPT_MANIFESTS))
             })
             .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         let resp = check(resp, &format!("manifest for {}:{reference}", r.name())).await?;
         let media_type = content_type(resp.headers());
         let len = resp.content_length().unwrap_or(0);
@@ -339,7 +355,7 @@ impl Client {
                 })
                 .unwrap_or_else(|| crate::manifest::OCI_MANIFEST.to_string()),
         };
-        Ok((body, media_type, digest))
+        Ok(Some((body, media_type, digest)))
     }
 
     /// Uploads a manifest under `reference` (a tag or its digest); returns its digest.

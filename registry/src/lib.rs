@@ -7,10 +7,12 @@
 //! Layers: [`reference`] (names -> endpoints), [`auth`] (credentials, challenges), [`client`] (the
 //! HTTP protocol: manifests, streamed verified blobs, uploads), [`transfer`] (pull/push of images and
 //! arbitrary manifests against a [`ContentStore`]), [`store`] (that trait for the hoist store),
-//! [`blocking`] (one-call sync pull/push), [`progress`] (bars or lines).
+//! [`blocking`] (one-call sync pull/push), [`cache`] (build cache as an artifact manifest),
+//! [`progress`] (bars or lines).
 
 pub mod auth;
 pub mod blocking;
+pub mod cache;
 pub mod client;
 pub mod digest;
 pub mod layout;

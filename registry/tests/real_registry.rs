@@ -554,3 +554,62 @@ async fn service_unavailable_is_retried() {
         .count();
     assert_eq!(gets, 2, "a 503 then a successful retry");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn build_cache_export_then_import_into_a_clean_store() {
+    use hoist_registry::cache::{CACHE_ARTIFACT_TYPE, export_cache, import_cache};
+    let reg = TestRegistry::start(None);
+    let (_a, src) = store();
+    let c = client();
+    let img = make_image(&src, "local/step:1", "layer", &noise(80_000, 5), "amd64");
+    let diff = img.config.rootfs.diff_ids[0].clone();
+    let gz = src
+        .compressed_layer(&diff, hoist_image::layer::Compression::Gzip)
+        .unwrap();
+    let layer = Descriptor::new(
+        &gz.media_type().to_string(),
+        &gz.digest().to_string(),
+        gz.size(),
+    );
+    let cache = ImageRef::parse(&format!("{}/app/cache:buildcache", reg.host())).unwrap();
+    assert!(
+        import_cache(&c, &cache).await.unwrap().is_none(),
+        "no cache before export"
+    );
+    let meta = Bytes::from(format!(r#"{{"step-key":"{}"}}"#, layer.digest));
+    export_cache(
+        &c,
+        &src,
+        &cache,
+        meta.clone(),
+        vec![layer.clone()],
+        &PushOptions::default(),
+        &quiet(),
+    )
+    .await
+    .unwrap();
+
+    let (_b, dst) = store();
+    let remote = import_cache(&c, &cache)
+        .await
+        .unwrap()
+        .expect("cache exported");
+    assert_eq!(remote.metadata, meta);
+    assert_eq!(
+        remote.manifest.artifact_type.as_deref(),
+        Some(CACHE_ARTIFACT_TYPE)
+    );
+    assert_eq!(remote.layers(), std::slice::from_ref(&layer));
+    assert_eq!(
+        fetch_blobs(&c, &dst, &cache, remote.layers(), 2, &quiet())
+            .await
+            .unwrap(),
+        1
+    );
+    // The fetched layer decompresses to the step's diff_id.
+    let d: hoist_image::Digest = layer.digest.parse().unwrap();
+    dst.register_layer_blob(&diff, &d, hoist_image::layer::Compression::Gzip)
+        .unwrap();
+    let mut r = dst.open_layer(&diff).unwrap();
+    std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+}

@@ -1,0 +1,79 @@
+//! Build cache through a registry (`--cache-to/--cache-from type=registry,ref=R`): an OCI artifact
+//! manifest whose config blob is the builder's cache metadata (opaque here) and whose layers are
+//! the cached step layers. The builder decides what the metadata says and which layers to fetch
+//! ([`crate::fetch_blobs`] on the hits only); this module only moves it.
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+
+use crate::client::Client;
+use crate::manifest::{Descriptor, Manifest, OCI_MANIFEST};
+use crate::progress::Progress;
+use crate::reference::ImageRef;
+use crate::transfer::{ContentStore, PushOptions, PushedImage, push_manifest};
+
+/// `artifactType` of hoist's cache manifests.
+pub const CACHE_ARTIFACT_TYPE: &str = "application/vnd.hoist.buildcache.v1";
+/// Media type of the cache metadata (config) blob.
+pub const CACHE_CONFIG_TYPE: &str = "application/vnd.hoist.buildcache.config.v1+json";
+
+/// A cache manifest read from a registry.
+#[derive(Debug, Clone)]
+pub struct RemoteCache {
+    /// Digest of the cache manifest.
+    pub digest: String,
+    pub manifest: Manifest,
+    /// The config blob: the builder's metadata, verified.
+    pub metadata: Bytes,
+}
+
+impl RemoteCache {
+    /// The cached layers the manifest lists (fetch the ones you need with [`crate::fetch_blobs`]).
+    pub fn layers(&self) -> &[Descriptor] {
+        &self.manifest.layers
+    }
+}
+
+/// Exports a cache: stores `metadata` in the local store, then pushes it with `layers` (blobs
+/// already in the store, e.g. [`hoist_image::Store::compressed_layer`] descriptors) as an artifact
+/// manifest to `dest` (its tag, e.g. `buildcache`).
+pub async fn export_cache(
+    client: &Client,
+    store: &dyn ContentStore,
+    dest: &ImageRef,
+    metadata: Bytes,
+    layers: Vec<Descriptor>,
+    opts: &PushOptions,
+    progress: &Progress,
+) -> Result<PushedImage> {
+    let digest = crate::digest::sha256(&metadata);
+    store.put_bytes(&metadata, &digest)?;
+    let config = Descriptor::new(CACHE_CONFIG_TYPE, &digest, metadata.len() as u64);
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_string()),
+        artifact_type: Some(CACHE_ARTIFACT_TYPE.to_string()),
+        config,
+        layers,
+        annotations: None,
+    };
+    let body = Bytes::from(serde_json::to_vec(&manifest)?);
+    push_manifest(client, store, dest, body, OCI_MANIFEST, opts, progress)
+        .await
+        .with_context(|| format!("exporting build cache to {dest}"))
+}
+
+/// Imports a cache manifest and its metadata from `src`; `None` when there is none yet.
+pub async fn import_cache(client: &Client, src: &ImageRef) -> Result<Option<RemoteCache>> {
+    let Some((body, _mt, digest)) = client.find_manifest(src, src.reference()).await? else {
+        return Ok(None);
+    };
+    let manifest: Manifest = serde_json::from_slice(&body)
+        .with_context(|| format!("parsing the build cache manifest {src}"))?;
+    let metadata = client.get_blob_bytes(src, &manifest.config).await?;
+    Ok(Some(RemoteCache {
+        digest,
+        manifest,
+        metadata,
+    }))
+}
