@@ -566,11 +566,7 @@ async fn build_cache_export_then_import_into_a_clean_store() {
     let gz = src
         .compressed_layer(&diff, hoist_image::layer::Compression::Gzip)
         .unwrap();
-    let layer = Descriptor::new(
-        &gz.media_type().to_string(),
-        &gz.digest().to_string(),
-        gz.size(),
-    );
+    let layer = Descriptor::new(gz.media_type().as_ref(), gz.digest().as_ref(), gz.size());
     let cache = ImageRef::parse(&format!("{}/app/cache:buildcache", reg.host())).unwrap();
     assert!(
         import_cache(&c, &cache).await.unwrap().is_none(),
