@@ -36,8 +36,21 @@ enum Command {
     Serve(cmd::serve::Commands),
 }
 
+impl Command {
+    /// Commands that only print (listings, JSON, archives) die quietly when their reader goes away,
+    /// as `docker images | head` does. Commands that feed pipes of their own (run, build, serve)
+    /// keep Rust's default of seeing EPIPE as an error instead.
+    fn dies_on_broken_pipe(&self) -> bool {
+        matches!(self, Command::Debug(_) | Command::Image(_))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.dies_on_broken_pipe() {
+        // SAFETY: restoring a default disposition before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Debug(c) => c.run(&cli.global),
         Command::Image(c) => c.run(&cli.global),
