@@ -53,10 +53,10 @@ pub mod media_type {
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         context: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid reference format: {0}")]
     InvalidReference(String),
@@ -89,9 +89,9 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|source| Error::Io {
+        self.map_err(|error| Error::Io {
             context: f().into(),
-            source,
+            error,
         })
     }
 }
@@ -100,7 +100,7 @@ impl<T> IoContext<T> for rustix::io::Result<T> {
     fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
         self.map_err(|e| Error::Io {
             context: f().into(),
-            source: e.into(),
+            error: e.into(),
         })
     }
 }

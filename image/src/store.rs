@@ -190,7 +190,7 @@ impl BlobWriter {
         let (buf, digest, size) = self.inner.finish();
         let tmp = buf.into_inner().map_err(|e| Error::Io {
             context: "writing blob".into(),
-            source: e.into_error(),
+            error: e.into_error(),
         })?;
         if let Some(exp) = expected
             && *exp != digest
@@ -206,7 +206,7 @@ impl BlobWriter {
             tmp.as_file().sync_all().ctx(|| "fsync blob")?;
             tmp.persist(&dest).map_err(|e| Error::Io {
                 context: format!("storing {}", dest.display()),
-                source: e.error,
+                error: e.error,
             })?;
         }
         Ok((digest, size))
@@ -286,7 +286,7 @@ impl Store {
             .ctx(|| format!("fsync {}", path.display()))?;
         tmp.persist(path).map_err(|e| Error::Io {
             context: format!("renaming into {}", path.display()),
-            source: e.error,
+            error: e.error,
         })?;
         Ok(())
     }

@@ -388,9 +388,9 @@ impl Applier {
 
 fn wrap(e: Error, path: &[u8]) -> Error {
     match e {
-        Error::Io { context, source } => Error::Io {
+        Error::Io { context, error } => Error::Io {
             context: format!("extracting {}: {context}", String::from_utf8_lossy(path)),
-            source,
+            error,
         },
         e => e,
     }

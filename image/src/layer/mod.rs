@@ -210,7 +210,7 @@ impl<A: Write, B: Write> Write for Tee<A, B> {
 pub fn detect<R: BufRead>(r: &mut R) -> Result<Compression> {
     let head = r.fill_buf().map_err(|e| Error::Io {
         context: "reading layer".into(),
-        source: e,
+        error: e,
     })?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Compression::Gzip
@@ -238,7 +238,7 @@ pub fn decompress<'a, R: Read + 'a>(r: R) -> Result<Box<dyn Read + 'a>> {
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(br).map_err(
             |e| Error::Io {
                 context: "starting zstd".into(),
-                source: e,
+                error: e,
             },
         )?),
     })

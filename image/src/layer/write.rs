@@ -37,7 +37,7 @@ fn write_tree<W: Write>(root: &Path, opts: &LayerOptions, out: W, overlay: bool)
     for entry in walker {
         let entry = entry.map_err(|e| Error::Io {
             context: format!("walking {}", root.display()),
-            source: e.into(),
+            error: e.into(),
         })?;
         let path = entry.path();
         let rel = path
@@ -46,14 +46,14 @@ fn write_tree<W: Write>(root: &Path, opts: &LayerOptions, out: W, overlay: bool)
         let mut name = rel.as_os_str().as_bytes().to_vec();
         let md = entry.metadata().map_err(|e| Error::Io {
             context: format!("stat {}", path.display()),
-            source: e.into(),
+            error: e.into(),
         })?;
         let ft = md.file_type();
         let mtime = clamp(md.mtime(), opts.source_date_epoch);
         let xattrs = read_xattrs(path)?;
         let wio = |e: io::Error| Error::Io {
             context: format!("archiving {}", path.display()),
-            source: e,
+            error: e,
         };
 
         if overlay && ft.is_char_device() && md.rdev() == 0 {
