@@ -862,3 +862,93 @@ fn restart_mid_queue_resumes_and_newer_push_cancels_queued() {
 fn registry_host(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
+
+/// The page after its scripts ran (3 s of virtual time), as headless Chromium renders it. Virtual time
+/// stands still while a request is open, so only pages whose log streams end are dumped.
+fn chromium_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out_path = profile.path().join("dom.html");
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.path().join("p").display()
+        ))
+        .args(["--dump-dom", url])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium (fixtures/install-deps.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "chromium failed: {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::read_to_string(out_path).unwrap()
+}
+
+#[test]
+fn status_page_lists_builds_and_shows_logs_in_headless_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let gate = Gate::start(registry.port);
+    let reg = format!("127.0.0.1:{}", gate.port);
+    let (work, bare) = repos(tmp.path());
+    let config = write_config(tmp.path(), &reg, &bare, 1);
+    let serve = Serve::start(&config);
+    install_hook(&config, &bare, &serve);
+
+    let id = queued_ids(&git(&work, &["push", "origin", "main"]))[0];
+    git(&work, &["checkout", "-q", "-b", "feature-page"]);
+    let queued = queued_ids(&git(&work, &["push", "origin", "feature-page"]))[0];
+    // The build is held at its push: the page shows it running with the log so far.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serve.build(id)["log"].as_str().unwrap().contains(" push ") {
+        assert!(
+            Instant::now() < deadline,
+            "the build never reached its push"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The list shows one build running and one queued.
+    let dom = chromium_dom(&format!("http://{}/", serve.addr));
+    assert!(dom.contains(r#"<td class="running">running</td>"#), "{dom}");
+    assert!(dom.contains(r#"<td class="queued">queued</td>"#), "{dom}");
+    assert!(dom.contains("refs/heads/feature-page"), "{dom}");
+    assert!(dom.contains(&format!("{reg}/team/app:feat-page")), "{dom}");
+
+    gate.open.store(true, Ordering::SeqCst);
+    let done = serve.wait_final(id);
+    assert_eq!(done["state"], "succeeded");
+    serve.wait_final(queued);
+    let dom = chromium_dom(&format!("http://{}/#build-{id}", serve.addr));
+    assert!(dom.contains("Log of build #1"), "{dom}");
+    assert!(dom.contains("naming to"), "the build log is shown: {dom}");
+    assert!(
+        dom.contains(r#"<td class="succeeded">succeeded</td>"#),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains(r#"class="running""#) && !dom.contains(r#"class="queued""#),
+        "{dom}"
+    );
+    let digest = done["digest"].as_str().unwrap();
+    assert!(
+        dom.contains(&format!("latest: digest: {digest}")),
+        "the whole log is shown: {dom}"
+    );
+}
