@@ -580,6 +580,20 @@ fn git_push_through_post_receive_hook_builds_and_pushes_rule_tags() {
         events.contains("data: $ git archive"),
         "the log streams: {events}"
     );
+    // A reconnecting EventSource resumes after the last log offset it saw.
+    let log_len = feat["log"].as_str().unwrap().len();
+    assert!(events.contains(&format!("id: {log_len}\n")), "{events}");
+    let (status, resumed) = serve.request(
+        "GET",
+        &format!("/api/builds/{}/events", feat["id"]),
+        &[("Last-Event-ID", &log_len.to_string())],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        !resumed.contains("event: log") && resumed.contains("event: state"),
+        "{resumed}"
+    );
 }
 
 #[test]

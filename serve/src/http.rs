@@ -170,14 +170,22 @@ async fn get_log(
 async fn build_events(
     State(svc): State<Svc>,
     Path(id): Path<i64>,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    // Each log event's id is the log offset after it: a reconnecting EventSource sends it back as
+    // Last-Event-ID and the stream resumes there instead of repeating the log.
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
     struct Cursor {
         offset: u64,
         state: Option<String>,
         done: bool,
     }
     let start = Cursor {
-        offset: 0,
+        offset: resume,
         state: None,
         done: false,
     };
@@ -196,6 +204,7 @@ async fn build_events(
                 out.push(
                     SseEvent::default()
                         .event("log")
+                        .id(cur.offset.to_string())
                         .data(sse_text(&text[..upto])),
                 );
             }
@@ -222,7 +231,12 @@ async fn build_events(
                         let tail = read_log(&svc, id, cur.offset);
                         if !tail.is_empty() {
                             cur.offset += tail.len() as u64;
-                            out.push(SseEvent::default().event("log").data(sse_text(&tail)));
+                            out.push(
+                                SseEvent::default()
+                                    .event("log")
+                                    .id(cur.offset.to_string())
+                                    .data(sse_text(&tail)),
+                            );
                         }
                         cur.done = true;
                     }
