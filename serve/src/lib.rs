@@ -2,7 +2,18 @@
 //! plain git hooks), build rules, repository mirrors, the durable build queue and the status API/page.
 //!
 //! Owns: its config file, its SQLite queue and mirrors under its state directory. Must not touch: how
-//! images are built or pushed (it calls the builder and registry crates), or the store's layout.
+//! images are built or pushed (it runs `hoist build` / `hoist push` as child processes through
+//! [`runner::HoistCli`], behind the [`BuildRunner`] trait), or the store's layout.
+//!
+//! Flow: a webhook is authenticated ([`webhook`]), its ref matched against the repository's rules
+//! ([`rules`]), one build per distinct Dockerfile/context/args queued in SQLite ([`queue`]) before the
+//! sender gets its 202; `concurrency` workers ([`service`]) claim builds, bring the repository's bare
+//! mirror up to date and export the pushed commit into a clean directory ([`mirror`]), then build and
+//! push every tag. Logs stream into `state_dir/logs/<id>.log`, served by the status API and page
+//! ([`http`]). `hoist trigger` prints a post-receive hook ([`trigger`]) for plain git servers.
+//!
+//! State directory: `queue.sqlite` (WAL), `mirrors/<repo>.git`, `work/<build id>/` (removed after
+//! each build and on start), `logs/<build id>.log`.
 
 pub mod config;
 pub mod http;
