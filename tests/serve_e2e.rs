@@ -966,3 +966,39 @@ fn status_page_lists_builds_and_shows_logs_in_headless_chromium() {
         "the whole log is shown: {dom}"
     );
 }
+
+#[test]
+fn at_most_concurrency_builds_run_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let gate = Gate::start(registry.port);
+    let reg = format!("127.0.0.1:{}", gate.port);
+    let (work, bare) = repos(tmp.path());
+    let config = write_config(tmp.path(), &reg, &bare, 2);
+    let serve = Serve::start(&config);
+    install_hook(&config, &bare, &serve);
+
+    let mut ids = queued_ids(&git(&work, &["push", "origin", "main"]));
+    for branch in ["feature-one", "feature-two"] {
+        git(&work, &["checkout", "-q", "-b", branch]);
+        ids.extend(queued_ids(&git(&work, &["push", "origin", branch])));
+    }
+    assert_eq!(ids.len(), 3);
+    serve.wait_state(ids[0], "running");
+    serve.wait_state(ids[1], "running");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        serve.build(ids[2])["state"],
+        "queued",
+        "only 2 builds at once"
+    );
+    gate.open.store(true, Ordering::SeqCst);
+    for id in &ids {
+        let b = serve.wait_final(*id);
+        assert_eq!(b["state"], "succeeded", "{}", b["log"].as_str().unwrap());
+    }
+    assert_eq!(
+        skopeo_tags(&registry_host(registry.port), "team/app"),
+        ["feat-one", "feat-two", "latest"]
+    );
+}
