@@ -1002,3 +1002,79 @@ fn at_most_concurrency_builds_run_at_once() {
         ["feat-one", "feat-two", "latest"]
     );
 }
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn sigterm_interrupts_the_running_build_and_the_next_start_reruns_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let gate = Gate::start(registry.port);
+    let reg = format!("127.0.0.1:{}", gate.port);
+    let (work, bare) = repos(tmp.path());
+    let config = write_config(tmp.path(), &reg, &bare, 1);
+    let mut serve = Serve::start(&config);
+    install_hook(&config, &bare, &serve);
+    let id = queued_ids(&git(&work, &["push", "origin", "main"]))[0];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serve.build(id)["log"].as_str().unwrap().contains(" push ") {
+        assert!(
+            Instant::now() < deadline,
+            "the build never reached its push"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let store = tmp.path().join("store");
+    let store = store.to_str().unwrap();
+    assert!(
+        processes_mentioning(&format!("{store} push")).len() == 1,
+        "hoist push runs (held at the gate)"
+    );
+
+    // SIGTERM to the service alone: it stops its build child and exits.
+    Command::new("kill")
+        .args(["-TERM", &serve.child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = serve.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hoist serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", serve.log());
+    assert!(
+        processes_mentioning(&format!("{store} push")).is_empty(),
+        "no build child outlives the service"
+    );
+    let log = std::fs::read_to_string(tmp.path().join(format!("state/logs/{id}.log"))).unwrap();
+    assert!(log.contains("interrupted"), "{log}");
+
+    gate.open.store(true, Ordering::SeqCst);
+    let serve = Serve::start(&config);
+    assert!(serve.log().contains("requeued 1 build"), "{}", serve.log());
+    let b = serve.wait_final(id);
+    assert_eq!(b["state"], "succeeded", "{}", b["log"].as_str().unwrap());
+    assert_eq!(b["attempts"], 2);
+    assert_eq!(
+        skopeo_tags(&registry_host(registry.port), "team/app"),
+        ["latest"]
+    );
+}

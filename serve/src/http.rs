@@ -242,7 +242,11 @@ async fn build_events(
                     }
                 }
             }
-            if !out.is_empty() {
+            if svc.is_stopping() {
+                // Let graceful shutdown finish: the page's EventSource reconnects to the next start.
+                cur.done = true;
+            }
+            if !out.is_empty() || cur.done {
                 let s = stream::iter(out.into_iter().map(Ok));
                 return Some((s, (svc, cur)));
             }

@@ -4,11 +4,13 @@
 //! builder offers it, `hoist push TAG` per tag otherwise). Its output streams into the build's log.
 
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, bail};
 
@@ -91,6 +93,9 @@ impl Write for Log {
 /// Runs a build and pushes its tags.
 pub trait BuildRunner: Send + Sync + 'static {
     fn run(&self, request: &BuildRequest, log: &mut Log) -> anyhow::Result<BuildOutput>;
+    /// Asks every running build to stop now (the service is shutting down); their `run` calls return
+    /// errors soon after.
+    fn interrupt(&self) {}
 }
 
 /// The production runner: the `hoist` binary as a child process.
@@ -102,9 +107,24 @@ pub struct HoistCli {
     pub root: Option<PathBuf>,
     /// Registries pushed to over plain http.
     pub insecure_registries: Vec<String>,
+    /// Children running now, by pid, for [`BuildRunner::interrupt`].
+    children: Arc<Mutex<HashSet<u32>>>,
+    /// Set by [`BuildRunner::interrupt`]: no new child starts.
+    interrupted: Arc<AtomicBool>,
 }
 
 impl HoistCli {
+    /// A runner invoking `exe` with `--root root` when given.
+    pub fn new(exe: PathBuf, root: Option<PathBuf>, insecure_registries: Vec<String>) -> HoistCli {
+        HoistCli {
+            exe,
+            root,
+            insecure_registries,
+            children: Arc::default(),
+            interrupted: Arc::default(),
+        }
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.exe);
         if let Some(root) = &self.root {
@@ -133,11 +153,28 @@ impl HoistCli {
             .collect();
         writeln!(log, "$ {}", shown.join(" "))?;
         let start = log.len();
-        let status = cmd
+        if self.interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted: hoist serve is stopping");
+        }
+        let mut child = cmd
             .stdout(log.stdio()?)
             .stderr(log.stdio()?)
-            .status()
+            .spawn()
             .with_context(|| format!("running {}", self.exe.display()))?;
+        let pid = child.id();
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pid);
+        if self.interrupted.load(Ordering::SeqCst) {
+            self.interrupt();
+        }
+        let status = child.wait();
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
+        let status = status?;
         let out = log.read_from(start);
         if !status.success() {
             bail!("`hoist {}` failed ({status})", shown[1..].join(" "));
@@ -156,6 +193,21 @@ pub fn pushed_digest(output: &str) -> Option<String> {
 }
 
 impl BuildRunner for HoistCli {
+    fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        for pid in self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            // SIGTERM: hoist cleans up its sandboxes and exits; the wait in run_logged reaps it.
+            if let Some(pid) = rustix::process::Pid::from_raw(*pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+    }
+
     fn run(&self, req: &BuildRequest, log: &mut Log) -> anyhow::Result<BuildOutput> {
         let mut build = self.command();
         build.arg("build").arg("-f").arg(&req.dockerfile);
@@ -211,11 +263,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(&dir.path().join("log")).unwrap();
         // A real executable that is not hoist: `build` is not something `false` can do.
-        let runner = HoistCli {
-            exe: PathBuf::from("/bin/false"),
-            root: None,
-            insecure_registries: vec![],
-        };
+        let runner = HoistCli::new(PathBuf::from("/bin/false"), None, vec![]);
         let req = BuildRequest {
             checkout: dir.path().to_path_buf(),
             dockerfile: dir.path().join("Dockerfile"),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ pub struct Service {
     runner: Arc<dyn BuildRunner>,
     wake: Notify,
     mirror_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Set at shutdown: no build is claimed, and interrupted builds stay `running` (requeued on start).
+    stopping: AtomicBool,
+    /// Builds executing now.
+    in_flight: AtomicUsize,
 }
 
 /// The outcome of an accepted push.
@@ -60,7 +65,14 @@ impl Service {
             runner,
             wake: Notify::new(),
             mirror_locks: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
         }))
+    }
+
+    /// Whether the service is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// The log file of a build.
@@ -108,11 +120,16 @@ impl Service {
             let svc = self.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
+                    if svc.stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
                     let claimed = svc.queue.claim();
                     match claimed {
                         Ok(Some(build)) => {
+                            svc.in_flight.fetch_add(1, Ordering::SeqCst);
                             let s = svc.clone();
                             let _ = tokio::task::spawn_blocking(move || s.execute(build)).await;
+                            svc.in_flight.fetch_sub(1, Ordering::SeqCst);
                             if let Ok(pruned) = svc.queue.prune(svc.config.keep_builds) {
                                 for id in pruned {
                                     let _ = std::fs::remove_file(svc.log_path(id));
@@ -133,6 +150,13 @@ impl Service {
             }));
         }
         shutdown.await;
+        self.stopping.store(true, Ordering::SeqCst);
+        self.runner.interrupt();
+        // Interrupted builds return quickly; give them a bounded time to record that.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         for t in tasks {
             t.abort();
         }
@@ -152,6 +176,22 @@ impl Service {
         let result = match Log::open(&self.log_path(build.id)) {
             Ok(mut log) => {
                 let r = self.execute_logged(&build, &mut log);
+                if r.is_err() && self.stopping.load(Ordering::SeqCst) {
+                    // Left `running`: the next start requeues it.
+                    let _ = writeln!(
+                        log,
+                        "{} build #{} interrupted: hoist serve is stopping; it runs again on the next start",
+                        timestamp(),
+                        build.id
+                    );
+                    let _ = std::fs::remove_dir_all(
+                        self.config
+                            .state_dir
+                            .join("work")
+                            .join(build.id.to_string()),
+                    );
+                    return;
+                }
                 let _ = match &r {
                     Ok(out) => writeln!(
                         log,

@@ -43,14 +43,15 @@ impl Commands {
                 if let Some(l) = listen {
                     config.listen = l;
                 }
-                let runner = HoistCli {
-                    exe: std::env::current_exe().context("locating the hoist binary")?,
-                    root: match config.store.clone().or_else(|| global.root.clone()) {
-                        Some(r) => Some(std::path::absolute(&r)?),
-                        None => None,
-                    },
-                    insecure_registries: config.insecure_registries.clone(),
+                let root = match config.store.clone().or_else(|| global.root.clone()) {
+                    Some(r) => Some(std::path::absolute(&r)?),
+                    None => None,
                 };
+                let runner = HoistCli::new(
+                    std::env::current_exe().context("locating the hoist binary")?,
+                    root,
+                    config.insecure_registries.clone(),
+                );
                 hoist_serve::service::serve_until_signal(config, Arc::new(runner))?;
                 Ok(ExitCode::SUCCESS)
             }
