@@ -520,3 +520,85 @@ fn instruction_errors_anywhere_in_the_file_are_reported_with_their_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no build stage in current context"), "{err}");
 }
+
+/// A real registry (fixtures/registry.sh) stopped on drop.
+struct Registry {
+    dir: tempfile::TempDir,
+    port: String,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(repo().join("fixtures/registry.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "registry: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Registry { dir, port }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("fixtures/registry.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[test]
+fn missing_base_image_is_pulled_from_its_registry() {
+    let env = Env::new();
+    let reg = Registry::start();
+    let name = format!("127.0.0.1:{}/base/busybox:1", reg.port);
+    let out = env.hoist(&["tag", "busybox:latest", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.hoist(&["push", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A fresh store without the base: the build pulls it.
+    let fresh = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {name}\nRUN echo pulled > /p.txt\n"),
+    )
+    .unwrap();
+    let out = Command::new(HOIST)
+        .arg("--root")
+        .arg(fresh.path())
+        .args(["build", "--progress", "plain", "-t", "p"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(fresh.path()).unwrap();
+    let img = store.resolve("p").unwrap();
+    let v = Union::new(store.unpacked_layers(&img).unwrap());
+    assert_eq!(v.read("/p.txt").unwrap(), b"pulled\n");
+    assert!(
+        store.resolve(&name).is_ok(),
+        "the base is kept in the store"
+    );
+}

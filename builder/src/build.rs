@@ -136,25 +136,41 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
             "[internal] load metadata for {}",
             display_ref(name)
         ));
-        match store.resolve(name) {
-            Ok(img) if !opts.pull => {
-                v.done();
-                seen.insert(name.to_string(), img.clone());
-                Ok(img)
-            }
-            other => {
-                v.error("not found locally");
-                match other {
-                    Ok(_) => bail!(
-                        "--pull: pulling {name} from a registry is not supported by hoist build yet"
-                    ),
-                    Err(e) => bail!(
-                        "failed to resolve source metadata for {}: {e} (pull the image first: hoist pull {name})",
-                        display_ref(name)
-                    ),
+        let local = if opts.pull {
+            None
+        } else {
+            store.resolve(name).ok()
+        };
+        let img = match local {
+            Some(img) => img,
+            None => {
+                // Missing (or --pull): fetch it from its registry, as `docker build` does.
+                let platform = opts
+                    .platform
+                    .as_deref()
+                    .map(hoist_registry::Platform::parse)
+                    .transpose()?;
+                match hoist_registry::blocking::pull_image(
+                    &store,
+                    name,
+                    platform,
+                    &[],
+                    hoist_registry::ProgressMode::Quiet,
+                ) {
+                    Ok(_) => store.resolve(name)?,
+                    Err(e) => {
+                        v.error(&format!("{e:#}"));
+                        bail!(
+                            "failed to resolve source metadata for {}: {e:#}",
+                            display_ref(name)
+                        );
+                    }
                 }
             }
-        }
+        };
+        v.done();
+        seen.insert(name.to_string(), img.clone());
+        Ok(img)
     };
     let plan = lower(&ast, &fe, &mut resolver)?;
 
