@@ -221,7 +221,10 @@ impl BuildRunner for HoistCli {
         if help.contains("--progress") {
             build.arg("--progress=plain");
         }
-        let push_in_build = help.contains("--push");
+        // `hoist build --push` when the builder offers it (and can reach plain-http registries if any
+        // are configured); otherwise `hoist push` per tag after the build.
+        let push_in_build = help.contains("--push")
+            && (self.insecure_registries.is_empty() || help.contains("--insecure-registry"));
         if push_in_build {
             build.arg("--push");
             for r in &self.insecure_registries {
