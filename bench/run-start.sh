@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# Sandbox start-to-exit: `hoist run busybox true` against `runc run` (Debian's runc) on the same busybox
-# rootfs, each run N times (default 200) in a loop; prints the median and p90 wall time per run.
-# Needs root. Installs runc (apt) if missing; builds hoist in release mode.
+# Sandbox start-to-exit for `true`: hoist's runtime against `runc run` (Debian's runc) on the same
+# busybox rootfs, each as one process per run, N runs (default 200); prints median and p90 wall time.
+# hoist = runtime/examples/start.rs (release): overlay rootfs (busybox dir as the lower, fresh upper),
+# new mount/pid/uts/ipc/net namespaces, /proc /dev /sys, /etc files, caps, seccomp, PID-1 init.
+# runc = `runc spec` defaults (namespaces incl. net and cgroup, cgroup, no seccomp) on the plain dir.
+# With HOIST=path/to/release/hoist, also times `hoist run --network none busybox true`.
+# Needs root. Installs runc with apt if missing.
 #
 # Usage: bench/run-start.sh [N]
 set -euo pipefail
 n=${1:-200}
 here=$(cd "$(dirname "$0")/.." && pwd)
 command -v runc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null; }
-(cd "$here" && cargo build --release -q)
-target=${CARGO_TARGET_DIR:-$here/target}
-hoist=$target/release/hoist
+(cd "$here" && cargo build --release -q -p hoist-runtime --example start)
+start=${CARGO_TARGET_DIR:-$here/target}/release/examples/start
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-store=$work/store
-HOIST=$hoist bash "$here/fixtures/make-busybox.sh" "$store" >/dev/null
-
-# runc's bundle: the same busybox rootfs, extracted from the image.
 bundle=$work/bundle
-mkdir -p "$bundle/rootfs"
-"$hoist" --root "$store" export busybox | tar -x -C "$bundle/rootfs"
+rootfs=$bundle/rootfs
+mkdir -p "$rootfs"/{bin,etc,root,tmp,dev,proc,sys}
+cp /bin/busybox "$rootfs/bin/busybox"
+for applet in $(/bin/busybox --list); do
+  [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
+printf 'root:x:0:\n' >"$rootfs/etc/group"
 (cd "$bundle" && runc spec)
 sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"$/"true"/' -e 's/"readonly": true/"readonly": false/' \
   "$bundle/config.json"
@@ -28,6 +33,7 @@ sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"$/"true"/' -e 's/"re
 # Prints median and p90 (ms) of running "$@" n times.
 measure() {
   local times=() i s e
+  "$@" >/dev/null # warm-up
   for ((i = 0; i < n; i++)); do
     s=$(date +%s%N)
     "$@" >/dev/null
@@ -39,6 +45,10 @@ measure() {
 
 runc_once() { runc run --bundle "$bundle" "bench-$$-$RANDOM$RANDOM"; }
 
-echo "hoist run --network none busybox true: $(measure "$hoist" --root "$store" run --network none busybox true)"
-echo "hoist run --network host busybox true: $(measure "$hoist" --root "$store" run --network host busybox true)"
-echo "runc run (same rootfs, true):           $(measure runc_once)"
+echo "hoist runtime (start true):  $(measure "$start" "$rootfs" true)"
+echo "runc run (true):             $(measure runc_once)"
+if [ -n "${HOIST:-}" ]; then
+  store=$work/store
+  HOIST=$HOIST bash "$here/fixtures/make-busybox.sh" "$store" >/dev/null
+  echo "hoist run busybox true:      $(measure "$HOIST" --root "$store" run --network none busybox true)"
+fi
