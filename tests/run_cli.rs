@@ -338,7 +338,10 @@ fn run_signals_and_killed_hoist() {
         .cmd(&["run", "busybox", "sleep", "987.5"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with("sleep 987.5") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(processes_with("sleep 987.5"), 1);
     child.kill().unwrap();
     child.wait().unwrap();

@@ -32,7 +32,11 @@ fn main() {
         },
         ..Default::default()
     };
+    let t = std::time::Instant::now();
     let status = run(&spec, Stdio::Inherit);
+    if std::env::var_os("START_TIME").is_some() {
+        eprintln!("run() took {:?}", t.elapsed());
+    }
     let _ = std::fs::remove_dir_all(&tmp);
     match status {
         Ok(s) => std::process::exit(s.code()),
