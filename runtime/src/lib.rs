@@ -94,8 +94,13 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new() -> io::Result<Scratch> {
         static N: AtomicU64 = AtomicU64::new(0);
+        // /run is a tmpfs on most hosts: the per-run files cost no disk I/O there.
         let base = std::env::var_os("HOIST_RUNTIME_TMP")
             .map(PathBuf::from)
+            .or_else(|| {
+                let run = PathBuf::from("/run/hoist");
+                fs::create_dir_all(&run).ok().map(|_| run)
+            })
             .unwrap_or_else(std::env::temp_dir);
         let dir = base.join(format!(
             "hoist-run-{}-{}",
