@@ -31,6 +31,8 @@ enum Command {
     #[command(flatten)]
     Build(cmd::build::Commands),
     #[command(flatten)]
+    Builder(cmd::builder::Commands),
+    #[command(flatten)]
     Registry(cmd::registry::Commands),
     #[command(flatten)]
     Serve(cmd::serve::Commands),
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Image(c) => c.run(&cli.global),
         Command::Run(c) => c.run(&cli.global),
         Command::Build(c) => c.run(&cli.global),
+        Command::Builder(c) => c.run(&cli.global),
         Command::Registry(c) => c.run(&cli.global),
         Command::Serve(c) => c.run(&cli.global),
     };

@@ -38,6 +38,10 @@ pub struct BuildOptions {
     pub progress: Mode,
     /// `os/arch[/variant]`; default the host's.
     pub platform: Option<String>,
+    /// `--secret` values (never in a layer, the history, a cache key or the logs).
+    pub secrets: crate::secrets::Secrets,
+    /// `--ssh` agent sockets.
+    pub ssh: crate::secrets::SshAgents,
 }
 
 /// What a build produced.
@@ -174,13 +178,16 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     };
     let plan = lower(&ast, &fe, &mut resolver)?;
 
-    let solver = Solver::new(
+    let mut solver = Solver::new(
         store.clone(),
         cache,
         context,
         progress.clone(),
         opts.no_cache,
     );
+    solver.secrets = opts.secrets.clone();
+    solver.ssh = opts.ssh.clone();
+    solver.source_date_epoch = crate::reproducible::source_date_epoch(&opts.build_args)?;
     let result = solver.solve(&plan)?;
 
     let v = progress.vertex("exporting to image");

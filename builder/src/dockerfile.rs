@@ -11,7 +11,7 @@ use hoist_parser::shell::Lexer;
 use serde_json::Value;
 
 use crate::paths::clean;
-use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
+use crate::plan::{Base, Chain, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
 
 /// Build-wide frontend settings.
 #[derive(Debug, Clone)]
@@ -731,8 +731,15 @@ impl<'c> StageState<'c> {
         }
         let vars = self.vars();
         let mut mounts = Vec::new();
-        for m in flags.all("mount") {
-            mounts.push(parse_mount(m, lex, &vars, &self.workdir, input_of)?);
+        for (i, m) in flags.all("mount").iter().enumerate() {
+            mounts.push(crate::mounts::lower_mount(
+                m,
+                lex,
+                &vars,
+                &self.workdir,
+                i,
+                input_of,
+            )?);
         }
         let mut created_by = String::from("RUN ");
         if !used_args.is_empty() {
@@ -974,86 +981,6 @@ impl Flags {
             None => false,
         }
     }
-}
-
-fn parse_mount(
-    spec: &str,
-    lex: &Lexer,
-    vars: &Vec<(String, String)>,
-    workdir: &str,
-    input_of: &dyn Fn(&str) -> Result<Input>,
-) -> Result<ExecMount> {
-    let mut kind = "bind".to_string();
-    let mut target = None;
-    let mut from = None;
-    let mut source = String::new();
-    let mut id = None;
-    let mut rw = false;
-    let mut size = None;
-    for field in spec.split(',') {
-        let (k, v) = match field.split_once('=') {
-            Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
-            None => (field.to_ascii_lowercase(), None),
-        };
-        let val = |v: Option<String>| -> Result<String> {
-            lex.process_word(&v.unwrap_or_default(), vars)
-                .map_err(|e| anyhow!("{e}"))
-        };
-        match k.as_str() {
-            "type" => kind = val(v)?.to_ascii_lowercase(),
-            "target" | "dst" | "destination" => target = Some(val(v)?),
-            "from" => from = v,
-            "source" | "src" => source = val(v)?,
-            "id" => id = Some(val(v)?),
-            "rw" | "readwrite" => rw = v.is_none_or(|v| v == "true"),
-            "ro" | "readonly" => rw = v.is_some_and(|v| v != "true"),
-            "size" => size = parse_size(&val(v)?),
-            "sharing" | "mode" | "uid" | "gid" | "required" => {}
-            _ => match v {
-                None => bail!("invalid field '{field}' must be a key=value pair"),
-                Some(_) => bail!("unexpected key '{k}' in '{field}'"),
-            },
-        }
-    }
-    let target = target.ok_or_else(|| anyhow!("mount target must be set"))?;
-    let target = if target.starts_with('/') {
-        clean(&target)
-    } else {
-        clean(&format!("{workdir}/{target}"))
-    };
-    if target == "/" {
-        bail!("invalid mount target \"/\"");
-    }
-    Ok(match kind.as_str() {
-        "cache" => ExecMount::Cache {
-            id: id.unwrap_or_else(|| target.clone()),
-            target,
-        },
-        "tmpfs" => ExecMount::Tmpfs { target, size },
-        "bind" => ExecMount::Bind {
-            target,
-            from: match from {
-                Some(f) => input_of(&f)?,
-                None => Input::Context,
-            },
-            source,
-            readwrite: rw,
-        },
-        "secret" | "ssh" => bail!("mount type {kind:?} is not supported by hoist yet"),
-        other => bail!("unsupported mount type {other:?}"),
-    })
-}
-
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (num, mul) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' => (&s[..s.len() - 1], 1 << 20),
-        'g' => (&s[..s.len() - 1], 1 << 30),
-        'b' => (&s[..s.len() - 1], 1),
-        _ => (&s[..], 1),
-    };
-    num.parse::<u64>().ok().map(|n| n * mul)
 }
 
 fn parse_ports(w: &str) -> Result<Vec<String>> {

@@ -84,8 +84,25 @@ pub enum NetworkMode {
 /// An extra mount for an exec.
 #[derive(Debug, Clone, Serialize)]
 pub enum ExecMount {
-    /// A persistent cache directory kept across builds under the cache id.
-    Cache { target: String, id: String },
+    /// A persistent cache directory kept across builds under the cache id (never in a layer).
+    Cache {
+        target: String,
+        id: String,
+        sharing: crate::mounts::Sharing,
+        /// Mode, uid and gid of the cache directory when it is created.
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        /// Seeds a new cache from this input's `source` path.
+        from: Option<Input>,
+        source: String,
+        readonly: bool,
+    },
+    /// A build secret (`--secret id=...`): a file at `target` and/or an env var; only its id is
+    /// part of the plan (and so of cache keys), never its value.
+    Secret(crate::mounts::SecretMount),
+    /// An SSH agent socket forwarded from the host (`--ssh id=...`).
+    Ssh(crate::mounts::SshMount),
     /// A fresh tmpfs.
     Tmpfs { target: String, size: Option<u64> },
     /// A read-only (or discarded-writes) view of a path of another input.

@@ -53,6 +53,11 @@ pub struct Solver {
     pub context: Option<SourceRoot>,
     pub progress: Arc<Progress>,
     pub no_cache: bool,
+    /// `--secret` values, `--ssh` sockets (see [`crate::mounts`]).
+    pub secrets: crate::secrets::Secrets,
+    pub ssh: crate::secrets::SshAgents,
+    /// `SOURCE_DATE_EPOCH`: clamps layer mtimes and the times in the config (see [`crate::reproducible`]).
+    pub source_date_epoch: Option<i64>,
     /// Flattened chains and images used as `COPY --from` sources, made once per build.
     flat: Mutex<HashMap<String, Arc<tempfile::TempDir>>>,
 }
@@ -75,6 +80,9 @@ impl Solver {
             context,
             progress,
             no_cache,
+            secrets: Default::default(),
+            ssh: Default::default(),
+            source_date_epoch: None,
             flat: Mutex::new(HashMap::new()),
         }
     }
@@ -260,6 +268,9 @@ impl Solver {
             .iter()
             .map(|d| d.parse::<Digest>().map_err(|e| anyhow!("{e}")))
             .collect::<Result<_>>()?;
+        if let Some(t) = self.source_date_epoch {
+            crate::reproducible::clamp_config(&mut config, base_config.history.len(), t);
+        }
         // The chain's config (labels, env...) is part of what later chains see: fold it into the key.
         let cfg_key = serde_json::to_string(&config.config)?;
         Ok(ChainResult {
@@ -295,7 +306,11 @@ impl Solver {
                 prepared = Some(p);
             }
         }
+        let sde = self
+            .source_date_epoch
+            .map(|t| format!("source-date-epoch={t}"));
         let mut parts = vec![CACHE_VERSION, parent, op_json.as_str()];
+        parts.extend(sde.as_deref());
         parts.extend(extra.iter().map(String::as_str));
         let key = key_of(&parts);
         if !self.no_cache
@@ -329,10 +344,10 @@ impl Solver {
         }
         let info = self
             .store
-            .commit_overlay_upper(&upper, &hoist_image::LayerOptions::from_env())?;
+            .commit_overlay_upper(&upper, &self.layer_options())?;
         let rec = CacheRecord {
             diff_id: Some(info.diff_id.to_string()),
-            created: Some(hoist_image::config::now_rfc3339()),
+            created: Some(self.now()),
         };
         self.cache.put(&key, &rec)?;
         Ok((key, rec, false))
@@ -369,7 +384,7 @@ impl Solver {
     }
 
     /// A directory holding an input's files (flattened once per build for chains and images).
-    fn input_root(
+    pub(crate) fn input_root(
         &self,
         input: &Input,
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
@@ -508,78 +523,17 @@ impl Solver {
         v: &Vertex,
     ) -> Result<()> {
         fs::create_dir_all(work)?;
-        let mut mounts = Vec::new();
-        let mut keep = Vec::new();
-        for m in &e.mounts {
-            match m {
-                ExecMount::Cache { target, id } => {
-                    let safe: String = id
-                        .chars()
-                        .map(|c| {
-                            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                                c
-                            } else {
-                                '_'
-                            }
-                        })
-                        .collect();
-                    let dir = self.store.dir("cache")?.join("mounts").join(safe);
-                    fs::create_dir_all(&dir)?;
-                    mounts.push(rt::Mount {
-                        target: target.clone(),
-                        kind: rt::MountKind::Bind {
-                            src: dir,
-                            readonly: false,
-                        },
-                    });
-                }
-                ExecMount::Tmpfs { target, size } => mounts.push(rt::Mount {
-                    target: target.clone(),
-                    kind: rt::MountKind::Tmpfs {
-                        size: *size,
-                        mode: None,
-                    },
-                }),
-                ExecMount::Bind {
-                    target,
-                    from,
-                    source,
-                    readwrite,
-                } => {
-                    let root = self.input_root(from, wait)?;
-                    let mut src = crate::paths::resolve_in_root(&root.root, source, true)?;
-                    if *readwrite {
-                        // Writes are discarded: give the step its own copy.
-                        let d = tempfile::Builder::new()
-                            .prefix("bind-")
-                            .tempdir_in(self.store.tmp_dir())?;
-                        let s2 = SourceRoot::plain(&src);
-                        let m = resolve_sources(&s2, ".")?;
-                        let dfs = DestFs::new(Vec::new(), d.path().to_path_buf());
-                        copy_into(
-                            &s2,
-                            &m,
-                            &dfs,
-                            "/",
-                            false,
-                            &CopyOptions {
-                                preserve_owner: true,
-                                ..Default::default()
-                            },
-                        )?;
-                        src = d.path().to_path_buf();
-                        keep.push(d);
-                    }
-                    mounts.push(rt::Mount {
-                        target: target.clone(),
-                        kind: rt::MountKind::Bind {
-                            src,
-                            readonly: !readwrite,
-                        },
-                    });
-                }
-            }
-        }
+        let prepared = self.prepare_mounts(e, wait)?;
+        let mut env: Vec<String> = e
+            .env
+            .iter()
+            .filter(|kv| {
+                let k = kv.split('=').next().unwrap_or("");
+                !prepared.env.iter().any(|x| x.split('=').next() == Some(k))
+            })
+            .cloned()
+            .collect();
+        env.extend(prepared.env.iter().cloned());
         let spec = rt::Spec {
             rootfs: rt::Rootfs::Overlay {
                 lowers,
@@ -588,7 +542,7 @@ impl Solver {
             },
             process: rt::Process {
                 args: e.args.clone(),
-                env: e.env.clone(),
+                env,
                 cwd: e.cwd.clone(),
                 user: e.user.clone(),
                 ..Default::default()
@@ -598,7 +552,7 @@ impl Solver {
                 NetworkMode::Host => rt::Network::Host,
                 NetworkMode::None => rt::Network::None,
             },
-            mounts,
+            mounts: prepared.mounts.clone(),
             ..Default::default()
         };
         let (out_r, out_w) = rustix::pipe::pipe()?;
@@ -625,7 +579,7 @@ impl Solver {
                 .join()
                 .unwrap_or_else(|_| Err(rt::Error::Invalid("runtime thread panicked".into())))
         });
-        drop(keep);
+        drop(prepared);
         let status = status.map_err(|e| anyhow!("{e}"))?;
         if !status.success() {
             bail!(
@@ -705,12 +659,16 @@ fn step_inputs(step: &Step) -> Vec<usize> {
         }
         Op::Exec(e) => {
             for m in &e.mounts {
-                if let ExecMount::Bind {
-                    from: Input::Chain(c),
-                    ..
-                } = m
-                {
-                    out.push(*c);
+                match m {
+                    ExecMount::Bind {
+                        from: Input::Chain(c),
+                        ..
+                    }
+                    | ExecMount::Cache {
+                        from: Some(Input::Chain(c)),
+                        ..
+                    } => out.push(*c),
+                    _ => {}
                 }
             }
         }

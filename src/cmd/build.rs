@@ -60,6 +60,12 @@ pub struct BuildArgs {
     /// Set target platform for build (only the host's platform can run RUN steps)
     #[arg(long)]
     platform: Option<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=X,env=VAR")
+    #[arg(long = "secret", value_name = "SECRET")]
+    secrets: Vec<String>,
+    /// SSH agent socket to expose to the build (format: "default|<id>[=<socket>]")
+    #[arg(long = "ssh", value_name = "SSH")]
+    ssh: Vec<String>,
     /// Build context: a directory, or "-" to read a Dockerfile from stdin (no context)
     #[arg(value_name = "PATH | -")]
     context: String,
@@ -155,6 +161,8 @@ impl BuildArgs {
             network,
             progress,
             platform: self.platform,
+            secrets: hoist_builder::secrets::Secrets::from_specs(&self.secrets)?,
+            ssh: hoist_builder::secrets::SshAgents::from_specs(&self.ssh)?,
         };
         let out = build(&opts)?;
         if let Some(p) = &self.iidfile {

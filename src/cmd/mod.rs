@@ -1,6 +1,7 @@
 //! Command groups, one module per owning crate, and the flags every command shares.
 
 pub mod build;
+pub mod builder;
 pub mod debug;
 pub mod image;
 pub mod registry;

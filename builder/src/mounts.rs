@@ -1,0 +1,498 @@
+//! `RUN --mount`: lowering a mount spec (parsed and validated by the parser's
+//! `instructions::parse_mount`) into a plan [`ExecMount`], and, at solve time, turning plan mounts
+//! into runtime mounts: persistent cache directories (shared, private or locked), binds of the
+//! context, a stage or an image, tmpfs, build secrets and forwarded SSH agent sockets.
+//!
+//! Nothing mounted here lands in a layer: mounts live outside the overlay upper dir, and the runtime
+//! removes the mountpoints it had to create.
+
+use std::fs::{self, File};
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use hoist_parser::instructions::{MountType, Sharing as ParsedSharing, parse_mount};
+use hoist_parser::shell::Lexer;
+use hoist_runtime as rt;
+use serde::Serialize;
+
+use crate::context::SourceRoot;
+use crate::copy::{CopyOptions, DestFs, copy_into, resolve_sources};
+use crate::paths::clean;
+use crate::plan::{ExecMount, ExecOp, Input};
+use crate::solver::{ChainResult, Solver};
+
+/// How concurrent builds share a cache mount.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Everyone uses the same directory at once.
+    #[default]
+    Shared,
+    /// A writer gets its own directory when the cache is in use.
+    Private,
+    /// Writers take turns.
+    Locked,
+}
+
+/// `--mount=type=secret`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SecretMount {
+    pub id: String,
+    /// Where the file appears; None when the secret is only exposed through `env`.
+    pub target: Option<String>,
+    /// Expose the value as this environment variable.
+    pub env: Option<String>,
+    pub required: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `--mount=type=ssh`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SshMount {
+    pub id: String,
+    pub target: String,
+    pub required: bool,
+}
+
+/// Lowers one `--mount` value of a RUN. `index` counts the RUN's mounts (for SSH socket names).
+pub fn lower_mount(
+    spec: &str,
+    lex: &Lexer,
+    vars: &Vec<(String, String)>,
+    workdir: &str,
+    index: usize,
+    input_of: &dyn Fn(&str) -> Result<Input>,
+) -> Result<ExecMount> {
+    let expand = |s: &str| -> std::result::Result<String, String> {
+        lex.process_word(s, vars).map_err(|e| e.to_string())
+    };
+    let m = parse_mount(spec, Some(&expand)).map_err(|e| anyhow!(e))?;
+    let abs = |t: &str| -> String {
+        if t.starts_with('/') {
+            clean(t)
+        } else {
+            clean(&format!("{workdir}/{t}"))
+        }
+    };
+    let target = m.target.as_deref().filter(|t| !t.is_empty()).map(abs);
+    let from = m.from.as_deref().map(input_of).transpose()?;
+    Ok(match m.mount_type {
+        MountType::Cache => {
+            let target = target.ok_or_else(|| anyhow!("mount target must be set"))?;
+            ExecMount::Cache {
+                id: m
+                    .id
+                    .filter(|i| !i.is_empty())
+                    .unwrap_or_else(|| target.clone()),
+                target,
+                sharing: match m.sharing {
+                    None | Some(ParsedSharing::Shared) => Sharing::Shared,
+                    Some(ParsedSharing::Private) => Sharing::Private,
+                    Some(ParsedSharing::Locked) => Sharing::Locked,
+                },
+                mode: m.mode,
+                uid: m.uid,
+                gid: m.gid,
+                from,
+                source: m.source.unwrap_or_default(),
+                readonly: m.read_only,
+            }
+        }
+        MountType::Tmpfs => ExecMount::Tmpfs {
+            target: target.ok_or_else(|| anyhow!("mount target must be set"))?,
+            size: m.size,
+        },
+        MountType::Bind => ExecMount::Bind {
+            target: target.ok_or_else(|| anyhow!("mount target must be set"))?,
+            from: from.unwrap_or(Input::Context),
+            source: m.source.unwrap_or_default(),
+            readwrite: !m.read_only,
+        },
+        MountType::Secret => {
+            let id = m
+                .id
+                .or(m.source)
+                .filter(|i| !i.is_empty())
+                .or_else(|| {
+                    target
+                        .as_deref()
+                        .and_then(|t| t.rsplit('/').next())
+                        .map(String::from)
+                })
+                .or_else(|| m.env.clone())
+                .ok_or_else(|| anyhow!("invalid secret mount: an id or a target is required"))?;
+            let target = match (&target, &m.env) {
+                (Some(t), _) => Some(t.clone()),
+                (None, Some(_)) => None,
+                (None, None) => Some(format!("/run/secrets/{id}")),
+            };
+            ExecMount::Secret(SecretMount {
+                id,
+                target,
+                env: m.env,
+                required: m.required,
+                mode: m.mode.unwrap_or(0o400),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
+            })
+        }
+        MountType::Ssh => ExecMount::Ssh(SshMount {
+            id: m
+                .id
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            target: target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{index}")),
+            required: m.required,
+        }),
+    })
+}
+
+/// Runtime mounts for one exec, plus what must live until it ends.
+#[derive(Default)]
+pub struct PreparedMounts {
+    pub mounts: Vec<rt::Mount>,
+    /// Extra environment (`env=` secrets, `SSH_AUTH_SOCK`); never part of a key or a log.
+    pub env: Vec<String>,
+    keep: Vec<tempfile::TempDir>,
+    locks: Vec<File>,
+}
+
+impl PreparedMounts {
+    /// Number of held cache locks (for tests and diagnostics).
+    pub fn locks_held(&self) -> usize {
+        self.locks.len()
+    }
+}
+
+/// A file name for a cache id (ids are free-form: `/root/.cache`, `go-build`, ...).
+fn cache_dir_name(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The directory holding every cache mount of a store.
+pub fn cache_mounts_dir(store: &hoist_image::Store) -> Result<PathBuf> {
+    Ok(store.dir("cache")?.join("mounts"))
+}
+
+/// Takes the exclusive lock at `path` without waiting; None when someone holds it.
+pub fn try_lock(path: &Path) -> Result<Option<File>> {
+    lock_file(path, false)
+}
+
+fn lock_file(path: &Path, block: bool) -> Result<Option<File>> {
+    use rustix::fs::{FlockOperation, flock};
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let op = if block {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    match flock(&f, op) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) if !block => Ok(None),
+        Err(e) => Err(anyhow!("locking {}: {e}", path.display())),
+    }
+}
+
+impl Solver {
+    /// Turns the plan mounts of an exec into runtime mounts.
+    pub(crate) fn prepare_mounts(
+        &self,
+        e: &ExecOp,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+    ) -> Result<PreparedMounts> {
+        let mut p = PreparedMounts::default();
+        for m in &e.mounts {
+            match m {
+                ExecMount::Cache {
+                    target,
+                    id,
+                    sharing,
+                    mode,
+                    uid,
+                    gid,
+                    from,
+                    source,
+                    readonly,
+                } => {
+                    let base = cache_mounts_dir(&self.store)?;
+                    fs::create_dir_all(&base)?;
+                    let name = cache_dir_name(id);
+                    let dir = match sharing {
+                        Sharing::Shared => base.join(&name),
+                        Sharing::Locked => {
+                            let l = lock_file(&base.join(format!("{name}.lock")), true)?;
+                            p.locks.extend(l);
+                            base.join(&name)
+                        }
+                        Sharing::Private => {
+                            // The first instance nobody holds; a new one when all are in use.
+                            let mut i = 0;
+                            loop {
+                                let n = if i == 0 {
+                                    name.clone()
+                                } else {
+                                    format!("{name}-{i}")
+                                };
+                                if let Some(l) = lock_file(&base.join(format!("{n}.lock")), false)?
+                                {
+                                    p.locks.push(l);
+                                    break base.join(n);
+                                }
+                                i += 1;
+                            }
+                        }
+                    };
+                    if !dir.exists() {
+                        let tmp = tempfile::Builder::new().prefix(".new-").tempdir_in(&base)?;
+                        if let Some(from) = from {
+                            let root = self.input_root(from, wait)?;
+                            let src = crate::paths::resolve_in_root(&root.root, source, true)?;
+                            copy_tree(&src, tmp.path())?;
+                        }
+                        fs::set_permissions(
+                            tmp.path(),
+                            fs::Permissions::from_mode(mode.unwrap_or(0o755)),
+                        )?;
+                        chown(tmp.path(), Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0)))?;
+                        let tmp = tmp.keep();
+                        if fs::rename(&tmp, &dir).is_err() {
+                            // Another build created it meanwhile.
+                            let _ = fs::remove_dir_all(&tmp);
+                        }
+                    }
+                    p.mounts.push(rt::Mount {
+                        target: target.clone(),
+                        kind: rt::MountKind::Bind {
+                            src: dir,
+                            readonly: *readonly,
+                        },
+                    });
+                }
+                ExecMount::Tmpfs { target, size } => p.mounts.push(rt::Mount {
+                    target: target.clone(),
+                    kind: rt::MountKind::Tmpfs {
+                        size: *size,
+                        mode: None,
+                    },
+                }),
+                ExecMount::Bind {
+                    target,
+                    from,
+                    source,
+                    readwrite,
+                } => {
+                    let root = self.input_root(from, wait)?;
+                    let mut src = crate::paths::resolve_in_root(&root.root, source, true)?;
+                    if *readwrite {
+                        // Writes are discarded: give the step its own copy.
+                        let d = tempfile::Builder::new()
+                            .prefix("bind-")
+                            .tempdir_in(self.store.tmp_dir())?;
+                        if src.is_dir() {
+                            copy_tree(&src, d.path())?;
+                            src = d.path().to_path_buf();
+                        } else {
+                            let f = d.path().join("file");
+                            fs::copy(&src, &f)?;
+                            src = f;
+                        }
+                        p.keep.push(d);
+                    }
+                    p.mounts.push(rt::Mount {
+                        target: target.clone(),
+                        kind: rt::MountKind::Bind {
+                            src,
+                            readonly: !readwrite,
+                        },
+                    });
+                }
+                ExecMount::Secret(s) => {
+                    let Some(value) = self.secrets.get(&s.id) else {
+                        if s.required {
+                            bail!("secret {}: not found", s.id);
+                        }
+                        continue;
+                    };
+                    if let Some(env) = &s.env {
+                        p.env
+                            .push(format!("{env}={}", String::from_utf8_lossy(value)));
+                    }
+                    if let Some(target) = &s.target {
+                        // Outside the store (tmpfs when there is one), removed when the step ends.
+                        let shm = Path::new("/dev/shm");
+                        let parent = if shm.is_dir() {
+                            shm.to_path_buf()
+                        } else {
+                            std::env::temp_dir()
+                        };
+                        let d = tempfile::Builder::new()
+                            .prefix("hoist-secret-")
+                            .tempdir_in(parent)?;
+                        let f = d.path().join("secret");
+                        fs::write(&f, value)?;
+                        fs::set_permissions(&f, fs::Permissions::from_mode(s.mode))?;
+                        chown(&f, Some(s.uid), Some(s.gid))?;
+                        p.mounts.push(rt::Mount {
+                            target: target.clone(),
+                            kind: rt::MountKind::Bind {
+                                src: f,
+                                readonly: true,
+                            },
+                        });
+                        p.keep.push(d);
+                    }
+                }
+                ExecMount::Ssh(s) => {
+                    let Some(sock) = self.ssh.get(&s.id) else {
+                        if s.required {
+                            bail!(
+                                "no SSH key {:?} forwarded from the client (use --ssh {})",
+                                s.id,
+                                s.id
+                            );
+                        }
+                        continue;
+                    };
+                    p.mounts.push(rt::Mount {
+                        target: s.target.clone(),
+                        kind: rt::MountKind::Bind {
+                            src: sock.clone(),
+                            readonly: false,
+                        },
+                    });
+                    p.env.push(format!("SSH_AUTH_SOCK={}", s.target));
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Copies a directory tree keeping owners and modes.
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let s2 = SourceRoot::plain(src);
+    let m = resolve_sources(&s2, ".")?;
+    let dfs = DestFs::new(Vec::new(), dst.to_path_buf());
+    copy_into(
+        &s2,
+        &m,
+        &dfs,
+        "/",
+        false,
+        &CopyOptions {
+            preserve_owner: true,
+            ..Default::default()
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lower(spec: &str) -> Result<ExecMount> {
+        let lex = Lexer::new('\\');
+        let vars = vec![("D".to_string(), "/cache".to_string())];
+        lower_mount(spec, &lex, &vars, "/work", 0, &|f: &str| {
+            Ok(Input::Image(f.to_string()))
+        })
+    }
+
+    #[test]
+    fn private_and_locked_caches_exclude_each_other() {
+        let d = tempfile::tempdir().unwrap();
+        let l = d.path().join("c.lock");
+        let held = try_lock(&l).unwrap().expect("free");
+        assert!(
+            try_lock(&l).unwrap().is_none(),
+            "a second holder got the lock"
+        );
+        drop(held);
+        assert!(try_lock(&l).unwrap().is_some());
+    }
+
+    #[test]
+    fn cache_mount_fields() {
+        match lower(
+            "type=cache,target=$D,id=x,sharing=locked,mode=0700,uid=5,gid=6,from=img,source=/s",
+        )
+        .unwrap()
+        {
+            ExecMount::Cache {
+                target,
+                id,
+                sharing,
+                mode,
+                uid,
+                gid,
+                from,
+                source,
+                readonly,
+            } => {
+                assert_eq!((target.as_str(), id.as_str()), ("/cache", "x"));
+                assert_eq!(sharing, Sharing::Locked);
+                assert_eq!((mode, uid, gid), (Some(0o700), Some(5), Some(6)));
+                assert_eq!(from, Some(Input::Image("img".into())));
+                assert_eq!(source, "/s");
+                assert!(!readonly);
+            }
+            other => panic!("{other:?}"),
+        }
+        match lower("type=cache,target=rel").unwrap() {
+            ExecMount::Cache { target, id, .. } => {
+                assert_eq!(target, "/work/rel");
+                assert_eq!(id, "/work/rel");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn secret_defaults() {
+        match lower("type=secret,id=tok").unwrap() {
+            ExecMount::Secret(s) => {
+                assert_eq!(s.target.as_deref(), Some("/run/secrets/tok"));
+                assert_eq!((s.mode, s.uid, s.gid, s.required), (0o400, 0, 0, false));
+            }
+            other => panic!("{other:?}"),
+        }
+        match lower("type=secret,id=tok,env=TOKEN,required").unwrap() {
+            ExecMount::Secret(s) => {
+                assert_eq!(s.target, None);
+                assert_eq!(s.env.as_deref(), Some("TOKEN"));
+                assert!(s.required);
+            }
+            other => panic!("{other:?}"),
+        }
+        match lower("type=secret,target=/etc/pw").unwrap() {
+            ExecMount::Secret(s) => assert_eq!(s.id, "pw"),
+            other => panic!("{other:?}"),
+        }
+        match lower("type=ssh").unwrap() {
+            ExecMount::Ssh(s) => {
+                assert_eq!(s.id, "default");
+                assert_eq!(s.target, "/run/buildkit/ssh_agent.0");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(lower("type=bogus,target=/x").is_err());
+        assert!(lower("type=tmpfs").is_err());
+    }
+}
