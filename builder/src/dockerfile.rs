@@ -1131,3 +1131,87 @@ fn parse_healthcheck(n: &Node, flags: &Flags, shell: &[String]) -> Result<Health
         retries,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> FrontendOptions {
+        FrontendOptions {
+            build_args: BTreeMap::new(),
+            target: None,
+            labels: BTreeMap::new(),
+            network: NetworkMode::Host,
+            platform: "linux/amd64".into(),
+            file_name: "Dockerfile".into(),
+        }
+    }
+
+    fn plan(text: &str, o: &FrontendOptions) -> Result<Plan> {
+        let ast = hoist_parser::parse(text.as_bytes(), "Dockerfile").unwrap();
+        lower(&ast, o, &mut |n: &str| bail!("no image {n} in this test"))
+    }
+
+    #[test]
+    fn only_needed_stages_are_lowered() {
+        let df = "ARG X=1\nFROM scratch AS a\nFROM scratch AS b\nCOPY --from=a /x /x\nFROM scratch AS c\n";
+        let p = plan(df, &opts()).unwrap();
+        assert_eq!(p.chains.len(), 1, "only c");
+        let mut o = opts();
+        o.target = Some("B".into());
+        let p = plan(df, &o).unwrap();
+        assert_eq!(p.chains.len(), 2);
+        assert_eq!(p.chains[p.target].label, "b");
+        match &p.chains[p.target].steps[0].op {
+            Op::File(f) => assert_eq!(f.from, Input::Chain(0)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn args_env_and_expansion() {
+        let df = "ARG V=global\nFROM scratch\nARG V\nARG W=${V}-w\nENV A=$W B=${A:-unset}\nWORKDIR /x\nWORKDIR y\nRUN echo hi\n";
+        let mut o = opts();
+        o.build_args.insert("V".into(), "cli".into());
+        let p = plan(df, &o).unwrap();
+        let c = &p.chains[0];
+        let env = c.config.config.as_ref().unwrap().env.clone().unwrap();
+        assert!(env.contains(&"A=cli-w".to_string()), "{env:?}");
+        // Pairs on one ENV line see the environment from before the line.
+        assert!(env.contains(&"B=unset".to_string()), "{env:?}");
+        match &c.steps[0].op {
+            Op::Exec(e) => {
+                assert_eq!(e.cwd, "/x/y");
+                assert_eq!(e.args, ["/bin/sh", "-c", "echo hi"]);
+                assert!(e.env.contains(&"V=cli".to_string()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let run = c.history.iter().find(|h| !h.empty_layer).unwrap();
+        assert_eq!(run.created_by.as_deref(), Some("RUN |2 V=cli W=cli-w /bin/sh -c echo hi # buildkit"));
+    }
+
+    #[test]
+    fn conversion_errors() {
+        let e = plan("FROM scratch\nEXPOSE 80/xyz\n", &opts()).unwrap_err();
+        assert!(format!("{e:#}").contains("invalid proto: xyz"), "{e:#}");
+        let e = plan("FROM scratch\nSTOPSIGNAL NOPE\n", &opts()).unwrap_err();
+        assert!(format!("{e:#}").contains("invalid signal: NOPE"));
+        let e = plan("FROM scratch\nCOPY --chmod=999 a b\n", &opts()).unwrap_err();
+        assert!(format!("{e:#}").contains("invalid chmod parameter: '999'"));
+        let mut o = opts();
+        o.target = Some("zzz".into());
+        let e = plan("FROM scratch\n", &o).unwrap_err();
+        assert_eq!(e.to_string(), "target stage \"zzz\" could not be found");
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(parse_ports("8000-8002").unwrap(), ["8000/tcp", "8001/tcp", "8002/tcp"]);
+        assert_eq!(parse_ports("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
+        assert!(parse_duration("5").is_err());
+        assert!(valid_signal("SIGTERM") && valid_signal("kill") && valid_signal("9") && !valid_signal("0"));
+    }
+}

@@ -60,6 +60,8 @@ pub struct Solver {
     pub source_date_epoch: Option<i64>,
     /// Flattened chains and images used as `COPY --from` sources, made once per build.
     flat: Mutex<HashMap<String, Arc<tempfile::TempDir>>>,
+    /// Whether any step ran (then the cache's GC roots are refreshed).
+    ran: std::sync::atomic::AtomicBool,
 }
 
 type Slot = Option<std::result::Result<Arc<ChainResult>, String>>;
@@ -84,6 +86,7 @@ impl Solver {
             ssh: Default::default(),
             source_date_epoch: None,
             flat: Mutex::new(HashMap::new()),
+            ran: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -143,15 +146,17 @@ impl Solver {
             }
         });
         let _ = self.index.save();
-        let _ = self.store.set_gc_root(
-            "build-cache",
-            &self
-                .cache
-                .layers()
-                .iter()
-                .filter_map(|d| d.parse::<Digest>().ok())
-                .collect::<Vec<_>>(),
-        );
+        if self.ran.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = self.store.set_gc_root(
+                "build-cache",
+                &self
+                    .cache
+                    .layers()
+                    .iter()
+                    .filter_map(|d| d.parse::<Digest>().ok())
+                    .collect::<Vec<_>>(),
+            );
+        }
         if let Some(e) = first_err {
             return Err(e);
         }
@@ -350,6 +355,7 @@ impl Solver {
             created: Some(self.now()),
         };
         self.cache.put(&key, &rec)?;
+        self.ran.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok((key, rec, false))
     }
 
