@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub secrets: crate::secrets::Secrets,
     /// `--ssh` agent sockets.
     pub ssh: crate::secrets::SshAgents,
+    /// `--push, `--cache-from`, `--cache-to`, `--insecure-registry`.
+    pub registry: crate::registry::RegistryOptions,
 }
 
 /// What a build produced.
@@ -119,6 +121,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
 
     let store = Store::open(&opts.store_root)?;
     let cache = Cache::open(&store.dir("cache")?)?;
+    let (cache, remote) = crate::registry::attach_cache(cache, &store, &progress, &opts.registry)?;
     let platform = opts
         .platform
         .clone()
@@ -195,12 +198,22 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     for d in &result.config.rootfs.diff_ids {
         layers.push(layer_descriptor(&store, d)?);
     }
-    let image = store.write_image(&result.config, &layers, &tags)?;
+    let annotations =
+        crate::registry::inline_annotations(remote.as_deref(), &opts.registry, &result.config)?;
+    let image = store.write_image_annotated(&result.config, &layers, &tags, &annotations)?;
     v.log(&format!("writing image {}", image.id()));
     for t in &tags {
         v.log(&format!("naming to {t}"));
     }
     v.done();
+    crate::registry::after_build(
+        &store,
+        &progress,
+        &opts.registry,
+        remote.as_deref(),
+        &result.config,
+        &tags,
+    )?;
     Ok(BuildOutput {
         image_id: image.id().to_string(),
         manifest_digest: image.manifest_digest.to_string(),

@@ -20,9 +20,18 @@ pub struct CacheRecord {
 }
 
 /// Durable key -> record map.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cache {
     dir: PathBuf,
+    /// `--cache-from`/`--cache-to` state: lookups fall back to imported records; hits and new
+    /// records are noted for export.
+    remote: Option<std::sync::Arc<crate::remote_cache::RemoteCache>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("dir", &self.dir).finish()
+    }
 }
 
 impl Cache {
@@ -31,7 +40,17 @@ impl Cache {
         fs::create_dir_all(dir.join("keys"))?;
         Ok(Cache {
             dir: dir.to_path_buf(),
+            remote: None,
         })
+    }
+
+    /// This cache backed by a remote one (see [`crate::remote_cache`]).
+    pub fn with_remote(
+        mut self,
+        remote: std::sync::Arc<crate::remote_cache::RemoteCache>,
+    ) -> Cache {
+        self.remote = Some(remote);
+        self
     }
 
     /// The cache's directory (for the context hash index and RUN cache mounts).
@@ -47,11 +66,28 @@ impl Cache {
 
     /// The record for `key`, if any.
     pub fn get(&self, key: &str) -> Option<CacheRecord> {
-        serde_json::from_slice(&fs::read(self.path(key)).ok()?).ok()
+        let local = fs::read(self.path(key))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(remote) = &self.remote else {
+            return local;
+        };
+        let rec = remote.lookup(key, local.clone())?;
+        if local.as_ref() != Some(&rec) {
+            let _ = self.write(key, &rec);
+        }
+        Some(rec)
     }
 
     /// Stores `record` under `key` (temp file + rename).
     pub fn put(&self, key: &str, record: &CacheRecord) -> Result<()> {
+        if let Some(remote) = &self.remote {
+            remote.note(key, record);
+        }
+        self.write(key, record)
+    }
+
+    fn write(&self, key: &str, record: &CacheRecord) -> Result<()> {
         let mut tmp = tempfile::NamedTempFile::new_in(self.dir.join("keys"))?;
         tmp.write_all(&serde_json::to_vec(record)?)?;
         tmp.persist(self.path(key))?;

@@ -19,6 +19,8 @@ pub mod mounts;
 pub mod paths;
 pub mod plan;
 pub mod progress;
+pub mod registry;
+pub mod remote_cache;
 pub mod prune;
 pub mod reproducible;
 pub mod secrets;

@@ -589,6 +589,18 @@ impl Store {
         layers: &[Descriptor],
         tags: &[Reference],
     ) -> Result<Image> {
+        self.write_image_annotated(config, layers, tags, &Default::default())
+    }
+
+    /// [`Store::write_image`] with manifest `annotations` (omitted when empty), e.g. an inline
+    /// build cache.
+    pub fn write_image_annotated(
+        &self,
+        config: &ImageConfig,
+        layers: &[Descriptor],
+        tags: &[Reference],
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Image> {
         let _lease = self.lease()?;
         for l in layers {
             let d = Digest::from_oci(l.digest())?;
@@ -598,12 +610,15 @@ impl Store {
         }
         let cfg_bytes = config.to_bytes();
         let cfg = self.put_blob_bytes(&cfg_bytes)?;
-        let manifest = serde_json::json!({
+        let mut manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": media_type::MANIFEST,
             "config": { "mediaType": media_type::CONFIG, "digest": cfg, "size": cfg_bytes.len() },
             "layers": layers,
         });
+        if !annotations.is_empty() {
+            manifest["annotations"] = serde_json::json!(annotations);
+        }
         let bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
         self.put_manifest(&bytes, tags)
     }

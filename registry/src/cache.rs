@@ -3,11 +3,13 @@
 //! the cached step layers. The builder decides what the metadata says and which layers to fetch
 //! ([`crate::fetch_blobs`] on the hits only); this module only moves it.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 
 use crate::client::Client;
-use crate::manifest::{Descriptor, Manifest, OCI_MANIFEST};
+use crate::manifest::{
+    Descriptor, Index, Manifest, OCI_MANIFEST, Platform, is_index, select_platform,
+};
 use crate::progress::Progress;
 use crate::reference::ImageRef;
 use crate::transfer::{ContentStore, PushOptions, PushedImage, push_manifest};
@@ -31,6 +33,12 @@ impl RemoteCache {
     /// The cached layers the manifest lists (fetch the ones you need with [`crate::fetch_blobs`]).
     pub fn layers(&self) -> &[Descriptor] {
         &self.manifest.layers
+    }
+
+    /// Whether this is a cache artifact (`--cache-to type=registry`), not an image that may carry
+    /// an inline cache.
+    pub fn is_artifact(&self) -> bool {
+        self.manifest.config.media_type == CACHE_CONFIG_TYPE
     }
 }
 
@@ -64,10 +72,27 @@ pub async fn export_cache(
 }
 
 /// Imports a cache manifest and its metadata from `src`; `None` when there is none yet.
+///
+/// `src` may also name an image (or an index: the host platform's image is taken), for inline
+/// caches: then `metadata` is the image config and the builder reads its cache from the
+/// manifest's annotations ([`RemoteCache::is_artifact`] tells the two apart).
 pub async fn import_cache(client: &Client, src: &ImageRef) -> Result<Option<RemoteCache>> {
-    let Some((body, _mt, digest)) = client.find_manifest(src, src.reference()).await? else {
+    let Some((mut body, mut mt, mut digest)) = client.find_manifest(src, src.reference()).await?
+    else {
         return Ok(None);
     };
+    if is_index(&mt) {
+        let index: Index = serde_json::from_slice(&body)
+            .with_context(|| format!("parsing the manifest list of {src}"))?;
+        let child = select_platform(&index, &Platform::host())
+            .with_context(|| src.to_string())?
+            .digest
+            .clone();
+        (body, mt, digest) = client.get_manifest(src, &child).await?;
+    }
+    if is_index(&mt) {
+        bail!("{src}: nested manifest lists are not supported");
+    }
     let manifest: Manifest = serde_json::from_slice(&body)
         .with_context(|| format!("parsing the build cache manifest {src}"))?;
     let metadata = client.get_blob_bytes(src, &manifest.config).await?;

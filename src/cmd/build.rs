@@ -66,6 +66,21 @@ pub struct BuildArgs {
     /// SSH agent socket to expose to the build (format: "default|<id>[=<socket>]")
     #[arg(long = "ssh", value_name = "SSH")]
     ssh: Vec<String>,
+    /// Push the image to its registry after the build (every -t name)
+    #[arg(long)]
+    push: bool,
+    /// Output destination (format: "type=registry,name=REGISTRY/REPO:TAG")
+    #[arg(short = 'o', long = "output", value_name = "PATH|TYPE=...")]
+    outputs: Vec<String>,
+    /// External cache sources (e.g. "type=registry,ref=REGISTRY/REPO:TAG", or an image with an inline cache)
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<String>,
+    /// Cache export destinations (e.g. "type=registry,ref=REGISTRY/REPO:TAG[,mode=max]", "type=inline")
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
+    /// Registry reached over plain http (loopback registries always are)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registries: Vec<String>,
     /// Build context: a directory, or "-" to read a Dockerfile from stdin (no context)
     #[arg(value_name = "PATH | -")]
     context: String,
@@ -100,7 +115,42 @@ fn key_values(items: &[String], from_env: bool) -> anyhow::Result<BTreeMap<Strin
 }
 
 impl BuildArgs {
-    fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
+    /// `--push`, `--output type=registry`, `--cache-from/--cache-to`, `--insecure-registry`
+    /// (registry outputs add their names to the tags).
+    fn registry_options(&mut self) -> anyhow::Result<hoist_builder::registry::RegistryOptions> {
+        use hoist_builder::remote_cache::CacheSpec;
+        let mut push = self.push;
+        for o in &self.outputs {
+            match hoist_builder::registry::parse_registry_output(o)? {
+                Some(names) => {
+                    push = true;
+                    self.tags.extend(names);
+                }
+                None => bail!("output {o:?} is not supported: use type=registry,name=NAME"),
+            }
+        }
+        if push && self.tags.is_empty() {
+            bail!(
+                "tag is needed when pushing to registry (--push needs -t REGISTRY/REPOSITORY:TAG)"
+            );
+        }
+        Ok(hoist_builder::registry::RegistryOptions {
+            push,
+            cache_from: self
+                .cache_from
+                .iter()
+                .map(|s| CacheSpec::parse(s))
+                .collect::<anyhow::Result<_>>()?,
+            cache_to: self
+                .cache_to
+                .iter()
+                .map(|s| CacheSpec::parse(s))
+                .collect::<anyhow::Result<_>>()?,
+            insecure_registries: self.insecure_registries.clone(),
+        })
+    }
+
+    fn run(mut self, global: &Global) -> anyhow::Result<ExitCode> {
         let store_root = global
             .root
             .clone()
@@ -147,6 +197,7 @@ impl BuildArgs {
                 )
             })?
         };
+        let registry = self.registry_options()?;
         let opts = BuildOptions {
             store_root,
             context,
@@ -163,6 +214,7 @@ impl BuildArgs {
             platform: self.platform,
             secrets: hoist_builder::secrets::Secrets::from_specs(&self.secrets)?,
             ssh: hoist_builder::secrets::SshAgents::from_specs(&self.ssh)?,
+            registry,
         };
         let out = build(&opts)?;
         if let Some(p) = &self.iidfile {

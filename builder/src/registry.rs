@@ -1,0 +1,202 @@
+//! What a build exchanges with registries besides pulling its bases: `--push` and
+//! `--output type=registry` (push every name after the build), and the build cache
+//! (`--cache-from`/`--cache-to`, see [`crate::remote_cache`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+use hoist_image::{ImageConfig, Reference, Store};
+
+use crate::cache::Cache;
+use crate::progress::{Progress, Vertex};
+use crate::remote_cache::{CacheSpec, RemoteCache};
+
+/// The registry side of a build.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Push every name after the build (`--push`, `--output type=registry`).
+    pub push: bool,
+    /// `--cache-from` sources.
+    pub cache_from: Vec<CacheSpec>,
+    /// `--cache-to` destinations.
+    pub cache_to: Vec<CacheSpec>,
+    /// Registries reached over plain http besides loopback ones (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+}
+
+impl RegistryOptions {
+    /// Whether a remote cache is involved (then [`attach_cache`] makes one).
+    pub fn uses_cache(&self) -> bool {
+        !self.cache_from.is_empty() || !self.cache_to.is_empty()
+    }
+
+    fn inline(&self) -> bool {
+        self.cache_to.contains(&CacheSpec::Inline)
+    }
+}
+
+/// One `--output` value that is a registry: `type=registry,name=N[,name=M...]` or
+/// `type=image,name=N,push=true`. Returns the names to tag and push; `None` for other outputs.
+pub fn parse_registry_output(s: &str) -> Result<Option<Vec<String>>> {
+    let mut kind = None;
+    let mut names = Vec::new();
+    let mut push = None;
+    for field in split_csv(s) {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid output {s:?}: expected key=value, got {field:?}"))?;
+        match k {
+            "type" => kind = Some(v.to_string()),
+            // `name` may list several names, comma separated inside quotes.
+            "name" => names.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from),
+            ),
+            "push" => push = Some(v == "true"),
+            _ => {}
+        }
+    }
+    let is_registry = match kind.as_deref() {
+        Some("registry") => true,
+        Some("image") => push == Some(true),
+        _ => false,
+    };
+    if !is_registry {
+        return Ok(None);
+    }
+    if names.is_empty() {
+        bail!("output {s:?}: a registry output needs name=REGISTRY/REPOSITORY:TAG");
+    }
+    Ok(Some(names))
+}
+
+/// CSV fields, with `"..."` quoting (buildx: `name="a,b"`).
+fn split_csv(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty())
+        .collect()
+}
+
+/// Backs `cache` with the remote caches of `opts` (importing `--cache-from` metadata now).
+pub fn attach_cache(
+    cache: Cache,
+    store: &Store,
+    progress: &Arc<Progress>,
+    opts: &RegistryOptions,
+) -> Result<(Cache, Option<Arc<RemoteCache>>)> {
+    if !opts.uses_cache() {
+        return Ok((cache, None));
+    }
+    let mut remote = RemoteCache::new(store.clone(), progress.clone(), &opts.insecure_registries)?;
+    remote.import(&opts.cache_from);
+    let remote = Arc::new(remote);
+    Ok((cache.with_remote(remote.clone()), Some(remote)))
+}
+
+/// The manifest annotations of the built image (an inline cache with `--cache-to type=inline`).
+pub fn inline_annotations(
+    remote: Option<&RemoteCache>,
+    opts: &RegistryOptions,
+    config: &ImageConfig,
+) -> Result<BTreeMap<String, String>> {
+    match remote {
+        Some(r) if opts.inline() => r.inline_annotations(&diff_ids(config)),
+        _ => Ok(BTreeMap::new()),
+    }
+}
+
+fn diff_ids(config: &ImageConfig) -> Vec<String> {
+    config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| d.to_string())
+        .collect()
+}
+
+/// After the image is in the store: pushes it under every name (`--push`), then exports the
+/// `--cache-to type=registry` caches.
+pub fn after_build(
+    store: &Store,
+    progress: &Arc<Progress>,
+    opts: &RegistryOptions,
+    remote: Option<&RemoteCache>,
+    config: &ImageConfig,
+    names: &[Reference],
+) -> Result<()> {
+    if opts.push {
+        if names.is_empty() {
+            bail!("--push needs an image name: add -t REGISTRY/REPOSITORY:TAG");
+        }
+        let v = progress.vertex("pushing to registry");
+        if let Err(e) = push_all(store, opts, names, &v) {
+            v.error(&format!("{e:#}"));
+            return Err(e);
+        }
+        v.done();
+    }
+    if let Some(r) = remote {
+        r.export(&opts.cache_to, &diff_ids(config))?;
+    }
+    Ok(())
+}
+
+fn push_all(store: &Store, opts: &RegistryOptions, names: &[Reference], v: &Vertex) -> Result<()> {
+    for n in names {
+        let name = n.to_string();
+        v.log(&format!("pushing layers for {name}"));
+        let pushed = hoist_registry::blocking::push_image(
+            store,
+            &name,
+            &name,
+            &opts.insecure_registries,
+            hoist_registry::ProgressMode::Quiet,
+        )
+        .map_err(|e| anyhow!("failed to push {name}: {e:#}"))?;
+        v.log(&format!(
+            "pushing manifest for {name}@{} done",
+            pushed.digest
+        ));
+        let tag = n.tag.as_deref().unwrap_or("latest");
+        v.log(&format!(
+            "{tag}: digest: {} size: {}",
+            pushed.digest, pushed.size
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_outputs() {
+        assert_eq!(
+            parse_registry_output("type=registry,name=r:5000/a:1").unwrap(),
+            Some(vec!["r:5000/a:1".to_string()])
+        );
+        assert_eq!(
+            parse_registry_output("type=image,\"name=r/a:1,r/a:2\",push=true").unwrap(),
+            Some(vec!["r/a:1".to_string(), "r/a:2".to_string()])
+        );
+        assert_eq!(parse_registry_output("type=image,name=a").unwrap(), None);
+        assert_eq!(parse_registry_output("type=local,dest=out").unwrap(), None);
+        assert!(parse_registry_output("type=registry").is_err());
+    }
+}

@@ -1,0 +1,444 @@
+//! The build cache shared through a registry: `--cache-to type=registry,ref=R[,mode=min|max]`,
+//! `--cache-to type=inline`, `--cache-from [type=registry,ref=]R`.
+//!
+//! What travels is the builder's own cache records (step key -> layer diff_id and creation time,
+//! see [`crate::cache`]) as JSON [`Metadata`], with the layers they name. A registry export is an
+//! artifact manifest (config = metadata, layers = the gzip layers; [`hoist_registry::cache`]); an
+//! inline export is a manifest annotation ([`INLINE_ANNOTATION`]) of the built image, whose own
+//! layers are the cached ones. On import only the metadata is fetched before solving; a step whose
+//! key it holds fetches that one layer ([`RemoteCache::lookup`], called by [`crate::cache::Cache`])
+//! instead of running.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use hoist_image::{Compression, Digest, Store};
+use hoist_registry::{Client, ClientOptions, Descriptor, ImageRef, ProgressMode};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::CacheRecord;
+use crate::progress::Progress;
+
+/// Manifest annotation holding an inline cache's [`Metadata`].
+pub const INLINE_ANNOTATION: &str = "io.hoist.buildcache.v1";
+
+/// One `--cache-to` / `--cache-from` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheSpec {
+    /// `type=registry,ref=R[,mode=min|max]` (or a bare `R` for `--cache-from`).
+    Registry { reference: String, mode_max: bool },
+    /// `type=inline`: the cache rides in the pushed image's manifest.
+    Inline,
+}
+
+impl CacheSpec {
+    /// Parses buildx's CSV syntax. A value without `type=` is a registry reference.
+    pub fn parse(s: &str) -> Result<CacheSpec> {
+        if !s.contains('=') {
+            if s.is_empty() {
+                bail!("invalid cache option: empty value");
+            }
+            return Ok(CacheSpec::Registry {
+                reference: s.to_string(),
+                mode_max: false,
+            });
+        }
+        let mut kind = None;
+        let mut reference = None;
+        let mut mode_max = false;
+        for field in s.split(',') {
+            let (k, v) = field
+                .split_once('=')
+                .ok_or_else(|| anyhow!("invalid value {field:?} in {s:?}: expected key=value"))?;
+            match k.trim() {
+                "type" => kind = Some(v.trim().to_string()),
+                "ref" => reference = Some(v.trim().to_string()),
+                "mode" => match v.trim() {
+                    "min" => mode_max = false,
+                    "max" => mode_max = true,
+                    other => bail!("invalid cache mode {other:?}: use min or max"),
+                },
+                // buildx knobs hoist has no use for (compression is gzip, OCI media types always).
+                "oci-mediatypes" | "image-manifest" | "compression" | "ignore-error" => {}
+                other => bail!("unknown cache option {other:?} in {s:?}"),
+            }
+        }
+        match kind.as_deref() {
+            Some("registry") | None => Ok(CacheSpec::Registry {
+                reference: reference
+                    .ok_or_else(|| anyhow!("type=registry cache needs ref=NAME in {s:?}"))?,
+                mode_max,
+            }),
+            Some("inline") => Ok(CacheSpec::Inline),
+            Some(other) => {
+                bail!("cache type {other:?} is not supported (hoist supports registry and inline)")
+            }
+        }
+    }
+}
+
+/// The cache metadata exchanged through registries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Metadata {
+    pub version: u32,
+    pub records: Vec<Entry>,
+}
+
+/// One cached step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub diff_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Digest of the (compressed) blob in the cache manifest; None in an inline cache, whose
+    /// image manifest maps diff_ids to blobs itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+}
+
+/// A step imported from a remote cache.
+#[derive(Debug, Clone)]
+struct Imported {
+    record: CacheRecord,
+    layer: Descriptor,
+    repo: ImageRef,
+}
+
+/// Per-build remote cache state: the records this build used (for export) and the ones imported
+/// (for lookups). Hooked into [`crate::cache::Cache::with_remote`].
+pub struct RemoteCache {
+    store: Store,
+    progress: Arc<Progress>,
+    client: Client,
+    runtime: tokio::runtime::Runtime,
+    used: Mutex<BTreeMap<String, CacheRecord>>,
+    imported: HashMap<String, Imported>,
+    /// Layer fetches in flight are serialized per diff_id by the store; this avoids asking twice.
+    fetched: Mutex<HashSet<String>>,
+}
+
+impl RemoteCache {
+    /// State for one build; `insecure_registries` as `hoist pull` takes them.
+    pub fn new(
+        store: Store,
+        progress: Arc<Progress>,
+        insecure_registries: &[String],
+    ) -> Result<RemoteCache> {
+        Ok(RemoteCache {
+            store,
+            progress,
+            client: Client::new(ClientOptions {
+                insecure_registries: insecure_registries.to_vec(),
+                ..ClientOptions::default()
+            })?,
+            runtime: hoist_registry::runtime()?,
+            used: Mutex::new(BTreeMap::new()),
+            imported: HashMap::new(),
+            fetched: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Fetches the metadata of every `--cache-from` source (not their layers). A source that
+    /// cannot be read is a warning, as in buildx: the build goes on without it.
+    pub fn import(&mut self, specs: &[CacheSpec]) {
+        for spec in specs {
+            let CacheSpec::Registry { reference, .. } = spec else {
+                continue;
+            };
+            let v = self
+                .progress
+                .vertex(&format!("importing cache manifest from {reference}"));
+            match self.import_one(reference) {
+                Ok(0) => {
+                    v.log("no cache found");
+                    v.done();
+                }
+                Ok(n) => {
+                    v.log(&format!("{n} cached steps"));
+                    v.done();
+                }
+                Err(e) => {
+                    v.error(&format!("{e:#}"));
+                    self.progress.message(&format!(
+                        "WARNING: failed to import cache {reference}: {e:#}"
+                    ));
+                }
+            }
+        }
+    }
+
+    fn import_one(&mut self, reference: &str) -> Result<usize> {
+        let repo = ImageRef::parse(reference)?;
+        let Some(remote) = self
+            .runtime
+            .block_on(hoist_registry::cache::import_cache(&self.client, &repo))?
+        else {
+            return Ok(0);
+        };
+        let layers = remote.layers();
+        let (meta, by_diff): (Metadata, HashMap<String, Descriptor>) = if remote.is_artifact() {
+            let meta: Metadata =
+                serde_json::from_slice(&remote.metadata).context("parsing the cache metadata")?;
+            (meta, HashMap::new())
+        } else {
+            // An image: the inline cache is an annotation, its layers the image's own.
+            let Some(text) = remote
+                .manifest
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(INLINE_ANNOTATION))
+            else {
+                return Ok(0);
+            };
+            let meta: Metadata =
+                serde_json::from_str(text).context("parsing the inline cache metadata")?;
+            let config: serde_json::Value =
+                serde_json::from_slice(&remote.metadata).context("parsing the image config")?;
+            let diff_ids = config["rootfs"]["diff_ids"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let by_diff = diff_ids
+                .iter()
+                .zip(layers)
+                .filter_map(|(d, l)| Some((d.as_str()?.to_string(), l.clone())))
+                .collect();
+            (meta, by_diff)
+        };
+        let mut n = 0;
+        for e in meta.records {
+            let layer = match &e.layer {
+                Some(digest) => layers.iter().find(|l| &l.digest == digest).cloned(),
+                None => by_diff.get(&e.diff_id).cloned(),
+            };
+            let Some(layer) = layer else { continue };
+            n += 1;
+            self.imported.entry(e.key).or_insert(Imported {
+                record: CacheRecord {
+                    diff_id: Some(e.diff_id),
+                    created: e.created,
+                },
+                layer,
+                repo: repo.clone(),
+            });
+        }
+        Ok(n)
+    }
+
+    /// Notes that this build used `record` for `key` (it will be exported).
+    pub fn note(&self, key: &str, record: &CacheRecord) {
+        self.used
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), record.clone());
+    }
+
+    /// Resolves `key` for the solver given the local record: the local one when its layer is
+    /// here, else an imported one whose layer is fetched now. None: run the step.
+    pub fn lookup(&self, key: &str, local: Option<CacheRecord>) -> Option<CacheRecord> {
+        if let Some(rec) = &local
+            && self.layer_present(rec)
+        {
+            self.note(key, rec);
+            return local;
+        }
+        let imp = self.imported.get(key)?;
+        match self.fetch(imp) {
+            Ok(()) => {
+                self.note(key, &imp.record);
+                Some(imp.record.clone())
+            }
+            Err(e) => {
+                self.progress.message(&format!(
+                    "WARNING: cache layer {} from {}: {e:#} (running the step instead)",
+                    imp.layer.digest, imp.repo
+                ));
+                local
+            }
+        }
+    }
+
+    fn layer_present(&self, rec: &CacheRecord) -> bool {
+        rec.diff_id
+            .as_deref()
+            .and_then(|d| d.parse::<Digest>().ok())
+            .is_some_and(|d| self.store.has_blob(&d))
+    }
+
+    /// Downloads an imported step's layer and stores it uncompressed (as a local step would have
+    /// left it), verified against its diff_id.
+    fn fetch(&self, imp: &Imported) -> Result<()> {
+        let diff_id: Digest = imp
+            .record
+            .diff_id
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| anyhow!("{e}"))?;
+        if self.store.has_blob(&diff_id) {
+            return Ok(());
+        }
+        let blob: Digest = imp.layer.digest.parse().map_err(|e| anyhow!("{e}"))?;
+        let quiet = hoist_registry::Progress::new(ProgressMode::Quiet);
+        self.runtime.block_on(hoist_registry::fetch_blobs(
+            &self.client,
+            &self.store,
+            &imp.repo,
+            std::slice::from_ref(&imp.layer),
+            1,
+            &quiet,
+        ))?;
+        if self
+            .fetched
+            .lock()
+            .unwrap()
+            .insert(imp.layer.digest.clone())
+        {
+            self.progress.message(&format!(
+                "importing cache layer {} ({} bytes) from {}",
+                imp.layer.digest, imp.layer.size, imp.repo
+            ));
+        }
+        let c = Compression::from_media_type(&imp.layer.media_type);
+        if c != Compression::None {
+            self.store.register_layer_blob(&diff_id, &blob, c)?;
+        }
+        if !self.store.has_blob(&diff_id) {
+            let info = self.store.commit_tar(self.store.open_layer(&diff_id)?)?;
+            if info.diff_id != diff_id {
+                bail!(
+                    "cache layer {} holds {}, not {diff_id}",
+                    imp.layer.digest,
+                    info.diff_id
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The records to export: every step this build used (`mode=max`), or those whose layer is in
+    /// the final image (`mode=min`, inline).
+    fn entries(&self, mode_max: bool, final_diff_ids: &[String]) -> Vec<Entry> {
+        let keep: HashSet<&str> = final_diff_ids.iter().map(String::as_str).collect();
+        self.used
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(k, r)| {
+                let d = r.diff_id.clone()?;
+                (mode_max || keep.contains(d.as_str())).then(|| Entry {
+                    key: k.clone(),
+                    diff_id: d,
+                    created: r.created.clone(),
+                    layer: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The manifest annotations of an inline cache (`--cache-to type=inline`).
+    pub fn inline_annotations(
+        &self,
+        final_diff_ids: &[String],
+    ) -> Result<BTreeMap<String, String>> {
+        let meta = Metadata {
+            version: 1,
+            records: self.entries(false, final_diff_ids),
+        };
+        Ok(BTreeMap::from([(
+            INLINE_ANNOTATION.to_string(),
+            serde_json::to_string(&meta)?,
+        )]))
+    }
+
+    /// Pushes the cache to every `type=registry` destination of `specs`.
+    pub fn export(&self, specs: &[CacheSpec], final_diff_ids: &[String]) -> Result<()> {
+        for spec in specs {
+            let CacheSpec::Registry {
+                reference,
+                mode_max,
+            } = spec
+            else {
+                continue;
+            };
+            let v = self.progress.vertex("exporting cache to registry");
+            match self.export_one(reference, *mode_max, final_diff_ids, &|l| v.log(l)) {
+                Ok(()) => v.done(),
+                Err(e) => {
+                    v.error(&format!("{e:#}"));
+                    return Err(e.context(format!("failed to export cache to {reference}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn export_one(
+        &self,
+        reference: &str,
+        mode_max: bool,
+        final_diff_ids: &[String],
+        log: &dyn Fn(&str),
+    ) -> Result<()> {
+        let dest = ImageRef::parse(reference)?;
+        log("preparing build cache for export");
+        let mut records = self.entries(mode_max, final_diff_ids);
+        let mut layers: Vec<Descriptor> = Vec::new();
+        for e in &mut records {
+            let d: Digest = e.diff_id.parse().map_err(|e| anyhow!("{e}"))?;
+            let c = self.store.compressed_layer(&d, Compression::Gzip)?;
+            let desc = Descriptor::new(c.media_type().as_ref(), c.digest().as_ref(), c.size());
+            e.layer = Some(desc.digest.clone());
+            if !layers.iter().any(|l| l.digest == desc.digest) {
+                log(&format!("writing layer {}", desc.digest));
+                layers.push(desc);
+            }
+        }
+        let meta = Metadata {
+            version: 1,
+            records,
+        };
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&meta)?);
+        let quiet = hoist_registry::Progress::new(ProgressMode::Quiet);
+        let pushed = self.runtime.block_on(hoist_registry::cache::export_cache(
+            &self.client,
+            &self.store,
+            &dest,
+            bytes,
+            layers,
+            &hoist_registry::PushOptions::default(),
+            &quiet,
+        ))?;
+        log(&format!("writing cache manifest {} done", pushed.digest));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_buildx_cache_options() {
+        assert_eq!(
+            CacheSpec::parse("type=registry,ref=r:5000/c:main,mode=max").unwrap(),
+            CacheSpec::Registry {
+                reference: "r:5000/c:main".into(),
+                mode_max: true
+            }
+        );
+        assert_eq!(
+            CacheSpec::parse("r/app:1").unwrap(),
+            CacheSpec::Registry {
+                reference: "r/app:1".into(),
+                mode_max: false
+            }
+        );
+        assert_eq!(CacheSpec::parse("type=inline").unwrap(), CacheSpec::Inline);
+        assert!(CacheSpec::parse("type=registry").is_err());
+        assert!(CacheSpec::parse("type=local,dest=x").is_err());
+        assert!(CacheSpec::parse("type=registry,ref=x,mode=all").is_err());
+    }
+}

@@ -1,0 +1,359 @@
+//! `hoist build` with registries, end to end against the real registry (Debian's docker-registry on
+//! a free loopback port): `--push`, `--output type=registry`, `--pull`, and the build cache through
+//! a registry (`--cache-to/--cache-from type=registry`, `type=inline`) into a wiped store.
+
+#[path = "../registry/tests/common/mod.rs"]
+mod common;
+#[path = "image_fixture.rs"]
+mod image_fixture;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::TestRegistry;
+use hoist_image::Store;
+use image_fixture::{HOIST, make_busybox};
+
+/// A store with busybox:latest, and a context directory.
+struct Env {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        make_busybox(&root);
+        Env { dir, root }
+    }
+
+    /// Wipes the store: a new empty root with only the busybox fixture.
+    fn wipe(&mut self) {
+        std::fs::remove_dir_all(&self.root).unwrap();
+        make_busybox(&self.root);
+        assert!(!self.root.join("cache").exists() || self.cache_is_empty());
+    }
+
+    fn cache_is_empty(&self) -> bool {
+        std::fs::read_dir(self.root.join("cache/keys"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+    }
+
+    fn context(&self, dockerfile: &str) -> PathBuf {
+        let ctx = self.dir.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        std::fs::write(ctx.join("a.txt"), "from the context\n").unwrap();
+        ctx
+    }
+
+    fn hoist(&self, args: &[&str]) -> Output {
+        Command::new(HOIST)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .output()
+            .unwrap()
+    }
+
+    /// `hoist build --progress=plain ARGS CONTEXT`, asserting success; returns the progress.
+    fn build(&self, args: &[&str], ctx: &Path) -> String {
+        let mut a = vec!["build", "--progress=plain"];
+        a.extend_from_slice(args);
+        a.push(ctx.to_str().unwrap());
+        let out = self.hoist(&a);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "build {args:?} failed:\n{err}");
+        err
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.root).unwrap()
+    }
+}
+
+/// (step line, final status) of every `[...]` step vertex in plain progress.
+fn steps(progress: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for l in progress.lines() {
+        let Some((id, text)) = l.strip_prefix('#').and_then(|r| r.split_once(' ')) else {
+            continue;
+        };
+        if !text.starts_with('[') || text.starts_with("[internal]") {
+            continue;
+        }
+        let status = progress
+            .lines()
+            .filter_map(|x| x.strip_prefix(&format!("#{id} ")))
+            .find(|x| *x == "CACHED" || x.starts_with("DONE") || x.starts_with("ERROR"))
+            .unwrap_or_default()
+            .to_string();
+        out.push((text.to_string(), status));
+    }
+    out
+}
+
+/// Whether a RUN printed `word` as an output line (`#N 0.012 word`), not just in its command line.
+fn ran(progress: &str, word: &str) -> bool {
+    progress.lines().any(|l| {
+        l.starts_with('#')
+            && l.split_once(' ').is_some_and(|(_, r)| {
+                r.split_once(' ')
+                    .is_some_and(|(t, w)| t.parse::<f64>().is_ok() && w == word)
+            })
+    })
+}
+
+fn skopeo_inspect(name: &str, raw: bool) -> serde_json::Value {
+    let mut c = Command::new("skopeo");
+    c.args(["inspect", "--tls-verify=false"]);
+    if raw {
+        c.arg("--raw");
+    }
+    let out = c.arg(format!("docker://{name}")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const MULTISTAGE: &str = "\
+FROM busybox AS builder
+RUN echo builder-ran && echo built > /artifact && echo not-copied > /scratch
+FROM busybox
+COPY a.txt /a.txt
+COPY --from=builder /artifact /artifact
+RUN echo final-ran && cat /a.txt /artifact > /out
+ENV DONE=1
+";
+
+#[test]
+fn push_and_output_type_registry() {
+    let reg = TestRegistry::start(None);
+    let env = Env::new();
+    let ctx = env.context("FROM busybox\nRUN echo pushed > /p.txt\n");
+    let (t1, t2) = (
+        format!("{}/app/web:1", reg.host()),
+        format!("{}/app/web:latest", reg.host()),
+    );
+    let progress = env.build(&["--push", "-t", &t1, "-t", &t2], &ctx);
+    let image = env.store().resolve(&t1).unwrap();
+    let pushed: Vec<&str> = progress
+        .lines()
+        .filter_map(|l| l.split_once("pushing manifest for ").map(|(_, r)| r))
+        .collect();
+    assert_eq!(pushed.len(), 2, "{progress}");
+    for t in [&t1, &t2] {
+        let v = skopeo_inspect(t, false);
+        let digest = v["Digest"].as_str().unwrap();
+        assert!(
+            pushed.contains(&format!("{t}@{digest} done").as_str()),
+            "{t} {digest}: {progress}"
+        );
+        let diff_ids: Vec<String> = image
+            .config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(v["Layers"].as_array().unwrap().len(), diff_ids.len());
+    }
+
+    // --output type=registry: the same push, and a pull into an empty store gets the image.
+    let out_name = format!("{}/app/out:2", reg.host());
+    env.build(
+        &["--output", &format!("type=registry,name={out_name}")],
+        &ctx,
+    );
+    let other = tempfile::tempdir().unwrap();
+    let out = Command::new(HOIST)
+        .arg("--root")
+        .arg(other.path())
+        .args(["pull", &out_name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled = Store::open(other.path())
+        .unwrap()
+        .resolve(&out_name)
+        .unwrap();
+    assert_eq!(pulled.id(), image.id(), "the pushed image is the built one");
+
+    // No name to push to: Docker's refusal, before anything is built.
+    let out = env.hoist(&["build", "--push", ctx.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tag is needed when pushing to registry"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds MULTISTAGE with `--cache-to` into the registry, wipes the store, and builds again from
+/// the cache only. Returns the rebuild's progress and both image IDs.
+fn cache_round_trip(reg: &TestRegistry, cache_ref: &str, mode: &str) -> (String, String, String) {
+    let mut env = Env::new();
+    let ctx = env.context(MULTISTAGE);
+    let first = env.build(
+        &[
+            "-t",
+            "app:1",
+            "--cache-to",
+            &format!("type=registry,ref={cache_ref},mode={mode}"),
+        ],
+        &ctx,
+    );
+    assert!(ran(&first, "final-ran"), "{first}");
+    assert!(first.contains("exporting cache to registry"), "{first}");
+    let id1 = env.store().resolve("app:1").unwrap().id().to_string();
+    let _ = reg;
+
+    env.wipe();
+    assert!(env.store().resolve("app:1").is_err());
+    let second = env.build(
+        &[
+            "-t",
+            "app:1",
+            "--cache-from",
+            &format!("type=registry,ref={cache_ref}"),
+        ],
+        &ctx,
+    );
+    let id2 = env.store().resolve("app:1").unwrap().id().to_string();
+
+    // The layers came from the registry: each cache blob the manifest lists is now in the store.
+    let manifest = skopeo_inspect(cache_ref, true);
+    let layers = manifest["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    let store = env.store();
+    for l in layers {
+        let d: hoist_image::Digest = l["digest"].as_str().unwrap().parse().unwrap();
+        let used = second.contains(&format!("importing cache layer {d}"));
+        assert_eq!(store.has_blob(&d), used, "{d}: {second}");
+    }
+    (second, id1, id2)
+}
+
+#[test]
+fn registry_cache_max_makes_every_step_a_hit_in_a_wiped_store() {
+    let reg = TestRegistry::start(None);
+    let cache_ref = format!("{}/app/cache:main", reg.host());
+    let (second, id1, id2) = cache_round_trip(&reg, &cache_ref, "max");
+    let st = steps(&second);
+    assert_eq!(st.len(), 6, "{second}");
+    for (step, status) in &st {
+        assert_eq!(status, "CACHED", "{step}: {second}");
+    }
+    assert!(!ran(&second, "builder-ran"), "no RUN executed: {second}");
+    assert!(!ran(&second, "final-ran"), "no RUN executed: {second}");
+    assert_eq!(
+        second.matches("importing cache layer").count(),
+        4,
+        "every step's layer fetched once: {second}"
+    );
+    assert_eq!(id1, id2, "same image from the cache");
+}
+
+#[test]
+fn registry_cache_min_covers_the_final_stage_only() {
+    let reg = TestRegistry::start(None);
+    let cache_ref = format!("{}/app/cache:min", reg.host());
+    let (second, id1, id2) = cache_round_trip(&reg, &cache_ref, "min");
+    // The builder stage is not in the final image: rebuilt. The final stage's steps are hits
+    // (COPY --from keys on the builder stage's key, which is the same).
+    assert!(ran(&second, "builder-ran"), "{second}");
+    assert!(!ran(&second, "final-ran"), "{second}");
+    for (step, status) in steps(&second) {
+        let want = if step.starts_with("[builder 2/2]") {
+            "DONE"
+        } else {
+            "CACHED"
+        };
+        assert!(status.starts_with(want), "{step}: {status}\n{second}");
+    }
+    assert_eq!(id1, id2);
+}
+
+#[test]
+fn inline_cache_rides_in_the_pushed_image() {
+    let reg = TestRegistry::start(None);
+    let mut env = Env::new();
+    let ctx = env.context("FROM busybox\nCOPY a.txt /a.txt\nRUN echo inline-ran && echo x > /i.txt\n");
+    let name = format!("{}/app/inline:1", reg.host());
+    let first = env.build(&["--push", "-t", &name, "--cache-to", "type=inline"], &ctx);
+    assert!(ran(&first, "inline-ran"));
+    let id1 = env.store().resolve(&name).unwrap().id().to_string();
+    let raw = skopeo_inspect(&name, true);
+    assert!(
+        raw["annotations"]["io.hoist.buildcache.v1"].is_string(),
+        "{raw}"
+    );
+
+    env.wipe();
+    // A bare reference as --cache-from, as with docker build.
+    let second = env.build(&["-t", "again", "--cache-from", &name], &ctx);
+    assert!(!ran(&second, "inline-ran"), "{second}");
+    for (step, status) in steps(&second) {
+        assert_eq!(status, "CACHED", "{step}: {second}");
+    }
+    assert_eq!(env.store().resolve("again").unwrap().id().to_string(), id1);
+}
+
+#[test]
+fn missing_cache_is_a_warning_and_bad_specs_are_errors() {
+    let reg = TestRegistry::start(None);
+    let env = Env::new();
+    let ctx = env.context("FROM busybox\nRUN echo ran > /r\n");
+    let progress = env.build(
+        &[
+            "--cache-from",
+            &format!("type=registry,ref={}/none/cache:x", reg.host()),
+        ],
+        &ctx,
+    );
+    assert!(progress.contains("no cache found"), "{progress}");
+    for bad in [
+        "type=local,src=/tmp",
+        "type=registry",
+        "type=registry,ref=a,mode=all",
+    ] {
+        let out = env.hoist(&["build", "--cache-to", bad, ctx.to_str().unwrap()]);
+        assert!(!out.status.success(), "{bad}");
+    }
+}
+
+#[test]
+fn pull_flag_rechecks_the_base_in_its_registry() {
+    let reg = TestRegistry::start(None);
+    let env = Env::new();
+    let base = format!("{}/base/busybox:1", reg.host());
+    assert!(
+        env.hoist(&["tag", "busybox:latest", &base])
+            .status
+            .success()
+    );
+    assert!(env.hoist(&["push", &base]).status.success());
+
+    // Another store pushes a newer base under the same tag.
+    let other = Env::new();
+    let newer = other.context(&format!("FROM {base}\nRUN touch /new\n"));
+    other.build(&["--pull", "--push", "-t", &base], &newer);
+
+    let ctx = env.context(&format!(
+        "FROM {base}\nRUN if [ -f /new ]; then echo base-is-new; else echo base-is-old; fi\n"
+    ));
+    let stale = env.build(&[], &ctx);
+    assert!(ran(&stale, "base-is-old"), "the local base: {stale}");
+    let fresh = env.build(&["--pull"], &ctx);
+    assert!(ran(&fresh, "base-is-new"), "--pull re-resolved it: {fresh}");
+}
