@@ -306,3 +306,128 @@ fn bind_tmpfs_and_ssh_mounts() {
     ]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn outputs_oci_docker_tar_local_and_stdout() {
+    let env = Env::new();
+    let ctx = testdata("outputs");
+    let out = env.dir.path().join("out");
+    let oci = out.join("img-oci.tar");
+    let docker = out.join("img-docker.tar");
+    let fs_tar = out.join("fs.tar");
+    let local = out.join("rootfs");
+    let arg = |k: &str, p: &Path| format!("type={k},dest={}", p.display());
+    env.build(&[
+        "-t",
+        "outs:1",
+        "-o",
+        &arg("oci", &oci),
+        "--output",
+        &arg("docker", &docker),
+        "-o",
+        &arg("tar", &fs_tar),
+        "-o",
+        local.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ]);
+    // skopeo reads both archives and sees the image's config.
+    for (transport, path) in [("oci-archive", &oci), ("docker-archive", &docker)] {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--config"])
+            .arg(format!("{transport}:{}", path.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo {transport}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
+    }
+    // The image is in the store too (type=image stays the default).
+    assert!(env.exists("outs:1", "/app/result"));
+    // The final filesystem: files of every layer, deletions applied.
+    assert_eq!(
+        std::fs::read_to_string(local.join("app/result")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(local.join("app/hello.txt")).unwrap(),
+        "hello-output\n"
+    );
+    assert!(local.join("bin/busybox").is_file());
+    assert!(!local.join("tmp").exists(), "a deleted dir came back");
+    let list = Command::new("tar").arg("tf").arg(&fs_tar).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.lines().any(|l| l == "app/hello.txt"), "{list}");
+    assert!(
+        !list.lines().any(|l| l.contains(".wh.")),
+        "whiteouts in a flat tar"
+    );
+    // `-o -`: the filesystem tar on stdout, and -q's image id does not corrupt it.
+    let out = env.hoist(&["build", "-q", "-o", "-", ctx.to_str().unwrap()]);
+    assert!(out.status.success());
+    let t = env.dir.path().join("stdout.tar");
+    std::fs::write(&t, &out.stdout).unwrap();
+    let list = Command::new("tar").arg("tf").arg(&t).output().unwrap();
+    assert!(list.status.success());
+    assert!(String::from_utf8_lossy(&list.stdout).contains("app/result"));
+    // A local output needs a directory.
+    let bad = env.hoist(&["build", "-o", "type=local", ctx.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("output directory is required"));
+}
+
+/// Copies a directory tree (files and dirs) and sets every mtime to `stamp` (touch -d syntax).
+fn copy_with_mtime(src: &Path, dst: &Path, stamp: &str) {
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "find '{}' -exec touch -h -d '{stamp}' {{}} +",
+            dst.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn source_date_epoch_gives_the_same_digest_from_different_checkouts() {
+    let (a, b) = (Env::new(), Env::new());
+    let ca = a.dir.path().join("checkout-one");
+    let cb = b.dir.path().join("elsewhere/checkout-two");
+    std::fs::create_dir_all(cb.parent().unwrap()).unwrap();
+    copy_with_mtime(&testdata("repro"), &ca, "2024-01-02 03:04:05");
+    copy_with_mtime(&testdata("repro"), &cb, "2025-06-07 08:09:10");
+    a.build(&[
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1700000000",
+        "-t",
+        "r",
+        ca.to_str().unwrap(),
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The second build takes it from the environment instead.
+    b.ok(b
+        .cmd(&["build", "-q", "-t", "r", cb.to_str().unwrap()])
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    let store_a = Store::open(&a.root).unwrap();
+    let store_b = Store::open(&b.root).unwrap();
+    let (ia, ib) = (store_a.resolve("r").unwrap(), store_b.resolve("r").unwrap());
+    assert_eq!(ia.id(), ib.id(), "config digests differ");
+    assert_eq!(ia.manifest_digest, ib.manifest_digest);
+    assert_eq!(ia.config.created.as_deref(), Some("2023-11-14T22:13:20Z"));
+    let last = ia.config.history.last().unwrap();
+    assert_eq!(last.created.as_deref(), Some("2023-11-14T22:13:20Z"));
+    // Without it, the times (and so the digest) are the build's own.
+    b.build(&["-t", "now", "--no-cache", cb.to_str().unwrap()]);
+    assert_ne!(store_b.resolve("now").unwrap().id(), ib.id());
+}

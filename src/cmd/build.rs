@@ -69,7 +69,7 @@ pub struct BuildArgs {
     /// Push the image to its registry after the build (every -t name)
     #[arg(long)]
     push: bool,
-    /// Output destination (format: "type=registry,name=REGISTRY/REPO:TAG")
+    /// Output destination: "type=local,dest=DIR" (or just DIR), "type=oci|docker|tar,dest=FILE|-", "-" (tar on stdout), "type=registry,name=REGISTRY/REPO:TAG"
     #[arg(short = 'o', long = "output", value_name = "PATH|TYPE=...")]
     outputs: Vec<String>,
     /// External cache sources (e.g. "type=registry,ref=REGISTRY/REPO:TAG", or an image with an inline cache)
@@ -121,6 +121,9 @@ impl BuildArgs {
         use hoist_builder::remote_cache::CacheSpec;
         let mut push = self.push;
         for o in &self.outputs {
+            if hoist_builder::outputs::Export::parse(o)?.is_some() {
+                continue; // written after the build
+            }
             match hoist_builder::registry::parse_registry_output(o)? {
                 Some(names) => {
                     push = true;
@@ -216,7 +219,18 @@ impl BuildArgs {
             ssh: hoist_builder::secrets::SshAgents::from_specs(&self.ssh)?,
             registry,
         };
+        let exports = self
+            .outputs
+            .iter()
+            .filter_map(|o| hoist_builder::outputs::Export::parse(o).transpose())
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let out = build(&opts)?;
+        if !exports.is_empty() {
+            let store = hoist_image::Store::open(&opts.store_root)?;
+            for x in &exports {
+                x.write(&store, &out.image_id, &out.names)?;
+            }
+        }
         if let Some(p) = &self.iidfile {
             std::fs::write(p, &out.image_id).with_context(|| format!("writing {}", p.display()))?;
         }
@@ -231,7 +245,10 @@ impl BuildArgs {
             std::fs::write(p, serde_json::to_vec_pretty(&m)?)
                 .with_context(|| format!("writing {}", p.display()))?;
         }
-        if self.quiet {
+        let stdout_taken = exports
+            .iter()
+            .any(|x| x.dest == hoist_builder::outputs::Dest::Stdout);
+        if self.quiet && !stdout_taken {
             println!("{}", out.image_id);
         } else if progress == Mode::Tty {
             eprintln!("writing image {}", out.image_id);

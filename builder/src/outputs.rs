@@ -1,0 +1,222 @@
+//! Build outputs other than the store image (`--output`/`-o`, as buildx takes them): an OCI layout
+//! tar (`type=oci`), a docker-archive tar (`type=docker`), the final filesystem as a tar
+//! (`type=tar`) or a directory (`type=local`, `-o DIR`), to a file or stdout (`dest=-`, `-o -`).
+//! Archives come from the image crate's `save`/`export`; nothing here writes a tar format itself.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use hoist_image::Store;
+use hoist_image::archive::{SaveFormat, export, save};
+use hoist_image::layer::{ApplyMode, apply_layer};
+
+/// What an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    Oci,
+    Docker,
+    Tar,
+    Local,
+}
+
+impl ExportKind {
+    fn name(self) -> &'static str {
+        match self {
+            ExportKind::Oci => "oci",
+            ExportKind::Docker => "docker",
+            ExportKind::Tar => "tar",
+            ExportKind::Local => "local",
+        }
+    }
+}
+
+/// Where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    Stdout,
+    Path(PathBuf),
+}
+
+/// One `--output` that is not the store image or a registry push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    pub kind: ExportKind,
+    pub dest: Dest,
+}
+
+impl Export {
+    /// Parses an `--output` value. `None` for outputs handled elsewhere (`type=image`,
+    /// `type=registry`, `type=cacheonly`).
+    pub fn parse(spec: &str) -> Result<Option<Export>> {
+        if !spec.contains('=') {
+            // Shorthands: `-o -` is a tar on stdout, `-o DIR` the local exporter.
+            return Ok(Some(if spec == "-" {
+                Export {
+                    kind: ExportKind::Tar,
+                    dest: Dest::Stdout,
+                }
+            } else {
+                Export {
+                    kind: ExportKind::Local,
+                    dest: Dest::Path(PathBuf::from(spec)),
+                }
+            }));
+        }
+        let mut kind = None;
+        let mut dest = None;
+        for field in spec.split(',') {
+            let Some((k, v)) = field.split_once('=') else {
+                continue;
+            };
+            match k.trim().to_ascii_lowercase().as_str() {
+                "type" => kind = Some(v.trim().to_ascii_lowercase()),
+                "dest" => dest = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        let kind = match kind.as_deref() {
+            Some("oci") => ExportKind::Oci,
+            Some("docker") => ExportKind::Docker,
+            Some("tar") => ExportKind::Tar,
+            Some("local") => ExportKind::Local,
+            Some("image" | "registry" | "cacheonly") => return Ok(None),
+            Some(other) => bail!("failed to find exporter {other:?}"),
+            None if dest.is_some() => ExportKind::Local,
+            None => bail!("invalid output {spec:?}: type is required"),
+        };
+        let dest = match dest.as_deref() {
+            Some("-") if kind == ExportKind::Local => {
+                bail!("output directory is required for local exporter")
+            }
+            Some("-") => Dest::Stdout,
+            Some(p) if !p.is_empty() => Dest::Path(PathBuf::from(p)),
+            _ if kind == ExportKind::Local => {
+                bail!("output directory is required for local exporter")
+            }
+            _ if kind == ExportKind::Docker => {
+                // buildx would load it into the Docker engine; there is none: ask for a file.
+                bail!("type=docker needs dest=FILE (hoist has no Docker engine to load into)")
+            }
+            _ => Dest::Stdout,
+        };
+        Ok(Some(Export { kind, dest }))
+    }
+
+    /// Writes the export of the stored image `image` (an id or name; `names` are recorded in
+    /// archives that carry names).
+    pub fn write(&self, store: &Store, image: &str, names: &[String]) -> Result<()> {
+        if self.dest == Dest::Stdout && std::io::stdout().is_terminal() {
+            bail!(
+                "dest file is required for {} exporter. refusing to write to console",
+                self.kind.name()
+            );
+        }
+        match self.kind {
+            ExportKind::Local => {
+                let Dest::Path(dir) = &self.dest else {
+                    bail!("output directory is required for local exporter");
+                };
+                write_local(store, image, dir)
+            }
+            ExportKind::Oci | ExportKind::Docker | ExportKind::Tar => {
+                let refs: Vec<String> = if names.is_empty() {
+                    vec![image.to_string()]
+                } else {
+                    names.to_vec()
+                };
+                let write = |w: &mut dyn Write| -> Result<()> {
+                    match self.kind {
+                        ExportKind::Oci => {
+                            save(store, &refs, SaveFormat::Oci, w)?;
+                        }
+                        ExportKind::Docker => {
+                            save(store, &refs, SaveFormat::Docker, w)?;
+                        }
+                        _ => {
+                            export(store, &store.resolve(image)?, w)?;
+                        }
+                    }
+                    Ok(())
+                };
+                match &self.dest {
+                    Dest::Stdout => {
+                        let mut out = std::io::stdout().lock();
+                        write(&mut out)?;
+                        out.flush()?;
+                        Ok(())
+                    }
+                    Dest::Path(p) => write_atomic(p, write),
+                }
+            }
+        }
+    }
+}
+
+/// Writes a file through a temp file in its directory, renamed into place when complete.
+fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".hoist-output-")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    {
+        let mut w = BufWriter::new(tmp.as_file());
+        f(&mut w)?;
+        w.flush()?;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .map_err(|e| anyhow!("writing {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+/// Unpacks the image's layers, in order, into `dir` (created if missing).
+fn write_local(store: &Store, image: &str, dir: &Path) -> Result<()> {
+    let img = store.resolve(image)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (diff_id, _) in img.layers()? {
+        let r = store.open_layer(&diff_id)?;
+        let (got, _) = apply_layer(r, dir, ApplyMode::Merge)
+            .with_context(|| format!("writing layer {diff_id} to {}", dir.display()))?;
+        if got != diff_id {
+            bail!("layer {diff_id} read back as {got}");
+        }
+    }
+    let _ = File::open(dir)?.sync_all();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_buildx_forms() {
+        let p = |s: &str| Export::parse(s).unwrap();
+        assert_eq!(
+            p("out"),
+            Some(Export {
+                kind: ExportKind::Local,
+                dest: Dest::Path("out".into())
+            })
+        );
+        assert_eq!(p("-").unwrap().kind, ExportKind::Tar);
+        assert_eq!(p("type=oci,dest=a.tar").unwrap().kind, ExportKind::Oci);
+        assert_eq!(p("type=tar,dest=-").unwrap().dest, Dest::Stdout);
+        assert_eq!(p("dest=d").unwrap().kind, ExportKind::Local);
+        assert_eq!(p("type=image"), None);
+        assert_eq!(p("type=registry,name=x"), None);
+        assert!(Export::parse("type=local").is_err());
+        assert!(Export::parse("type=bogus,dest=x").is_err());
+        assert!(Export::parse("type=docker").is_err());
+    }
+}
