@@ -36,6 +36,9 @@ use crate::{
 
 /// The annotation holding an index entry's image name.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Index-entry annotation: the digests (space separated) of the manifest lists this manifest was
+/// pulled through, so `name@sha256:<index>` resolves to it as Docker's does.
+pub const INDEX_DIGESTS: &str = "io.hoist.index.digests";
 
 /// Subdirectories managed by the store itself; [`Store::dir`] refuses them.
 const INTERNAL: &[&str] = &["blobs", "tmp", "locks", "layerdb", "unpacked", "gcroots"];
@@ -164,6 +167,20 @@ impl IndexEntry {
         self.annotations
             .get(REF_NAME)
             .and_then(|n| Reference::parse(n).ok())
+    }
+
+    fn index_digests(&self) -> impl Iterator<Item = &str> {
+        self.annotations
+            .get(INDEX_DIGESTS)
+            .map(|s| s.split(' '))
+            .into_iter()
+            .flatten()
+            .filter(|d| !d.is_empty())
+    }
+
+    /// Whether `name@d` names this entry's manifest: its own digest or an index it came from.
+    fn answers_to(&self, d: &Digest) -> bool {
+        self.digest == *d || self.index_digests().any(|x| x == d.as_str())
     }
 }
 
@@ -680,6 +697,28 @@ impl Store {
         self.load_image(&md)
     }
 
+    /// Records that the stored manifest `manifest_digest` was selected from the manifest list
+    /// `index_digest` (a pull of `name@index_digest` or of a tag naming it), so references by the
+    /// index's digest resolve to it.
+    pub fn add_index_digest(&self, manifest_digest: &Digest, index_digest: &Digest) -> Result<()> {
+        self.update_index(|idx| {
+            for e in idx
+                .manifests
+                .iter_mut()
+                .filter(|e| e.digest == *manifest_digest)
+            {
+                if e.index_digests().any(|x| x == index_digest.as_str()) {
+                    continue;
+                }
+                let mut all: Vec<String> = e.index_digests().map(String::from).collect();
+                all.push(index_digest.to_string());
+                e.annotations
+                    .insert(INDEX_DIGESTS.to_string(), all.join(" "));
+            }
+            Ok(())
+        })
+    }
+
     /// The image's size as Docker reports it: uncompressed layer sizes where the uncompressed blob
     /// is stored, the blob size otherwise.
     pub fn image_size(&self, image: &Image) -> u64 {
@@ -736,7 +775,7 @@ impl Store {
                 let full = r.to_string();
                 let by_name = idx.manifests.iter().find(|e| match &r.digest {
                     Some(d) => {
-                        e.digest == *d
+                        e.answers_to(d)
                             && (r.tag.is_none()
                                 || e.annotations.get(REF_NAME) == Some(&r.repository_with_tag()))
                     }
@@ -1055,6 +1094,23 @@ fn set_tag(idx: &mut IndexFile, t: &Reference, entry: IndexEntry) {
             true
         }
     });
+    // The manifest lists it came from stay known under its new name.
+    let mut aliases: Vec<String> = Vec::new();
+    for e in idx.manifests.iter().chain(&orphan) {
+        if e.digest == entry.digest {
+            for d in e.index_digests() {
+                if !aliases.iter().any(|a| a == d) {
+                    aliases.push(d.to_string());
+                }
+            }
+        }
+    }
+    let mut entry = entry;
+    if !aliases.is_empty() {
+        entry
+            .annotations
+            .insert(INDEX_DIGESTS.to_string(), aliases.join(" "));
+    }
     if let Some(mut old) = orphan
         && old.digest != entry.digest
         && !idx.manifests.iter().any(|e| e.digest == old.digest)

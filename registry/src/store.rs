@@ -51,8 +51,13 @@ impl ContentStore for Store {
             Some(t) => vec![Reference::parse(&format!("{}:{t}", r.name()))?],
             None => Vec::new(),
         };
-        self.put_manifest(&image.manifest, &tags)
+        let stored = self
+            .put_manifest(&image.manifest, &tags)
             .with_context(|| format!("storing {r}"))?;
+        if let Some(index) = &image.index_digest {
+            // `name@sha256:<index>` resolves locally to the platform's image, as in Docker.
+            self.add_index_digest(&stored.manifest_digest, &digest(index)?)?;
+        }
         Ok(())
     }
 

@@ -215,7 +215,33 @@ async fn multi_platform_index_selects_the_right_manifest() {
                 .architecture,
             arch.rsplit('/').next().unwrap()
         );
+        // The index's digest names the platform's image locally too (Docker's RepoDigests).
+        let by_index = dst.resolve(&format!("{repo}@{index_digest}")).unwrap();
+        assert_eq!(&by_index.config_digest.to_string(), id, "{arch}");
     }
+    // A pull by the index digest alone (no tag) resolves by that digest afterwards.
+    let (_d, dst) = store();
+    let pinned = ImageRef::parse(&format!("{repo}@{index_digest}")).unwrap();
+    let opts = PullOptions {
+        platform: Some(Platform::parse("linux/s390x").unwrap()),
+        ..Default::default()
+    };
+    let p = pull(&c, &dst, &pinned, &opts, &quiet()).await.unwrap();
+    assert_eq!(p.config_digest, ids[2]);
+    let img = dst.resolve(&format!("{repo}@{index_digest}")).unwrap();
+    assert_eq!(img.config_digest.to_string(), ids[2]);
+    assert!(
+        dst.resolve(&format!("{repo}@{}", p.manifest_digest))
+            .is_ok()
+    );
+    // Tagging keeps the alias.
+    dst.tag(
+        &format!("{repo}@{index_digest}"),
+        &hoist_image::Reference::parse("local/s390x:1").unwrap(),
+    )
+    .unwrap();
+    let img = dst.resolve(&format!("{repo}@{index_digest}")).unwrap();
+    assert_eq!(img.config_digest.to_string(), ids[2]);
     let (_d, dst) = store();
     let opts = PullOptions {
         platform: Some(Platform::parse("linux/ppc64le").unwrap()),
