@@ -431,3 +431,61 @@ fn source_date_epoch_gives_the_same_digest_from_different_checkouts() {
     b.build(&["-t", "now", "--no-cache", cb.to_str().unwrap()]);
     assert_ne!(store_b.resolve("now").unwrap().id(), ib.id());
 }
+
+#[test]
+fn lint_and_build_check_report_buildkit_rules() {
+    let env = Env::new();
+    let ctx = testdata("lint");
+    let df = ctx.join("Dockerfile");
+    let out = env.hoist(&["lint", df.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("Check complete, 6 warnings have been found!"),
+        "{text}"
+    );
+    for (rule, kebab, line) in [
+        ("StageNameCasing", "stage-name-casing", 2),
+        ("FromAsCasing", "from-as-casing", 2),
+        ("SecretsUsedInArgOrEnv", "secrets-used-in-arg-or-env", 4),
+        ("WorkdirRelativePath", "workdir-relative-path", 5),
+        ("UndefinedVar", "undefined-var", 6),
+        ("JSONArgsRecommended", "json-args-recommended", 7),
+    ] {
+        let head =
+            format!("WARNING: {rule} - https://docs.docker.com/go/dockerfile/rule/{kebab}/\n");
+        let at = text
+            .find(&head)
+            .unwrap_or_else(|| panic!("{rule} missing:\n{text}"));
+        assert!(text[at..].contains(&format!("(line {line})")), "{rule}");
+    }
+    assert!(!text.contains("WARNING: MaintainerDeprecated"), "skip= ignored");
+    // `build --check` reports the same without building, and error=true fails.
+    let out = env.hoist(&["build", "--check", ctx.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+    let images = env.ok(&mut env.cmd(&["images", "-q"]));
+    assert_eq!(
+        images.lines().count(),
+        1,
+        "--check built something: {images}"
+    );
+    let bad = ctx.join("Dockerfile.error");
+    for args in [
+        vec!["lint", bad.to_str().unwrap()],
+        vec![
+            "build",
+            "--check",
+            "-f",
+            bad.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ],
+    ] {
+        let out = env.hoist(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .contains("ERROR: lint violation found for rules: JSONArgsRecommended")
+        );
+    }
+}

@@ -81,6 +81,9 @@ pub struct BuildArgs {
     /// Registry reached over plain http (loopback registries always are)
     #[arg(long = "insecure-registry", value_name = "HOST")]
     insecure_registries: Vec<String>,
+    /// Run the build checks (lint rules) on the Dockerfile and exit without building
+    #[arg(long)]
+    check: bool,
     /// Build context: a directory, or "-" to read a Dockerfile from stdin (no context)
     #[arg(value_name = "PATH | -")]
     context: String,
@@ -185,6 +188,28 @@ impl BuildArgs {
             Some(f) => Some(PathBuf::from(f)),
             None => None,
         };
+        if self.check {
+            let (text, name) = match (&stdin_text, &dockerfile, &context) {
+                (Some(t), _, _) => (t.clone(), "Dockerfile".to_string()),
+                (None, f, c) => {
+                    let p = f
+                        .clone()
+                        .unwrap_or_else(|| c.clone().unwrap_or_default().join("Dockerfile"));
+                    let t = std::fs::read_to_string(&p).with_context(|| {
+                        format!("failed to read dockerfile: open {}", p.display())
+                    })?;
+                    let n = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                    (t, n.unwrap_or_default())
+                }
+            };
+            let report = hoist_builder::lint::check(&text, &name)?;
+            print!("{}", report.render());
+            return Ok(if report.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
         let network = match self.network.as_str() {
             "default" | "host" => NetworkMode::Host,
             "none" => NetworkMode::None,

@@ -1,4 +1,5 @@
-//! Commands: `hoist debug parse [--json | --typed] [--validate] FILE` (FILE `-` reads stdin).
+//! Commands: `hoist debug parse [--json | --typed] [--validate] FILE` (FILE `-` reads stdin), and
+//! `hoist lint FILE`: the build checks of `docker build --check`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -16,6 +17,11 @@ pub enum Commands {
     Debug {
         #[command(subcommand)]
         command: DebugCommand,
+    },
+    /// Run the build checks on a Dockerfile (as `docker build --check`) without building
+    Lint {
+        /// The Dockerfile (`-` for standard input).
+        file: PathBuf,
     },
 }
 
@@ -50,8 +56,35 @@ impl Commands {
                         file,
                     },
             } => parse(&file, json, validate || typed, typed),
+            Commands::Lint { file } => lint(&file),
         }
     }
+}
+
+/// Prints the check report; exits 1 when `# check=error=true` and something was found.
+pub fn lint(file: &PathBuf) -> anyhow::Result<ExitCode> {
+    let (text, name) = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
+        (s, "Dockerfile".to_string())
+    } else {
+        let s = std::fs::read_to_string(file)
+            .with_context(|| format!("failed to read dockerfile: open {}", file.display()))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "Dockerfile".into());
+        (s, name)
+    };
+    let report = hoist_builder::lint::check(&text, &name)?;
+    print!("{}", report.render());
+    Ok(if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn parse(file: &PathBuf, json: bool, validate: bool, typed: bool) -> anyhow::Result<ExitCode> {
