@@ -459,7 +459,10 @@ fn lint_and_build_check_report_buildkit_rules() {
             .unwrap_or_else(|| panic!("{rule} missing:\n{text}"));
         assert!(text[at..].contains(&format!("(line {line})")), "{rule}");
     }
-    assert!(!text.contains("WARNING: MaintainerDeprecated"), "skip= ignored");
+    assert!(
+        !text.contains("WARNING: MaintainerDeprecated"),
+        "skip= ignored"
+    );
     // `build --check` reports the same without building, and error=true fails.
     let out = env.hoist(&["build", "--check", ctx.to_str().unwrap()]);
     assert!(out.status.success());
@@ -488,4 +491,32 @@ fn lint_and_build_check_report_buildkit_rules() {
                 .contains("ERROR: lint violation found for rules: JSONArgsRecommended")
         );
     }
+}
+
+#[test]
+fn heredocs_in_copy_add_and_run() {
+    let env = Env::new();
+    env.build(&["-t", "hd", testdata("heredoc").to_str().unwrap()]);
+    let read = |p: &str| env.read("hd", p);
+    assert_eq!(
+        read("/greet.txt"),
+        "hello world\n",
+        "unquoted delimiter expands"
+    );
+    assert_eq!(
+        read("/raw.txt"),
+        "literal ${NAME}\ninner tab\n",
+        "<<- strips all leading tabs (as sh does); a quoted delimiter does not expand"
+    );
+    assert_eq!(read("/multi/A"), "file a\n");
+    assert_eq!(read("/multi/B"), "file b\n");
+    assert_eq!(read("/added.txt"), "added\n");
+    assert_eq!(read("/script-out"), "from-script\nworld\n");
+    assert_eq!(read("/shebang-out"), "shebang world\n");
+    assert_eq!(read("/inline-out"), "value world\n");
+    assert_eq!(read("/tool-out"), "tool-ran\n");
+    let v = env.view("hd");
+    let (_, md) = v.lookup("/bin/tool").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(md.permissions().mode() & 0o7777, 0o755);
 }
