@@ -520,3 +520,131 @@ fn heredocs_in_copy_add_and_run() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(md.permissions().mode() & 0o7777, 0o755);
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn add_git_repositories_by_ref_and_subdir() {
+    let env = Env::new();
+    let work = env.dir.path().join("work");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("top.txt"), "v1\n").unwrap();
+    std::fs::write(work.join("sub/inner.txt"), "inner\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "one"]);
+    git(&work, &["tag", "v1"]);
+    let c1 = git(&work, &["rev-parse", "HEAD"]);
+    std::fs::write(work.join("top.txt"), "v2\n").unwrap();
+    git(&work, &["commit", "-qam", "two"]);
+    let bare = env.dir.path().join("repo.git");
+    git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    let url = format!("file://{}", bare.display());
+    let ctx = env.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM busybox\nADD {url} /repo/\nADD {url}#v1:sub /sub/\nADD --keep-git-dir=true {url}#main /kept/\nADD --checksum={c1} {url}#v1 /pinned/\n"
+        ),
+    )
+    .unwrap();
+    env.build(&["-t", "g", ctx.to_str().unwrap()]);
+    assert_eq!(env.read("g", "/repo/top.txt"), "v2\n");
+    assert!(
+        !env.exists("g", "/repo/.git"),
+        ".git kept without --keep-git-dir"
+    );
+    assert_eq!(env.read("g", "/sub/inner.txt"), "inner\n");
+    assert!(!env.exists("g", "/sub/top.txt"));
+    assert!(env.exists("g", "/kept/.git/HEAD"));
+    assert_eq!(env.read("g", "/pinned/top.txt"), "v1\n");
+    // A new commit on the branch is a new cache key; the same commit is a hit.
+    let again = env.build(&["-t", "g2", ctx.to_str().unwrap()]);
+    assert_eq!(again.matches("CACHED").count(), 5, "{again}");
+    std::fs::write(work.join("top.txt"), "v3\n").unwrap();
+    git(&work, &["commit", "-qam", "three"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    env.build(&["-t", "g3", ctx.to_str().unwrap()]);
+    assert_eq!(env.read("g3", "/repo/top.txt"), "v3\n");
+    // A checksum that is not the ref's commit fails.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nADD --checksum=0123456789abcdef {url}#v1 /x/\n"),
+    )
+    .unwrap();
+    let out = env.hoist(&["build", ctx.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected checksum to match"));
+}
+
+/// Serves `body` to every request on a free 127.0.0.1 port (until the test process ends).
+fn serve_http(body: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = c.write_all(body);
+        }
+    });
+    port
+}
+
+#[test]
+fn add_url_with_checksum() {
+    let env = Env::new();
+    let body: &'static [u8] = b"downloaded content\n";
+    let port = serve_http(body);
+    let sum = format!("sha256:{}", sha256_hex(body));
+    let ctx = env.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let url = format!("http://127.0.0.1:{port}/files/data.txt");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nADD --checksum={sum} {url} /d/\n"),
+    )
+    .unwrap();
+    env.build(&["-t", "u", ctx.to_str().unwrap()]);
+    assert_eq!(env.read("u", "/d/data.txt"), "downloaded content\n");
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nADD --checksum={wrong} {url} /d/\n"),
+    )
+    .unwrap();
+    let out = env.hoist(&["build", ctx.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("digest mismatch"), "{err}");
+}

@@ -868,7 +868,10 @@ impl<'c> StageState<'c> {
             if sources.len() != 1 {
                 bail!("checksum can't be specified for multiple sources");
             }
-            if !sources[0].starts_with("http://") && !sources[0].starts_with("https://") {
+            if !sources[0].starts_with("http://")
+                && !sources[0].starts_with("https://")
+                && !crate::git::is_git_url(&sources[0])
+            {
                 bail!("checksum requires HTTP(S) or Git sources");
             }
         }
@@ -897,6 +900,7 @@ impl<'c> StageState<'c> {
                 link: flags.bool("link"),
                 unpack,
                 checksum,
+                keep_git_dir: flags.bool("keep-git-dir"),
             }),
         });
         Ok(())

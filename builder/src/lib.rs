@@ -15,6 +15,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod fetch;
+pub mod git;
 pub mod lint;
 pub mod mounts;
 pub mod outputs;

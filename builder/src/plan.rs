@@ -144,4 +144,6 @@ pub struct FileOp {
     pub unpack: bool,
     /// ADD --checksum for a URL.
     pub checksum: Option<String>,
+    /// ADD of a git repository: keep its `.git` directory.
+    pub keep_git_dir: bool,
 }

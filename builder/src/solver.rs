@@ -462,15 +462,29 @@ impl Solver {
     ) -> Result<PreparedCopy> {
         let mut urls = Vec::new();
         let mut local = Vec::new();
+        let mut digest_parts = Vec::new();
+        let mut downloads = Vec::new();
         for s in &f.sources {
-            if s.starts_with("http://") || s.starts_with("https://") {
+            if crate::git::is_git_url(s) {
+                let co = crate::git::checkout(
+                    s,
+                    &self.store.tmp_dir(),
+                    f.keep_git_dir,
+                    f.checksum.as_deref(),
+                )?;
+                let digest = format!("git:{}:{}:{}", co.commit, co.subdir, f.keep_git_dir);
+                digest_parts.push(digest.clone());
+                downloads.push(crate::fetch::Download {
+                    dir: co.dir,
+                    name: co.subdir,
+                    digest,
+                });
+            } else if s.starts_with("http://") || s.starts_with("https://") {
                 urls.push(s.clone());
             } else {
                 local.push(s.clone());
             }
         }
-        let mut digest_parts = Vec::new();
-        let mut downloads = Vec::new();
         for u in &urls {
             let dl = crate::fetch::download(u, &self.store.tmp_dir(), f.checksum.as_deref())?;
             digest_parts.push(dl.digest.clone());
