@@ -42,7 +42,7 @@ pub struct BuildOptions {
     pub secrets: crate::secrets::Secrets,
     /// `--ssh` agent sockets.
     pub ssh: crate::secrets::SshAgents,
-    /// `--push, `--cache-from`, `--cache-to`, `--insecure-registry`.
+    /// `--push`, `--cache-from`, `--cache-to`, `--insecure-registry`.
     pub registry: crate::registry::RegistryOptions,
 }
 

@@ -133,7 +133,7 @@ impl RemoteCache {
                 insecure_registries: insecure_registries.to_vec(),
                 ..ClientOptions::default()
             })?,
-            runtime: hoist_registry::runtime()?,
+            runtime: quiet_runtime()?,
             used: Mutex::new(BTreeMap::new()),
             imported: HashMap::new(),
             fetched: Mutex::new(HashSet::new()),
@@ -416,6 +416,42 @@ impl RemoteCache {
     }
 }
 
+/// Name of [`quiet_runtime`]'s threads.
+const THREAD_NAME: &str = "hoist-reg-io";
+
+/// Blocking-pool threads of [`quiet_runtime`] (file I/O and DNS of concurrent layer fetches).
+const BLOCKING_THREADS: usize = 8;
+
+/// A tokio runtime whose threads all exist from the start and stay until it is dropped: layer
+/// fetches run while other chains clone RUN sandboxes, and no thread may start or exit then
+/// (see the solver). Tokio starts blocking threads on demand and ends idle ones, so every one is
+/// started here and kept alive.
+fn quiet_runtime() -> Result<tokio::runtime::Runtime> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(THREAD_NAME)
+        .worker_threads(2)
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_keep_alive(std::time::Duration::from_secs(7 * 24 * 3600))
+        .build()?;
+    let all_started = Arc::new(std::sync::Barrier::new(BLOCKING_THREADS));
+    rt.block_on(async {
+        let handles: Vec<_> = (0..BLOCKING_THREADS)
+            .map(|_| {
+                let b = all_started.clone();
+                tokio::task::spawn_blocking(move || {
+                    b.wait();
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(rt)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,5 +476,35 @@ mod tests {
         assert!(CacheSpec::parse("type=registry").is_err());
         assert!(CacheSpec::parse("type=local,dest=x").is_err());
         assert!(CacheSpec::parse("type=registry,ref=x,mode=all").is_err());
+    }
+
+    /// Threads of this process named THREAD_NAME (from /proc).
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+            .filter(|c| c.trim() == THREAD_NAME)
+            .count()
+    }
+
+    #[test]
+    fn runtime_threads_exist_up_front() {
+        let rt = quiet_runtime().unwrap();
+        let started = threads();
+        assert!(started >= BLOCKING_THREADS, "{started}");
+        // Blocking work (as tokio::fs does) reuses them: no thread starts.
+        rt.block_on(async {
+            let hs: Vec<_> = (0..BLOCKING_THREADS * 2)
+                .map(|_| {
+                    tokio::task::spawn_blocking(|| {
+                        std::thread::sleep(std::time::Duration::from_millis(20))
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.await.unwrap();
+            }
+        });
+        assert_eq!(threads(), started);
     }
 }
