@@ -288,7 +288,8 @@ fn registry_cache_min_covers_the_final_stage_only() {
 fn inline_cache_rides_in_the_pushed_image() {
     let reg = TestRegistry::start(None);
     let mut env = Env::new();
-    let ctx = env.context("FROM busybox\nCOPY a.txt /a.txt\nRUN echo inline-ran && echo x > /i.txt\n");
+    let ctx =
+        env.context("FROM busybox\nCOPY a.txt /a.txt\nRUN echo inline-ran && echo x > /i.txt\n");
     let name = format!("{}/app/inline:1", reg.host());
     let first = env.build(&["--push", "-t", &name, "--cache-to", "type=inline"], &ctx);
     assert!(ran(&first, "inline-ran"));
@@ -356,4 +357,89 @@ fn pull_flag_rechecks_the_base_in_its_registry() {
     assert!(ran(&stale, "base-is-old"), "the local base: {stale}");
     let fresh = env.build(&["--pull"], &ctx);
     assert!(ran(&fresh, "base-is-new"), "--pull re-resolved it: {fresh}");
+}
+
+#[test]
+fn a_cache_layer_that_is_not_the_claimed_layer_is_refused() {
+    use hoist_builder::remote_cache::Metadata;
+    use hoist_registry::{Client, ClientOptions, ImageRef, Progress, ProgressMode, PushOptions};
+    let reg = TestRegistry::start(None);
+    let mut env = Env::new();
+    let ctx = env.context("FROM busybox\nCOPY a.txt /a.txt\nRUN echo run-ran && echo r > /r\n");
+    let (good, bad) = (
+        format!("{}/app/cache:good", reg.host()),
+        format!("{}/app/cache:bad", reg.host()),
+    );
+    env.build(
+        &[
+            "-t",
+            "app",
+            "--cache-to",
+            &format!("type=registry,ref={good},mode=max"),
+        ],
+        &ctx,
+    );
+    let diff_ids: Vec<String> = env.store().resolve("app").unwrap().config.rootfs.diff_ids[1..]
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+
+    // A cache whose records point at each other's blobs (consistent digests, wrong content).
+    let rt = hoist_registry::runtime().unwrap();
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let remote = rt
+        .block_on(hoist_registry::cache::import_cache(
+            &client,
+            &ImageRef::parse(&good).unwrap(),
+        ))
+        .unwrap()
+        .unwrap();
+    let mut meta: Metadata = serde_json::from_slice(&remote.metadata).unwrap();
+    assert_eq!(meta.records.len(), 2);
+    let copy = meta
+        .records
+        .iter()
+        .position(|r| r.diff_id == diff_ids[0])
+        .unwrap();
+    let run = 1 - copy;
+    let run_blob = meta.records[run].layer.clone().unwrap();
+    let copy_blob = meta.records[copy].layer.clone().unwrap();
+    meta.records[copy].layer = Some(run_blob.clone());
+    meta.records[run].layer = Some(copy_blob);
+    rt.block_on(hoist_registry::cache::export_cache(
+        &client,
+        &env.store(),
+        &ImageRef::parse(&bad).unwrap(),
+        serde_json::to_vec(&meta).unwrap().into(),
+        remote.layers().to_vec(),
+        &PushOptions::default(),
+        &Progress::new(ProgressMode::Quiet),
+    ))
+    .unwrap();
+
+    env.wipe();
+    let second = env.build(&["-t", "app", "--cache-from", &bad], &ctx);
+    assert!(
+        second.contains(&format!(
+            "cache layer {run_blob} holds {}, not {}",
+            diff_ids[1], diff_ids[0]
+        )),
+        "{second}"
+    );
+    let st = steps(&second);
+    assert!(
+        st[1].0.contains("COPY a.txt") && st[1].1.starts_with("DONE"),
+        "{second}"
+    );
+    // The wrong blob was never recorded as the COPY layer's compressed form (a push would send it).
+    let d: hoist_image::Digest = diff_ids[0].parse().unwrap();
+    let store = env.store();
+    assert_ne!(
+        store
+            .layer_blob(&d, hoist_image::Compression::Gzip)
+            .map(|b| b.to_string()),
+        Some(run_blob)
+    );
+    let img = store.resolve("app").unwrap();
+    assert_eq!(img.config.rootfs.diff_ids[1].to_string(), diff_ids[0]);
 }

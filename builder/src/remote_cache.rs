@@ -281,39 +281,49 @@ impl RemoteCache {
             return Ok(());
         }
         let blob: Digest = imp.layer.digest.parse().map_err(|e| anyhow!("{e}"))?;
-        let quiet = hoist_registry::Progress::new(ProgressMode::Quiet);
-        self.runtime.block_on(hoist_registry::fetch_blobs(
-            &self.client,
-            &self.store,
-            &imp.repo,
-            std::slice::from_ref(&imp.layer),
-            1,
-            &quiet,
-        ))?;
-        if self
+        let first = self
             .fetched
             .lock()
             .unwrap()
-            .insert(imp.layer.digest.clone())
-        {
-            self.progress.message(&format!(
+            .insert(imp.layer.digest.clone());
+        let v = first.then(|| {
+            self.progress.vertex(&format!(
                 "importing cache layer {} ({} bytes) from {}",
                 imp.layer.digest, imp.layer.size, imp.repo
-            ));
+            ))
+        });
+        let quiet = hoist_registry::Progress::new(ProgressMode::Quiet);
+        let r = self
+            .runtime
+            .block_on(hoist_registry::fetch_blobs(
+                &self.client,
+                &self.store,
+                &imp.repo,
+                std::slice::from_ref(&imp.layer),
+                1,
+                &quiet,
+            ))
+            .and_then(|_| self.unpack_verified(&blob, &diff_id, &imp.layer.media_type));
+        match (v, &r) {
+            (Some(v), Ok(())) => v.done(),
+            (Some(v), Err(e)) => v.error(&format!("{e:#}")),
+            _ => {}
         }
-        let c = Compression::from_media_type(&imp.layer.media_type);
-        if c != Compression::None {
-            self.store.register_layer_blob(&diff_id, &blob, c)?;
-        }
-        if !self.store.has_blob(&diff_id) {
-            let info = self.store.commit_tar(self.store.open_layer(&diff_id)?)?;
-            if info.diff_id != diff_id {
-                bail!(
-                    "cache layer {} holds {}, not {diff_id}",
-                    imp.layer.digest,
-                    info.diff_id
-                );
+        r
+    }
+
+    /// Stores the uncompressed layer of a fetched blob, and records the blob as its compressed
+    /// form, only once its content is the layer `diff_id` the cache claims.
+    fn unpack_verified(&self, blob: &Digest, diff_id: &Digest, media_type: &str) -> Result<()> {
+        if blob != diff_id {
+            let info = self.store.commit_tar(self.store.open_blob(blob)?)?;
+            if info.diff_id != *diff_id {
+                bail!("cache layer {blob} holds {}, not {diff_id}", info.diff_id);
             }
+        }
+        let c = Compression::from_media_type(media_type);
+        if c != Compression::None {
+            self.store.register_layer_blob(diff_id, blob, c)?;
         }
         Ok(())
     }
