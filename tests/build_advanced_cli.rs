@@ -512,7 +512,8 @@ fn heredocs_in_copy_add_and_run() {
     assert_eq!(read("/multi/B"), "file b\n");
     assert_eq!(read("/added.txt"), "added\n");
     assert_eq!(read("/script-out"), "from-script\nworld\n");
-    assert_eq!(read("/shebang-out"), "shebang world\n");
+    assert_eq!(read("/shebang-out"), "shebang world /dev/pipes/EOF\n");
+    assert!(!env.exists("hd", "/dev/pipes"), "the script mount landed in a layer");
     assert_eq!(read("/inline-out"), "value world\n");
     assert_eq!(read("/tool-out"), "tool-ran\n");
     let v = env.view("hd");

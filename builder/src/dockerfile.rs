@@ -684,6 +684,7 @@ impl<'c> StageState<'c> {
             Some("host") => NetworkMode::Host,
             Some(v) => bail!("invalid network mode {v:?}"),
         };
+        let mut script_mount = None;
         let args: Vec<String> = if n.json {
             n.args.clone()
         } else {
@@ -691,12 +692,28 @@ impl<'c> StageState<'c> {
             let mut s = self.shell.clone();
             if n.heredocs.len() == 1 && is_lone_heredoc(&text) {
                 let body = n.heredocs[0].body();
-                if body.starts_with("#!") {
-                    // A script with its own interpreter: run it through the shell as a file.
-                    s.push(format!(
-                        "f=$(mktemp); cat > \"$f\" <<'HOIST_EOF_{0}'\n{body}HOIST_EOF_{0}\nchmod +x \"$f\"; \"$f\"; r=$?; rm -f \"$f\"; exit $r",
-                        n.heredocs[0].name
-                    ));
+                if let Some(line) = body.strip_prefix("#!") {
+                    // A script with its own interpreter (as BuildKit): the file is mounted at
+                    // /dev/pipes/NAME (never in the layer) and the shebang's interpreter runs it.
+                    let name = n.heredocs[0].name.clone();
+                    let target = format!("/dev/pipes/{name}");
+                    s = line
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect();
+                    if s.is_empty() {
+                        bail!("heredoc {name}: empty shebang line");
+                    }
+                    s.push(target.clone());
+                    script_mount = Some(crate::plan::ExecMount::Bind {
+                        target,
+                        from: Input::Inline(vec![(name.clone(), body.clone())]),
+                        source: name,
+                        readwrite: false,
+                    });
                 } else {
                     s.push(body);
                 }
@@ -730,7 +747,7 @@ impl<'c> StageState<'c> {
             }
         }
         let vars = self.vars();
-        let mut mounts = Vec::new();
+        let mut mounts: Vec<crate::plan::ExecMount> = script_mount.into_iter().collect();
         for (i, m) in flags.all("mount").iter().enumerate() {
             mounts.push(crate::mounts::lower_mount(
                 m,
