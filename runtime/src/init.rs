@@ -559,13 +559,15 @@ unsafe fn command_main(plan: &Plan) -> ! {
         if !cmd.caps.drop_bounding() {
             fail(plan, ST_CAPS, 0, 125);
         }
-        if libc::setgroups(cmd.groups.len(), cmd.groups.as_ptr()) != 0 {
+        // Raw syscalls, not glibc's wrappers: after a raw clone glibc still believes the parent's
+        // threads exist, and its set*id broadcast to them would wait forever on a futex.
+        if libc::syscall(libc::SYS_setgroups, cmd.groups.len(), cmd.groups.as_ptr()) != 0 {
             fail(plan, ST_GROUPS, 0, 125);
         }
-        if libc::setresgid(cmd.gid, cmd.gid, cmd.gid) != 0 {
+        if libc::syscall(libc::SYS_setresgid, cmd.gid, cmd.gid, cmd.gid) != 0 {
             fail(plan, ST_USER, 0, 125);
         }
-        if libc::setresuid(cmd.uid, cmd.uid, cmd.uid) != 0 {
+        if libc::syscall(libc::SYS_setresuid, cmd.uid, cmd.uid, cmd.uid) != 0 {
             fail(plan, ST_USER, 1, 125);
         }
         if cmd.uid == 0 && !cmd.caps.apply() {
