@@ -267,8 +267,20 @@ fn bind_tmpfs_and_ssh_mounts() {
     let ctx = testdata("mounts");
     let sock = env.dir.path().join("agent.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let ssh = format!("default={}", sock.display());
-    env.build(&["--ssh", &ssh, "-t", "m", ctx.to_str().unwrap()]);
+    // `--ssh default` forwards $SSH_AUTH_SOCK.
+    env.ok(
+        env.cmd(&[
+            "build",
+            "--progress",
+            "plain",
+            "--ssh",
+            "default",
+            "-t",
+            "m",
+            ctx.to_str().unwrap(),
+        ])
+        .env("SSH_AUTH_SOCK", &sock),
+    );
     assert_eq!(env.read("m", "/from-context"), "context-data\n");
     assert_eq!(env.read("m", "/ctx-mode"), "readonly\n");
     assert_eq!(env.read("m", "/from-stage"), "tool-v1\n");
