@@ -72,6 +72,30 @@ pub struct Shared {
     pub status: i32,
     /// `created[i] == 1`: tracked component `i` did not exist and was created.
     pub created: [u8; MAX_CREATED],
+    /// CLOCK_MONOTONIC nanoseconds at the children's milestones ([`MARKS`]), for `HOIST_RUNTIME_TRACE`.
+    pub marks: [u64; 6],
+}
+
+/// Names of the children's milestones in [`Shared::marks`].
+pub const MARKS: [&str; 6] = [
+    "init started",
+    "rootfs mounted",
+    "mounts done",
+    "pivot_root done",
+    "command forked",
+    "exec",
+];
+
+/// Records milestone `i` (a vDSO clock read: no allocation, no lock).
+fn mark(plan: &Plan, i: usize) {
+    unsafe { ptr::write_volatile(&mut (*plan.shared).marks[i], now_ns()) }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub fn now_ns() -> u64 {
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// One path component to make exist (relative to the new root, resolved inside it).
@@ -124,10 +148,13 @@ pub enum Op {
 }
 
 /// The overlay mount, done with the working directory set to `cwd` (short relative layer paths).
+/// `data` asks for a `volatile` mount (no sync of the upper's whole filesystem when the mount dies
+/// with the sandbox); `fallback` is the same without it, for kernels before 5.10.
 #[derive(Debug)]
 pub struct OverlayMount {
     pub cwd: CString,
     pub data: CString,
+    pub fallback: CString,
 }
 
 /// Everything the children need, prepared by the parent.
@@ -232,6 +259,7 @@ unsafe fn open_in_root(root: c_int, path: &CStr, extra: u64) -> c_int {
 /// # Safety
 /// Must only be called in the child right after `clone`; `plan` must be fully built.
 pub unsafe fn init_main(plan: &Plan) -> ! {
+    mark(plan, 0);
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         // Not dumpable: container processes cannot open /proc/1/exe or /proc/1/mem (CVE-2019-5736).
@@ -256,14 +284,19 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
         }
         match &plan.overlay {
             Some(ov) => {
-                if libc::chdir(ov.cwd.as_ptr()) != 0
-                    || libc::mount(
+                if libc::chdir(ov.cwd.as_ptr()) != 0 {
+                    fail(plan, ST_ROOTFS, 0, 125);
+                }
+                let overlay = |data: &CString| {
+                    libc::mount(
                         c"overlay".as_ptr(),
                         plan.root.as_ptr(),
                         c"overlay".as_ptr(),
                         0,
-                        ov.data.as_ptr().cast(),
-                    ) != 0
+                        data.as_ptr().cast(),
+                    )
+                };
+                if overlay(&ov.data) != 0 && (errno() != libc::EINVAL || overlay(&ov.fallback) != 0)
                 {
                     fail(plan, ST_ROOTFS, 0, 125);
                 }
@@ -281,6 +314,7 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
                 }
             }
         }
+        mark(plan, 1);
         let root = libc::open(
             plan.root.as_ptr(),
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -290,6 +324,7 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
         }
         run_ops(plan, root);
         libc::close(root);
+        mark(plan, 2);
 
         if libc::chdir(plan.root.as_ptr()) != 0
             || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0
@@ -306,6 +341,7 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
             bring_up_lo(plan);
         }
 
+        mark(plan, 3);
         // Reap and forward: block everything, take signals synchronously.
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -521,6 +557,7 @@ unsafe fn bring_up_lo(plan: &Plan) {
 /// The command's process (PID 2): stdio, limits, identity, capabilities, seccomp, then exec.
 unsafe fn command_main(plan: &Plan) -> ! {
     let cmd = &plan.cmd;
+    mark(plan, 4);
     unsafe {
         // Default dispositions (an ignored SIGPIPE would survive exec), empty mask.
         for sig in 1..libc::SIGRTMAX() {
@@ -604,6 +641,7 @@ unsafe fn command_main(plan: &Plan) -> ! {
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
+        mark(plan, 5);
         let mut err = libc::ENOENT;
         for c in &cmd.candidates {
             libc::execve(c.as_ptr(), cmd.argv.as_ptr(), cmd.envp.as_ptr());

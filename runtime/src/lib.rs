@@ -249,6 +249,7 @@ pub fn run_foreground(spec: &Spec, stdio: Stdio) -> Result<ExitStatus> {
 
 /// [`run`], calling `started` with the host PID of the sandbox's PID 1 once it exists.
 pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<ExitStatus> {
+    let t_start = init::now_ns();
     let p = &spec.process;
     if p.args.is_empty() {
         return Err(Error::Invalid("no command given".into()));
@@ -279,13 +280,15 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
                 lowers.push(empty);
             }
             let (cwd, data) = rootfs::overlay_options(&lowers, upper, work)?;
+            rootfs::clear_volatile(work);
             let target = scratch.0.join("rootfs");
             fs::create_dir(&target).map_err(setup_err("creating the rootfs mountpoint"))?;
             (
                 target,
                 Some(OverlayMount {
                     cwd: cstr(&cwd.to_string_lossy())?,
-                    data: cstr(&data)?,
+                    data: cstr(&format!("{data},volatile"))?,
+                    fallback: cstr(&data)?,
                 }),
             )
         }
@@ -450,6 +453,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         .as_ref()
         .and_then(|(_, i, _)| tty::RawMode::enter(i.as_raw_fd()));
 
+    let t_clone = init::now_ns();
     // SAFETY: the child only runs `init_main`, which makes raw system calls on `plan` and never returns.
     let pid = unsafe {
         libc::syscall(
@@ -490,6 +494,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
             return Err(Error::setup("waitpid", io::Error::last_os_error()));
         }
     }
+    let t_reaped = init::now_ns();
     if let Some(pump) = pumps {
         let _ = pump.join();
     }
@@ -503,6 +508,9 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         c.remove();
     }
     drop(scratch);
+    if std::env::var_os("HOIST_RUNTIME_TRACE").is_some() {
+        trace(t_start, t_clone, &sh.marks, t_reaped, init::now_ns());
+    }
 
     let (stage, errno, index) = unsafe {
         (
@@ -543,6 +551,18 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
             io::Error::other(format!("exit code {}", libc::WEXITSTATUS(status))),
         )),
     }
+}
+
+/// Prints the run's phases (`HOIST_RUNTIME_TRACE`), in microseconds since `run` was called.
+fn trace(start: u64, clone: u64, marks: &[u64; 6], reaped: u64, end: u64) {
+    let us = |t: u64| t.saturating_sub(start) / 1000;
+    let mut line = format!("hoist-runtime trace (us): clone {}", us(clone));
+    for (name, &t) in init::MARKS.iter().zip(marks) {
+        let t = unsafe { std::ptr::read_volatile(&t) };
+        line.push_str(&format!(", {name} {}", us(t)));
+    }
+    line.push_str(&format!(", reaped {}, returned {}", us(reaped), us(end)));
+    eprintln!("{line}");
 }
 
 /// Whether `path` is on a filesystem usable as an overlay upper (not overlay itself).

@@ -72,6 +72,15 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
     Ok((base, data))
 }
 
+/// Removes the marker a `volatile` overlay mount leaves in its work directory (`work/incompat/volatile`),
+/// without which the kernel refuses to mount with that work directory again.
+pub fn clear_volatile(work: &Path) {
+    let incompat = work.join("work/incompat");
+    if incompat.exists() {
+        let _ = fs::remove_dir_all(incompat);
+    }
+}
+
 /// Reads `rel` (e.g. "etc/passwd") as the container would see it: upper first, then the lowers from
 /// the topmost down. Missing: empty.
 pub fn read_file(rootfs: &Rootfs, rel: &str) -> String {

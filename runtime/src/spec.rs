@@ -28,7 +28,8 @@ pub enum Rootfs {
     /// the caller: they persist after the run so the caller can commit `upper` as a layer diff (overlay
     /// whiteouts: 0/0 char devices and `trusted.overlay.opaque` xattrs). Mountpoints the runtime had to
     /// create (/proc, /dev, /sys, /etc/hosts, mount targets...) are removed from `upper` after the run.
-    /// An empty `lowers` is allowed (scratch).
+    /// An empty `lowers` is allowed (scratch). The overlay is mounted `volatile` (no sync of the
+    /// upper's filesystem when it is unmounted): a caller that needs `upper` durable syncs it itself.
     Overlay {
         lowers: Vec<PathBuf>,
         upper: PathBuf,
