@@ -268,8 +268,8 @@ fn bind_tmpfs_and_ssh_mounts() {
     let sock = env.dir.path().join("agent.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     // `--ssh default` forwards $SSH_AUTH_SOCK.
-    env.ok(
-        env.cmd(&[
+    env.ok(env
+        .cmd(&[
             "build",
             "--progress",
             "plain",
@@ -279,8 +279,7 @@ fn bind_tmpfs_and_ssh_mounts() {
             "m",
             ctx.to_str().unwrap(),
         ])
-        .env("SSH_AUTH_SOCK", &sock),
-    );
+        .env("SSH_AUTH_SOCK", &sock));
     assert_eq!(env.read("m", "/from-context"), "context-data\n");
     assert_eq!(env.read("m", "/ctx-mode"), "readonly\n");
     assert_eq!(env.read("m", "/from-stage"), "tool-v1\n");
@@ -485,7 +484,19 @@ fn lint_and_build_check_report_buildkit_rules() {
         1,
         "--check built something: {images}"
     );
+    // A build lists the findings after it, and error=true fails it before anything runs.
+    let progress = env.build(&["-t", "linted", ctx.to_str().unwrap()]);
+    let tail = &progress[progress.find("6 warnings found:").expect(&progress)..];
+    assert!(tail.contains(" - UndefinedVar: Usage of undefined variable '$SRC_DIR' (line 6)"));
     let bad = ctx.join("Dockerfile.error");
+    let out = env.hoist(&["build", "-f", bad.to_str().unwrap(), ctx.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lint violation found for rules: JSONArgsRecommended"),
+        "{err}"
+    );
+    assert!(!err.contains("[1/"), "a step ran: {err}");
     for args in [
         vec!["lint", bad.to_str().unwrap()],
         vec![
@@ -525,7 +536,10 @@ fn heredocs_in_copy_add_and_run() {
     assert_eq!(read("/added.txt"), "added\n");
     assert_eq!(read("/script-out"), "from-script\nworld\n");
     assert_eq!(read("/shebang-out"), "shebang world /dev/pipes/EOF\n");
-    assert!(!env.exists("hd", "/dev/pipes"), "the script mount landed in a layer");
+    assert!(
+        !env.exists("hd", "/dev/pipes"),
+        "the script mount landed in a layer"
+    );
     assert_eq!(read("/inline-out"), "value world\n");
     assert_eq!(read("/tool-out"), "tool-ran\n");
     let v = env.view("hd");

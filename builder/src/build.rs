@@ -54,6 +54,8 @@ pub struct BuildOutput {
     pub manifest_digest: String,
     /// The names it was tagged with, normalised (`docker.io/library/app:1.0`).
     pub names: Vec<String>,
+    /// Build check findings (printed after the build, as BuildKit does).
+    pub warnings: Vec<hoist_parser::lint::LintWarning>,
 }
 
 /// Runs a whole build.
@@ -106,6 +108,17 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
             e.file,
             e.start_line,
             e.buildkit_message()
+        );
+    }
+    // Build checks: reported at the end; `# check=error=true` fails before anything runs.
+    let checks = crate::lint::check(&text, &file_name)?;
+    if checks.failed() {
+        let mut rules: Vec<&str> = checks.warnings.iter().map(|w| w.rule).collect();
+        rules.dedup();
+        bail!(
+            "{}lint violation found for rules: {}",
+            checks.summary(),
+            rules.join(", ")
         );
     }
 
@@ -218,6 +231,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         image_id: image.id().to_string(),
         manifest_digest: image.manifest_digest.to_string(),
         names: tags.iter().map(|t| t.to_string()).collect(),
+        warnings: checks.warnings,
     })
 }
 

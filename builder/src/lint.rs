@@ -156,6 +156,16 @@ fn undefined_vars(ast: &hoist_parser::Ast) -> Vec<LintWarning> {
     out
 }
 
+/// The findings as a build lists them after it finished.
+pub fn summary(warnings: &[LintWarning]) -> String {
+    let n = warnings.len();
+    let mut s = format!("{n} warning{} found:\n", if n == 1 { "" } else { "s" });
+    for w in warnings {
+        s.push_str(&format!(" - {}: {} (line {})\n", w.rule, w.message, w.line));
+    }
+    s
+}
+
 /// `FromAsCasing` -> `from-as-casing`, `JSONArgsRecommended` -> `json-args-recommended`.
 pub fn kebab(rule: &str) -> String {
     let c: Vec<char> = rule.chars().collect();
@@ -219,12 +229,7 @@ impl CheckReport {
 
     /// One line per finding, as a build prints them at its end.
     pub fn summary(&self) -> String {
-        let n = self.warnings.len();
-        let mut s = format!("{n} warning{} found:\n", if n == 1 { "" } else { "s" });
-        for w in &self.warnings {
-            s.push_str(&format!(" - {}: {} (line {})\n", w.rule, w.message, w.line));
-        }
-        s
+        summary(&self.warnings)
     }
 }
 

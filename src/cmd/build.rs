@@ -281,6 +281,9 @@ impl BuildArgs {
                 eprintln!("naming to {n}");
             }
         }
+        if !self.quiet && !out.warnings.is_empty() {
+            eprint!("\n{}", hoist_builder::lint::summary(&out.warnings));
+        }
         Ok(ExitCode::SUCCESS)
     }
 }
