@@ -18,6 +18,7 @@ mod error;
 mod init;
 mod mounts;
 mod rootfs;
+mod scratch;
 mod seccomp;
 mod spec;
 mod tty;
@@ -29,7 +30,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 pub use capabilities::DOCKER_DEFAULT as DEFAULT_CAPABILITIES;
 pub use error::{Error, Result};
@@ -40,6 +41,7 @@ pub use user::{User, resolve as resolve_user};
 
 use init::{Command, OverlayMount, Plan, Shared};
 use mounts::{Tracker, cstr};
+use scratch::Scratch;
 
 /// Docker's default `PATH`.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -86,37 +88,6 @@ pub fn default_resolv_conf(network: Network) -> String {
         out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
     }
     out
-}
-
-/// A per-run scratch directory (etc files, overlay mountpoint), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> io::Result<Scratch> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        // /run is a tmpfs on most hosts: the per-run files cost no disk I/O there.
-        let base = std::env::var_os("HOIST_RUNTIME_TMP")
-            .map(PathBuf::from)
-            .or_else(|| {
-                let run = PathBuf::from("/run/hoist");
-                fs::create_dir_all(&run).ok().map(|_| run)
-            })
-            .unwrap_or_else(std::env::temp_dir);
-        let dir = base.join(format!(
-            "hoist-run-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir)?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The shared page the children report through.
@@ -273,15 +244,16 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
             upper,
             work,
         } => {
-            let mut lowers = lowers.clone();
-            if lowers.is_empty() {
-                let empty = scratch.0.join("empty");
-                fs::create_dir(&empty).map_err(setup_err("creating an empty lower"))?;
-                lowers.push(empty);
-            }
+            // The skeleton at the bottom: the image's own entries win, missing mountpoints need no
+            // creation in the upper.
+            let skeleton =
+                scratch::skeleton().map_err(setup_err("creating the mountpoint skeleton"))?;
+            let lowers: Vec<PathBuf> = std::iter::once(skeleton)
+                .chain(lowers.iter().cloned())
+                .collect();
             let (cwd, data) = rootfs::overlay_options(&lowers, upper, work)?;
             rootfs::clear_volatile(work);
-            let target = scratch.0.join("rootfs");
+            let target = scratch.dir.join("rootfs");
             fs::create_dir(&target).map_err(setup_err("creating the rootfs mountpoint"))?;
             (
                 target,
@@ -326,7 +298,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         ),
     ];
     for (name, content) in etc {
-        let src = scratch.0.join(name);
+        let src = scratch.dir.join(name);
         fs::write(&src, content).map_err(setup_err("writing /etc files"))?;
         mounts::etc_file(&mut ops, &mut tracker, &src, &format!("/etc/{name}"))?;
     }
@@ -335,12 +307,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     ops.push(mounts::ensure(cwd, false, false, None)?);
 
     // Limits and security.
-    let cgroup_name = scratch
-        .0
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut cgroup = cgroups::Cgroup::create(&cgroup_name, &spec.limits)
+    let mut cgroup = cgroups::Cgroup::create(&scratch.name(), &spec.limits)
         .map_err(setup_err("creating the cgroup"))?;
     let filters =
         seccomp::docker_default().map_err(|e| Error::setup(e, io::Error::other("seccomp")))?;
