@@ -61,6 +61,24 @@ impl ContentStore for Store {
         Ok(())
     }
 
+    fn reuse_layer(&self, diff_id: &str, layer: &Descriptor) -> bool {
+        let (Ok(diff_id), Ok(want)) = (digest(diff_id), digest(&layer.digest)) else {
+            return false;
+        };
+        let held = [Compression::None, Compression::Gzip, Compression::Zstd]
+            .iter()
+            .any(|c| self.layer_blob(&diff_id, *c).is_some());
+        if !held {
+            return false;
+        }
+        match Compression::from_media_type(&layer.media_type) {
+            Compression::None => Store::has_blob(self, &want),
+            c => self
+                .compressed_layer(&diff_id, c)
+                .is_ok_and(|made| made.digest().as_ref() == want.as_str()),
+        }
+    }
+
     fn hold(&self) -> Result<Option<Box<dyn Send>>> {
         Ok(Some(Box::new(self.lease()?)))
     }

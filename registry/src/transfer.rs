@@ -33,6 +33,12 @@ pub trait ContentStore: Send + Sync {
     fn record_image(&self, image: &PulledImage) -> Result<()>;
     /// The manifest (bytes, media type) of the local image `name`, to push.
     fn resolve_image(&self, name: &str) -> Result<(Bytes, String)>;
+    /// Makes the blob `layer` from a layer already stored under another form (`diff_id` known
+    /// uncompressed or otherwise compressed) when that gives exactly `layer`'s digest; true when
+    /// `layer` is then in the store and need not be downloaded.
+    fn reuse_layer(&self, _diff_id: &str, _layer: &Descriptor) -> bool {
+        false
+    }
     /// A hold that keeps garbage collection off while a transfer runs (dropped at the end).
     fn hold(&self) -> Result<Option<Box<dyn Send>>> {
         Ok(None)
@@ -175,6 +181,26 @@ pub async fn pull(
             );
         }
         platform = Some(have);
+    }
+    // Layers held locally in another form (built here, or stored uncompressed) are reused when
+    // compressing them gives the very blob the manifest names (hoist's compression is
+    // deterministic), instead of downloaded.
+    let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&config)
+        .ok()
+        .and_then(|c| {
+            c["rootfs"]["diff_ids"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    if diff_ids.len() == manifest.layers.len() {
+        for (d, layer) in diff_ids.iter().zip(&manifest.layers) {
+            if !store.has_blob(&layer.digest) && store.reuse_layer(d, layer) {
+                progress.message(&format!("{}: Already exists", short(&layer.digest)));
+            }
+        }
     }
     let mut downloaded = 0;
     if !store.has_blob(&manifest.config.digest) {

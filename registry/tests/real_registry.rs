@@ -635,3 +635,41 @@ async fn build_cache_export_then_import_into_a_clean_store() {
     let mut r = dst.open_layer(&diff).unwrap();
     std::io::copy(&mut r, &mut std::io::sink()).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_reuses_a_layer_held_locally_in_another_form() {
+    use hoist_image::layer::Compression;
+    let reg = TestRegistry::start(None);
+    let c = client();
+    let content = noise(300_000, 11);
+    let name = format!("{}/reuse/app:1", reg.host());
+    let r = ImageRef::parse(&name).unwrap();
+    let (_a, src) = store();
+    make_image(&src, &name, "data", &content, "amd64");
+    push(&c, &src, &name, &r, &PushOptions::default(), &quiet())
+        .await
+        .unwrap();
+
+    // A store that built the same layer itself (uncompressed only), in an image of its own.
+    let (_b, dst) = store();
+    let local = make_image(&dst, "local/other:1", "data", &content, "arm64");
+    let diff = local.config.rootfs.diff_ids[0].clone();
+    assert!(dst.layer_blob(&diff, Compression::Gzip).is_none());
+    let p = pull(&c, &dst, &r, &PullOptions::default(), &quiet())
+        .await
+        .unwrap();
+    assert_eq!(p.downloaded, 1, "only the config is downloaded");
+    let img = dst.resolve(&name).unwrap();
+    let (d, blob) = &img.layers().unwrap()[0];
+    assert_eq!(d, &diff);
+    // The manifest's blob is in the store, whole and verified.
+    let blob: hoist_image::Digest = blob.digest().as_ref().parse().unwrap();
+    std::io::copy(&mut dst.open_blob(&blob).unwrap(), &mut std::io::sink()).unwrap();
+
+    // Without the layer at hand, it is downloaded.
+    let (_c, empty) = store();
+    let p = pull(&c, &empty, &r, &PullOptions::default(), &quiet())
+        .await
+        .unwrap();
+    assert_eq!(p.downloaded, 2);
+}
