@@ -141,7 +141,21 @@ fn push_and_output_type_registry() {
         format!("{}/app/web:1", reg.host()),
         format!("{}/app/web:latest", reg.host()),
     );
-    let progress = env.build(&["--push", "-t", &t1, "-t", &t2], &ctx);
+    let meta_file = env.dir.path().join("metadata.json");
+    let progress = env.build(
+        &[
+            "--push",
+            "-t",
+            &t1,
+            "-t",
+            &t2,
+            "--metadata-file",
+            meta_file.to_str().unwrap(),
+        ],
+        &ctx,
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_file).unwrap()).unwrap();
     let image = env.store().resolve(&t1).unwrap();
     let pushed: Vec<&str> = progress
         .lines()
@@ -151,6 +165,8 @@ fn push_and_output_type_registry() {
     for t in [&t1, &t2] {
         let v = skopeo_inspect(t, false);
         let digest = v["Digest"].as_str().unwrap();
+        // buildx's metadata names the pushed manifest.
+        assert_eq!(meta["containerimage.digest"], digest);
         assert!(
             pushed.contains(&format!("{t}@{digest} done").as_str()),
             "{t} {digest}: {progress}"

@@ -52,6 +52,8 @@ pub struct BuildOutput {
     /// The image ID (config digest).
     pub image_id: String,
     pub manifest_digest: String,
+    /// The manifest digest in the registry when pushed (`--push`): layers go compressed.
+    pub pushed_digest: Option<String>,
     /// The names it was tagged with, normalised (`docker.io/library/app:1.0`).
     pub names: Vec<String>,
     /// Build check findings (printed after the build, as BuildKit does).
@@ -219,7 +221,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         v.log(&format!("naming to {t}"));
     }
     v.done();
-    crate::registry::after_build(
+    let pushed_digest = crate::registry::after_build(
         &store,
         &progress,
         &opts.registry,
@@ -230,6 +232,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     Ok(BuildOutput {
         image_id: image.id().to_string(),
         manifest_digest: image.manifest_digest.to_string(),
+        pushed_digest,
         names: tags.iter().map(|t| t.to_string()).collect(),
         warnings: checks.warnings,
     })

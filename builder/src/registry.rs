@@ -130,7 +130,8 @@ fn diff_ids(config: &ImageConfig) -> Vec<String> {
 }
 
 /// After the image is in the store: pushes it under every name (`--push`), then exports the
-/// `--cache-to type=registry` caches.
+/// `--cache-to type=registry` caches. Returns the pushed manifest's digest (layers are pushed
+/// compressed, so it is not the local one).
 pub fn after_build(
     store: &Store,
     progress: &Arc<Progress>,
@@ -138,25 +139,35 @@ pub fn after_build(
     remote: Option<&RemoteCache>,
     config: &ImageConfig,
     names: &[Reference],
-) -> Result<()> {
+) -> Result<Option<String>> {
+    let mut pushed = None;
     if opts.push {
         if names.is_empty() {
             bail!("--push needs an image name: add -t REGISTRY/REPOSITORY:TAG");
         }
         let v = progress.vertex("pushing to registry");
-        if let Err(e) = push_all(store, opts, names, &v) {
-            v.error(&format!("{e:#}"));
-            return Err(e);
+        match push_all(store, opts, names, &v) {
+            Ok(d) => pushed = d,
+            Err(e) => {
+                v.error(&format!("{e:#}"));
+                return Err(e);
+            }
         }
         v.done();
     }
     if let Some(r) = remote {
         r.export(&opts.cache_to, &diff_ids(config))?;
     }
-    Ok(())
+    Ok(pushed)
 }
 
-fn push_all(store: &Store, opts: &RegistryOptions, names: &[Reference], v: &Vertex) -> Result<()> {
+fn push_all(
+    store: &Store,
+    opts: &RegistryOptions,
+    names: &[Reference],
+    v: &Vertex,
+) -> Result<Option<String>> {
+    let mut digest = None;
     for n in names {
         let name = n.to_string();
         v.log(&format!("pushing layers for {name}"));
@@ -177,8 +188,9 @@ fn push_all(store: &Store, opts: &RegistryOptions, names: &[Reference], v: &Vert
             "{tag}: digest: {} size: {}",
             pushed.digest, pushed.size
         ));
+        digest = Some(pushed.digest);
     }
-    Ok(())
+    Ok(digest)
 }
 
 #[cfg(test)]

@@ -262,7 +262,7 @@ impl BuildArgs {
         if let Some(p) = &self.metadata_file {
             let mut m = serde_json::json!({
                 "containerimage.config.digest": out.image_id,
-                "containerimage.digest": out.manifest_digest,
+                "containerimage.digest": out.pushed_digest.as_ref().unwrap_or(&out.manifest_digest),
             });
             if !out.names.is_empty() {
                 m["image.name"] = serde_json::Value::String(out.names.join(","));
