@@ -877,6 +877,25 @@ fn registry_host(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
+/// Waits until build `id`'s `hoist build --push` logged that it is pushing (through the gate, where it
+/// is held until the gate opens).
+fn wait_for_push(serve: &Serve, id: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let b = serve.build(id);
+        let log = b["log"].as_str().unwrap();
+        if log.contains("pushing layers for ") {
+            assert_eq!(b["state"], "running", "{log}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the build never reached its push: {b:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The page after its scripts ran (3 s of virtual time), as headless Chromium renders it. Virtual time
 /// stands still while a request is open, so only pages whose log streams end are dumped.
 fn chromium_dom(url: &str) -> String {
@@ -930,14 +949,7 @@ fn status_page_lists_builds_and_shows_logs_in_headless_chromium() {
     git(&work, &["checkout", "-q", "-b", "feature-page"]);
     let queued = queued_ids(&git(&work, &["push", "origin", "feature-page"]))[0];
     // The build is held at its push: the page shows it running with the log so far.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !serve.build(id)["log"].as_str().unwrap().contains(" push ") {
-        assert!(
-            Instant::now() < deadline,
-            "the build never reached its push"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_push(&serve, id);
     // The list shows one build running and one queued.
     let dom = chromium_dom(&format!("http://{}/", serve.addr));
     assert!(dom.contains(r#"<td class="running">running</td>"#), "{dom}");
@@ -1028,19 +1040,14 @@ fn sigterm_interrupts_the_running_build_and_the_next_start_reruns_it() {
     let mut serve = Serve::start(&config);
     install_hook(&config, &bare, &serve);
     let id = queued_ids(&git(&work, &["push", "origin", "main"]))[0];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !serve.build(id)["log"].as_str().unwrap().contains(" push ") {
-        assert!(
-            Instant::now() < deadline,
-            "the build never reached its push"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_push(&serve, id);
     let store = tmp.path().join("store");
     let store = store.to_str().unwrap();
-    assert!(
-        processes_mentioning(&format!("{store} push")).len() == 1,
-        "hoist push runs (held at the gate)"
+    let pushing = format!("{store} build --progress=plain --push ");
+    assert_eq!(
+        processes_mentioning(&pushing).len(),
+        1,
+        "hoist build --push runs (held at the gate)"
     );
 
     // SIGTERM to the service alone: it stops its build child and exits.
@@ -1061,7 +1068,7 @@ fn sigterm_interrupts_the_running_build_and_the_next_start_reruns_it() {
     };
     assert!(status.success(), "{status}\n{}", serve.log());
     assert!(
-        processes_mentioning(&format!("{store} push")).is_empty(),
+        processes_mentioning(&pushing).is_empty(),
         "no build child outlives the service"
     );
     let log = std::fs::read_to_string(tmp.path().join(format!("state/logs/{id}.log"))).unwrap();

@@ -2,7 +2,7 @@
 //! plain git hooks), build rules, repository mirrors, the durable build queue and the status API/page.
 //!
 //! Owns: its config file, its SQLite queue and mirrors under its state directory. Must not touch: how
-//! images are built or pushed (it runs `hoist build` / `hoist push` as child processes through
+//! images are built or pushed (it runs `hoist build --push` as a child process through
 //! [`runner::HoistCli`], behind the [`BuildRunner`] trait), or the store's layout.
 //!
 //! Flow: a webhook is authenticated ([`webhook`]), its ref matched against the repository's rules

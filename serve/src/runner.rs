@@ -1,7 +1,7 @@
 //! The build step behind a small trait, so the service does not depend on the builder's Rust API.
-//! [`HoistCli`], the production runner, runs the `hoist` binary itself: `hoist build` with the rule's
-//! Dockerfile, context, build args and tags, then pushes every tag (`hoist build --push` when the
-//! builder offers it, `hoist push TAG` per tag otherwise). Its output streams into the build's log.
+//! [`HoistCli`], the production runner, runs the `hoist` binary itself: one
+//! `hoist build --progress=plain --push` with the rule's Dockerfile, context, build args and tags, whose
+//! output streams into the build's log; the pushed manifest digest comes from its `--metadata-file`.
 
 use std::collections::BTreeMap;
 use std::collections::HashSet;
@@ -10,7 +10,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 
@@ -134,18 +134,6 @@ impl HoistCli {
         cmd
     }
 
-    /// `hoist build --help`, asked once: which flags this build of hoist offers.
-    fn build_help(&self) -> &'static str {
-        static HELP: OnceLock<String> = OnceLock::new();
-        HELP.get_or_init(|| {
-            self.command()
-                .args(["build", "--help"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-        })
-    }
-
     fn run_logged(&self, mut cmd: Command, log: &mut Log) -> anyhow::Result<String> {
         let shown: Vec<String> = std::iter::once(cmd.get_program())
             .chain(cmd.get_args())
@@ -183,13 +171,18 @@ impl HoistCli {
     }
 }
 
-/// The last `digest: sha256:...` a push printed (Docker's `TAG: digest: D size: N` line).
-pub fn pushed_digest(output: &str) -> Option<String> {
-    output.lines().rev().find_map(|l| {
-        let i = l.find("digest: sha256:")?;
-        let d = l[i + 8..].split_whitespace().next()?;
-        (d.len() == 71 && d[7..].bytes().all(|b| b.is_ascii_hexdigit())).then(|| d.to_string())
-    })
+/// The manifest digest `hoist build --metadata-file` recorded (`containerimage.digest`, as Docker's).
+pub fn metadata_digest(metadata: &[u8]) -> anyhow::Result<String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(metadata).context("build metadata is not JSON")?;
+    let d = v["containerimage.digest"]
+        .as_str()
+        .context("build metadata has no containerimage.digest")?;
+    let hex = d.strip_prefix("sha256:").unwrap_or_default();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("build metadata: containerimage.digest {d:?} is not a sha256 digest");
+    }
+    Ok(d.to_string())
 }
 
 impl BuildRunner for HoistCli {
@@ -209,42 +202,34 @@ impl BuildRunner for HoistCli {
     }
 
     fn run(&self, req: &BuildRequest, log: &mut Log) -> anyhow::Result<BuildOutput> {
+        // The metadata file sits next to the checkout (inside the build's work directory, outside the
+        // build context), so it is removed with the checkout.
+        let metadata = req.checkout.with_extension("metadata.json");
+        let _ = std::fs::remove_file(&metadata);
         let mut build = self.command();
-        build.arg("build").arg("-f").arg(&req.dockerfile);
+        build.args(["build", "--progress=plain", "--push"]);
         for t in &req.tags {
             build.arg("-t").arg(t);
         }
         for (k, v) in &req.build_args {
             build.arg("--build-arg").arg(format!("{k}={v}"));
         }
-        let help = self.build_help();
-        if help.contains("--progress") {
-            build.arg("--progress=plain");
+        for r in &self.insecure_registries {
+            build.arg("--insecure-registry").arg(r);
         }
-        // `hoist build --push` when the builder offers it (and can reach plain-http registries if any
-        // are configured); otherwise `hoist push` per tag after the build.
-        let push_in_build = help.contains("--push")
-            && (self.insecure_registries.is_empty() || help.contains("--insecure-registry"));
-        if push_in_build {
-            build.arg("--push");
-            for r in &self.insecure_registries {
-                build.arg("--insecure-registry").arg(r);
-            }
-        }
-        build.arg(&req.context).current_dir(&req.checkout);
-        let mut out = self.run_logged(build, log)?;
-        if !push_in_build {
-            for t in &req.tags {
-                let mut push = self.command();
-                push.arg("push").arg(t);
-                for r in &self.insecure_registries {
-                    push.arg("--insecure-registry").arg(r);
-                }
-                out.push_str(&self.run_logged(push, log)?);
-            }
-        }
+        build
+            .arg("--metadata-file")
+            .arg(&metadata)
+            .arg("-f")
+            .arg(&req.dockerfile)
+            .arg(&req.context)
+            .current_dir(&req.checkout);
+        self.run_logged(build, log)?;
+        let recorded = std::fs::read(&metadata)
+            .with_context(|| format!("reading build metadata {}", metadata.display()));
+        let _ = std::fs::remove_file(&metadata);
         Ok(BuildOutput {
-            digest: pushed_digest(&out),
+            digest: Some(metadata_digest(&recorded?)?),
         })
     }
 }
@@ -254,11 +239,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn digest_from_push_output() {
+    fn digest_from_build_metadata() {
         let d = format!("sha256:{}", "ab".repeat(32));
-        let out = format!("Pushing\nlatest: digest: {d} size: 528\nv1: digest: {d} size: 528\n");
-        assert_eq!(pushed_digest(&out), Some(d));
-        assert_eq!(pushed_digest("digest: sha256:short"), None);
+        let meta = format!(
+            r#"{{"containerimage.config.digest":"sha256:00","containerimage.digest":"{d}"}}"#
+        );
+        assert_eq!(metadata_digest(meta.as_bytes()).unwrap(), d);
+        for bad in [
+            "{}",
+            r#"{"containerimage.digest":"sha256:short"}"#,
+            r#"{"containerimage.digest":42}"#,
+            "not json",
+        ] {
+            assert!(metadata_digest(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -266,7 +260,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(&dir.path().join("log")).unwrap();
         // A real executable that is not hoist: `build` is not something `false` can do.
-        let runner = HoistCli::new(PathBuf::from("/bin/false"), None, vec![]);
+        let runner = HoistCli::new(PathBuf::from("/bin/false"), None, vec!["r:5000".into()]);
         let req = BuildRequest {
             checkout: dir.path().to_path_buf(),
             dockerfile: dir.path().join("Dockerfile"),
@@ -277,9 +271,12 @@ mod tests {
         let err = runner.run(&req, &mut log).unwrap_err();
         assert!(err.to_string().contains("failed"), "{err}");
         let text = log.read_from(0);
-        assert!(text.contains("$ /bin/false build -f"), "{text}");
         assert!(
-            text.contains("-t r/x:1") && text.contains("--build-arg A=b"),
+            text.contains("$ /bin/false build --progress=plain --push -t r/x:1 --build-arg A=b"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--insecure-registry r:5000 --metadata-file"),
             "{text}"
         );
     }

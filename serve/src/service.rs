@@ -49,7 +49,12 @@ impl Service {
         // Checkouts of interrupted builds are stale: they are made again when the build reruns.
         if let Ok(entries) = std::fs::read_dir(config.state_dir.join("work")) {
             for e in entries.flatten() {
-                let _ = std::fs::remove_dir_all(e.path());
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
             }
         }
         let (queue, requeued) = Queue::open(&config.state_dir.join("queue.sqlite"))?;
