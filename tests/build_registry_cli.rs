@@ -205,6 +205,13 @@ fn push_and_output_type_registry() {
         .unwrap();
     assert_eq!(pulled.id(), image.id(), "the pushed image is the built one");
 
+    // type=image names the store image without pushing.
+    env.build(&["-o", "type=image,name=local/named:1"], &ctx);
+    assert_eq!(
+        env.store().resolve("local/named:1").unwrap().id(),
+        image.id()
+    );
+
     // No name to push to: Docker's refusal, before anything is built.
     let out = env.hoist(&["build", "--push", ctx.to_str().unwrap()]);
     assert!(!out.status.success());

@@ -36,9 +36,18 @@ impl RegistryOptions {
     }
 }
 
-/// One `--output` value that is a registry: `type=registry,name=N[,name=M...]` or
-/// `type=image,name=N,push=true`. Returns the names to tag and push; `None` for other outputs.
-pub fn parse_registry_output(s: &str) -> Result<Option<Vec<String>>> {
+/// An `--output` of type `image` or `registry`: the store image, named, and maybe pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageOutput {
+    /// Names to tag (and push).
+    pub names: Vec<String>,
+    /// `type=registry`, or `type=image,push=true`.
+    pub push: bool,
+}
+
+/// Parses an `--output` value of type `image` (`name=N[,push=true]`) or `registry`
+/// (`name=N`; several names as `"name=a,b"`). `None` for other outputs.
+pub fn parse_image_output(s: &str) -> Result<Option<ImageOutput>> {
     let mut kind = None;
     let mut names = Vec::new();
     let mut push = None;
@@ -59,18 +68,15 @@ pub fn parse_registry_output(s: &str) -> Result<Option<Vec<String>>> {
             _ => {}
         }
     }
-    let is_registry = match kind.as_deref() {
+    let push = match kind.as_deref() {
         Some("registry") => true,
         Some("image") => push == Some(true),
-        _ => false,
+        _ => return Ok(None),
     };
-    if !is_registry {
-        return Ok(None);
+    if push && names.is_empty() {
+        bail!("output {s:?}: pushing needs name=REGISTRY/REPOSITORY:TAG");
     }
-    if names.is_empty() {
-        bail!("output {s:?}: a registry output needs name=REGISTRY/REPOSITORY:TAG");
-    }
-    Ok(Some(names))
+    Ok(Some(ImageOutput { names, push }))
 }
 
 /// CSV fields, with `"..."` quoting (buildx: `name="a,b"`).
@@ -198,17 +204,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registry_outputs() {
+    fn image_and_registry_outputs() {
+        let out = |names: &[&str], push| {
+            Some(ImageOutput {
+                names: names.iter().map(|n| n.to_string()).collect(),
+                push,
+            })
+        };
         assert_eq!(
-            parse_registry_output("type=registry,name=r:5000/a:1").unwrap(),
-            Some(vec!["r:5000/a:1".to_string()])
+            parse_image_output("type=registry,name=r:5000/a:1").unwrap(),
+            out(&["r:5000/a:1"], true)
         );
         assert_eq!(
-            parse_registry_output("type=image,\"name=r/a:1,r/a:2\",push=true").unwrap(),
-            Some(vec!["r/a:1".to_string(), "r/a:2".to_string()])
+            parse_image_output("type=image,\"name=r/a:1,r/a:2\",push=true").unwrap(),
+            out(&["r/a:1", "r/a:2"], true)
         );
-        assert_eq!(parse_registry_output("type=image,name=a").unwrap(), None);
-        assert_eq!(parse_registry_output("type=local,dest=out").unwrap(), None);
-        assert!(parse_registry_output("type=registry").is_err());
+        assert_eq!(
+            parse_image_output("type=image,name=a").unwrap(),
+            out(&["a"], false)
+        );
+        assert_eq!(parse_image_output("type=image").unwrap(), out(&[], false));
+        assert_eq!(parse_image_output("type=local,dest=out").unwrap(), None);
+        assert_eq!(parse_image_output("type=cacheonly").unwrap(), None);
+        assert!(parse_image_output("type=registry").is_err());
+        assert!(parse_image_output("type=image,push=true").is_err());
     }
 }

@@ -127,12 +127,10 @@ impl BuildArgs {
             if hoist_builder::outputs::Export::parse(o)?.is_some() {
                 continue; // written after the build
             }
-            match hoist_builder::registry::parse_registry_output(o)? {
-                Some(names) => {
-                    push = true;
-                    self.tags.extend(names);
-                }
-                None => bail!("output {o:?} is not supported: use type=registry,name=NAME"),
+            // type=image|registry name (and push) the store image; type=cacheonly needs nothing.
+            if let Some(out) = hoist_builder::registry::parse_image_output(o)? {
+                push |= out.push;
+                self.tags.extend(out.names);
             }
         }
         if push && self.tags.is_empty() {
