@@ -6,7 +6,9 @@
 //!
 //! Layers, BuildKit-style: [`dockerfile`] (frontend: instructions -> [`plan::Plan`]) -> [`solver`]
 //! (runs the plan's chains in parallel, cached by content) over [`copy`], [`context`], [`cache`] and
-//! the runtime. [`build()`] ties them together for `hoist build`.
+//! the runtime. [`build()`] ties them together for `hoist build`. [`registry`] pushes the result
+//! (`--push`, `-o type=registry`) and [`remote_cache`] shares [`cache`] records through registries
+//! (`--cache-to`/`--cache-from`); bytes on the wire are the registry crate's.
 
 pub mod build;
 pub mod cache;
