@@ -120,6 +120,8 @@ struct Serve {
     child: Child,
     addr: String,
     stderr: PathBuf,
+    /// The configured `status_token`, sent as a bearer token by [`Serve::request`].
+    token: Option<String>,
 }
 
 impl Serve {
@@ -150,6 +152,7 @@ impl Serve {
             child,
             addr,
             stderr,
+            token: None,
         }
     }
 
@@ -172,7 +175,12 @@ impl Serve {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, String) {
-        http(&self.addr, method, path, headers, body)
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers = headers.to_vec();
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b));
+        }
+        http(&self.addr, method, path, &headers, body)
     }
 
     fn builds(&self) -> Vec<Value> {
@@ -236,6 +244,18 @@ fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
+    let (status, _, body) = http_with_headers(addr, method, path, headers, body);
+    (status, body)
+}
+
+/// One HTTP/1.1 request; returns the status, the response headers (names lowercased) and the body.
+fn http_with_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!(
@@ -258,6 +278,7 @@ fn http(
         .parse()
         .unwrap();
     let mut chunked = false;
+    let mut response_headers = Vec::new();
     loop {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
@@ -270,11 +291,18 @@ fn http(
         {
             chunked = true;
         }
+        if let Some((k, v)) = line.split_once(':') {
+            response_headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
     }
     let mut raw = Vec::new();
     reader.read_to_end(&mut raw).unwrap();
     let body = if chunked { dechunk(&raw) } else { raw };
-    (status, String::from_utf8_lossy(&body).into_owned())
+    (
+        status,
+        response_headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
@@ -393,11 +421,16 @@ dockerfile = "docker/Dockerfile.tools"
     path
 }
 
+/// `hoist trigger app --output hooks/post-receive`: a private (0700) hook without the plain secret.
 fn install_hook(config: &Path, bare: &Path, serve: &Serve) {
+    use std::os::unix::fs::PermissionsExt;
+    let hook = bare.join("hooks/post-receive");
     let out = Command::new(HOIST)
         .args(["trigger", "app", "--config"])
         .arg(config)
         .args(["--url", &format!("http://{}/hooks/app", serve.addr)])
+        .arg("--output")
+        .arg(&hook)
         .output()
         .unwrap();
     assert!(
@@ -405,9 +438,14 @@ fn install_hook(config: &Path, bare: &Path, serve: &Serve) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let hook = bare.join("hooks/post-receive");
-    std::fs::write(&hook, &out.stdout).unwrap();
-    Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
+    assert!(out.stdout.is_empty());
+    let mode = std::fs::metadata(&hook).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let text = std::fs::read_to_string(&hook).unwrap();
+    assert!(
+        text.starts_with("#!/bin/sh\n") && !text.contains(SECRET),
+        "{text}"
+    );
 }
 
 /// Ids the hook reported queued in `git push` output (`remote: hoist: REF: {"queued":[..],...}`).
@@ -1083,5 +1121,119 @@ fn sigterm_interrupts_the_running_build_and_the_next_start_reruns_it() {
     assert_eq!(
         skopeo_tags(&registry_host(registry.port), "team/app"),
         ["latest"]
+    );
+}
+
+#[test]
+fn status_token_guards_the_page_and_api_but_not_webhooks() {
+    const TOKEN: &str = "status-t0ken-for-tests";
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let reg = format!("127.0.0.1:{}", registry.port);
+    let (work, bare) = repos(tmp.path());
+    let config = write_config(tmp.path(), &reg, &bare, 1);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("status_token = \"{TOKEN}\"\n{text}")).unwrap();
+    let mut serve = Serve::start(&config);
+    install_hook(&config, &bare, &serve);
+
+    // The hook (signed with the webhook secret, no status token) still queues a build.
+    let id = queued_ids(&git(&work, &["push", "origin", "main"]))[0];
+    serve.token = Some(TOKEN.into());
+    let b = serve.wait_final(id);
+    assert_eq!(b["state"], "succeeded", "{}", b["log"].as_str().unwrap());
+
+    // Without the token (or with a wrong one, or with it in the wrong place) nothing is shown.
+    let addr = serve.addr.clone();
+    let get =
+        |path: &str, headers: &[(&str, &str)]| http_with_headers(&addr, "GET", path, headers, b"");
+    let wrong = "Bearer status-t0ken-for-test";
+    for path in [
+        "/api/builds".to_string(),
+        format!("/api/builds/{id}"),
+        format!("/api/builds/{id}/log"),
+        format!("/api/builds/{id}/events"),
+        format!("/api/builds?token={TOKEN}"),
+    ] {
+        for headers in [
+            vec![],
+            vec![("Authorization", wrong)],
+            vec![("Cookie", "hoist_status=00")],
+        ] {
+            let (status, response_headers, body) = get(&path, &headers);
+            assert_eq!(status, 401, "{path} {headers:?}: {body}");
+            assert!(
+                !body.contains("refs/heads/main") && !body.contains("git archive"),
+                "{body}"
+            );
+            assert!(
+                response_headers
+                    .iter()
+                    .any(|(k, v)| k == "www-authenticate" && v.starts_with("Bearer"))
+            );
+        }
+    }
+    let (status, _, page) = get("/", &[]);
+    assert_eq!(status, 401);
+    assert!(
+        page.contains("needs the status token") && !page.contains("EventSource"),
+        "{page}"
+    );
+    assert_eq!(get("/?token=wrong", &[]).0, 401);
+    assert_eq!(get("/healthz", &[]).0, 200);
+
+    // With the bearer token: the API answers.
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, _, list) = get("/api/builds", &[("Authorization", &bearer)]);
+    assert_eq!(status, 200, "{list}");
+    assert!(list.contains("refs/heads/main"), "{list}");
+    let (status, _, log) = get(
+        &format!("/api/builds/{id}/log"),
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(
+        (status, log.contains("pushing layers for")),
+        (200, true),
+        "{log}"
+    );
+
+    // `/?token=` sets a cookie (not the token itself) and sends the browser back to the page.
+    let (status, headers, _) = get(&format!("/?token={TOKEN}"), &[]);
+    assert_eq!(status, 303);
+    let cookie = headers
+        .iter()
+        .find(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .expect("a cookie");
+    assert!(
+        cookie.starts_with("hoist_status=") && !cookie.contains(TOKEN),
+        "{cookie}"
+    );
+    assert!(headers.iter().any(|(k, v)| k == "location" && v == "./"));
+    let (status, _, page) = get("/", &[("Cookie", &cookie)]);
+    assert_eq!(
+        (status, page.contains("EventSource")),
+        (200, true),
+        "{page}"
+    );
+    let (status, _, list) = get("/api/builds", &[("Cookie", &cookie)]);
+    assert_eq!(
+        (status, list.contains("refs/heads/main")),
+        (200, true),
+        "{list}"
+    );
+
+    // In a browser: the token link shows the builds and the log; a fresh browser sees neither.
+    let dom = chromium_dom(&format!("http://{addr}/?token={TOKEN}#build-{id}"));
+    assert!(
+        dom.contains(r#"<td class="succeeded">succeeded</td>"#),
+        "{dom}"
+    );
+    assert!(dom.contains("pushing layers for"), "the log streams: {dom}");
+    let dom = chromium_dom(&format!("http://{addr}/#build-{id}"));
+    assert!(dom.contains("needs the status token"), "{dom}");
+    assert!(
+        !dom.contains("refs/heads/main") && !dom.contains("succeeded"),
+        "{dom}"
     );
 }

@@ -33,6 +33,10 @@ pub struct Config {
     /// Shared secret for webhooks of repositories that set none.
     #[serde(default)]
     pub secret: Option<String>,
+    /// When set, the status page (`/`) and API (`/api/*`) need it: `Authorization: Bearer <token>`, or
+    /// the cookie the page sets after `/?token=<token>`. Webhooks are authenticated by their secrets.
+    #[serde(default)]
+    pub status_token: Option<String>,
     /// Builds kept in the status API/page (older finished builds are pruned).
     #[serde(default = "default_keep")]
     pub keep_builds: usize,
@@ -131,6 +135,15 @@ impl Config {
         let mut config: Config = toml::from_str(text)?;
         if config.concurrency == 0 {
             bail!("concurrency must be at least 1");
+        }
+        if config
+            .status_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            bail!(
+                "status_token is empty: set a long random token, or remove it to leave the status page open"
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for repo in &mut config.repositories {
@@ -293,6 +306,10 @@ mod tests {
         assert_eq!(c.repositories[0].rules.len(), 3);
         assert_eq!(c.repositories[1].rules.len(), 2);
         assert_eq!(c.image_for(&c.repositories[1]), "127.0.0.1:5000/team/docs");
+        assert!(
+            c.status_token.is_some(),
+            "the example shows the status token"
+        );
     }
 
     #[test]
@@ -310,5 +327,8 @@ mod tests {
             "state_dir = \"/x\"\nregistry = \"r\"\n[[repository]]\nname = \"a\"\nurl = \"u\"\n";
         assert!(format!("{:#}", Config::parse(no_secret).unwrap_err()).contains("secret"));
         assert!(Config::parse("state_dir = \"/x\"\nbogus = 1\n").is_err());
+        let empty_token = format!("status_token = \" \"\n{base}");
+        let e = format!("{:#}", Config::parse(&empty_token).unwrap_err());
+        assert!(e.contains("status_token"), "{e}");
     }
 }

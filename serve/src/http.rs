@@ -6,6 +6,10 @@
 //! - `GET /api/builds[?limit=N]`, `GET /api/builds/<id>` (with its log), `GET /api/builds/<id>/log`
 //!   (`?offset=N`, plain text), `GET /api/builds/<id>/events` (server-sent log chunks and states).
 //! - `GET /`: the status page.
+//!
+//! With `status_token` configured, `/` and `/api/*` answer 401 unless the request carries
+//! `Authorization: Bearer <token>` or the page's cookie; `GET /?token=<token>` sets that cookie and
+//! redirects to the page (so the token leaves the address bar). Tokens are compared in constant time.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,14 +18,16 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::runner::Log;
 use crate::service::Service;
@@ -31,17 +37,100 @@ type Svc = Arc<Service>;
 
 /// The service's routes.
 pub fn router(service: Svc) -> Router {
-    Router::new()
+    let status = Router::new()
         .route("/", get(page))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/hooks", post(hook_by_payload))
-        .route("/hooks/{*repo}", post(hook_for_repo))
         .route("/api/builds", get(list_builds))
         .route("/api/builds/{id}", get(get_build))
         .route("/api/builds/{id}/log", get(get_log))
         .route("/api/builds/{id}/events", get(build_events))
+        .route_layer(middleware::from_fn_with_state(
+            service.clone(),
+            require_status_token,
+        ));
+    Router::new()
+        .merge(status)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/hooks", post(hook_by_payload))
+        .route("/hooks/{*repo}", post(hook_for_repo))
         .layer(DefaultBodyLimit::max(25 * 1024 * 1024))
         .with_state(service)
+}
+
+/// The cookie the status page keeps its access in.
+const STATUS_COOKIE: &str = "hoist_status";
+
+/// The cookie's value for a token: a digest, so the cookie never holds the configured token itself
+/// and needs no quoting.
+fn cookie_value(token: &str) -> String {
+    hex::encode(Sha256::digest(format!("hoist-status-cookie:{token}")))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Lets a request to the status page or API through when no `status_token` is configured, or when
+/// it carries the token (bearer header or the page's cookie); `/?token=` sets the cookie.
+async fn require_status_token(State(svc): State<Svc>, req: Request, next: Next) -> Response {
+    let Some(token) = svc.config.status_token.as_deref() else {
+        return next.run(req).await;
+    };
+    let headers = req.headers();
+    let bearer = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix("Bearer ").or(v.strip_prefix("bearer ")))
+        .any(|t| webhook::verify_token(token, t.trim()));
+    let expected_cookie = cookie_value(token);
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .filter(|(k, _)| *k == STATUS_COOKIE)
+        .any(|(_, v)| webhook::verify_token(&expected_cookie, v));
+    if bearer || cookie {
+        return next.run(req).await;
+    }
+    if req.uri().path() == "/" {
+        let query = Query::<TokenQuery>::try_from_uri(req.uri()).ok();
+        if let Some(t) = query.and_then(|q| q.0.token) {
+            if webhook::verify_token(token, &t) {
+                let set =
+                    format!("{STATUS_COOKIE}={expected_cookie}; Path=/; HttpOnly; SameSite=Lax");
+                return (
+                    StatusCode::SEE_OTHER,
+                    [
+                        (header::LOCATION, "./".to_string()),
+                        (header::SET_COOKIE, set),
+                    ],
+                )
+                    .into_response();
+            }
+        }
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, r#"Bearer realm="hoist serve""#)],
+            Html(
+                "<!doctype html><title>hoist builds</title><h1>hoist builds</h1>\
+                 <p>This status page needs the status token: open <code>/?token=TOKEN</code> once \
+                 (a cookie keeps it), or send <code>Authorization: Bearer TOKEN</code>.</p>",
+            ),
+        )
+            .into_response();
+    }
+    let mut resp = error(
+        StatusCode::UNAUTHORIZED,
+        "the status API needs `Authorization: Bearer <status_token>`",
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static(r#"Bearer realm="hoist serve""#),
+    );
+    resp
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {

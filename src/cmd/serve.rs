@@ -1,4 +1,4 @@
-//! Commands: serve (automated builds on git push), trigger (prints a post-receive hook), over
+//! Commands: serve (automated builds on git push), trigger (prints or writes a post-receive hook), over
 //! `hoist_serve`.
 
 use std::path::PathBuf;
@@ -32,6 +32,9 @@ pub enum Commands {
         /// Service URL the hook posts to [default: http://<listen>/hooks/<repository>]
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+        /// Write the hook to FILE (mode 0700: it holds the webhook key) instead of printing it
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -59,6 +62,7 @@ impl Commands {
                 repository,
                 config,
                 url,
+                output,
             } => {
                 let config = Config::load(&config)?;
                 let repo = config.repository(&repository).with_context(|| {
@@ -66,10 +70,11 @@ impl Commands {
                 })?;
                 let url =
                     url.unwrap_or_else(|| format!("http://{}/hooks/{}", config.listen, repo.name));
-                print!(
-                    "{}",
-                    hoist_serve::trigger::post_receive_hook(&url, config.secret_for(repo))
-                );
+                let hook = hoist_serve::trigger::post_receive_hook(&url, config.secret_for(repo));
+                match output {
+                    Some(path) => hoist_serve::trigger::write_hook(&path, &hook)?,
+                    None => print!("{hook}"),
+                }
                 Ok(ExitCode::SUCCESS)
             }
         }
