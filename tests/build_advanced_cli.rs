@@ -290,6 +290,7 @@ fn bind_tmpfs_and_ssh_mounts() {
     );
     assert_eq!(env.read("m", "/from-cache-seed"), "tool-v1\n");
     assert_eq!(env.read("m", "/tmpfs-ok"), "tmpfs\n");
+    assert_eq!(env.read("m", "/from-image"), "root:x:0:0:root:/root:/bin/sh\n");
     assert_eq!(env.read("m", "/ssh-sock"), "/run/buildkit/ssh_agent.0\n");
     for p in [
         "/ctx",
@@ -674,4 +675,33 @@ fn add_url_with_checksum() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("digest mismatch"), "{err}");
+}
+
+#[test]
+fn history_layers_reports_wasted_bytes() {
+    let env = Env::new();
+    env.build(&["-t", "w", testdata("waste").to_str().unwrap()]);
+    let out = env.ok(&mut env.cmd(&["history", "--layers", "--human", "false", "w"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("LAYER"), "{out}");
+    // Layer 2 added 300 KiB + 4 + 3 bytes that layer 3 deletes or overwrites.
+    let l2: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!((l2[0], *l2.last().unwrap()), ("2", "307207"), "{out}");
+    assert_eq!(lines[3].split_whitespace().last(), Some("0"), "{out}");
+    assert!(out.contains("Wasted space: 307207 in 3 files"), "{out}");
+    let row = |path: &str| {
+        lines
+            .iter()
+            .find(|l| l.split_whitespace().nth(1) == Some(path))
+            .unwrap_or_else(|| panic!("{path} missing:\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(row("/big"), "307200 /big layer 2 layer 3 (deleted)");
+    assert_eq!(row("/cache/d/f"), "4 /cache/d/f layer 2 layer 3 (deleted)");
+    assert_eq!(row("/conf"), "3 /conf layer 2 layer 3 (overwritten)");
+    // The human form and an image without waste.
+    let out = env.ok(&mut env.cmd(&["history", "--layers", "busybox"]));
+    assert!(out.contains("No wasted space"), "{out}");
 }

@@ -125,6 +125,10 @@ pub struct HistoryArgs {
     /// Output format: "table" or "json"
     #[arg(long, default_value = "table")]
     format: String,
+    /// Per layer: its size and the bytes later layers delete or overwrite (wasted space), then
+    /// the wasted files
+    #[arg(long)]
+    layers: bool,
 }
 
 #[derive(Debug, Args)]
@@ -436,6 +440,9 @@ fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
 
 fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<ExitCode> {
     let img = store.resolve(&a.image)?;
+    if a.layers {
+        return history_layers(store, &img, &a);
+    }
     let layers = img.manifest.layers();
     let mut li = 0;
     let mut rows = Vec::new();
@@ -511,6 +518,88 @@ fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<ExitCode> {
             created_by(h),
             size(*s),
             h.comment.clone().unwrap_or_default(),
+        ]);
+    }
+    print!("{}", table(&t));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `history --layers`: each layer with the bytes later layers delete or overwrite, then the
+/// wasted files themselves, largest first.
+fn history_layers(
+    store: &Store,
+    img: &hoist_image::Image,
+    a: &HistoryArgs,
+) -> anyhow::Result<ExitCode> {
+    let report = hoist_image::waste::analyze(store, img)?;
+    let size = |s: u64| {
+        if a.human {
+            human_size(s)
+        } else {
+            s.to_string()
+        }
+    };
+    let created_by: Vec<String> = img
+        .config
+        .history
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .map(|h| {
+            let s = h
+                .created_by
+                .clone()
+                .filter(|s| !s.is_empty())
+                .or_else(|| h.comment.clone())
+                .unwrap_or_default();
+            if a.no_trunc { s } else { ellipsis(&s, 45) }
+        })
+        .collect();
+    let blobs = img.manifest.layers();
+    let mut t = vec![
+        ["LAYER", "DIFF ID", "CREATED BY", "SIZE", "WASTED"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for (i, l) in report.layers.iter().enumerate() {
+        let id = if a.no_trunc {
+            l.diff_id.to_string()
+        } else {
+            l.diff_id.short().to_string()
+        };
+        t.push(vec![
+            (i + 1).to_string(),
+            id,
+            created_by.get(i).cloned().unwrap_or_default(),
+            size(blobs.get(i).map(|b| b.size()).unwrap_or(l.content)),
+            size(l.wasted),
+        ]);
+    }
+    print!("{}", table(&t));
+    let n = report.files.len();
+    if n == 0 {
+        println!("\nNo wasted space: no layer deletes or overwrites a file of a layer below it.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "\nWasted space: {} in {n} file{} a later layer deletes or overwrites (still shipped in the layer that added it):",
+        size(report.total()),
+        if n == 1 { "" } else { "s" }
+    );
+    let mut t = vec![
+        ["SIZE", "PATH", "ADDED BY", "REMOVED BY"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for f in &report.files {
+        t.push(vec![
+            size(f.size),
+            f.path.clone(),
+            format!("layer {}", f.layer + 1),
+            format!(
+                "layer {} ({})",
+                f.by_layer + 1,
+                if f.deleted { "deleted" } else { "overwritten" }
+            ),
         ]);
     }
     print!("{}", table(&t));
