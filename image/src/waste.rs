@@ -169,3 +169,58 @@ pub fn analyze(store: &Store, image: &Image) -> Result<WasteReport> {
         .sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ImageConfig, LayerOptions};
+
+    #[test]
+    fn deleted_overwritten_and_opaque() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path().join("store")).unwrap();
+        let mk = |files: &[(&str, &[u8])]| {
+            let d = tempfile::tempdir().unwrap();
+            for (p, c) in files {
+                let p = d.path().join(p);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, c).unwrap();
+            }
+            store
+                .commit_dir(d.path(), &LayerOptions::default())
+                .unwrap()
+        };
+        let l1 = mk(&[
+            ("big", &[0u8; 1000]),
+            ("keep", b"k"),
+            ("d/a", b"aa"),
+            ("c", b"1"),
+        ]);
+        // Layer 2: a whiteout for /big, an opaque /d, and /c again.
+        let l2 = mk(&[
+            (".wh.big", b""),
+            ("d/.wh..wh..opq", b""),
+            ("d/new", b"n"),
+            ("c", b"22"),
+        ]);
+        let mut config = ImageConfig::default();
+        config.rootfs.diff_ids = vec![l1.diff_id.clone(), l2.diff_id.clone()];
+        let img = store
+            .write_image(&config, &[l1.descriptor(), l2.descriptor()], &[])
+            .unwrap();
+        let r = analyze(&store, &img).unwrap();
+        let files: Vec<(&str, u64, bool)> = r
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.size, f.deleted))
+            .collect();
+        assert_eq!(
+            files,
+            [("/big", 1000, true), ("/d/a", 2, true), ("/c", 1, false)]
+        );
+        assert_eq!(r.layers[0].wasted, 1003);
+        assert_eq!(r.layers[1].wasted, 0);
+        assert_eq!(r.layers[1].deletions, 1);
+        assert_eq!(r.total(), 1003);
+    }
+}
