@@ -10,7 +10,8 @@
 //! sender gets its 202; `concurrency` workers ([`service`]) claim builds, bring the repository's bare
 //! mirror up to date and export the pushed commit into a clean directory ([`mirror`]), then build and
 //! push every tag. Logs stream into `state_dir/logs/<id>.log`, served by the status API and page
-//! ([`http`]). `hoist trigger` prints a post-receive hook ([`trigger`]) for plain git servers.
+//! ([`http`]), which an optional `status_token` guards. `hoist trigger` prints a post-receive hook
+//! ([`trigger`]) for plain git servers; it keeps the webhook key off every command line.
 //!
 //! State directory: `queue.sqlite` (WAL), `mirrors/<repo>.git`, `work/<build id>/` (removed after
 //! each build and on start), `logs/<build id>.log`.
