@@ -2,10 +2,10 @@
 //! streamed and verified blob downloads with Range resume, and blob uploads (HEAD-skip, cross-repo
 //! mount, monolithic or chunked).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
@@ -89,8 +89,56 @@ pub struct Client {
     http: reqwest::Client,
     opts: ClientOptions,
     config: DockerConfig,
-    /// `Authorization` header values per (registry, repository, access).
-    auth: Mutex<HashMap<(String, String, Access), String>>,
+    /// `Authorization` values per (registry, scopes), until they expire.
+    auth: Mutex<HashMap<AuthKey, CachedAuth>>,
+    /// The last challenge of each registry, to authenticate its next requests up front.
+    challenges: Mutex<HashMap<String, Challenge>>,
+    /// Held while fetching a token, so concurrent requests share one.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// (registry, space-joined scopes).
+type AuthKey = (String, String);
+
+/// An `Authorization` value and when to stop sending it (`None`: never expires, basic auth).
+#[derive(Clone)]
+struct CachedAuth {
+    value: String,
+    refresh_at: Option<Instant>,
+}
+
+/// The token scopes a request to `r` needs: `repository:NAME:pull` or `repository:NAME:pull,push`
+/// (none for the registry itself, as `/v2/` for login), plus `extra`, merged per resource.
+pub fn scopes_for(r: &ImageRef, access: Access, extra: &[String]) -> Vec<String> {
+    let mut all = Vec::new();
+    if !r.repository.is_empty() {
+        let actions = match access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        all.push(format!("repository:{}:{actions}", r.repository));
+    }
+    all.extend(extra.iter().cloned());
+    merge_scopes(&all)
+}
+
+/// Merges scopes naming the same resource (`repository:a:pull` and `repository:a:push` become
+/// `repository:a:pull,push`), sorted by resource, actions in first-seen order.
+pub fn merge_scopes(scopes: &[String]) -> Vec<String> {
+    let mut by_resource: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in scopes {
+        let (resource, actions) = s.rsplit_once(':').unwrap_or((s.as_str(), ""));
+        let list = by_resource.entry(resource).or_default();
+        for a in actions.split(',').filter(|a| !a.is_empty()) {
+            if !list.contains(&a) {
+                list.push(a);
+            }
+        }
+    }
+    by_resource
+        .into_iter()
+        .map(|(resource, actions)| format!("{resource}:{}", actions.join(",")))
+        .collect()
 }
 
 impl Client {
@@ -109,6 +157,8 @@ impl Client {
             opts,
             config,
             auth: Mutex::new(HashMap::new()),
+            challenges: Mutex::new(HashMap::new()),
+            fetching: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -141,6 +191,9 @@ impl Client {
     /// Sends a request built by `build` (called again for every attempt), answering auth
     /// challenges and retrying 5xx/429/connection failures with exponential backoff. Returns the
     /// first response that is neither (its status may still be an error).
+    ///
+    /// Tokens are cached per registry and scope set until they expire, so the blobs of one push
+    /// share one token; once a registry has challenged, later requests authenticate up front.
     pub async fn send(
         &self,
         r: &ImageRef,
@@ -148,18 +201,19 @@ impl Client {
         extra_scopes: &[String],
         build: &(dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync),
     ) -> Result<Response> {
-        let key = (r.registry.clone(), r.repository.clone(), access);
+        let scopes = scopes_for(r, access, extra_scopes);
+        let key = (r.registry.clone(), scopes.join(" "));
         let mut attempt = 0;
-        let mut authed = false;
+        let mut answered = false;
         loop {
+            let sent = self.authorization(r, &key, &scopes).await;
             let mut rb = build(&self.http)?;
-            let cached = self.auth.lock().unwrap().get(&key).cloned();
-            if let Some(h) = cached {
+            if let Some(h) = &sent {
                 rb = rb.header(header::AUTHORIZATION, h);
             }
             match rb.send().await {
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authed => {
-                    authed = true;
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !answered => {
+                    answered = true;
                     let challenge = resp
                         .headers()
                         .get(header::WWW_AUTHENTICATE)
@@ -168,10 +222,14 @@ impl Client {
                     let Some(challenge) = challenge else {
                         return Ok(resp);
                     };
-                    let value = self
-                        .authenticate(r, access, extra_scopes, &challenge)
+                    let mut wanted = scopes.clone();
+                    if let Some(s) = challenge.params.get("scope") {
+                        wanted.extend(s.split_whitespace().map(str::to_string));
+                    }
+                    let wanted = merge_scopes(&wanted);
+                    self.remember_challenge(&r.registry, &challenge);
+                    self.refresh(r, &key, &wanted, &challenge, sent.as_deref())
                         .await?;
-                    self.auth.lock().unwrap().insert(key.clone(), value);
                 }
                 Ok(resp)
                     if (resp.status().is_server_error()
@@ -193,19 +251,84 @@ impl Client {
         }
     }
 
-    /// Answers a challenge: a bearer token from the realm (with basic credentials when configured,
-    /// anonymous otherwise), or basic credentials.
+    /// The `Authorization` value to send for `key`: a cached one still fresh, else (when the
+    /// registry has challenged before) a new one obtained up front, else none. A failure to
+    /// authenticate up front sends nothing: the registry's own challenge then reports it.
+    async fn authorization(
+        &self,
+        r: &ImageRef,
+        key: &AuthKey,
+        scopes: &[String],
+    ) -> Option<String> {
+        if let Some(v) = self.cached(key) {
+            return Some(v);
+        }
+        let known = self.challenges.lock().unwrap().get(&r.registry).cloned()?;
+        self.refresh(r, key, scopes, &known, None).await.ok()
+    }
+
+    fn cached(&self, key: &AuthKey) -> Option<String> {
+        let auth = self.auth.lock().unwrap();
+        auth.get(key)
+            .filter(|c| c.refresh_at.is_none_or(|t| Instant::now() < t))
+            .map(|c| c.value.clone())
+    }
+
+    /// Keeps a registry's challenge (without its request-specific scope and error) for
+    /// authenticating its next requests up front.
+    fn remember_challenge(&self, registry: &str, challenge: &Challenge) {
+        let mut c = challenge.clone();
+        c.params.remove("scope");
+        c.params.remove("error");
+        self.challenges
+            .lock()
+            .unwrap()
+            .insert(registry.to_string(), c);
+    }
+
+    /// Obtains and caches a new `Authorization` value for `key`, unless another task replaced
+    /// `stale` (the value just rejected, or `None`) with a fresh one meanwhile: concurrent requests
+    /// that meet the same challenge share one token request.
+    async fn refresh(
+        &self,
+        r: &ImageRef,
+        key: &AuthKey,
+        scopes: &[String],
+        challenge: &Challenge,
+        stale: Option<&str>,
+    ) -> Result<String> {
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(v) = self.cached(key)
+            && Some(v.as_str()) != stale
+        {
+            return Ok(v);
+        }
+        let started = Instant::now();
+        let (value, lifetime) = self.authenticate(r, scopes, challenge).await?;
+        // Stop using a token a little before it expires (a tenth of its life, at most 10 s).
+        let refresh_at = lifetime.map(|l| started + l - (l / 10).min(Duration::from_secs(10)));
+        self.auth.lock().unwrap().insert(
+            key.clone(),
+            CachedAuth {
+                value: value.clone(),
+                refresh_at,
+            },
+        );
+        Ok(value)
+    }
+
+    /// Answers a challenge: a bearer token for `scopes` from the realm (with basic credentials
+    /// when configured, anonymous otherwise) and its lifetime, or basic credentials.
     async fn authenticate(
         &self,
         r: &ImageRef,
-        access: Access,
-        extra_scopes: &[String],
+        scopes: &[String],
         challenge: &Challenge,
-    ) -> Result<String> {
+    ) -> Result<(String, Option<Duration>)> {
         let creds = self.credentials(&r.registry)?;
         match challenge.scheme.as_str() {
             "basic" => match creds {
-                Some(c) => Ok(c.basic_header()),
+                Some(c) => Ok((c.basic_header(), None)),
                 None => bail!(
                     "{}: authentication required (run `hoist login {}`)",
                     r.registry,
@@ -217,16 +340,6 @@ impl Client {
                     .params
                     .get("realm")
                     .ok_or_else(|| anyhow!("{}: bearer challenge without realm", r.registry))?;
-                let actions = match access {
-                    Access::Pull => "pull",
-                    Access::Push => "pull,push",
-                };
-                let mut scopes = BTreeSet::new();
-                scopes.insert(format!("repository:{}:{actions}", r.repository));
-                scopes.extend(extra_scopes.iter().cloned());
-                if let Some(s) = challenge.params.get("scope") {
-                    scopes.insert(s.clone());
-                }
                 let mut url = url::Url::parse(realm)
                     .with_context(|| format!("{}: bad token realm {realm:?}", r.registry))?;
                 {
@@ -234,8 +347,11 @@ impl Client {
                     if let Some(service) = challenge.params.get("service") {
                         q.append_pair("service", service);
                     }
-                    for s in &scopes {
+                    for s in scopes {
                         q.append_pair("scope", s);
+                    }
+                    if let Some(c) = &creds {
+                        q.append_pair("account", &c.username);
                     }
                 }
                 let mut attempt = 0;
@@ -265,20 +381,33 @@ impl Client {
                 if !resp.status().is_success() {
                     let status = resp.status();
                     let body = resp.text().await.unwrap_or_default();
+                    let who = match &creds {
+                        Some(c) => format!("as {}", c.username),
+                        None => "anonymously".to_string(),
+                    };
                     bail!(
-                        "{}: token request to {realm} failed: {status}: {}",
+                        "{}: token request to {realm} {who} failed: {status}: {}",
                         r.registry,
                         body.trim()
                     );
                 }
                 let v: serde_json::Value =
                     serde_json::from_slice(&resp.bytes().await?).context("token response")?;
-                let token = v
-                    .get("token")
-                    .or_else(|| v.get("access_token"))
-                    .and_then(|t| t.as_str())
+                let token = ["token", "access_token"]
+                    .iter()
+                    .filter_map(|f| v.get(f).and_then(|t| t.as_str()))
+                    .find(|t| !t.is_empty())
                     .ok_or_else(|| anyhow!("{}: token response without token", r.registry))?;
-                Ok(format!("Bearer {token}"))
+                // The distribution spec: 60 seconds when the server does not say.
+                let lifetime = v
+                    .get("expires_in")
+                    .and_then(|e| e.as_u64())
+                    .filter(|&e| e > 0)
+                    .unwrap_or(60);
+                Ok((
+                    format!("Bearer {token}"),
+                    Some(Duration::from_secs(lifetime)),
+                ))
             }
             other => bail!(
                 "{}: unsupported authentication scheme {other:?}",
@@ -299,7 +428,8 @@ impl Client {
         let resp = self
             .send(&r, Access::Pull, &[], &|h| Ok(h.get(&url)))
             .await?;
-        check(resp, &format!("login to {registry}")).await?;
+        self.check_access(&r, resp, &format!("login to {registry}"))
+            .await?;
         Ok(())
     }
 
@@ -332,7 +462,9 @@ impl Client {
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let resp = check(resp, &format!("manifest for {}:{reference}", r.name())).await?;
+        let resp = self
+            .check_access(r, resp, &format!("manifest for {}:{reference}", r.name()))
+            .await?;
         let media_type = content_type(resp.headers());
         let len = resp.content_length().unwrap_or(0);
         if len > 8 << 20 {
@@ -374,7 +506,12 @@ impl Client {
                     .body(body.clone()))
             })
             .await?;
-        check(resp, &format!("pushing manifest {}:{reference}", r.name())).await?;
+        self.check_access(
+            r,
+            resp,
+            &format!("pushing manifest {}:{reference}", r.name()),
+        )
+        .await?;
         Ok(sha256(&body))
     }
 
@@ -386,7 +523,8 @@ impl Client {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
             _ => {
-                check(resp, &format!("checking blob {digest}")).await?;
+                self.check_access(r, resp, &format!("checking blob {digest}"))
+                    .await?;
                 Ok(false)
             }
         }
@@ -401,7 +539,9 @@ impl Client {
         let resp = self
             .send(r, Access::Pull, &[], &|h| Ok(h.get(&url)))
             .await?;
-        let resp = check(resp, &format!("blob {}", desc.digest)).await?;
+        let resp = self
+            .check_access(r, resp, &format!("blob {}", desc.digest))
+            .await?;
         let body = resp.bytes().await?;
         crate::digest::verify(&body, &desc.digest)
             .with_context(|| format!("blob from {}", r.name()))?;
@@ -450,7 +590,9 @@ impl Client {
                     Ok(rb)
                 })
                 .await?;
-            let resp = check(resp, &format!("blob {}", desc.digest)).await?;
+            let resp = self
+                .check_access(r, resp, &format!("blob {}", desc.digest))
+                .await?;
             if offset > 0 && resp.status() != StatusCode::PARTIAL_CONTENT {
                 // The registry ignored the range: start over.
                 file.set_len(0).await?;
@@ -572,7 +714,9 @@ impl Client {
                 Ok(h.post(&url).header(header::CONTENT_LENGTH, 0))
             })
             .await?;
-        let resp = check(resp, &format!("starting upload to {}", r.name())).await?;
+        let resp = self
+            .check_access(r, resp, &format!("starting upload to {}", r.name()))
+            .await?;
         location(&url, &resp)
     }
 
@@ -604,7 +748,7 @@ impl Client {
                             .body(body)
                     })
                     .await?;
-                let resp = check(resp, &what).await?;
+                let resp = self.check_access(r, resp, &what).await?;
                 loc = location(loc.as_str(), &resp)?;
                 offset += len;
             }
@@ -617,7 +761,7 @@ impl Client {
                         .header(header::CONTENT_LENGTH, 0)
                 })
                 .await?;
-            check(resp, &what).await?;
+            self.check_access(r, resp, &what).await?;
         } else {
             let body = body_of(source, 0, size, on_bytes).await?;
             let mut target = loc.clone();
@@ -631,27 +775,45 @@ impl Client {
                         .body(body)
                 })
                 .await?;
-            check(resp, &what).await?;
+            self.check_access(r, resp, &what).await?;
         }
         Ok(())
     }
 
-    /// One attempt of a request whose body cannot be replayed, with the cached authorization.
+    /// One attempt of a request whose body cannot be replayed, with the cached authorization
+    /// (renewed first when it has expired).
     async fn http_send_once(
         &self,
         r: &ImageRef,
         access: Access,
         build: impl FnOnce() -> RequestBuilder,
     ) -> Result<Response> {
-        let key = (r.registry.clone(), r.repository.clone(), access);
+        let scopes = scopes_for(r, access, &[]);
+        let key = (r.registry.clone(), scopes.join(" "));
         let mut rb = build();
-        let cached = self.auth.lock().unwrap().get(&key).cloned();
-        if let Some(h) = cached {
+        if let Some(h) = self.authorization(r, &key, &scopes).await {
             rb = rb.header(header::AUTHORIZATION, h);
         }
         rb.send()
             .await
             .map_err(|e| anyhow!(e).context(format!("sending to {}", r.registry)))
+    }
+
+    /// [`check`], saying what to do when the registry refused access: log in when no credentials
+    /// are configured for it, or which user it refused.
+    async fn check_access(&self, r: &ImageRef, resp: Response, what: &str) -> Result<Response> {
+        let status = resp.status();
+        let result = check(resp, what).await;
+        if !matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return result;
+        }
+        let registry = &r.registry;
+        result.with_context(|| match self.credentials(registry) {
+            Ok(Some(c)) => format!("{registry}: access denied for user {}", c.username),
+            _ => format!(
+                "{registry}: authentication required: no credentials for it (run `hoist login {registry}`)"
+            ),
+        })
     }
 
     /// Uploads an in-memory blob (config, cache metadata) and returns its descriptor.
@@ -768,4 +930,67 @@ fn is_transient_any(e: &anyhow::Error) -> bool {
                 )
             })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(repository: &str) -> ImageRef {
+        ImageRef {
+            registry: "127.0.0.1:5000".into(),
+            repository: repository.into(),
+            tag: None,
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn scopes_merge_per_resource() {
+        assert_eq!(
+            scopes_for(&r("a/b"), Access::Push, &[]),
+            ["repository:a/b:pull,push"]
+        );
+        // The challenge's own scope adds nothing new; a mount source is its own resource.
+        let wanted = [
+            "repository:a/b:pull,push".to_string(),
+            "repository:a/b:pull".to_string(),
+            "repository:c:pull".to_string(),
+        ];
+        assert_eq!(
+            merge_scopes(&wanted),
+            ["repository:a/b:pull,push", "repository:c:pull"]
+        );
+        assert_eq!(
+            merge_scopes(&["repository:a:pull".into(), "repository:a:push".into()]),
+            ["repository:a:pull,push"]
+        );
+        // The registry itself (`/v2/`, as login pings it) needs no scope.
+        assert!(scopes_for(&r(""), Access::Pull, &[]).is_empty());
+    }
+
+    #[test]
+    fn cached_authorization_expires() {
+        let c = Client::new(ClientOptions {
+            config_path: Some("/nonexistent/config.json".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let key: AuthKey = ("reg".into(), "repository:a:pull".into());
+        let put = |refresh_at| {
+            c.auth.lock().unwrap().insert(
+                key.clone(),
+                CachedAuth {
+                    value: "Bearer t".into(),
+                    refresh_at,
+                },
+            );
+        };
+        put(Some(Instant::now() + Duration::from_secs(30)));
+        assert_eq!(c.cached(&key).as_deref(), Some("Bearer t"));
+        put(Some(Instant::now() - Duration::from_millis(1)));
+        assert_eq!(c.cached(&key), None);
+        put(None);
+        assert_eq!(c.cached(&key).as_deref(), Some("Bearer t"));
+    }
 }

@@ -21,16 +21,21 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Starts a registry; with `user` it requires htpasswd basic auth for that user/password.
     pub fn start(user: Option<(&str, &str)>) -> TestRegistry {
+        Self::start_with(user, "")
+    }
+
+    /// Starts a registry whose configuration ends with `extra` (e.g. an `auth: token:` section).
+    pub fn start_with(user: Option<(&str, &str)>, extra: &str) -> TestRegistry {
         // A free port can be taken by another test between probing and binding: retry then.
         for _ in 0..5 {
-            if let Some(r) = Self::try_start(user) {
+            if let Some(r) = Self::try_start(user, extra) {
                 return r;
             }
         }
         panic!("could not start docker-registry");
     }
 
-    fn try_start(user: Option<(&str, &str)>) -> Option<TestRegistry> {
+    fn try_start(user: Option<(&str, &str)>, extra: &str) -> Option<TestRegistry> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut cfg = format!(
@@ -49,6 +54,7 @@ impl TestRegistry {
                 dir.path().join("htpasswd").display()
             ));
         }
+        cfg.push_str(extra);
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).unwrap();
         let mut child = Command::new("/usr/bin/docker-registry")
