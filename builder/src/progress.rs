@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -100,8 +100,7 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             b.set_prefix(name.to_string());
-            // No steady-tick thread: threads must not start or exit while a sandbox is cloned.
-            b.tick();
+            b.enable_steady_tick(Duration::from_millis(100));
             b
         });
         Vertex {

@@ -106,8 +106,6 @@ impl Solver {
             }
         };
         let mut first_err: Option<anyhow::Error> = None;
-        let start = std::sync::Barrier::new(plan.chains.len());
-        let end = std::sync::Barrier::new(plan.chains.len());
         std::thread::scope(|s| {
             let handles: Vec<_> = plan
                 .chains
@@ -117,11 +115,7 @@ impl Solver {
                     let wait = &wait;
                     let slots = &slots;
                     let cv = &cv;
-                    let (start, end) = (&start, &end);
                     s.spawn(move || {
-                        // Every chain thread exists before any step runs and until all are done, so
-                        // no thread starts or exits while the runtime clones a sandbox.
-                        start.wait();
                         let r = self.run_chain(chain, wait);
                         let slot = match &r {
                             Ok(c) => Ok(Arc::new(c.clone())),
@@ -129,7 +123,6 @@ impl Solver {
                         };
                         slots.lock().unwrap()[i] = Some(slot);
                         cv.notify_all();
-                        end.wait();
                         r.map(|_| ())
                     })
                 })
@@ -582,30 +575,30 @@ impl Solver {
             mounts: prepared.mounts.clone(),
             ..Default::default()
         };
-        // Output goes to a temp file read back after the run: no thread is created or exits while
-        // the runtime clones (glibc's setxid broadcast, as in its setgroups(), deadlocks in a cloned
-        // child when another thread was starting or exiting at that moment).
-        let mut log = tempfile::tempfile_in(self.store.tmp_dir())?;
-        let stdout: std::os::fd::OwnedFd = log.try_clone()?.into();
-        let stderr: std::os::fd::OwnedFd = log.try_clone()?.into();
-        let status = rt::run(
-            &spec,
-            rt::Stdio::Fds {
-                stdin: None,
-                stdout,
-                stderr,
-            },
-        );
-        {
-            use std::io::{BufRead, Seek};
-            log.seek(std::io::SeekFrom::Start(0))?;
-            for line in std::io::BufReader::new(&log).split(b'\n') {
-                match line {
-                    Ok(l) => v.log(&String::from_utf8_lossy(&l)),
-                    Err(_) => break,
-                }
-            }
-        }
+        let (out_r, out_w) = rustix::pipe::pipe()?;
+        let (err_r, err_w) = rustix::pipe::pipe()?;
+        let (out_r, err_r) = (fs::File::from(out_r), fs::File::from(err_r));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let status = std::thread::scope(|s| {
+            let runner = s.spawn(|| {
+                let st = rt::run(
+                    &spec,
+                    rt::Stdio::Fds {
+                        stdin: None,
+                        stdout: out_w,
+                        stderr: err_w,
+                    },
+                );
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                st
+            });
+            // Stream output while the process runs; stop at EOF on both pipes, or shortly after the
+            // run returned even if something still holds a write end.
+            pump_output(&[&out_r, &err_r], &done, v);
+            runner
+                .join()
+                .unwrap_or_else(|_| Err(rt::Error::Invalid("runtime thread panicked".into())))
+        });
         drop(prepared);
         let status = status.map_err(|e| anyhow!("{e}"))?;
         if !status.success() {
@@ -616,6 +609,62 @@ impl Solver {
             );
         }
         Ok(())
+    }
+}
+
+/// Reads lines from the pipes into the vertex log until every pipe is at EOF, or `done` is set and
+/// nothing more arrives for a moment.
+fn pump_output(pipes: &[&fs::File], done: &std::sync::atomic::AtomicBool, v: &Vertex) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    use std::io::Read;
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); pipes.len()];
+    let mut open: Vec<bool> = vec![true; pipes.len()];
+    let mut idle_after_done = 0;
+    while open.iter().any(|o| *o) {
+        let mut fds: Vec<PollFd> = pipes
+            .iter()
+            .zip(&open)
+            .filter(|(_, o)| **o)
+            .map(|(p, _)| PollFd::new(*p, PollFlags::IN))
+            .collect();
+        let idx: Vec<usize> = (0..pipes.len()).filter(|i| open[*i]).collect();
+        let timeout = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        let n = poll(&mut fds, Some(&timeout)).unwrap_or(0);
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        if n == 0 {
+            if done.load(std::sync::atomic::Ordering::SeqCst) {
+                idle_after_done += 1;
+                if idle_after_done > 5 {
+                    break;
+                }
+            }
+            continue;
+        }
+        for (k, i) in idx.into_iter().enumerate() {
+            if !ready[k] {
+                continue;
+            }
+            let mut chunk = [0u8; 8192];
+            match { pipes[i] }.read(&mut chunk) {
+                Ok(0) | Err(_) => open[i] = false,
+                Ok(m) => {
+                    bufs[i].extend_from_slice(&chunk[..m]);
+                    while let Some(pos) = bufs[i].iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = bufs[i].drain(..=pos).collect();
+                        v.log(String::from_utf8_lossy(&line[..line.len() - 1]).as_ref());
+                    }
+                }
+            }
+        }
+    }
+    for b in bufs {
+        if !b.is_empty() {
+            v.log(&String::from_utf8_lossy(&b));
+        }
     }
 }
 
