@@ -323,6 +323,16 @@ fn store() -> (tempfile::TempDir, Store) {
 /// A client reading credentials from a Docker config file in `dir` holding `auths` for `registry`
 /// (or none, for anonymous access).
 fn client_with_config(dir: &Path, registry: &str, creds: Option<(&str, &str)>) -> Client {
+    client_with_options(dir, registry, creds, ClientOptions::default())
+}
+
+/// [`client_with_config`] with other options from `opts`.
+fn client_with_options(
+    dir: &Path,
+    registry: &str,
+    creds: Option<(&str, &str)>,
+    opts: ClientOptions,
+) -> Client {
     let path = dir.join("config.json");
     let auths = match creds {
         Some((u, p)) => json!({ registry: {"auth": STANDARD.encode(format!("{u}:{p}"))} }),
@@ -332,7 +342,7 @@ fn client_with_config(dir: &Path, registry: &str, creds: Option<(&str, &str)>) -
     Client::new(ClientOptions {
         config_path: Some(path),
         backoff: Duration::from_millis(20),
-        ..Default::default()
+        ..opts
     })
     .unwrap()
 }
@@ -473,7 +483,17 @@ async fn one_token_serves_every_blob_of_a_push_until_it_expires() {
     layered_image(&src, &name, 5);
     let r = ImageRef::parse(&name).unwrap();
     let cfg = tempfile::tempdir().unwrap();
-    let c = client_with_config(cfg.path(), &reg.host(), Some((USER, PASSWORD)));
+    // Layers go up in 8 KiB chunks: every PATCH and the closing PUT carry the cached token too.
+    let c = client_with_options(
+        cfg.path(),
+        &reg.host(),
+        Some((USER, PASSWORD)),
+        ClientOptions {
+            chunked_threshold: 8 << 10,
+            chunk_size: 8 << 10,
+            ..Default::default()
+        },
+    );
     let opts = PushOptions {
         max_concurrent: 3,
         ..Default::default()
@@ -484,7 +504,7 @@ async fn one_token_serves_every_blob_of_a_push_until_it_expires() {
     assert_eq!(
         n,
         1,
-        "one token for 6 blobs and a manifest: {:?}",
+        "one token for 6 blobs (in chunks) and a manifest: {:?}",
         tokens.requests()
     );
     // A second push while the token is valid fetches none.
