@@ -290,7 +290,10 @@ fn bind_tmpfs_and_ssh_mounts() {
     );
     assert_eq!(env.read("m", "/from-cache-seed"), "tool-v1\n");
     assert_eq!(env.read("m", "/tmpfs-ok"), "tmpfs\n");
-    assert_eq!(env.read("m", "/from-image"), "root:x:0:0:root:/root:/bin/sh\n");
+    assert_eq!(
+        env.read("m", "/from-image"),
+        "root:x:0:0:root:/root:/bin/sh\n"
+    );
     assert_eq!(env.read("m", "/ssh-sock"), "/run/buildkit/ssh_agent.0\n");
     for p in [
         "/ctx",

@@ -43,7 +43,10 @@ fn ok(out: Output) -> String {
 
 fn make_busybox(root: &Path, name: &str) {
     let status = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/make-busybox.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/make-busybox.sh"
+        ))
         .arg(root)
         .arg(name)
         .env("HOIST", HOIST)
@@ -57,16 +60,33 @@ fn make_busybox(root: &Path, name: &str) {
 fn push_then_pull_busybox_by_tag_and_digest() {
     let reg = TestRegistry::start(None);
     let tmp = tempfile::tempdir().unwrap();
-    let (src, dst, cfg) = (tmp.path().join("src"), tmp.path().join("dst"), tmp.path().join("docker"));
+    let (src, dst, cfg) = (
+        tmp.path().join("src"),
+        tmp.path().join("dst"),
+        tmp.path().join("docker"),
+    );
     let name = format!("{}/test/busybox:1", reg.host());
     make_busybox(&src, &name);
 
     let out = ok(hoist(&src, &cfg, &["push", &name], None));
-    assert!(out.contains(&format!("The push refers to repository [{}/test/busybox]", reg.host())), "{out}");
-    let line = out.lines().find(|l| l.starts_with("1: digest: sha256:")).unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/test/busybox]",
+            reg.host()
+        )),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("1: digest: sha256:"))
+        .unwrap_or_else(|| panic!("{out}"));
     let digest = line.split_whitespace().nth(2).unwrap().to_string();
 
-    let inspect = common::run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{name}")]));
+    let inspect = common::run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]));
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(v["Digest"], digest.as_str());
 
@@ -77,8 +97,14 @@ fn push_then_pull_busybox_by_tag_and_digest() {
     let out = ok(hoist(&dst, &cfg, &["pull", &name], None));
     assert!(out.contains("Status: Image is up to date for"), "{out}");
 
-    let s = hoist_image::Store::open(&src).unwrap().resolve(&name).unwrap();
-    let d = hoist_image::Store::open(&dst).unwrap().resolve(&name).unwrap();
+    let s = hoist_image::Store::open(&src)
+        .unwrap()
+        .resolve(&name)
+        .unwrap();
+    let d = hoist_image::Store::open(&dst)
+        .unwrap()
+        .resolve(&name)
+        .unwrap();
     assert_eq!(s.config_digest, d.config_digest);
 
     // Pushing the pulled image under another repository of the same registry mounts its blobs.
@@ -95,7 +121,12 @@ fn push_then_pull_busybox_by_tag_and_digest() {
     let out = ok(hoist(&dst2, &cfg, &["pull", "-q", &pinned], None));
     assert_eq!(out.trim(), pinned);
 
-    let missing = hoist(&dst2, &cfg, &["pull", &format!("{}/test/nothing:1", reg.host())], None);
+    let missing = hoist(
+        &dst2,
+        &cfg,
+        &["pull", &format!("{}/test/nothing:1", reg.host())],
+        None,
+    );
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 }
@@ -112,15 +143,34 @@ fn login_push_logout_with_basic_auth() {
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("authentication required"));
 
-    let bad = hoist(&src, &cfg, &["login", &reg.host(), "-u", "bob", "--password-stdin"], Some("wrong\n"));
-    assert!(!bad.status.success(), "login with a wrong password succeeded");
-    assert!(!cfg.join("config.json").exists(), "a failed login wrote credentials");
+    let bad = hoist(
+        &src,
+        &cfg,
+        &["login", &reg.host(), "-u", "bob", "--password-stdin"],
+        Some("wrong\n"),
+    );
+    assert!(
+        !bad.status.success(),
+        "login with a wrong password succeeded"
+    );
+    assert!(
+        !cfg.join("config.json").exists(),
+        "a failed login wrote credentials"
+    );
 
-    let out = ok(hoist(&src, &cfg, &["login", &reg.host(), "-u", "bob", "--password-stdin"], Some("b0b-pass\n")));
+    let out = ok(hoist(
+        &src,
+        &cfg,
+        &["login", &reg.host(), "-u", "bob", "--password-stdin"],
+        Some("b0b-pass\n"),
+    ));
     assert!(out.contains("Login Succeeded"));
     let file = cfg.join("config.json");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     // base64("bob:b0b-pass")
     assert_eq!(v["auths"][reg.host()]["auth"], "Ym9iOmIwYi1wYXNz");
@@ -129,7 +179,10 @@ fn login_push_logout_with_basic_auth() {
     ok(hoist(&tmp.path().join("dst"), &cfg, &["pull", &name], None));
 
     let out = ok(hoist(&src, &cfg, &["logout", &reg.host()], None));
-    assert!(out.contains(&format!("Removing login credentials for {}", reg.host())), "{out}");
+    assert!(
+        out.contains(&format!("Removing login credentials for {}", reg.host())),
+        "{out}"
+    );
     let denied = hoist(&tmp.path().join("dst2"), &cfg, &["pull", &name], None);
     assert!(!denied.status.success(), "pull after logout succeeded");
 }

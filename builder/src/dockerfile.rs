@@ -1209,7 +1209,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let run = c.history.iter().find(|h| !h.empty_layer).unwrap();
-        assert_eq!(run.created_by.as_deref(), Some("RUN |2 V=cli W=cli-w /bin/sh -c echo hi # buildkit"));
+        assert_eq!(
+            run.created_by.as_deref(),
+            Some("RUN |2 V=cli W=cli-w /bin/sh -c echo hi # buildkit")
+        );
     }
 
     #[test]
@@ -1228,11 +1231,19 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(parse_ports("8000-8002").unwrap(), ["8000/tcp", "8001/tcp", "8002/tcp"]);
+        assert_eq!(
+            parse_ports("8000-8002").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
         assert_eq!(parse_ports("53/UDP").unwrap(), ["53/udp"]);
         assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
         assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
         assert!(parse_duration("5").is_err());
-        assert!(valid_signal("SIGTERM") && valid_signal("kill") && valid_signal("9") && !valid_signal("0"));
+        assert!(
+            valid_signal("SIGTERM")
+                && valid_signal("kill")
+                && valid_signal("9")
+                && !valid_signal("0")
+        );
     }
 }
