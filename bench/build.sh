@@ -100,6 +100,7 @@ now() { date +%s.%N; }
 # timed LOG CMD...: runs CMD (output to LOG), prints its wall time in seconds.
 timed() {
   local log=$1 s e; shift
+  sync # no tool pays for another's (or the context's) dirty-page writeback
   s=$(now); "$@" >"$log" 2>&1 || { echo "FAILED: $*" >&2; tail -20 "$log" >&2; return 1; }; e=$(now)
   echo "$e - $s" | bc
 }
