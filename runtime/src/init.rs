@@ -189,8 +189,8 @@ pub struct Command {
     /// stdin, stdout, stderr.
     pub stdio: [c_int; 3],
     pub tty: bool,
-    pub seccomp: Vec<libc::sock_filter>,
-    pub seccomp_extra: Vec<libc::sock_filter>,
+    pub seccomp: &'static [libc::sock_filter],
+    pub seccomp_extra: &'static [libc::sock_filter],
 }
 
 fn errno() -> i32 {
@@ -616,7 +616,7 @@ unsafe fn command_main(plan: &Plan) -> ! {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             fail(plan, ST_NNP, 0, 125);
         }
-        for filter in [&cmd.seccomp, &cmd.seccomp_extra] {
+        for filter in [cmd.seccomp, cmd.seccomp_extra] {
             if filter.is_empty() {
                 continue;
             }

@@ -309,8 +309,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     // Limits and security.
     let mut cgroup = cgroups::Cgroup::create(&scratch.name(), &spec.limits)
         .map_err(setup_err("creating the cgroup"))?;
-    let filters =
-        seccomp::docker_default().map_err(|e| Error::setup(e, io::Error::other("seccomp")))?;
+    let filters = seccomp::docker_default();
 
     // Stdio.
     let mut pty = None;
@@ -406,8 +405,8 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
                 .collect(),
             stdio: stdio_raw,
             tty: p.tty,
-            seccomp: filters.main.clone(),
-            seccomp_extra: filters.clone3.clone(),
+            seccomp: filters.main,
+            seccomp_extra: filters.clone3,
         },
     };
 

@@ -1,150 +1,36 @@
 //! Seccomp: Docker's default profile (moby `profiles/seccomp/default.json`) for the default capability
 //! set: an allowlist answering EPERM to everything else, `clone` without namespace flags, `clone3`
 //! answering ENOSYS (so libcs fall back to `clone`), `socket` without AF_VSOCK, `personality` limited to
-//! the usual personas. Compiled once per process with `seccompiler`; unknown names for the running
-//! architecture are dropped.
-
-use std::collections::BTreeSet;
-use std::sync::OnceLock;
-
-/// Syscalls Docker allows unconditionally (plus `chroot`, as CAP_SYS_CHROOT is a default capability).
-const ALLOWED: &str = "accept accept4 access adjtimex alarm bind brk cachestat capget capset chdir chmod \
-chown chroot clock_adjtime clock_getres clock_gettime clock_nanosleep close close_range connect \
-copy_file_range creat dup dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_ctl_old epoll_pwait \
-epoll_pwait2 epoll_wait epoll_wait_old eventfd eventfd2 execve execveat exit exit_group faccessat \
-faccessat2 fadvise64 fallocate fanotify_mark fchdir fchmod fchmodat fchmodat2 fchown fchownat fcntl \
-fdatasync fgetxattr flistxattr flock fork fremovexattr fsetxattr fstat fstatfs fsync ftruncate futex \
-futex_requeue futex_wait futex_waitv futex_wake futimesat getcpu getcwd getdents getdents64 getegid \
-geteuid getgid getgroups getitimer getpeername getpgid getpgrp getpid getppid getpriority getrandom \
-getresgid getresuid getrlimit get_robust_list getrusage getsid getsockname getsockopt get_thread_area \
-gettid gettimeofday getuid getxattr getxattrat inotify_add_watch inotify_init inotify_init1 \
-inotify_rm_watch io_cancel ioctl io_destroy io_getevents io_pgetevents ioprio_get ioprio_set io_setup \
-io_submit kill landlock_add_rule landlock_create_ruleset landlock_restrict_self lchown lgetxattr link \
-linkat listen listmount listxattr listxattrat llistxattr lremovexattr lseek lsetxattr lstat madvise \
-map_shadow_stack membarrier memfd_create memfd_secret mincore mkdir mkdirat mknod mknodat mlock mlock2 \
-mlockall mmap mprotect mq_getsetattr mq_notify mq_open mq_timedreceive mq_timedsend mq_unlink mremap \
-mseal msgctl msgget msgrcv msgsnd msync munlock munlockall munmap name_to_handle_at nanosleep \
-newfstatat open openat openat2 pause pidfd_open pidfd_send_signal pipe pipe2 pkey_alloc pkey_free \
-pkey_mprotect poll ppoll prctl pread64 preadv preadv2 prlimit64 process_mrelease process_vm_readv \
-process_vm_writev pselect6 ptrace pwrite64 pwritev pwritev2 read readahead readlink readlinkat readv \
-recvfrom recvmmsg recvmsg remap_file_pages removexattr removexattrat rename renameat renameat2 \
-restart_syscall rmdir rseq rt_sigaction rt_sigpending rt_sigprocmask rt_sigqueueinfo rt_sigreturn \
-rt_sigsuspend rt_sigtimedwait rt_tgsigqueueinfo sched_getaffinity sched_getattr sched_getparam \
-sched_get_priority_max sched_get_priority_min sched_getscheduler sched_rr_get_interval \
-sched_setaffinity sched_setattr sched_setparam sched_setscheduler sched_yield seccomp select semctl \
-semget semop semtimedop sendfile sendmmsg sendmsg sendto setfsgid setfsuid setgid setgroups \
-setitimer setpgid setpriority setregid setresgid setresuid setreuid setrlimit set_robust_list setsid \
-setsockopt set_thread_area set_tid_address setuid setxattr setxattrat shmat shmctl shmdt shmget \
-shutdown sigaltstack signalfd signalfd4 socketpair splice stat statfs statmount statx symlink \
-symlinkat sync sync_file_range syncfs sysinfo tee tgkill time timer_create timer_delete \
-timer_getoverrun timer_gettime timer_settime timerfd_create timerfd_gettime timerfd_settime times \
-tkill truncate umask uname unlink unlinkat utime utimensat utimes vfork vmsplice wait4 waitid write \
-writev arch_prctl modify_ldt";
-
-/// CLONE_NEWNS | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWCGROUP: `clone` with any is denied.
-const CLONE_NS_MASK: u64 = 0x7E02_0000;
-/// AF_VSOCK: `socket` for it is denied.
-const AF_VSOCK: u64 = 40;
-/// Personas Docker allows: PER_LINUX, UNAME26, PER_LINUX32, PER_LINUX32|UNAME26, query.
-const PERSONAS: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+//! the usual personas. The profile (src/seccomp_profile.rs) is compiled to BPF at build time by
+//! build.rs for the target architecture (names it lacks are dropped) and embedded here.
 
 /// The two filters to install, in order: the allowlist, then `clone3` -> ENOSYS.
 #[derive(Debug)]
 pub struct Filters {
-    pub main: Vec<libc::sock_filter>,
-    pub clone3: Vec<libc::sock_filter>,
+    pub main: &'static [libc::sock_filter],
+    pub clone3: &'static [libc::sock_filter],
 }
 
-// sock_filter holds no pointers.
-unsafe impl Send for Filters {}
-unsafe impl Sync for Filters {}
-
-/// Docker's default filters for this architecture, compiled once.
-pub fn docker_default() -> Result<&'static Filters, String> {
-    static FILTERS: OnceLock<Result<Filters, String>> = OnceLock::new();
-    FILTERS.get_or_init(compile).as_ref().map_err(Clone::clone)
+const fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
 }
 
-fn arch() -> Result<seccompiler::TargetArch, String> {
-    seccompiler::TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())
-}
+// Generated by build.rs: `MAIN` and `CLONE3`.
+include!(concat!(env!("OUT_DIR"), "/seccomp_bpf.rs"));
 
-fn compile() -> Result<Filters, String> {
-    let mut names: BTreeSet<&str> = ALLOWED.split_whitespace().collect();
-    loop {
-        let json = main_json(&names);
-        match seccompiler::compile_from_json(json.as_bytes(), arch()?) {
-            Ok(mut map) => {
-                let main = to_libc(map.remove("main").unwrap_or_default());
-                let clone3 = compile_clone3()?;
-                return Ok(Filters { main, clone3 });
-            }
-            // A name this architecture lacks (e.g. `arch_prctl` on aarch64): drop it and retry.
-            Err(e) => match unknown_name(&e.to_string()) {
-                Some(name) if names.contains(name.as_str()) => {
-                    names.remove(name.as_str());
-                }
-                _ => return Err(format!("compiling the seccomp profile: {e}")),
-            },
-        }
+/// Docker's default filters for this architecture.
+pub fn docker_default() -> Filters {
+    Filters {
+        main: MAIN,
+        clone3: CLONE3,
     }
-}
-
-/// The syscall name in seccompiler's "Invalid syscall name: NAME for given arch" error.
-fn unknown_name(msg: &str) -> Option<String> {
-    let rest = &msg[msg.find("Invalid syscall name: ")? + 22..];
-    Some(rest[..rest.find(' ')?].to_string())
-}
-
-fn main_json(names: &BTreeSet<&str>) -> String {
-    let mut rules: Vec<String> = names
-        .iter()
-        .map(|n| format!(r#"{{"syscall":"{n}"}}"#))
-        .collect();
-    rules.push(format!(
-        r#"{{"syscall":"clone","args":[{{"index":0,"type":"qword","op":{{"masked_eq":{CLONE_NS_MASK}}},"val":0}}]}}"#
-    ));
-    rules.push(format!(
-        r#"{{"syscall":"socket","args":[{{"index":0,"type":"dword","op":"ne","val":{AF_VSOCK}}}]}}"#
-    ));
-    for p in PERSONAS {
-        rules.push(format!(
-            r#"{{"syscall":"personality","args":[{{"index":0,"type":"dword","op":"eq","val":{p}}}]}}"#
-        ));
-    }
-    format!(
-        r#"{{"main":{{"mismatch_action":{{"errno":{}}},"match_action":"allow","filter":[{}]}}}}"#,
-        libc::EPERM,
-        rules.join(",")
-    )
-}
-
-fn compile_clone3() -> Result<Vec<libc::sock_filter>, String> {
-    let json = format!(
-        r#"{{"main":{{"mismatch_action":"allow","match_action":{{"errno":{}}},"filter":[{{"syscall":"clone3"}}]}}}}"#,
-        libc::ENOSYS
-    );
-    let mut map = seccompiler::compile_from_json(json.as_bytes(), arch()?)
-        .map_err(|e| format!("compiling the clone3 filter: {e}"))?;
-    Ok(to_libc(map.remove("main").unwrap_or_default()))
-}
-
-fn to_libc(prog: seccompiler::BpfProgram) -> Vec<libc::sock_filter> {
-    prog.into_iter()
-        .map(|i| libc::sock_filter {
-            code: i.code,
-            jt: i.jt,
-            jf: i.jf,
-            k: i.k,
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn profile_compiles() {
-        let f = super::docker_default().unwrap();
+    fn profile_compiled() {
+        let f = super::docker_default();
         assert!(f.main.len() > 300, "{}", f.main.len());
         assert!(!f.clone3.is_empty());
     }

@@ -1,0 +1,23 @@
+//! Compiles Docker's default seccomp profile (src/seccomp_profile.rs) to BPF for the target
+//! architecture and writes it as Rust constants, so no run pays for compiling it.
+
+#[path = "src/seccomp_profile.rs"]
+mod seccomp_profile;
+
+use std::fmt::Write;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/seccomp_profile.rs");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").expect("CARGO_CFG_TARGET_ARCH");
+    let (main, clone3) = seccomp_profile::compile(&arch).expect("compiling the seccomp profile");
+    let mut out = String::new();
+    for (name, prog) in [("MAIN", main), ("CLONE3", clone3)] {
+        writeln!(out, "static {name}: &[libc::sock_filter] = &[").unwrap();
+        for (code, jt, jf, k) in prog {
+            writeln!(out, "    insn({code}, {jt}, {jf}, {k}),").unwrap();
+        }
+        writeln!(out, "];").unwrap();
+    }
+    let path = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("seccomp_bpf.rs");
+    std::fs::write(path, out).unwrap();
+}
