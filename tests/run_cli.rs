@@ -294,15 +294,12 @@ fn run_limits() {
     assert_eq!(s.ok(&["run", "--cpus", "0.5", "busybox", "true"]), "");
 }
 
-fn processes_with(marker: &str) -> usize {
+/// Processes whose command line is exactly `cmdline` (so hoist's own `... run busybox CMD` is not one).
+fn processes_with(cmdline: &str) -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|c| {
-            String::from_utf8_lossy(c)
-                .replace('\0', " ")
-                .contains(marker)
-        })
+        .filter(|c| String::from_utf8_lossy(c).replace('\0', " ").trim_end() == cmdline)
         .count()
 }
 
@@ -329,32 +326,91 @@ fn run_signals_and_killed_hoist() {
     assert!(killed.success());
     assert_eq!(child.wait().unwrap().code(), Some(7));
 
-    // SIGKILL to hoist leaves no process and no mount behind.
+    // SIGKILL to hoist leaves no process and no mount behind, and the next run sweeps the scratch
+    // directory it left, but not the one of a run still alive.
+    // Unique command lines: no other test run's sandbox can match.
+    let alive_secs = format!("9{}.6", std::process::id());
+    let killed_secs = format!("9{}.5", std::process::id());
+    let (alive_cmd, killed_cmd) = (
+        format!("sleep {alive_secs}"),
+        format!("sleep {killed_secs}"),
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let in_scratch = |args: &[&str]| {
+        let mut c = s.cmd(args);
+        c.env("HOIST_RUNTIME_TMP", scratch.path());
+        c
+    };
+    let runs = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(scratch.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("hoist-run-"))
+            .collect();
+        names.sort();
+        names
+    };
+    let wait_for = |marker: &str, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while processes_with(marker) != n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(processes_with(marker), n, "{marker}");
+    };
     let mounts_before = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
         .count();
-    let mut child = s
-        .cmd(&["run", "busybox", "sleep", "987.5"])
+    /// Kills the long-running hoist if an assertion fails first.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut alive = Reap(
+        in_scratch(&["run", "busybox", "sleep", &alive_secs])
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&alive_cmd, 1);
+    let alive_dir = runs();
+    assert_eq!(alive_dir.len(), 1, "{alive_dir:?}");
+    let mut child = in_scratch(&["run", "busybox", "sleep", &killed_secs])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while processes_with("sleep 987.5") == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(processes_with("sleep 987.5"), 1);
+    wait_for(&killed_cmd, 1);
+    let killed_dir: Vec<String> = runs()
+        .into_iter()
+        .filter(|n| !alive_dir.contains(n))
+        .collect();
+    assert_eq!(killed_dir.len(), 1);
     child.kill().unwrap();
     child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while processes_with("sleep 987.5") > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(processes_with("sleep 987.5"), 0);
+    wait_for(&killed_cmd, 0);
     let mounts_after = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
         .count();
     assert_eq!(mounts_before, mounts_after);
+    // The killed run's directory is left behind until the next run sweeps it.
+    assert!(runs().contains(&killed_dir[0]));
+    let out = in_scratch(&["run", "busybox", "true"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        runs(),
+        alive_dir,
+        "the killed run's directory was not swept"
+    );
+    // The live run ends normally and removes its own directory.
+    Command::new("kill")
+        .args(["-TERM", &alive.0.id().to_string()])
+        .status()
+        .unwrap();
+    alive.0.wait().unwrap();
+    wait_for(&alive_cmd, 0);
+    assert_eq!(runs(), Vec::<String>::new());
 }
 
 #[test]
