@@ -16,7 +16,7 @@ use super::Global;
 #[derive(Debug, Subcommand)]
 pub enum Commands {
     /// Build an image from a Dockerfile
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
 }
 
 #[derive(Debug, Args)]

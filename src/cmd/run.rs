@@ -20,7 +20,7 @@ use super::Global;
 #[derive(Debug, Subcommand)]
 pub enum Commands {
     /// Create and run a new container from an image
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommands),
@@ -119,7 +119,7 @@ impl Commands {
     pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
         let root = global.root.clone().unwrap_or_else(default_root);
         match self {
-            Commands::Run(args) => Ok(run_container(&root, args)),
+            Commands::Run(args) => Ok(run_container(&root, *args)),
             Commands::Volume(v) => volume(&root, v),
         }
     }
@@ -464,7 +464,7 @@ fn volume(root: &Path, cmd: VolumeCommands) -> anyhow::Result<ExitCode> {
                     println!("{}", v.name);
                 }
             } else {
-                println!("{:<10}{}", "DRIVER", "VOLUME NAME");
+                println!("{:<10}VOLUME NAME", "DRIVER");
                 for v in list {
                     println!("{:<10}{}", "local", v.name);
                 }
