@@ -273,6 +273,55 @@ fn import_tarballs_from_file_and_stdin() {
     assert_eq!(tree(&out), tree(&dir));
 }
 
+/// `docker import` and `docker load` take archives compressed with gzip, bzip2, xz or zstd.
+#[test]
+fn import_and_load_read_every_compression_docker_accepts() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let dir = t.path().join("rootfs");
+    fs::create_dir(&dir).unwrap();
+    sample_rootfs(&dir);
+    let plain = t.path().join("rootfs.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&plain)
+        .arg("."));
+    ok(&root, &["import", plain.to_str().unwrap(), "plain"]);
+    let mut names = vec!["plain".to_string()];
+    for tool in ["gzip", "bzip2", "xz", "zstd"] {
+        let packed = t.path().join(format!("rootfs.tar.{tool}"));
+        let out = Command::new(tool)
+            .args(["-c", plain.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{tool} failed");
+        fs::write(&packed, out.stdout).unwrap();
+        ok(&root, &["import", packed.to_str().unwrap(), tool]);
+        names.push(tool.to_string());
+    }
+    let mut args = vec!["inspect"];
+    args.extend(names.iter().map(String::as_str));
+    let all: Value = serde_json::from_str(&ok(&root, &args)).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(all[i]["RootFS"], all[0]["RootFS"], "{name}: same content, same diff_id");
+    }
+
+    // `hoist save | xz` loads into a fresh store, as `docker load < image.tar.xz` does.
+    let archive = t.path().join("image.tar");
+    ok(&root, &["save", "-o", archive.to_str().unwrap(), "xz"]);
+    run(Command::new("xz").arg(&archive));
+    let other = t.path().join("other");
+    let loaded = ok(
+        &other,
+        &["load", "-i", t.path().join("image.tar.xz").to_str().unwrap()],
+    );
+    assert!(loaded.contains("Loaded image: xz:latest"), "{loaded}");
+    let back: Value = serde_json::from_str(&ok(&other, &["inspect", "xz"])).unwrap();
+    assert_eq!(back[0]["RootFS"], all[0]["RootFS"]);
+}
+
 #[test]
 fn saved_archives_are_read_by_skopeo_and_umoci() {
     let t = tempfile::tempdir().unwrap();

@@ -229,9 +229,20 @@ pub fn detect<R: BufRead>(r: &mut R) -> Result<Compression> {
     })
 }
 
-/// Wraps `r` in the decompressor its first bytes call for (gzip, zstd or none).
+/// Wraps `r` in the decompressor its first bytes call for: gzip, zstd, bzip2, xz or none (the
+/// formats Docker's `load` and `import` accept; layers in OCI media types are only gzip or zstd).
 pub fn decompress<'a, R: Read + 'a>(r: R) -> Result<Box<dyn Read + 'a>> {
     let mut br = BufReader::with_capacity(256 * 1024, r);
+    let head = br.fill_buf().map_err(|e| Error::Io {
+        context: "reading archive".into(),
+        error: e,
+    })?;
+    if head.starts_with(b"BZh") {
+        return Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(br)));
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Ok(Box::new(xz2::bufread::XzDecoder::new_multi_decoder(br)));
+    }
     Ok(match detect(&mut br)? {
         Compression::None => Box::new(br),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
