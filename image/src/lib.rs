@@ -26,6 +26,7 @@ pub mod display;
 pub mod layer;
 pub mod reference;
 pub mod store;
+pub mod views;
 pub mod waste;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};

@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use hoist_image::archive::{self, ImportOptions, ImportSource, SaveFormat};
-use hoist_image::display::{created_at, ellipsis, human_size, since, table};
-use hoist_image::{ContainerConfig, Image, Reference, Store};
-use serde::Serialize;
-use serde_json::{Value, json};
+use hoist_image::display::human_size;
+use hoist_image::views::{self, HistoryView, ImagesView};
+use hoist_image::{ContainerConfig, Reference, Store};
+use serde_json::json;
 
 use super::Global;
 
@@ -216,136 +216,15 @@ impl Commands {
 }
 
 fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<ExitCode> {
-    let filter = a.repository.as_deref().map(Reference::parse).transpose()?;
-    let explicit_tag = a
-        .repository
-        .as_deref()
-        .is_some_and(|r| r.rsplit('/').next().is_some_and(|l| l.contains(':')));
-    let mut rows = store.list_images()?;
-    if let Some(f) = &filter {
-        rows.retain(|r| {
-            r.name.as_ref().is_some_and(|n| {
-                n.repository() == f.repository() && (!explicit_tag || n.tag == f.tag)
-            })
-        });
-    }
-    for f in &a.filter {
-        let (key, value) = f
-            .split_once('=')
-            .with_context(|| format!("bad filter {f:?}: expected KEY=VALUE"))?;
-        match key {
-            "dangling" => {
-                let want = match value {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    v => bail!("invalid filter 'dangling={v}': expected true or false"),
-                };
-                rows.retain(|r| r.name.is_none() == want);
-            }
-            "reference" => rows.retain(|r| {
-                r.name.as_ref().is_some_and(|n| {
-                    glob(value, &n.familiar())
-                        || glob(value, &n.familiar_repository())
-                        || glob(value, &n.to_string())
-                })
-            }),
-            "label" => {
-                let (k, v) = value
-                    .split_once('=')
-                    .map_or((value, None), |(k, v)| (k, Some(v)));
-                rows.retain(|r| {
-                    store.load_image(&r.manifest_digest).is_ok_and(|img| {
-                        let labels = img.config.config.and_then(|c| c.labels).unwrap_or_default();
-                        labels.get(k).is_some_and(|x| v.is_none_or(|v| v == x))
-                    })
-                });
-            }
-            other => bail!("invalid filter '{other}'"),
-        }
-    }
-    let id = |d: &hoist_image::Digest| {
-        if a.no_trunc {
-            d.to_string()
-        } else {
-            d.short().to_string()
-        }
+    let rows = views::list_images(store, a.repository.as_deref(), &a.filter)?;
+    let view = ImagesView {
+        quiet: a.quiet,
+        no_trunc: a.no_trunc,
+        digests: a.digests,
+        format: a.format,
     };
-    if a.quiet {
-        let mut seen = Vec::new();
-        for r in &rows {
-            let s = id(&r.id);
-            if !seen.contains(&s) {
-                println!("{s}");
-                seen.push(s);
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let repo_tag = |r: &hoist_image::ImageSummary| match &r.name {
-        Some(n) => (
-            n.familiar_repository(),
-            n.tag.clone().unwrap_or_else(|| "<none>".into()),
-        ),
-        None => ("<none>".into(), "<none>".into()),
-    };
-    match a.format.as_str() {
-        "json" | "{{json .}}" => {
-            for r in &rows {
-                let (repo, tag) = repo_tag(r);
-                let size = human_size(r.size);
-                let line = json!({
-                    "Containers": "N/A",
-                    "CreatedAt": created_at(r.created.as_deref()),
-                    "CreatedSince": since(r.created.as_deref()),
-                    "Digest": r.manifest_digest.to_string(),
-                    "ID": id(&r.id),
-                    "Repository": repo,
-                    "SharedSize": "N/A",
-                    "Size": size,
-                    "Tag": tag,
-                    "UniqueSize": "N/A",
-                    "VirtualSize": size,
-                });
-                println!("{line}");
-            }
-        }
-        "table" => {
-            let mut header: Vec<String> = vec!["REPOSITORY".into(), "TAG".into()];
-            if a.digests {
-                header.push("DIGEST".into());
-            }
-            header.extend(["IMAGE ID", "CREATED", "SIZE"].map(String::from));
-            let mut t = vec![header];
-            for r in &rows {
-                let (repo, tag) = repo_tag(r);
-                let mut row = vec![repo, tag];
-                if a.digests {
-                    row.push(r.manifest_digest.to_string());
-                }
-                row.extend([id(&r.id), since(r.created.as_deref()), human_size(r.size)]);
-                t.push(row);
-            }
-            print!("{}", table(&t));
-        }
-        other => bail!("unsupported --format {other:?} (expected \"table\" or \"json\")"),
-    }
+    print!("{}", views::render_images(&rows, &view)?);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Shell-style `*` wildcard match (`*` does not cross `/`, as Docker's path.Match).
-fn glob(pattern: &str, s: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == s,
-        Some((head, rest)) => {
-            let Some(tail) = s.strip_prefix(head) else {
-                return false;
-            };
-            (0..=tail.len())
-                .take_while(|&i| i == 0 || !tail[..i].contains('/'))
-                .filter(|&i| tail.is_char_boundary(i))
-                .any(|i| glob(rest, &tail[i..]))
-        }
-    }
 }
 
 fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<ExitCode> {
@@ -362,72 +241,12 @@ fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// `docker image inspect`'s JSON for one image (fields in Docker's order).
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct InspectOut {
-    id: String,
-    repo_tags: Vec<String>,
-    repo_digests: Vec<String>,
-    parent: String,
-    comment: String,
-    created: String,
-    docker_version: String,
-    author: String,
-    config: ContainerConfig,
-    architecture: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<String>,
-    os: String,
-    size: u64,
-    graph_driver: Value,
-    #[serde(rename = "RootFS")]
-    root_fs: Value,
-    metadata: Value,
-    descriptor: Value,
-}
-
-fn inspect_json(store: &Store, img: &Image) -> anyhow::Result<InspectOut> {
-    let c = &img.config;
-    Ok(InspectOut {
-        id: img.config_digest.to_string(),
-        repo_tags: img.names.iter().map(|n| n.familiar()).collect(),
-        repo_digests: img
-            .names
-            .iter()
-            .map(|n| format!("{}@{}", n.familiar_repository(), img.manifest_digest))
-            .collect(),
-        parent: String::new(),
-        comment: c
-            .history
-            .last()
-            .and_then(|h| h.comment.clone())
-            .unwrap_or_default(),
-        created: c.created.clone().unwrap_or_default(),
-        docker_version: String::new(),
-        author: c.author.clone().unwrap_or_default(),
-        config: c.config.clone().unwrap_or_default(),
-        architecture: c.architecture.clone(),
-        variant: c.variant.clone(),
-        os: c.os.clone(),
-        size: store.image_size(img),
-        graph_driver: json!({ "Data": null, "Name": "overlay2" }),
-        root_fs: json!({ "Type": c.rootfs.kind, "Layers": c.rootfs.diff_ids }),
-        metadata: json!({ "LastTagTime": "0001-01-01T00:00:00Z" }),
-        descriptor: json!({
-            "mediaType": hoist_image::media_type::MANIFEST,
-            "digest": img.manifest_digest.to_string(),
-            "size": store.blob_size(&img.manifest_digest)?,
-        }),
-    })
-}
-
 fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
     let mut out = Vec::new();
     let mut code = ExitCode::SUCCESS;
     for i in &a.images {
         match store.resolve(i) {
-            Ok(img) => out.push(inspect_json(store, &img)?),
+            Ok(img) => out.push(views::inspect(store, &img)?),
             Err(e) => {
                 eprintln!("Error: {e}");
                 code = ExitCode::FAILURE;
@@ -440,169 +259,17 @@ fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
 
 fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<ExitCode> {
     let img = store.resolve(&a.image)?;
+    let view = HistoryView {
+        no_trunc: a.no_trunc,
+        quiet: a.quiet,
+        human: a.human,
+        format: a.format,
+    };
     if a.layers {
-        return history_layers(store, &img, &a);
-    }
-    let layers = img.manifest.layers();
-    let mut li = 0;
-    let mut rows = Vec::new();
-    for h in &img.config.history {
-        let size = if h.empty_layer {
-            0
-        } else {
-            li += 1;
-            layers.get(li - 1).map(|l| l.size()).unwrap_or(0)
-        };
-        rows.push((h, size));
-    }
-    rows.reverse();
-    let id = if a.no_trunc {
-        img.config_digest.to_string()
+        print!("{}", views::render_history_layers(store, &img, &view)?);
     } else {
-        img.config_digest.short().to_string()
-    };
-    let ids: Vec<String> = (0..rows.len())
-        .map(|i| {
-            if i == 0 {
-                id.clone()
-            } else {
-                "<missing>".to_string()
-            }
-        })
-        .collect();
-    if a.quiet {
-        ids.iter().for_each(|i| println!("{i}"));
-        return Ok(ExitCode::SUCCESS);
+        print!("{}", views::render_history(&img, &view));
     }
-    let created = |h: &hoist_image::History| {
-        if a.human {
-            since(h.created.as_deref())
-        } else {
-            h.created.clone().unwrap_or_default()
-        }
-    };
-    let created_by = |h: &hoist_image::History| {
-        let s = h.created_by.clone().unwrap_or_default();
-        if a.no_trunc { s } else { ellipsis(&s, 45) }
-    };
-    let size = |s: u64| {
-        if a.human {
-            human_size(s)
-        } else {
-            s.to_string()
-        }
-    };
-    if a.format == "json" || a.format == "{{json .}}" {
-        for (i, (h, s)) in rows.iter().enumerate() {
-            let line = json!({
-                "Comment": h.comment.clone().unwrap_or_default(),
-                "CreatedAt": h.created.clone().unwrap_or_default(),
-                "CreatedBy": created_by(h),
-                "CreatedSince": since(h.created.as_deref()),
-                "ID": ids[i],
-                "Size": size(*s),
-            });
-            println!("{line}");
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut t = vec![
-        ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
-            .map(String::from)
-            .to_vec(),
-    ];
-    for (i, (h, s)) in rows.iter().enumerate() {
-        t.push(vec![
-            ids[i].clone(),
-            created(h),
-            created_by(h),
-            size(*s),
-            h.comment.clone().unwrap_or_default(),
-        ]);
-    }
-    print!("{}", table(&t));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `history --layers`: each layer with the bytes later layers delete or overwrite, then the
-/// wasted files themselves, largest first.
-fn history_layers(
-    store: &Store,
-    img: &hoist_image::Image,
-    a: &HistoryArgs,
-) -> anyhow::Result<ExitCode> {
-    let report = hoist_image::waste::analyze(store, img)?;
-    let size = |s: u64| {
-        if a.human {
-            human_size(s)
-        } else {
-            s.to_string()
-        }
-    };
-    let created_by: Vec<String> = img
-        .config
-        .history
-        .iter()
-        .filter(|h| !h.empty_layer)
-        .map(|h| {
-            let s = h
-                .created_by
-                .clone()
-                .filter(|s| !s.is_empty())
-                .or_else(|| h.comment.clone())
-                .unwrap_or_default();
-            if a.no_trunc { s } else { ellipsis(&s, 45) }
-        })
-        .collect();
-    let blobs = img.manifest.layers();
-    let mut t = vec![
-        ["LAYER", "DIFF ID", "CREATED BY", "SIZE", "WASTED"]
-            .map(String::from)
-            .to_vec(),
-    ];
-    for (i, l) in report.layers.iter().enumerate() {
-        let id = if a.no_trunc {
-            l.diff_id.to_string()
-        } else {
-            l.diff_id.short().to_string()
-        };
-        t.push(vec![
-            (i + 1).to_string(),
-            id,
-            created_by.get(i).cloned().unwrap_or_default(),
-            size(blobs.get(i).map(|b| b.size()).unwrap_or(l.content)),
-            size(l.wasted),
-        ]);
-    }
-    print!("{}", table(&t));
-    let n = report.files.len();
-    if n == 0 {
-        println!("\nNo wasted space: no layer deletes or overwrites a file of a layer below it.");
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "\nWasted space: {} in {n} file{} a later layer deletes or overwrites (still shipped in the layer that added it):",
-        size(report.total()),
-        if n == 1 { "" } else { "s" }
-    );
-    let mut t = vec![
-        ["SIZE", "PATH", "ADDED BY", "REMOVED BY"]
-            .map(String::from)
-            .to_vec(),
-    ];
-    for f in &report.files {
-        t.push(vec![
-            size(f.size),
-            f.path.clone(),
-            format!("layer {}", f.layer + 1),
-            format!(
-                "layer {} ({})",
-                f.by_layer + 1,
-                if f.deleted { "deleted" } else { "overwritten" }
-            ),
-        ]);
-    }
-    print!("{}", table(&t));
     Ok(ExitCode::SUCCESS)
 }
 
