@@ -186,3 +186,107 @@ fn login_push_logout_with_basic_auth() {
     let denied = hoist(&tmp.path().join("dst2"), &cfg, &["pull", &name], None);
     assert!(!denied.status.success(), "pull after logout succeeded");
 }
+
+/// `hoist login HOST` on a terminal prompts for the username and reads the password with echo off,
+/// as `docker login` does: the password never appears on the terminal.
+#[test]
+fn interactive_login_prompts_and_hides_the_password() {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let reg = TestRegistry::start(Some(("bob", "b0b-pass")));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("docker");
+
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new fds into the out-pointers.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both fds were just returned by openpty and are owned here.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut cmd = Command::new(HOIST);
+    cmd.arg("--root")
+        .arg(tmp.path().join("store"))
+        .args(["login", &reg.host()])
+        .env("DOCKER_CONFIG", &cfg)
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(slave);
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut reader = std::fs::File::from(master.try_clone().unwrap());
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let wait_for = |what: &str| {
+        let start = Instant::now();
+        while !String::from_utf8_lossy(&seen.lock().unwrap()).contains(what) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no {what:?} in {:?}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut writer = std::fs::File::from(master.try_clone().unwrap());
+    wait_for("Username: ");
+    writer.write_all(b"bob\n").unwrap();
+    wait_for("Password: ");
+    // Type only once the terminal's echo is off (the pty's termios, read from the master side).
+    let start = Instant::now();
+    loop {
+        // SAFETY: tcgetattr fills a zeroed termios for a valid fd.
+        let echo = unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(master.as_raw_fd(), &mut t), 0);
+            t.c_lflag & libc::ECHO != 0
+        };
+        if !echo {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "echo never turned off"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    writer.write_all(b"b0b-pass\n").unwrap();
+    let status = child.wait().unwrap();
+    wait_for("Login Succeeded");
+    let shown = String::from_utf8_lossy(&seen.lock().unwrap()).to_string();
+    assert!(status.success(), "{shown}");
+    assert!(!shown.contains("b0b-pass"), "password echoed: {shown:?}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cfg.join("config.json")).unwrap()).unwrap();
+    assert_eq!(v["auths"][reg.host()]["auth"], "Ym9iOmIwYi1wYXNz");
+}

@@ -16,6 +16,7 @@ pub mod cache;
 pub mod client;
 pub mod digest;
 pub mod layout;
+pub mod login;
 pub mod manifest;
 pub mod progress;
 pub mod reference;

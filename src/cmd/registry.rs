@@ -1,11 +1,11 @@
 //! Commands: pull, push, login, logout (Docker's flags and output), over `hoist_registry`.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use hoist_image::Store;
+use hoist_registry::login::{self, LoginFlags};
 use hoist_registry::reference::DOCKER_HUB;
 use hoist_registry::{
     Client, ClientOptions, Credentials, DockerConfig, ImageRef, Platform, Progress, ProgressMode,
@@ -199,46 +199,13 @@ impl Commands {
             } => {
                 let registry = server_name(server.as_deref());
                 let mut config = DockerConfig::load_default()?;
-                let username = match username {
-                    Some(u) => u,
-                    None if password_stdin || !std::io::stdin().is_terminal() => {
-                        bail!("Must provide --username with --password-stdin")
-                    }
-                    None => {
-                        if let Some(c) = config.credentials(&registry)? {
-                            c.username
-                        } else {
-                            eprint!("Username: ");
-                            std::io::stderr().flush()?;
-                            let mut line = String::new();
-                            std::io::stdin().lock().read_line(&mut line)?;
-                            line.trim().to_string()
-                        }
-                    }
+                let saved = config.credentials(&registry)?.map(|c| c.username);
+                let flags = LoginFlags {
+                    username,
+                    password,
+                    password_stdin,
                 };
-                let password = match (password, password_stdin) {
-                    (Some(_), true) => {
-                        bail!("--password and --password-stdin are mutually exclusive")
-                    }
-                    (Some(p), false) => {
-                        eprintln!(
-                            "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
-                        );
-                        p
-                    }
-                    (None, true) => {
-                        let mut s = String::new();
-                        std::io::stdin().lock().read_line(&mut s)?;
-                        s.trim_end_matches(['\n', '\r']).to_string()
-                    }
-                    (None, false) => {
-                        bail!("Must provide a password with --password or --password-stdin")
-                    }
-                };
-                if username.is_empty() || password.is_empty() {
-                    bail!("Error: Cannot perform an interactive login from a non TTY device");
-                }
-                let creds = Credentials { username, password };
+                let creds = login::gather(flags, saved, &mut login::Stdio)?;
                 let client = net.client(Some(creds.clone()))?;
                 hoist_registry::runtime()?
                     .block_on(client.ping(&registry))
