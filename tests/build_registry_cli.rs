@@ -2,17 +2,13 @@
 //! a free loopback port): `--push`, `--output type=registry`, `--pull`, and the build cache through
 //! a registry (`--cache-to/--cache-from type=registry`, `type=inline`) into a wiped store.
 
-#[path = "../registry/tests/common/mod.rs"]
 mod common;
-#[path = "image_fixture.rs"]
-mod image_fixture;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::TestRegistry;
+use common::{Hoist, TestRegistry, make_busybox, skopeo_inspect};
 use hoist_image::Store;
-use image_fixture::{HOIST, make_busybox};
 
 /// A store with busybox:latest, and a context directory.
 struct Env {
@@ -50,13 +46,9 @@ impl Env {
     }
 
     fn hoist(&self, args: &[&str]) -> Output {
-        Command::new(HOIST)
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
-            .output()
-            .unwrap()
+        Hoist::new(&self.root)
+            .docker_config(&self.dir.path().join("docker"))
+            .output(args)
     }
 
     /// `hoist build --progress=plain ARGS CONTEXT`, asserting success; returns the progress.
@@ -105,21 +97,6 @@ fn ran(progress: &str, word: &str) -> bool {
                     .is_some_and(|(t, w)| t.parse::<f64>().is_ok() && w == word)
             })
     })
-}
-
-fn skopeo_inspect(name: &str, raw: bool) -> serde_json::Value {
-    let mut c = Command::new("skopeo");
-    c.args(["inspect", "--tls-verify=false"]);
-    if raw {
-        c.arg("--raw");
-    }
-    let out = c.arg(format!("docker://{name}")).output().unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo inspect {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 const MULTISTAGE: &str = "\
@@ -188,17 +165,7 @@ fn push_and_output_type_registry() {
         &ctx,
     );
     let other = tempfile::tempdir().unwrap();
-    let out = Command::new(HOIST)
-        .arg("--root")
-        .arg(other.path())
-        .args(["pull", &out_name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Hoist::new(other.path()).ok(&["pull", &out_name]);
     let pulled = Store::open(other.path())
         .unwrap()
         .resolve(&out_name)

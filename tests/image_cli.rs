@@ -8,37 +8,15 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-#[path = "image_fixture.rs"]
-mod image_fixture;
-use image_fixture::{HOIST, make_busybox};
+mod common;
+use common::{HOIST, Hoist, make_busybox, run};
 
 fn hoist(root: &Path, args: &[&str]) -> Output {
-    Command::new(HOIST)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run hoist")
+    Hoist::new(root).output(args)
 }
 
 fn ok(root: &Path, args: &[&str]) -> String {
-    let o = hoist(root, args);
-    assert!(
-        o.status.success(),
-        "hoist {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn run(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+    Hoist::new(root).ok(args)
 }
 
 /// A rootfs with the kinds of entries images carry.
@@ -305,7 +283,10 @@ fn import_and_load_read_every_compression_docker_accepts() {
     args.extend(names.iter().map(String::as_str));
     let all: Value = serde_json::from_str(&ok(&root, &args)).unwrap();
     for (i, name) in names.iter().enumerate() {
-        assert_eq!(all[i]["RootFS"], all[0]["RootFS"], "{name}: same content, same diff_id");
+        assert_eq!(
+            all[i]["RootFS"], all[0]["RootFS"],
+            "{name}: same content, same diff_id"
+        );
     }
 
     // `hoist save | xz` loads into a fresh store, as `docker load < image.tar.xz` does.
@@ -315,7 +296,11 @@ fn import_and_load_read_every_compression_docker_accepts() {
     let other = t.path().join("other");
     let loaded = ok(
         &other,
-        &["load", "-i", t.path().join("image.tar.xz").to_str().unwrap()],
+        &[
+            "load",
+            "-i",
+            t.path().join("image.tar.xz").to_str().unwrap(),
+        ],
     );
     assert!(loaded.contains("Loaded image: xz:latest"), "{loaded}");
     let back: Value = serde_json::from_str(&ok(&other, &["inspect", "xz"])).unwrap();

@@ -1,59 +1,23 @@
 //! `hoist push`, `hoist pull`, `hoist login` and `hoist logout` end to end against the real registry
 //! (Debian's docker-registry on a free loopback port), with the busybox fixture image.
 
-#[path = "../registry/tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::TestRegistry;
+use common::{HOIST, Hoist, TestRegistry, expect_success, make_busybox_named as make_busybox};
 
-const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
-
+/// `hoist --root ROOT ARGS` with `DOCKER_CONFIG=docker_config`, stdin fed from `stdin`.
 fn hoist(root: &Path, docker_config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(HOIST)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("DOCKER_CONFIG", docker_config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
+    Hoist::new(root)
+        .docker_config(docker_config)
+        .output_with(args, stdin.map(str::as_bytes))
 }
 
 fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "hoist failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn make_busybox(root: &Path, name: &str) {
-    let status = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/make-busybox.sh"
-        ))
-        .arg(root)
-        .arg(name)
-        .env("HOIST", HOIST)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "fixtures/make-busybox.sh failed");
+    expect_success("hoist", out)
 }
 
 #[test]

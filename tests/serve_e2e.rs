@@ -14,66 +14,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
+mod common;
+
+use common::{HOIST, TestRegistry, free_port, git, skopeo_inspect};
+
 const SECRET: &str = "s3cr3t-for-tests";
 
 // ---------------------------------------------------------------------------------------------
 // Harness: registry, a gate proxy in front of it, the service process, HTTP, git.
-
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        let cfg_path = dir.path().join("config.yml");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (fixtures/install-deps.sh installs it)");
-        wait_port(port);
-        Registry {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A TCP proxy to the registry that holds every connection until opened: pushes hang while closed.
 struct Gate {
@@ -321,27 +269,6 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     out
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The hook's output comes back on stderr as `remote: ...`.
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// A working repository with a Dockerfile, and a bare repository it pushes to.
 fn repos(root: &Path) -> (PathBuf, PathBuf) {
     let bare = root.join("app.git");
@@ -487,20 +414,6 @@ fn skopeo_tags(registry: &str, repo: &str) -> Vec<String> {
     tags
 }
 
-fn skopeo_inspect(image: &str) -> Value {
-    let out = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false"])
-        .arg(format!("docker://{image}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn hmac_hex(body: &[u8]) -> String {
     hoist_serve::webhook::sign(SECRET, body)
 }
@@ -510,7 +423,7 @@ fn hmac_hex(body: &[u8]) -> String {
 #[test]
 fn git_push_through_post_receive_hook_builds_and_pushes_rule_tags() {
     let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::start();
+    let registry = TestRegistry::start(None);
     let reg = format!("127.0.0.1:{}", registry.port);
     let (work, bare) = repos(tmp.path());
     let config = write_config(tmp.path(), &reg, &bare, 2);
@@ -531,7 +444,7 @@ fn git_push_through_post_receive_hook_builds_and_pushes_rule_tags() {
     let log = b["log"].as_str().unwrap();
     assert!(log.contains("git clone --mirror"), "{log}");
     let digest = b["digest"].as_str().unwrap().to_string();
-    let inspected = skopeo_inspect(&format!("{reg}/team/app:latest"));
+    let inspected = skopeo_inspect(&format!("{reg}/team/app:latest"), false);
     assert_eq!(inspected["Digest"], digest.as_str());
     assert_eq!(inspected["Labels"]["flavour"], "plain");
 
@@ -568,11 +481,11 @@ fn git_push_through_post_receive_hook_builds_and_pushes_rule_tags() {
         skopeo_tags(&reg, "team/app"),
         ["2", "latest", "tools-v2.5", "v2.5"]
     );
-    let v25 = skopeo_inspect(&format!("{reg}/team/app:v2.5"));
+    let v25 = skopeo_inspect(&format!("{reg}/team/app:v2.5"), false);
     assert_eq!(v25["Labels"]["flavour"], "release");
     assert_eq!(v25["Digest"], release["digest"]);
     assert_eq!(
-        skopeo_inspect(&format!("{reg}/team/app:2"))["Digest"],
+        skopeo_inspect(&format!("{reg}/team/app:2"), false)["Digest"],
         release["digest"]
     );
     assert_ne!(release["digest"], tools["digest"]);
@@ -637,7 +550,7 @@ fn git_push_through_post_receive_hook_builds_and_pushes_rule_tags() {
 #[test]
 fn webhooks_need_valid_signatures() {
     let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::start();
+    let registry = TestRegistry::start(None);
     let reg = format!("127.0.0.1:{}", registry.port);
     let (work, bare) = repos(tmp.path());
     let config = write_config(tmp.path(), &reg, &bare, 1);
@@ -834,7 +747,7 @@ fn webhooks_need_valid_signatures() {
 #[test]
 fn restart_mid_queue_resumes_and_newer_push_cancels_queued() {
     let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::start();
+    let registry = TestRegistry::start(None);
     // Pushes go through a gate that holds them: build 1 stays running until the service is killed.
     let gate = Gate::start(registry.port);
     let reg = format!("127.0.0.1:{}", gate.port);
@@ -975,7 +888,7 @@ fn chromium_dom(url: &str) -> String {
 #[test]
 fn status_page_lists_builds_and_shows_logs_in_headless_chromium() {
     let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::start();
+    let registry = TestRegistry::start(None);
     let gate = Gate::start(registry.port);
     let reg = format!("127.0.0.1:{}", gate.port);
     let (work, bare) = repos(tmp.path());
@@ -1020,7 +933,7 @@ fn status_page_lists_builds_and_shows_logs_in_headless_chromium() {
 #[test]
 fn at_most_concurrency_builds_run_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::start();
+    let registry = TestRegistry::start(None);
     let gate = Gate::start(registry.port);
     let reg = format!("127.0.0.1:{}", gate.port);
     let (work, bare) = repos(tmp.path());
@@ -1070,7 +983,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 #[test]
 fn sigterm_interrupts_the_running_build_and_the_next_start_reruns_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::start();
+    let registry = TestRegistry::start(None);
     let gate = Gate::start(registry.port);
     let reg = format!("127.0.0.1:{}", gate.port);
     let (work, bare) = repos(tmp.path());
@@ -1128,7 +1041,7 @@ fn sigterm_interrupts_the_running_build_and_the_next_start_reruns_it() {
 fn status_token_guards_the_page_and_api_but_not_webhooks() {
     const TOKEN: &str = "status-t0ken-for-tests";
     let tmp = tempfile::tempdir().unwrap();
-    let registry = Registry::start();
+    let registry = TestRegistry::start(None);
     let reg = format!("127.0.0.1:{}", registry.port);
     let (work, bare) = repos(tmp.path());
     let config = write_config(tmp.path(), &reg, &bare, 1);
