@@ -254,6 +254,78 @@ fn registry_cache_max_makes_every_step_a_hit_in_a_wiped_store() {
     assert_eq!(id1, id2, "same image from the cache");
 }
 
+/// `--cache-to type=local,dest=DIR` writes an OCI layout (what a CI job saves between machines);
+/// a wiped store built with `--cache-from type=local,src=DIR` runs no step and gets the same image.
+#[test]
+fn local_cache_directory_makes_every_step_a_hit_in_a_wiped_store() {
+    let mut env = Env::new();
+    let ctx = env.context(MULTISTAGE);
+    let cache = env.dir.path().join("ci-cache");
+    let first = env.build(
+        &[
+            "-t",
+            "app:1",
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", cache.display()),
+        ],
+        &ctx,
+    );
+    assert!(ran(&first, "final-ran"), "{first}");
+    assert!(
+        first.contains("exporting cache to client directory"),
+        "{first}"
+    );
+    let id1 = env.store().resolve("app:1").unwrap().id().to_string();
+
+    // An OCI layout: index.json names the cache manifest "latest"; every blob is what it claims.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache.join("index.json")).unwrap()).unwrap();
+    let entry = &index["manifests"][0];
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+    let blob = |d: &str| std::fs::read(cache.join("blobs/sha256").join(&d[7..])).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(entry["digest"].as_str().unwrap())).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4, "{manifest}");
+    for d in layers.iter().chain([&manifest["config"], entry]) {
+        let d = d["digest"].as_str().unwrap();
+        let got = hoist_image::Digest::of(&blob(d));
+        assert_eq!(got.to_string(), d);
+    }
+
+    env.wipe();
+    let second = env.build(
+        &[
+            "-t",
+            "app:1",
+            "--cache-from",
+            &format!("type=local,src={}", cache.display()),
+        ],
+        &ctx,
+    );
+    for (step, status) in &steps(&second) {
+        assert_eq!(status, "CACHED", "{step}: {second}");
+    }
+    assert!(!ran(&second, "builder-ran"), "no RUN executed: {second}");
+    assert!(!ran(&second, "final-ran"), "no RUN executed: {second}");
+    assert_eq!(env.store().resolve("app:1").unwrap().id().to_string(), id1);
+
+    // A directory that is not a layout is a warning, as a missing registry cache is.
+    env.wipe();
+    let third = env.build(
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", env.dir.path().join("nope").display()),
+        ],
+        &ctx,
+    );
+    assert!(third.contains("WARNING: failed to import cache"), "{third}");
+    assert!(ran(&third, "final-ran"), "{third}");
+}
+
 #[test]
 fn registry_cache_min_covers_the_final_stage_only() {
     let reg = TestRegistry::start(None);

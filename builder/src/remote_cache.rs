@@ -1,5 +1,7 @@
-//! The build cache shared through a registry: `--cache-to type=registry,ref=R[,mode=min|max]`,
-//! `--cache-to type=inline`, `--cache-from [type=registry,ref=]R`.
+//! The build cache shared through a registry or a directory: `--cache-to
+//! type=registry,ref=R[,mode=min|max]`, `--cache-to type=inline`, `--cache-from [type=registry,ref=]R`,
+//! and `--cache-to type=local,dest=DIR` / `--cache-from type=local,src=DIR` (an OCI layout, as
+//! buildx's local cache, that CI systems save and restore between machines).
 //!
 //! What travels is the builder's own cache records (step key -> layer diff_id and creation time,
 //! see [`crate::cache`]) as JSON [`Metadata`], with the layers they name. A registry export is an
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use hoist_image::{Compression, Digest, Store};
-use hoist_registry::{Client, ClientOptions, Descriptor, ImageRef, ProgressMode};
+use hoist_registry::{Client, ClientOptions, Descriptor, ImageRef, LayoutStore, ProgressMode};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheRecord;
@@ -30,6 +32,13 @@ pub enum CacheSpec {
     Registry { reference: String, mode_max: bool },
     /// `type=inline`: the cache rides in the pushed image's manifest.
     Inline,
+    /// `type=local,dest=DIR` / `type=local,src=DIR[,tag=T]`: an OCI layout directory whose
+    /// `index.json` entry `tag` (default `latest`) is the cache manifest.
+    Local {
+        dir: std::path::PathBuf,
+        tag: String,
+        mode_max: bool,
+    },
 }
 
 impl CacheSpec {
@@ -46,6 +55,8 @@ impl CacheSpec {
         }
         let mut kind = None;
         let mut reference = None;
+        let mut dir = None;
+        let mut tag = None;
         let mut mode_max = false;
         for field in s.split(',') {
             let (k, v) = field
@@ -54,6 +65,8 @@ impl CacheSpec {
             match k.trim() {
                 "type" => kind = Some(v.trim().to_string()),
                 "ref" => reference = Some(v.trim().to_string()),
+                "dest" | "src" => dir = Some(std::path::PathBuf::from(v.trim())),
+                "tag" => tag = Some(v.trim().to_string()),
                 "mode" => match v.trim() {
                     "min" => mode_max = false,
                     "max" => mode_max = true,
@@ -71,8 +84,17 @@ impl CacheSpec {
                 mode_max,
             }),
             Some("inline") => Ok(CacheSpec::Inline),
+            Some("local") => Ok(CacheSpec::Local {
+                dir: dir.ok_or_else(|| {
+                    anyhow!("type=local cache needs dest=DIR (--cache-to) or src=DIR (--cache-from) in {s:?}")
+                })?,
+                tag: tag.unwrap_or_else(|| "latest".into()),
+                mode_max,
+            }),
             Some(other) => {
-                bail!("cache type {other:?} is not supported (hoist supports registry and inline)")
+                bail!(
+                    "cache type {other:?} is not supported (hoist supports registry, local and inline)"
+                )
             }
         }
     }
@@ -98,12 +120,28 @@ pub struct Entry {
     pub layer: Option<String>,
 }
 
+/// Where an imported cache's layers come from.
+#[derive(Clone)]
+enum Source {
+    Registry(ImageRef),
+    Local(Arc<LayoutStore>),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Registry(r) => write!(f, "{r}"),
+            Source::Local(l) => write!(f, "{}", l.root().display()),
+        }
+    }
+}
+
 /// A step imported from a remote cache.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Imported {
     record: CacheRecord,
     layer: Descriptor,
-    repo: ImageRef,
+    source: Source,
 }
 
 /// Per-build remote cache state: the records this build used (for export) and the ones imported
@@ -144,13 +182,21 @@ impl RemoteCache {
     /// cannot be read is a warning, as in buildx: the build goes on without it.
     pub fn import(&mut self, specs: &[CacheSpec]) {
         for spec in specs {
-            let CacheSpec::Registry { reference, .. } = spec else {
-                continue;
+            let (reference, source) = match spec {
+                CacheSpec::Registry { reference, .. } => (reference.clone(), None),
+                CacheSpec::Local { dir, tag, .. } => {
+                    (format!("{}:{tag}", dir.display()), Some((dir, tag)))
+                }
+                CacheSpec::Inline => continue,
             };
             let v = self
                 .progress
                 .vertex(&format!("importing cache manifest from {reference}"));
-            match self.import_one(reference) {
+            let found = match source {
+                None => self.import_one(&reference),
+                Some((dir, tag)) => self.import_local(dir, tag),
+            };
+            match found {
                 Ok(0) => {
                     v.log("no cache found");
                     v.done();
@@ -177,6 +223,26 @@ impl RemoteCache {
         else {
             return Ok(0);
         };
+        self.add_imported(remote, Source::Registry(repo))
+    }
+
+    fn import_local(&mut self, dir: &std::path::Path, tag: &str) -> Result<usize> {
+        if !dir.join("index.json").is_file() {
+            bail!("{} is not an OCI layout (no index.json)", dir.display());
+        }
+        let layout = Arc::new(LayoutStore::open(dir)?);
+        let Some(remote) = hoist_registry::cache::import_cache_local(&layout, tag)? else {
+            return Ok(0);
+        };
+        self.add_imported(remote, Source::Local(layout))
+    }
+
+    /// Records the steps of an imported cache manifest; returns how many.
+    fn add_imported(
+        &mut self,
+        remote: hoist_registry::cache::RemoteCache,
+        source: Source,
+    ) -> Result<usize> {
         let layers = remote.layers();
         let (meta, by_diff): (Metadata, HashMap<String, Descriptor>) = if remote.is_artifact() {
             let meta: Metadata =
@@ -221,7 +287,7 @@ impl RemoteCache {
                     created: e.created,
                 },
                 layer,
-                repo: repo.clone(),
+                source: source.clone(),
             });
         }
         Ok(n)
@@ -253,7 +319,7 @@ impl RemoteCache {
             Err(e) => {
                 self.progress.message(&format!(
                     "WARNING: cache layer {} from {}: {e:#} (running the step instead)",
-                    imp.layer.digest, imp.repo
+                    imp.layer.digest, imp.source
                 ));
                 local
             }
@@ -289,21 +355,28 @@ impl RemoteCache {
         let v = first.then(|| {
             self.progress.vertex(&format!(
                 "importing cache layer {} ({} bytes) from {}",
-                imp.layer.digest, imp.layer.size, imp.repo
+                imp.layer.digest, imp.layer.size, imp.source
             ))
         });
-        let quiet = hoist_registry::Progress::new(ProgressMode::Quiet);
-        let r = self
-            .runtime
-            .block_on(hoist_registry::fetch_blobs(
-                &self.client,
-                &self.store,
-                &imp.repo,
-                std::slice::from_ref(&imp.layer),
-                1,
-                &quiet,
-            ))
-            .and_then(|_| self.unpack_verified(&blob, &diff_id, &imp.layer.media_type));
+        let fetched = match &imp.source {
+            Source::Registry(repo) => {
+                let quiet = hoist_registry::Progress::new(ProgressMode::Quiet);
+                self.runtime
+                    .block_on(hoist_registry::fetch_blobs(
+                        &self.client,
+                        &self.store,
+                        repo,
+                        std::slice::from_ref(&imp.layer),
+                        1,
+                        &quiet,
+                    ))
+                    .map(drop)
+            }
+            Source::Local(layout) => {
+                hoist_registry::cache::copy_blob(layout.as_ref(), &self.store, &imp.layer.digest)
+            }
+        };
+        let r = fetched.and_then(|()| self.unpack_verified(&blob, &diff_id, &imp.layer.media_type));
         match (v, &r) {
             (Some(v), Ok(())) => v.done(),
             (Some(v), Err(e)) => v.error(&format!("{e:#}")),
@@ -366,33 +439,40 @@ impl RemoteCache {
     /// Pushes the cache to every `type=registry` destination of `specs`.
     pub fn export(&self, specs: &[CacheSpec], final_diff_ids: &[String]) -> Result<()> {
         for spec in specs {
-            let CacheSpec::Registry {
-                reference,
-                mode_max,
-            } = spec
-            else {
-                continue;
+            let (what, result) = match spec {
+                CacheSpec::Registry {
+                    reference,
+                    mode_max,
+                } => {
+                    let v = self.progress.vertex("exporting cache to registry");
+                    let r = self.export_one(reference, *mode_max, final_diff_ids, &|l| v.log(l));
+                    (reference.clone(), (v, r))
+                }
+                CacheSpec::Local { dir, tag, mode_max } => {
+                    let v = self.progress.vertex("exporting cache to client directory");
+                    let r = self.export_local(dir, tag, *mode_max, final_diff_ids, &|l| v.log(l));
+                    (dir.display().to_string(), (v, r))
+                }
+                CacheSpec::Inline => continue,
             };
-            let v = self.progress.vertex("exporting cache to registry");
-            match self.export_one(reference, *mode_max, final_diff_ids, &|l| v.log(l)) {
-                Ok(()) => v.done(),
-                Err(e) => {
+            match result {
+                (v, Ok(())) => v.done(),
+                (v, Err(e)) => {
                     v.error(&format!("{e:#}"));
-                    return Err(e.context(format!("failed to export cache to {reference}")));
+                    return Err(e.context(format!("failed to export cache to {what}")));
                 }
             }
         }
         Ok(())
     }
 
-    fn export_one(
+    /// The records and gzip layers of an export, each record naming its layer blob.
+    fn export_records(
         &self,
-        reference: &str,
         mode_max: bool,
         final_diff_ids: &[String],
         log: &dyn Fn(&str),
-    ) -> Result<()> {
-        let dest = ImageRef::parse(reference)?;
+    ) -> Result<(bytes::Bytes, Vec<Descriptor>)> {
         log("preparing build cache for export");
         let mut records = self.entries(mode_max, final_diff_ids);
         let mut layers: Vec<Descriptor> = Vec::new();
@@ -410,7 +490,39 @@ impl RemoteCache {
             version: 1,
             records,
         };
-        let bytes = bytes::Bytes::from(serde_json::to_vec(&meta)?);
+        Ok((bytes::Bytes::from(serde_json::to_vec(&meta)?), layers))
+    }
+
+    fn export_local(
+        &self,
+        dir: &std::path::Path,
+        tag: &str,
+        mode_max: bool,
+        final_diff_ids: &[String],
+        log: &dyn Fn(&str),
+    ) -> Result<()> {
+        let (metadata, layers) = self.export_records(mode_max, final_diff_ids, log)?;
+        let layout = LayoutStore::open(dir)?;
+        let desc = hoist_registry::cache::export_cache_local(
+            &self.store,
+            &layout,
+            tag,
+            &metadata,
+            layers,
+        )?;
+        log(&format!("writing cache manifest {} done", desc.digest));
+        Ok(())
+    }
+
+    fn export_one(
+        &self,
+        reference: &str,
+        mode_max: bool,
+        final_diff_ids: &[String],
+        log: &dyn Fn(&str),
+    ) -> Result<()> {
+        let dest = ImageRef::parse(reference)?;
+        let (bytes, layers) = self.export_records(mode_max, final_diff_ids, log)?;
         let quiet = hoist_registry::Progress::new(ProgressMode::Quiet);
         let pushed = self.runtime.block_on(hoist_registry::cache::export_cache(
             &self.client,
@@ -484,7 +596,24 @@ mod tests {
         );
         assert_eq!(CacheSpec::parse("type=inline").unwrap(), CacheSpec::Inline);
         assert!(CacheSpec::parse("type=registry").is_err());
-        assert!(CacheSpec::parse("type=local,dest=x").is_err());
+        assert_eq!(
+            CacheSpec::parse("type=local,dest=/tmp/c,mode=max").unwrap(),
+            CacheSpec::Local {
+                dir: "/tmp/c".into(),
+                tag: "latest".into(),
+                mode_max: true
+            }
+        );
+        assert_eq!(
+            CacheSpec::parse("type=local,src=c,tag=ci").unwrap(),
+            CacheSpec::Local {
+                dir: "c".into(),
+                tag: "ci".into(),
+                mode_max: false
+            }
+        );
+        assert!(CacheSpec::parse("type=local").is_err());
+        assert!(CacheSpec::parse("type=gha").is_err());
         assert!(CacheSpec::parse("type=registry,ref=x,mode=all").is_err());
     }
 

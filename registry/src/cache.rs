@@ -3,10 +3,13 @@
 //! the cached step layers. The builder decides what the metadata says and which layers to fetch
 //! ([`crate::fetch_blobs`] on the hits only); this module only moves it.
 
+use std::io::{Read, Write};
+
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 
 use crate::client::Client;
+use crate::layout::{LayoutStore, REF_NAME};
 use crate::manifest::{
     Descriptor, Index, Manifest, OCI_MANIFEST, Platform, is_index, select_platform,
 };
@@ -54,21 +57,109 @@ pub async fn export_cache(
     opts: &PushOptions,
     progress: &Progress,
 ) -> Result<PushedImage> {
-    let digest = crate::digest::sha256(&metadata);
-    store.put_bytes(&metadata, &digest)?;
-    let config = Descriptor::new(CACHE_CONFIG_TYPE, &digest, metadata.len() as u64);
+    let body = cache_manifest(store, &metadata, layers)?;
+    push_manifest(client, store, dest, body, OCI_MANIFEST, opts, progress)
+        .await
+        .with_context(|| format!("exporting build cache to {dest}"))
+}
+
+/// Stores `metadata` in `store` and returns the artifact manifest naming it and `layers`.
+fn cache_manifest(
+    store: &dyn ContentStore,
+    metadata: &[u8],
+    layers: Vec<Descriptor>,
+) -> Result<Bytes> {
+    let digest = crate::digest::sha256(metadata);
+    store.put_bytes(metadata, &digest)?;
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.to_string()),
         artifact_type: Some(CACHE_ARTIFACT_TYPE.to_string()),
-        config,
+        config: Descriptor::new(CACHE_CONFIG_TYPE, &digest, metadata.len() as u64),
         layers,
         annotations: None,
     };
-    let body = Bytes::from(serde_json::to_vec(&manifest)?);
-    push_manifest(client, store, dest, body, OCI_MANIFEST, opts, progress)
-        .await
-        .with_context(|| format!("exporting build cache to {dest}"))
+    Ok(Bytes::from(serde_json::to_vec(&manifest)?))
+}
+
+/// Exports a cache into the OCI layout `layout` (`--cache-to type=local,dest=DIR`): the layer
+/// blobs are copied from `store` (verified), then the metadata, the manifest, and last the
+/// `index.json` entry named `tag`, so a reader never sees a manifest whose blobs are missing.
+pub fn export_cache_local(
+    store: &dyn ContentStore,
+    layout: &LayoutStore,
+    tag: &str,
+    metadata: &[u8],
+    layers: Vec<Descriptor>,
+) -> Result<Descriptor> {
+    for l in &layers {
+        copy_blob(store, layout, &l.digest)?;
+    }
+    let body = cache_manifest(layout, metadata, layers)?;
+    let digest = crate::digest::sha256(&body);
+    layout.put_bytes(&body, &digest)?;
+    let desc = Descriptor::new(OCI_MANIFEST, &digest, body.len() as u64);
+    layout.set_ref(tag, desc.clone())?;
+    Ok(desc)
+}
+
+/// Imports the cache named `tag` from the OCI layout at `layout` (`--cache-from
+/// type=local,src=DIR`); `None` when the layout has no such entry.
+pub fn import_cache_local(layout: &LayoutStore, tag: &str) -> Result<Option<RemoteCache>> {
+    let index = layout.index()?;
+    let Some(entry) = index.manifests.iter().find(|d| {
+        d.annotations
+            .as_ref()
+            .and_then(|a| a.get(REF_NAME))
+            .is_some_and(|n| n == tag)
+    }) else {
+        return Ok(None);
+    };
+    let read = |digest: &str| -> Result<Bytes> {
+        let bytes = std::fs::read(layout.blob_path(digest)?)?;
+        crate::digest::verify(&bytes, digest)?;
+        Ok(Bytes::from(bytes))
+    };
+    let body = read(&entry.digest)?;
+    let manifest: Manifest = serde_json::from_slice(&body)
+        .with_context(|| format!("parsing the build cache manifest {}", entry.digest))?;
+    let metadata = read(&manifest.config.digest)?;
+    Ok(Some(RemoteCache {
+        digest: entry.digest.clone(),
+        manifest,
+        metadata,
+    }))
+}
+
+/// Copies the blob `digest` from one store to another unless it is there, verifying its content
+/// on the way (a blob that does not hash to its name is refused, nothing is stored).
+pub fn copy_blob(from: &dyn ContentStore, to: &dyn ContentStore, digest: &str) -> Result<()> {
+    if to.has_blob(digest) {
+        return Ok(());
+    }
+    let src = from.blob_path(digest)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(to.temp_dir()?)?;
+    let mut input =
+        std::fs::File::open(&src).with_context(|| format!("opening {}", src.display()))?;
+    let mut hasher = crate::digest::Hasher::for_digest(digest)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input
+            .read(&mut buf)
+            .with_context(|| format!("reading {digest}"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        tmp.write_all(&buf[..n])?;
+    }
+    tmp.as_file().sync_all()?;
+    let got = hasher.finish();
+    if got != digest {
+        bail!("blob {digest} from {} holds {got}", src.display());
+    }
+    let (_, path) = tmp.keep()?;
+    to.commit_blob(&path, digest)
 }
 
 /// Imports a cache manifest and its metadata from `src`; `None` when there is none yet.

@@ -72,10 +72,10 @@ pub struct BuildArgs {
     /// Output destination: "type=local,dest=DIR" (or just DIR), "type=oci|docker|tar,dest=FILE|-", "-" (tar on stdout), "type=registry,name=REGISTRY/REPO:TAG"
     #[arg(short = 'o', long = "output", value_name = "PATH|TYPE=...")]
     outputs: Vec<String>,
-    /// External cache sources (e.g. "type=registry,ref=REGISTRY/REPO:TAG", or an image with an inline cache)
+    /// External cache sources (e.g. "type=registry,ref=REGISTRY/REPO:TAG", "type=local,src=DIR", or an image with an inline cache)
     #[arg(long = "cache-from", value_name = "SPEC")]
     cache_from: Vec<String>,
-    /// Cache export destinations (e.g. "type=registry,ref=REGISTRY/REPO:TAG[,mode=max]", "type=inline")
+    /// Cache export destinations (e.g. "type=registry,ref=REGISTRY/REPO:TAG[,mode=max]", "type=local,dest=DIR[,mode=max]", "type=inline")
     #[arg(long = "cache-to", value_name = "SPEC")]
     cache_to: Vec<String>,
     /// Registry reached over plain http (loopback registries always are)
