@@ -797,6 +797,34 @@ pub const INSTRUCTIONS: [&str; 18] = [
     "workdir",
 ];
 
+/// The platform ARGs every build predefines in the global scope (Dockerfile reference, "Automatic
+/// platform ARGs in the global scope"); a stage sees them only after `ARG NAME`.
+pub const PLATFORM_ARGS: [&str; 8] = [
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+];
+
+/// The proxy ARGs a RUN receives from `--build-arg` without an `ARG` line (Dockerfile reference,
+/// "Predefined ARGs"), kept out of the image history.
+pub const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 fn arg_decls(args: &[String]) -> Result<Vec<ArgDecl>, String> {
     if args.is_empty() {
         return Err(at_least_one("ARG"));
@@ -1362,28 +1390,4 @@ pub fn parse_mount(value: &str, expand: Option<Expander>) -> Result<Mount, Strin
         return Err("invalid mount target \"/\"".into());
     }
     Ok(m)
-}
-
-/// Checks a `--chmod` value: octal up to 07777 or a symbolic mode like `u=rwX,go=rX`.
-pub fn validate_chmod(v: &str) -> Result<(), String> {
-    let err = || {
-        format!("invalid chmod parameter: '{v}'. it should be octal string and between 0 and 07777")
-    };
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        return match u32::from_str_radix(v, 8) {
-            Ok(n) if n <= 0o7777 => Ok(()),
-            _ => Err(err()),
-        };
-    }
-    let symbolic = !v.is_empty()
-        && v.split(',').all(|clause| {
-            let who_end = clause
-                .find(|c: char| !"ugoa".contains(c))
-                .unwrap_or(clause.len());
-            let ops = &clause[who_end..];
-            !ops.is_empty()
-                && ops.starts_with(['+', '-', '='])
-                && ops.chars().all(|c| "+-=rwxXstugo".contains(c))
-        });
-    if symbolic { Ok(()) } else { Err(err()) }
 }

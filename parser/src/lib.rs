@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod chmod;
 pub mod dump;
 pub mod error;
 pub mod instructions;

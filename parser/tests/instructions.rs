@@ -1,8 +1,9 @@
 //! Instruction layer: every flag of every instruction, its accepted values and BuildKit's errors.
 
+use hoist_parser::chmod::parse_chmod;
 use hoist_parser::instructions::{
     Healthcheck, Instruction, MountType, NetworkMode, SecurityMode, Sharing, ShellOrExec,
-    parse_go_duration, parse_mount, validate_chmod,
+    parse_go_duration, parse_mount,
 };
 use hoist_parser::{Dockerfile, parse_and_validate};
 
@@ -317,15 +318,31 @@ fn copy_heredoc_sources_become_inline_files() {
 
 #[test]
 fn chmod_values() {
-    for v in ["0", "644", "0755", "7777", "u=rwX,go=rX", "+x", "a-w"] {
-        validate_chmod(v).unwrap_or_else(|e| panic!("{v}: {e}"));
+    for v in [
+        "0",
+        "644",
+        "0755",
+        "7777",
+        "u=rwX,go=rX",
+        "+x",
+        "a-w",
+        "g=u-w",
+    ] {
+        assert!(parse_chmod(v).unwrap().is_some(), "{v}");
     }
-    for v in ["10000", "8", "", "rwx", "u=q"] {
+    assert_eq!(parse_chmod(""), Ok(None), "--chmod= sets nothing");
+    for v in ["10000", "8"] {
         assert_eq!(
-            validate_chmod(v).unwrap_err(),
+            parse_chmod(v).unwrap_err(),
             format!(
                 "invalid chmod parameter: '{v}'. it should be octal string and between 0 and 07777"
             )
+        );
+    }
+    for v in ["rwx", "u=q"] {
+        assert!(
+            parse_chmod(v).unwrap_err().contains("invalid syntax"),
+            "{v}"
         );
     }
 }
