@@ -100,29 +100,8 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     v.done();
     let ast = hoist_parser::parse(text.as_bytes(), &file_name).map_err(|e| anyhow!("{e}"))?;
     // Instruction-level validation of the whole file (reachable stages or not), as BuildKit does.
-    if let Err(e) = hoist_parser::parse_dockerfile(&ast) {
-        if e.start_line == 0 {
-            bail!("{}", e.message);
-        }
-        let line = text.lines().nth(e.start_line - 1).unwrap_or("").trim();
-        bail!(
-            "{}:{}\n--------------------\n>>> {line}\n--------------------\n{}",
-            e.file,
-            e.start_line,
-            e.buildkit_message()
-        );
-    }
-    // Build checks: reported at the end; `# check=error=true` fails before anything runs.
-    let checks = crate::lint::check(&text, &file_name)?;
-    if checks.failed() {
-        let mut rules: Vec<&str> = checks.warnings.iter().map(|w| w.rule).collect();
-        rules.dedup();
-        bail!(
-            "{}lint violation found for rules: {}",
-            checks.summary(),
-            rules.join(", ")
-        );
-    }
+    let df = hoist_parser::parse_dockerfile(&ast)
+        .map_err(|e| anyhow!(crate::lint::located(&text, &e)))?;
 
     let context = match &opts.context {
         Some(c) => {
@@ -147,7 +126,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         labels: opts.labels.clone(),
         network: opts.network,
         platform,
-        file_name,
+        file_name: file_name.clone(),
     };
     let mut seen: BTreeMap<String, hoist_image::Image> = BTreeMap::new();
     let mut resolver = |name: &str| -> Result<hoist_image::Image> {
@@ -194,7 +173,22 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         seen.insert(name.to_string(), img.clone());
         Ok(img)
     };
-    let plan = lower(&ast, &fe, &mut resolver)?;
+    let lowered = lower(&df, &fe, &mut resolver)?;
+    // Build checks (now that base images' environments are known): reported at the end;
+    // `# check=error=true` fails before any step runs.
+    let checks = crate::lint::check_with_bases(&text, &file_name, &|i| {
+        lowered.base_env.get(i).cloned().flatten()
+    })?;
+    if checks.failed() {
+        let mut rules: Vec<&str> = checks.warnings.iter().map(|w| w.rule).collect();
+        rules.dedup();
+        bail!(
+            "{}lint violation found for rules: {}",
+            checks.summary(),
+            rules.join(", ")
+        );
+    }
+    let plan = lowered.plan;
 
     let mut solver = Solver::new(
         store.clone(),

@@ -1,17 +1,22 @@
-//! The Dockerfile frontend: parsed instructions -> a [`Plan`]. Resolves stages and what the target
-//! needs, ARG scoping (global, per stage, predefined), variable expansion where Docker expands,
-//! ONBUILD triggers of base images, and computes the image config and history each stage produces.
+//! The Dockerfile frontend: typed instructions ([`hoist_parser::instructions`], flags and arguments
+//! already parsed and validated there) -> a [`Plan`]. Resolves stages and what the target needs, ARG
+//! scoping (global, per stage, predefined), variable expansion where Docker expands (values checked
+//! after expansion with [`hoist_parser::values`]), ONBUILD triggers of base images, and computes the
+//! image config and history each stage produces.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, anyhow, bail};
 use hoist_image::{ContainerConfig, Healthcheck, History, ImageConfig};
-use hoist_parser::ast::{Ast, Node};
-use hoist_parser::shell::Lexer;
+use hoist_parser::ast::Heredoc;
+use hoist_parser::instructions::{
+    self as ins, Command, CopyArgs, Dockerfile, Instruction, ShellOrExec, Source,
+};
+use hoist_parser::values;
 use serde_json::Value;
 
 use crate::paths::clean;
-use crate::plan::{Base, Chain, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
+use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
 
 /// Build-wide frontend settings.
 #[derive(Debug, Clone)]
@@ -39,134 +44,102 @@ pub struct LineError {
 /// Resolves a base image name to an image of the store.
 pub type ImageResolver<'a> = dyn FnMut(&str) -> Result<hoist_image::Image> + 'a;
 
-const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
-
-struct StageSrc<'a> {
-    name: Option<String>,
-    from: &'a Node,
-    nodes: Vec<&'a Node>,
+/// What lowering produced.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub plan: Plan,
+    /// Per stage, in file order: the environment (`KEY=value`) of its base image when the stage was
+    /// lowered on an image (for the `UndefinedVar` check); None for scratch, stage bases and stages
+    /// the target does not need.
+    pub base_env: Vec<Option<Vec<String>>>,
 }
 
-/// Lowers a parsed Dockerfile into a plan.
-pub fn lower(ast: &Ast, opts: &FrontendOptions, resolve: &mut ImageResolver<'_>) -> Result<Plan> {
-    let lex = Lexer::new(ast.directives.escape);
-    let err = |n: &Node, msg: String| -> anyhow::Error {
-        LineError {
-            file: opts.file_name.clone(),
-            line: n.start_line,
-            snippet: format!(">>> {}", n.original.trim()),
-            message: msg,
-        }
-        .into()
-    };
-    if ast.children.is_empty() {
-        bail!("the Dockerfile cannot be empty");
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+fn line_error(file: &str, src: &Source, message: String) -> anyhow::Error {
+    LineError {
+        file: file.to_string(),
+        line: src.start_line,
+        snippet: format!(">>> {}", src.original.trim()),
+        message,
     }
-    // Predefined platform args.
+    .into()
+}
+
+/// The stages an instruction reads files from (`COPY --from`, `RUN --mount=from=`).
+fn reads_from(i: &Instruction) -> Vec<String> {
+    match i {
+        Instruction::Copy(a) => a.from.iter().cloned().collect(),
+        Instruction::Run { mounts, .. } => mounts
+            .iter()
+            .filter_map(|m| ins::parse_mount(m, None).ok().and_then(|m| m.from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Lowers a parsed and validated Dockerfile into a plan.
+pub fn lower(
+    df: &Dockerfile,
+    opts: &FrontendOptions,
+    resolve: &mut ImageResolver<'_>,
+) -> Result<Lowered> {
+    let err = |src: &Source, msg: String| line_error(&opts.file_name, src, msg);
+    let esc = df.escape;
+    // Predefined platform args, in PLATFORM_ARGS order.
     let mut parts = opts.platform.split('/');
     let os = parts.next().unwrap_or("linux").to_string();
-    let arch = parts
-        .next()
-        .map(String::from)
-        .unwrap_or_else(|| hoist_image::config::host_arch().to_string());
+    let host_arch = hoist_image::config::host_arch().to_string();
+    let arch = parts.next().map_or_else(|| host_arch.clone(), String::from);
     let variant = parts.next().unwrap_or("").to_string();
-    let host = format!("linux/{}", hoist_image::config::host_arch());
-    let mut global: Vec<(String, String)> = vec![
-        ("TARGETPLATFORM".into(), opts.platform.clone()),
-        ("TARGETOS".into(), os.clone()),
-        ("TARGETARCH".into(), arch.clone()),
-        ("TARGETVARIANT".into(), variant.clone()),
-        ("BUILDPLATFORM".into(), host),
-        ("BUILDOS".into(), "linux".into()),
-        ("BUILDARCH".into(), hoist_image::config::host_arch().into()),
-        ("BUILDVARIANT".into(), String::new()),
+    let platform_values = [
+        opts.platform.clone(),
+        os.clone(),
+        arch.clone(),
+        variant.clone(),
+        format!("linux/{host_arch}"),
+        "linux".into(),
+        host_arch.clone(),
+        String::new(),
     ];
-    let predefined: BTreeSet<String> = global.iter().map(|(k, _)| k.clone()).collect();
-
-    // Split into global ARGs and stages.
-    let mut stages: Vec<StageSrc> = Vec::new();
-    for n in &ast.children {
-        match n.name().as_str() {
-            "from" => {
-                if n.args.len() != 1 && !(n.args.len() == 3 && n.args[1].eq_ignore_ascii_case("as"))
-                {
-                    return Err(err(n, "FROM requires either one or three arguments".into()));
-                }
-                let name = n.args.get(2).map(|s| s.to_ascii_lowercase());
-                if let Some(nm) = &name {
-                    let ok = nm.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                        && nm.chars().all(|c| {
-                            c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)
-                        });
-                    if !ok {
-                        return Err(err(
-                            n,
-                            format!(
-                                "invalid name for build stage: {:?}, name can't start with a number or contain symbols",
-                                n.args[2]
-                            ),
-                        ));
-                    }
-                }
-                stages.push(StageSrc {
-                    name,
-                    from: n,
-                    nodes: Vec::new(),
-                });
+    let mut global: Vec<(String, String)> = ins::PLATFORM_ARGS
+        .iter()
+        .map(|k| k.to_string())
+        .zip(platform_values)
+        .collect();
+    for c in &df.global_args {
+        let Instruction::Arg(decls) = &c.instruction else {
+            continue;
+        };
+        for d in decls {
+            let val = match opts.build_args.get(&d.name) {
+                Some(b) => Some(b.clone()),
+                None => d
+                    .default
+                    .as_deref()
+                    .map(|v| ins::expand(v, global.as_slice(), esc))
+                    .transpose()
+                    .map_err(|e| err(&c.source, e.to_string()))?,
+            };
+            global.retain(|(k, _)| *k != d.name);
+            if let Some(v) = val {
+                global.push((d.name.clone(), v));
             }
-            "arg" if stages.is_empty() => {
-                for a in &n.args {
-                    let (k, v) = split_arg(a);
-                    let val = match opts.build_args.get(&k) {
-                        Some(b) => Some(b.clone()),
-                        None => match v {
-                            Some(d) => Some(
-                                lex.process_word(&d, &global)
-                                    .map_err(|e| err(n, e.to_string()))?,
-                            ),
-                            None => None,
-                        },
-                    };
-                    global.retain(|(gk, _)| *gk != k);
-                    if let Some(v) = val {
-                        global.push((k, v));
-                    }
-                }
-            }
-            _ if stages.is_empty() => {
-                return Err(err(n, "no build stage in current context".into()));
-            }
-            _ => stages.last_mut().unwrap().nodes.push(n),
         }
     }
-    if stages.is_empty() {
-        bail!("dockerfile contains no stages to build");
-    }
-    let stage_index = |name: &str, before: usize| -> Option<usize> {
+
+    let stages = &df.stages;
+    let by_name = |name: &str, before: usize| -> Option<usize> {
         let lname = name.to_ascii_lowercase();
-        if let Some(i) = stages[..before]
+        stages[..before]
             .iter()
             .position(|s| s.name.as_deref() == Some(lname.as_str()))
-        {
-            return Some(i);
-        }
-        name.parse::<usize>().ok().filter(|i| *i < before)
+    };
+    let stage_index = |name: &str, before: usize| -> Option<usize> {
+        by_name(name, before).or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
     };
     let target = match &opts.target {
-        Some(t) => stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+        Some(t) => by_name(t, stages.len())
             .ok_or_else(|| anyhow!("target stage {t:?} could not be found"))?,
         None => stages.len() - 1,
     };
@@ -175,47 +148,27 @@ pub fn lower(ast: &Ast, opts: &FrontendOptions, resolve: &mut ImageResolver<'_>)
     let mut base_names = Vec::new();
     let mut deps: Vec<BTreeSet<usize>> = Vec::new();
     for (i, s) in stages.iter().enumerate() {
-        let b = lex
-            .process_word(&s.from.args[0], &global)
-            .map_err(|e| err(s.from, e.to_string()))?;
+        let b = ins::expand(&s.base, global.as_slice(), esc)
+            .map_err(|e| err(&s.source, e.to_string()))?;
         if b.is_empty() {
             return Err(err(
-                s.from,
-                format!("base name ({}) should not be blank", s.from.args[0]),
+                &s.source,
+                format!("base name ({}) should not be blank", s.base),
             ));
         }
-        let mut d = BTreeSet::new();
-        if let Some(j) = stages[..i]
-            .iter()
-            .position(|x| x.name.as_deref() == Some(b.to_ascii_lowercase().as_str()))
-        {
-            d.insert(j);
-        }
-        for n in &s.nodes {
-            for f in &n.flags {
-                let from = if let Some(v) = f.strip_prefix("--from=") {
-                    Some(v.to_string())
-                } else if let Some(m) = f.strip_prefix("--mount=") {
-                    m.split(',')
-                        .find_map(|kv| kv.strip_prefix("from=").map(String::from))
-                } else {
-                    None
-                };
-                if let Some(from) = from {
-                    if let Some(j) = stage_index(&from, i) {
-                        d.insert(j);
-                    } else if stages
-                        .iter()
-                        .any(|x| x.name.as_deref() == Some(from.to_ascii_lowercase().as_str()))
-                    {
-                        return Err(err(
-                            n,
-                            format!(
-                                "cannot copy from stage {from:?}, it needs to be defined before current stage {:?}",
-                                s.name.clone().unwrap_or_else(|| format!("stage-{i}"))
-                            ),
-                        ));
-                    }
+        let mut d: BTreeSet<usize> = by_name(&b, i).into_iter().collect();
+        for c in &s.commands {
+            for from in reads_from(&c.instruction) {
+                if let Some(j) = stage_index(&from, i) {
+                    d.insert(j);
+                } else if by_name(&from, stages.len()).is_some() {
+                    return Err(err(
+                        &c.source,
+                        format!(
+                            "cannot copy from stage {from:?}, it needs to be defined before current stage {:?}",
+                            s.name.clone().unwrap_or_else(|| format!("stage-{i}"))
+                        ),
+                    ));
                 }
             }
         }
@@ -232,6 +185,7 @@ pub fn lower(ast: &Ast, opts: &FrontendOptions, resolve: &mut ImageResolver<'_>)
 
     let mut chains: Vec<Chain> = Vec::new();
     let mut chain_of: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut base_env = vec![None; stages.len()];
     let single = stages.len() == 1;
     for (i, s) in stages.iter().enumerate() {
         if !needed.contains(&i) {
@@ -246,15 +200,18 @@ pub fn lower(ast: &Ast, opts: &FrontendOptions, resolve: &mut ImageResolver<'_>)
                 ..Default::default()
             };
             (Base::Scratch, c)
-        } else if let Some(j) = stages[..i]
-            .iter()
-            .position(|x| x.name.as_deref() == Some(base_name.to_ascii_lowercase().as_str()))
-        {
+        } else if let Some(j) = by_name(base_name, i) {
             let c = chain_of[&j];
             (Base::Chain(c), chains[c].config.clone())
         } else {
-            let img = resolve(base_name).map_err(|e| err(s.from, format!("{e:#}")))?;
+            let img = resolve(base_name).map_err(|e| err(&s.source, format!("{e:#}")))?;
             let c = img.config.clone();
+            base_env[i] = Some(
+                c.config
+                    .as_ref()
+                    .and_then(|cc| cc.env.clone())
+                    .unwrap_or_default(),
+            );
             (
                 Base::Image {
                     reference: base_name.clone(),
@@ -269,28 +226,18 @@ pub fn lower(ast: &Ast, opts: &FrontendOptions, resolve: &mut ImageResolver<'_>)
             None if single => String::new(),
             None => format!("stage-{i}"),
         };
-        let mut st = StageState::new(&mut config, opts);
-        // ONBUILD triggers of the base image run first.
-        let triggers = st.cc.on_build.take().unwrap_or_default();
-        let mut trigger_nodes = Vec::new();
-        for t in &triggers {
-            let mut tn =
-                hoist_parser::syntax::parse_line(t, ast.directives.escape).map_err(|e| {
-                    err(
-                        s.from,
-                        format!("onbuild trigger should be a single expression: {e}"),
-                    )
-                })?;
-            tn.start_line = s.from.start_line;
-            tn.end_line = s.from.start_line;
-            trigger_nodes.push(tn);
+        let mut st = StageState::new(&mut config, opts, esc);
+        // ONBUILD triggers of the base image run first, located at the FROM line.
+        let mut triggers = Vec::new();
+        for t in st.cc.on_build.take().unwrap_or_default() {
+            let mut c = ins::parse_onbuild_trigger(&t, &opts.file_name)
+                .map_err(|e| err(&s.source, e.message))?;
+            c.source.start_line = s.source.start_line;
+            c.source.end_line = s.source.start_line;
+            triggers.push(c);
         }
-        let nodes: Vec<&Node> = trigger_nodes
-            .iter()
-            .chain(s.nodes.iter().copied())
-            .collect();
-        for n in nodes {
-            st.apply(n, &lex, &global, &predefined, &|from: &str| -> Result<Input> {
+        for c in triggers.iter().chain(&s.commands) {
+            st.apply(c, &global, &|from: &str| -> Result<Input> {
                 if let Some(j) = stage_index(from, i) {
                     Ok(Input::Chain(chain_of[&j]))
                 } else if from.contains('$') {
@@ -303,7 +250,7 @@ pub fn lower(ast: &Ast, opts: &FrontendOptions, resolve: &mut ImageResolver<'_>)
             })
             .map_err(|e| match e.downcast::<LineError>() {
                 Ok(le) => le.into(),
-                Err(e) => err(n, format!("{e:#}")),
+                Err(e) => err(&c.source, format!("{e:#}")),
             })?;
         }
         if i == target && !opts.labels.is_empty() {
@@ -317,28 +264,22 @@ pub fn lower(ast: &Ast, opts: &FrontendOptions, resolve: &mut ImageResolver<'_>)
         cfg.history.clear();
         chains.push(Chain {
             label,
-            base_display: format!("FROM {}", s.from.args[0..].join(" ")),
+            // The FROM expansion, as progress shows it.
+            base_display: format!("FROM {base_name}"),
             base,
             steps,
             config: cfg,
             history,
         });
-        // Keep the FROM expansion visible in progress.
-        let last = chains.len() - 1;
-        chains[last].base_display = format!("FROM {base_name}");
-        chain_of.insert(i, last);
+        chain_of.insert(i, chains.len() - 1);
     }
-    Ok(Plan {
-        target: chain_of[&target],
-        chains,
+    Ok(Lowered {
+        plan: Plan {
+            target: chain_of[&target],
+            chains,
+        },
+        base_env,
     })
-}
-
-fn split_arg(a: &str) -> (String, Option<String>) {
-    match a.split_once('=') {
-        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-        None => (a.to_string(), None),
-    }
 }
 
 /// The state of one stage while its instructions are applied.
@@ -353,15 +294,16 @@ struct StageState<'c> {
     steps: Vec<Step>,
     history: Vec<History>,
     opts: &'c FrontendOptions,
+    escape: char,
 }
 
 impl<'c> StageState<'c> {
-    fn new(config: &'c mut ImageConfig, opts: &'c FrontendOptions) -> StageState<'c> {
+    fn new(config: &'c mut ImageConfig, opts: &'c FrontendOptions, escape: char) -> Self {
         let mut cc = config.config.clone().unwrap_or_default();
-        if cc.env.is_none() {
-            cc.env = Some(vec![
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            ]);
+        // As BuildKit: every stage has a PATH.
+        let env = cc.env.get_or_insert_with(Vec::new);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         }
         let shell = cc
             .shell
@@ -382,6 +324,7 @@ impl<'c> StageState<'c> {
             steps: Vec::new(),
             history: Vec::new(),
             opts,
+            escape,
         }
     }
 
@@ -410,6 +353,10 @@ impl<'c> StageState<'c> {
         v
     }
 
+    fn expand(&self, word: &str, vars: &[(String, String)]) -> Result<String> {
+        ins::expand(word, vars, self.escape).map_err(|e| anyhow!("{e}"))
+    }
+
     fn set_env(&mut self, k: &str, v: &str) {
         let env = self.cc.env.get_or_insert_with(Vec::new);
         let prefix = format!("{k}=");
@@ -420,49 +367,46 @@ impl<'c> StageState<'c> {
         }
     }
 
-    fn meta(&mut self, created_by: String) {
+    /// A history entry, as BuildKit's `commitToHistory`: `layer` when the step adds one.
+    fn commit(&mut self, created_by: String, layer: bool) {
         self.history.push(History {
             created_by: Some(created_by),
-            comment: None,
-            empty_layer: true,
+            comment: Some(HISTORY_COMMENT.into()),
+            empty_layer: !layer,
             ..Default::default()
+        });
+    }
+
+    /// A layer-producing step and its history entry.
+    fn step(&mut self, c: &Command, op: Op, created_by: String) {
+        self.commit(created_by, true);
+        self.steps.push(Step {
+            display: display_of(&c.source),
+            location: format!("{}:{}", self.opts.file_name, c.source.start_line),
+            op,
         });
     }
 
     fn apply(
         &mut self,
-        n: &Node,
-        lex: &Lexer,
+        c: &Command,
         global: &[(String, String)],
-        predefined: &BTreeSet<String>,
         input_of: &dyn Fn(&str) -> Result<Input>,
     ) -> Result<()> {
-        let kw = n.name();
-        let x = |s: &str, vars: &Vec<(String, String)>| -> Result<String> {
-            lex.process_word(s, vars).map_err(|e| anyhow!("{e}"))
-        };
-        let flags = Flags::parse(&n.flags);
-        let no_flags = || -> Result<()> {
-            if let Some(f) = n.flags.first() {
-                bail!("unknown flag: {}", f.split('=').next().unwrap_or(f));
-            }
-            Ok(())
-        };
-        match kw.as_str() {
-            "env" | "label" => {
-                no_flags()?;
-                if n.args.is_empty() {
-                    bail!("{} requires at least one argument", kw.to_uppercase());
-                }
+        match &c.instruction {
+            Instruction::Env(kvs) | Instruction::Label(kvs) => {
+                let is_env = matches!(c.instruction, Instruction::Env(_));
+                let kw = if is_env { "ENV" } else { "LABEL" };
+                // Pairs on one line see the environment from before the line.
                 let vars = self.vars();
                 let mut shown = Vec::new();
-                for t in n.args.chunks(3) {
-                    let k = x(&t[0], &vars)?;
-                    let v = x(t.get(1).map(String::as_str).unwrap_or(""), &vars)?;
+                for kv in kvs {
+                    let k = self.expand(&kv.key, &vars)?;
+                    let v = self.expand(&kv.value, &vars)?;
                     if k.is_empty() {
-                        bail!("{} names can not be blank", kw.to_uppercase());
+                        bail!("{kw} names can not be blank");
                     }
-                    if kw == "env" {
+                    if is_env {
                         self.set_env(&k, &v);
                     } else {
                         self.cc
@@ -472,135 +416,88 @@ impl<'c> StageState<'c> {
                     }
                     shown.push(format!("{k}={v}"));
                 }
-                self.meta(format!("{} {}", kw.to_uppercase(), shown.join(" ")));
+                self.commit(format!("{kw} {}", shown.join(" ")), false);
             }
-            "arg" => {
-                if n.args.is_empty() {
-                    bail!("ARG requires at least one argument");
-                }
+            Instruction::Arg(decls) => {
                 let mut shown = Vec::new();
-                for a in &n.args {
-                    let (k, d) = split_arg(a);
-                    if k.is_empty() {
-                        bail!("ARG names can not be blank");
-                    }
-                    let val = match self.opts.build_args.get(&k) {
+                for d in decls {
+                    let val = match self.opts.build_args.get(&d.name) {
                         Some(b) => Some(b.clone()),
-                        None => match d {
-                            Some(d) => Some(x(&d, &self.vars())?),
+                        None => match &d.default {
+                            Some(v) => Some(self.expand(v, &self.vars())?),
                             None => global
                                 .iter()
                                 .rev()
-                                .find(|(gk, _)| *gk == k)
+                                .find(|(k, _)| *k == d.name)
                                 .map(|(_, v)| v.clone()),
                         },
                     };
-                    let _ = predefined;
                     shown.push(match &val {
-                        Some(v) => format!("{k}={v}"),
-                        None => k.clone(),
+                        Some(v) => format!("{}={v}", d.name),
+                        None => d.name.clone(),
                     });
-                    self.args.retain(|(ak, _)| *ak != k);
-                    self.args.push((k, val));
+                    self.args.retain(|(k, _)| *k != d.name);
+                    self.args.push((d.name.clone(), val));
                 }
-                self.meta(format!("ARG {}", shown.join(" ")));
+                self.commit(format!("ARG {}", shown.join(" ")), false);
             }
-            "workdir" => {
-                no_flags()?;
-                let w = n
-                    .args
-                    .first()
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| anyhow!("WORKDIR requires exactly one argument"))?;
-                let w = x(w, &self.vars())?;
-                self.workdir = if w.starts_with('/') {
-                    clean(&w)
-                } else {
-                    clean(&format!("{}/{w}", self.workdir))
-                };
-                self.cc.working_dir = Some(self.workdir.clone());
-                self.meta(format!("WORKDIR {}", self.workdir));
-            }
-            "user" => {
-                no_flags()?;
-                let u = n
-                    .args
-                    .first()
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| anyhow!("USER requires exactly one argument"))?;
-                let u = x(u, &self.vars())?;
+            Instruction::Workdir(w) => self.workdir(c, w)?,
+            Instruction::User(u) => {
+                let u = self.expand(u, &self.vars())?;
                 self.cc.user = Some(u.clone());
-                self.meta(format!("USER {u}"));
+                self.commit(format!("USER {u}"), false);
             }
-            "cmd" | "entrypoint" => {
-                no_flags()?;
-                let v = if n.json {
-                    n.args.clone()
-                } else if n.args.is_empty() {
-                    Vec::new()
-                } else {
-                    let mut s = self.shell.clone();
-                    s.push(n.args.join(" "));
-                    s
+            Instruction::Cmd(cmd) | Instruction::Entrypoint(cmd) => {
+                let v = match cmd {
+                    ShellOrExec::Exec(argv) => argv.clone(),
+                    ShellOrExec::Shell(text) if text.is_empty() => Vec::new(),
+                    ShellOrExec::Shell(text) => {
+                        let mut s = self.shell.clone();
+                        s.push(text.clone());
+                        s
+                    }
                 };
-                let shown = format!("{} {}", kw.to_uppercase(), go_quote_list(&v));
-                if kw == "cmd" {
-                    self.cc.cmd = Some(v);
+                let kw = if matches!(c.instruction, Instruction::Cmd(_)) {
+                    self.cc.cmd = Some(v.clone());
                     self.cmd_set = true;
+                    "CMD"
                 } else {
-                    self.cc.entrypoint = Some(v);
+                    self.cc.entrypoint = Some(v.clone());
                     if !self.cmd_set {
                         self.cc.cmd = None;
                     }
-                }
-                self.meta(shown);
+                    "ENTRYPOINT"
+                };
+                self.commit(format!("{kw} {}", go_quote_list(&v)), false);
             }
-            "shell" => {
-                no_flags()?;
-                if !n.json {
-                    bail!("SHELL requires the arguments to be in JSON form");
-                }
-                if n.args.is_empty() {
-                    bail!("SHELL requires at least one argument");
-                }
-                self.shell = n.args.clone();
-                self.cc.shell = Some(n.args.clone());
-                self.meta(format!("SHELL [{}]", n.args.join(" ")));
+            Instruction::Shell(argv) => {
+                self.shell = argv.clone();
+                self.cc.shell = Some(argv.clone());
+                self.commit(format!("SHELL [{}]", argv.join(" ")), false);
             }
-            "expose" => {
-                no_flags()?;
-                if n.args.is_empty() {
-                    bail!("EXPOSE requires at least one argument");
-                }
+            Instruction::Expose(words) => {
                 let vars = self.vars();
-                let mut ports = Vec::new();
-                for a in &n.args {
-                    for w in lex.process_words(a, &vars).map_err(|e| anyhow!("{e}"))? {
-                        ports.extend(parse_ports(&w)?);
+                // Sorted and deduplicated, as Go prints BuildKit's port map.
+                let mut ports = BTreeSet::new();
+                for w in words {
+                    for p in ins::expand_words(w, vars.as_slice(), self.escape)
+                        .map_err(|e| anyhow!("{e}"))?
+                    {
+                        ports.extend(values::parse_expose(&p).map_err(|e| anyhow!(e))?);
                     }
                 }
                 let map = self.cc.exposed_ports.get_or_insert_with(BTreeMap::new);
                 for p in &ports {
                     map.insert(p.clone(), Value::Object(Default::default()));
                 }
-                self.meta(format!(
-                    "EXPOSE map[{}]",
-                    ports
-                        .iter()
-                        .map(|p| format!("{p}:{{}}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ));
+                let shown: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
+                self.commit(format!("EXPOSE map[{}]", shown.join(" ")), false);
             }
-            "volume" => {
-                no_flags()?;
-                if n.args.is_empty() {
-                    bail!("VOLUME requires at least one argument");
-                }
+            Instruction::Volume(paths) => {
                 let vars = self.vars();
                 let mut vols = Vec::new();
-                for a in &n.args {
-                    let v = x(a.trim(), &vars)?;
+                for p in paths {
+                    let v = self.expand(p, &vars)?;
                     if v.is_empty() {
                         bail!("VOLUME specified can not be an empty string");
                     }
@@ -610,125 +507,128 @@ impl<'c> StageState<'c> {
                 for v in &vols {
                     map.insert(v.clone(), Value::Object(Default::default()));
                 }
-                self.meta(format!("VOLUME [{}]", vols.join(" ")));
+                self.commit(format!("VOLUME [{}]", vols.join(" ")), false);
             }
-            "stopsignal" => {
-                let s = n
-                    .args
-                    .first()
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| anyhow!("STOPSIGNAL requires exactly one argument"))?;
-                let s = x(s, &self.vars())?;
-                if !valid_signal(&s) {
-                    bail!("invalid signal: {s}");
-                }
+            Instruction::StopSignal(s) => {
+                let s = self.expand(s, &self.vars())?;
+                values::parse_signal(&s).map_err(|e| anyhow!(e))?;
                 self.cc.stop_signal = Some(s.clone());
-                self.meta(format!("STOPSIGNAL {s}"));
+                self.commit(format!("STOPSIGNAL {s}"), false);
             }
-            "healthcheck" => {
-                let hc = parse_healthcheck(n, &flags, &self.shell)?;
-                self.meta(format!(
-                    "HEALTHCHECK {}",
-                    go_quote_list(hc.test.as_deref().unwrap_or(&[]))
-                ));
+            Instruction::Healthcheck(h) => {
+                let hc = healthcheck(h);
+                self.commit(
+                    format!(
+                        "HEALTHCHECK {}",
+                        go_quote_list(hc.test.as_deref().unwrap_or(&[]))
+                    ),
+                    false,
+                );
                 self.cc.healthcheck = Some(hc);
             }
-            "onbuild" => {
-                no_flags()?;
-                let sub = n
-                    .sub
-                    .as_ref()
-                    .ok_or_else(|| anyhow!("ONBUILD requires at least one argument"))?;
-                match sub.name().as_str() {
-                    "onbuild" => bail!("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
-                    "from" | "maintainer" => bail!(
-                        "{} isn't allowed as an ONBUILD trigger",
-                        sub.keyword.to_uppercase()
-                    ),
-                    _ => {}
-                }
-                let orig = n.original.trim();
-                let text = orig[orig.find(char::is_whitespace).unwrap_or(orig.len())..]
-                    .trim()
-                    .to_string();
+            Instruction::OnBuild { expression, .. } => {
                 self.cc
                     .on_build
                     .get_or_insert_with(Vec::new)
-                    .push(text.clone());
-                self.meta(format!("ONBUILD {text}"));
+                    .push(expression.clone());
+                self.commit(format!("ONBUILD {expression}"), false);
             }
-            "maintainer" => {
-                no_flags()?;
-                let m = n.args.join(" ");
+            Instruction::Maintainer(m) => {
                 self.config.author = Some(m.clone());
-                self.meta(format!("MAINTAINER {m}"));
+                self.commit(format!("MAINTAINER {m}"), false);
             }
-            "run" => self.run(n, &flags, lex, input_of)?,
-            "copy" | "add" => self.copy(n, &flags, lex, input_of)?,
-            _ => bail!("unknown instruction: {}", n.keyword),
+            Instruction::Run {
+                mounts,
+                network,
+                devices,
+                cmd,
+                heredocs,
+                ..
+            } => {
+                if !devices.is_empty() {
+                    // `--device` is a labs-channel flag; the stable frontend does not know it.
+                    bail!("unknown flag: --device");
+                }
+                let network = match network {
+                    ins::NetworkMode::Default => self.opts.network,
+                    ins::NetworkMode::None => NetworkMode::None,
+                    ins::NetworkMode::Host => NetworkMode::Host,
+                };
+                self.run(c, mounts, network, cmd, heredocs, input_of)?;
+            }
+            Instruction::Copy(a) => self.copy(c, a, false, input_of)?,
+            Instruction::Add(a) => self.copy(c, a, true, input_of)?,
         }
+        Ok(())
+    }
+
+    /// WORKDIR: the config's working directory.
+    fn workdir(&mut self, _c: &Command, w: &str) -> Result<()> {
+        let w = self.expand(w, &self.vars())?;
+        self.workdir = if w.starts_with('/') {
+            clean(&w)
+        } else {
+            clean(&format!("{}/{w}", self.workdir))
+        };
+        self.cc.working_dir = Some(self.workdir.clone());
+        self.commit(format!("WORKDIR {}", self.workdir), false);
         Ok(())
     }
 
     fn run(
         &mut self,
-        n: &Node,
-        flags: &Flags,
-        lex: &Lexer,
+        c: &Command,
+        mount_specs: &[String],
+        network: NetworkMode,
+        cmd: &ShellOrExec,
+        heredocs: &[Heredoc],
         input_of: &dyn Fn(&str) -> Result<Input>,
     ) -> Result<()> {
-        flags.only(&["mount", "network", "security"])?;
-        let network = match flags.get("network").as_deref() {
-            None | Some("default") => self.opts.network,
-            Some("none") => NetworkMode::None,
-            Some("host") => NetworkMode::Host,
-            Some(v) => bail!("invalid network mode {v:?}"),
-        };
         let mut script_mount = None;
-        let args: Vec<String> = if n.json {
-            n.args.clone()
-        } else {
-            let text = n.args.join(" ");
-            let mut s = self.shell.clone();
-            if n.heredocs.len() == 1 && is_lone_heredoc(&text) {
-                let body = n.heredocs[0].body();
-                if let Some(line) = body.strip_prefix("#!") {
-                    // A script with its own interpreter (as BuildKit): the file is mounted at
-                    // /dev/pipes/NAME (never in the layer) and the shebang's interpreter runs it.
-                    let name = n.heredocs[0].name.clone();
-                    let target = format!("/dev/pipes/{name}");
-                    s = line
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .split_whitespace()
-                        .map(String::from)
-                        .collect();
-                    if s.is_empty() {
-                        bail!("heredoc {name}: empty shebang line");
+        let args: Vec<String> = match cmd {
+            ShellOrExec::Exec(argv) => argv.clone(),
+            ShellOrExec::Shell(text) => {
+                let mut s = self.shell.clone();
+                if heredocs.len() == 1 && is_lone_heredoc(text) {
+                    let body = heredocs[0].body();
+                    if let Some(line) = body.strip_prefix("#!") {
+                        // A script with its own interpreter (as BuildKit): the file is mounted at
+                        // /dev/pipes/NAME (never in the layer) and the shebang's interpreter runs it.
+                        let name = heredocs[0].name.clone();
+                        let target = format!("/dev/pipes/{name}");
+                        s = line
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .split_whitespace()
+                            .map(String::from)
+                            .collect();
+                        if s.is_empty() {
+                            bail!("heredoc {name}: empty shebang line");
+                        }
+                        s.push(target.clone());
+                        script_mount = Some(ExecMount::Bind {
+                            target,
+                            from: Input::Inline(vec![(name.clone(), body.clone())]),
+                            source: name,
+                            readwrite: false,
+                        });
+                    } else {
+                        s.push(body);
                     }
-                    s.push(target.clone());
-                    script_mount = Some(crate::plan::ExecMount::Bind {
-                        target,
-                        from: Input::Inline(vec![(name.clone(), body.clone())]),
-                        source: name,
-                        readwrite: false,
-                    });
+                } else if !heredocs.is_empty() {
+                    let mut full = text.clone();
+                    for h in heredocs {
+                        full.push('\n');
+                        full.push_str(&h.content);
+                        full.push_str(&h.name);
+                    }
+                    s.push(full);
                 } else {
-                    s.push(body);
+                    s.push(text.clone());
                 }
-            } else if !n.heredocs.is_empty() {
-                let mut full = text.clone();
-                for h in &n.heredocs {
-                    full.push('\n');
-                    full.push_str(&h.content);
-                    full.push_str(&h.name);
-                }
-                s.push(full);
-            } else {
-                s.push(text);
+                s
             }
-            s
         };
         // Environment: image ENV, then declared ARGs ENV does not override, then proxy build args.
         let mut env = self.env();
@@ -741,17 +641,17 @@ impl<'c> StageState<'c> {
                 used_args.push(format!("{k}={v}"));
             }
         }
-        for p in PROXY_ARGS {
-            if let Some(v) = self.opts.build_args.get(*p) {
+        for p in ins::PROXY_ARGS {
+            if let Some(v) = self.opts.build_args.get(p) {
                 env.push(format!("{p}={v}"));
             }
         }
         let vars = self.vars();
-        let mut mounts: Vec<crate::plan::ExecMount> = script_mount.into_iter().collect();
-        for (i, m) in flags.all("mount").iter().enumerate() {
+        let mut mounts: Vec<ExecMount> = script_mount.into_iter().collect();
+        for (i, m) in mount_specs.iter().enumerate() {
             mounts.push(crate::mounts::lower_mount(
                 m,
-                lex,
+                self.escape,
                 &vars,
                 &self.workdir,
                 i,
@@ -764,123 +664,89 @@ impl<'c> StageState<'c> {
         }
         created_by.push_str(&args.join(" "));
         created_by.push_str(" # buildkit");
-        self.history.push(History {
-            created_by: Some(created_by),
-            comment: Some("buildkit.dockerfile.v0".into()),
-            ..Default::default()
+        let op = Op::Exec(ExecOp {
+            args,
+            env,
+            cwd: self.workdir.clone(),
+            user: self.cc.user.clone().filter(|u| !u.is_empty()),
+            network,
+            mounts,
         });
-        self.steps.push(Step {
-            display: display_of(n),
-            location: format!("{}:{}", self.opts.file_name, n.start_line),
-            op: Op::Exec(ExecOp {
-                args,
-                env,
-                cwd: self.workdir.clone(),
-                user: self.cc.user.clone().filter(|u| !u.is_empty()),
-                network,
-                mounts,
-            }),
-        });
+        self.step(c, op, created_by);
         Ok(())
     }
 
     fn copy(
         &mut self,
-        n: &Node,
-        flags: &Flags,
-        lex: &Lexer,
+        c: &Command,
+        a: &CopyArgs,
+        add: bool,
         input_of: &dyn Fn(&str) -> Result<Input>,
     ) -> Result<()> {
-        let add = n.name() == "add";
         let kw = if add { "ADD" } else { "COPY" };
-        if n.args.len() < 2 {
-            bail!(
-                "{kw} requires at least two arguments, but only one was provided. Destination could not be determined"
-            );
-        }
-        if add {
-            flags.only(&[
-                "chown",
-                "chmod",
-                "link",
-                "exclude",
-                "checksum",
-                "keep-git-dir",
-                "unpack",
-            ])?;
-        } else {
-            flags.only(&["from", "chown", "chmod", "link", "exclude", "parents"])?;
-        }
         let vars = self.vars();
-        let x = |s: &str| lex.process_word(s, &vars).map_err(|e| anyhow!("{e}"));
-        let (srcs, dest) = n.args.split_at(n.args.len() - 1);
-        let dest_raw = &dest[0];
-        if n.heredocs
-            .iter()
-            .any(|h| dest_raw.trim_start_matches("<<").trim_start_matches('-') == h.name)
-        {
-            bail!("{kw} cannot accept a heredoc as a destination");
-        }
-        let mut from = match flags.get("from") {
-            Some(f) => input_of(&f)?,
+        let x = |s: &str| self.expand(s, &vars);
+        let mut from = match &a.from {
+            Some(f) => input_of(f)?,
             None => Input::Context,
         };
         let mut sources = Vec::new();
-        let mut inline = Vec::new();
-        for s in srcs {
-            let hname = s
-                .trim_start_matches("<<")
-                .trim_start_matches('-')
-                .trim_matches(|c| c == '"' || c == '\'');
-            if s.starts_with("<<")
-                && let Some(h) = n.heredocs.iter().find(|h| h.name == hname)
-            {
-                let mut body = h.body();
-                if h.expand {
-                    let mut l = *lex;
-                    l.skip_process_quotes = true;
-                    body = l.process_word(&body, &vars).map_err(|e| anyhow!("{e}"))?;
-                }
-                inline.push((h.name.clone(), body));
-                continue;
-            }
+        for s in &a.sources {
             let v = x(s)?;
             if !add && (v.starts_with("http://") || v.starts_with("https://")) {
                 bail!("source can't be a URL for COPY");
             }
             sources.push(v);
         }
-        if !inline.is_empty() {
+        // History shows the expanded sources, heredocs as `<<NAME`.
+        let mut shown_sources = sources.clone();
+        if !a.inline.is_empty() {
             if !sources.is_empty() {
                 bail!("mixing heredoc and path sources is not supported");
             }
+            let mut inline = Vec::new();
+            for f in &a.inline {
+                let body = if f.expand {
+                    ins::expand_heredoc(&f.data, vars.as_slice(), self.escape)
+                        .map_err(|e| anyhow!("{e}"))?
+                } else {
+                    f.data.clone()
+                };
+                inline.push((f.name.clone(), body));
+            }
             sources = inline.iter().map(|(n, _)| n.clone()).collect();
+            shown_sources = sources.iter().map(|n| format!("<<{n}")).collect();
             from = Input::Inline(inline);
         }
-        let mut dest = x(dest_raw)?;
-        let trailing = dest.ends_with('/') || dest.ends_with("/.") || dest == ".";
-        if !dest.starts_with('/') {
-            dest = format!("{}/{}", self.workdir, dest);
-        }
-        let mut dest = clean(&dest);
+        let dest_word = x(&a.dest)?;
+        let trailing = dest_word.ends_with('/') || dest_word.ends_with("/.") || dest_word == ".";
+        let mut dest = if dest_word.starts_with('/') {
+            clean(&dest_word)
+        } else {
+            clean(&format!("{}/{dest_word}", self.workdir))
+        };
         if trailing && dest != "/" {
             dest.push('/');
         }
-        let chown = flags
-            .get("chown")
-            .map(|c| x(&c))
+        let chown = a
+            .chown
+            .as_deref()
+            .map(x)
             .transpose()?
             .filter(|c| !c.is_empty());
-        let chmod = match flags.get("chmod") {
-            Some(c) => {
-                let c = x(&c)?;
-                Some(u32::from_str_radix(&c, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
-                    anyhow!("invalid chmod parameter: '{c}'. it should be octal string and between 0 and 07777")
-                })?)
-            }
+        let chmod_word = a.chmod.as_deref().map(x).transpose()?;
+        let chmod = match chmod_word.as_deref() {
+            Some(c) => Some(
+                u32::from_str_radix(c, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        anyhow!("invalid chmod parameter: '{c}'. it should be octal string and between 0 and 07777")
+                    })?,
+            ),
             None => None,
         };
-        let checksum = flags.get("checksum").map(|c| x(&c)).transpose()?;
+        let checksum = a.checksum.as_deref().map(x).transpose()?;
         if checksum.is_some() {
             if sources.len() != 1 {
                 bail!("checksum can't be specified for multiple sources");
@@ -892,40 +758,70 @@ impl<'c> StageState<'c> {
                 bail!("checksum requires HTTP(S) or Git sources");
             }
         }
-        let unpack = add && flags.get("unpack").map(|v| v != "false").unwrap_or(true);
-        let mut created_by = format!("{kw} ");
-        if let Some(c) = &chown {
-            created_by.push_str(&format!("--chown={c} "));
+        // As BuildKit's commit message: flags, sources, then the destination (all expanded).
+        let mut created_by = kw.to_string();
+        if a.parents {
+            created_by.push_str(" --parents");
         }
-        created_by.push_str(&format!("{} {} # buildkit", srcs.join(" "), dest_raw));
-        self.history.push(History {
-            created_by: Some(created_by),
-            comment: Some("buildkit.dockerfile.v0".into()),
-            ..Default::default()
+        if let Some(c) = &chown {
+            created_by.push_str(&format!(" --chown={c}"));
+        }
+        if let Some(c) = chmod_word.as_deref().filter(|c| !c.is_empty()) {
+            created_by.push_str(&format!(" --chmod={c}"));
+        }
+        created_by.push_str(&format!(
+            " {} {dest_word} # buildkit",
+            shown_sources.join(" ")
+        ));
+        let op = Op::File(FileOp {
+            from,
+            sources,
+            dest,
+            chown,
+            chmod,
+            exclude: a.exclude.clone(),
+            parents: a.parents,
+            link: a.link,
+            unpack: add && a.unpack.unwrap_or(true),
+            checksum,
+            keep_git_dir: a.keep_git_dir.unwrap_or(false),
         });
-        self.steps.push(Step {
-            display: display_of(n),
-            location: format!("{}:{}", self.opts.file_name, n.start_line),
-            op: Op::File(FileOp {
-                from,
-                sources,
-                dest,
-                chown,
-                chmod,
-                exclude: flags.all("exclude").to_vec(),
-                parents: flags.bool("parents"),
-                link: flags.bool("link"),
-                unpack,
-                checksum,
-                keep_git_dir: flags.bool("keep-git-dir"),
-            }),
-        });
+        self.step(c, op, created_by);
         Ok(())
     }
 }
 
-fn display_of(n: &Node) -> String {
-    let first = n.original.lines().next().unwrap_or("").trim();
+/// The image config's healthcheck from the typed one (zero durations and retries: unset).
+fn healthcheck(h: &ins::Healthcheck) -> Healthcheck {
+    match h {
+        ins::Healthcheck::None => Healthcheck {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        },
+        ins::Healthcheck::Cmd {
+            test,
+            interval_ns,
+            timeout_ns,
+            start_period_ns,
+            start_interval_ns,
+            retries,
+        } => {
+            let d = |ns: u64| (ns != 0).then_some(ns as i64);
+            Healthcheck {
+                test: Some(test.clone()),
+                interval: d(*interval_ns),
+                timeout: d(*timeout_ns),
+                start_period: d(*start_period_ns),
+                start_interval: d(*start_interval_ns),
+                retries: (*retries != 0).then_some(i64::from(*retries)),
+            }
+        }
+    }
+}
+
+/// The instruction as progress shows it: its first line, keyword upper-cased.
+fn display_of(src: &Source) -> String {
+    let first = src.original.lines().next().unwrap_or("").trim();
     let mut parts = first.splitn(2, char::is_whitespace);
     let kw = parts.next().unwrap_or("").to_uppercase();
     match parts.next() {
@@ -950,209 +846,6 @@ fn go_quote_list(v: &[String]) -> String {
     )
 }
 
-/// Leading `--name[=value]` flags.
-struct Flags {
-    items: Vec<(String, Option<String>)>,
-    all: BTreeMap<String, Vec<String>>,
-}
-
-impl Flags {
-    fn parse(raw: &[String]) -> Flags {
-        let mut items = Vec::new();
-        let mut all: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for f in raw {
-            let f = f.trim_start_matches("--");
-            let (k, v) = match f.split_once('=') {
-                Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                None => (f.to_string(), None),
-            };
-            if let Some(v) = &v {
-                all.entry(k.clone()).or_default().push(v.clone());
-            }
-            items.push((k, v));
-        }
-        Flags { items, all }
-    }
-
-    fn only(&self, names: &[&str]) -> Result<()> {
-        for (k, _) in &self.items {
-            if !names.contains(&k.as_str()) {
-                bail!("unknown flag: --{k}");
-            }
-        }
-        Ok(())
-    }
-
-    fn get(&self, k: &str) -> Option<String> {
-        self.items
-            .iter()
-            .rev()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone().unwrap_or_default())
-    }
-
-    fn all(&self, k: &str) -> &[String] {
-        self.all.get(k).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    fn bool(&self, k: &str) -> bool {
-        match self.items.iter().rev().find(|(n, _)| n == k) {
-            Some((_, None)) => true,
-            Some((_, Some(v))) => v.eq_ignore_ascii_case("true"),
-            None => false,
-        }
-    }
-}
-
-fn parse_ports(w: &str) -> Result<Vec<String>> {
-    let (port, proto) = match w.split_once('/') {
-        Some((p, pr)) => (p.to_string(), pr.to_ascii_lowercase()),
-        None => (w.to_string(), "tcp".into()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        bail!("invalid port: {w:?}: invalid proto: {proto}");
-    }
-    let port = port.rsplit(':').next().unwrap_or(&port).to_string();
-    if port.is_empty() {
-        bail!("invalid port: {w:?}: no port specified");
-    }
-    let (lo, hi) = match port.split_once('-') {
-        Some((a, b)) => (a.to_string(), b.to_string()),
-        None => (port.clone(), port.clone()),
-    };
-    let lo: u16 = lo
-        .parse()
-        .map_err(|_| anyhow!("invalid containerPort: {port}"))?;
-    let hi: u16 = hi
-        .parse()
-        .map_err(|_| anyhow!("invalid containerPort: {port}"))?;
-    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
-}
-
-fn valid_signal(s: &str) -> bool {
-    if let Ok(n) = s.parse::<i64>() {
-        return n > 0;
-    }
-    let u = s.to_ascii_uppercase();
-    let name = u.strip_prefix("SIG").unwrap_or(&u);
-    const SIGS: &[&str] = &[
-        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
-        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
-        "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
-    ];
-    SIGS.contains(&name) || name.starts_with("RTMIN") || name.starts_with("RTMAX")
-}
-
-/// Go's `time.ParseDuration` for the forms Dockerfiles use, in nanoseconds.
-fn parse_duration(s: &str) -> Result<i64> {
-    if s == "0" || s.is_empty() {
-        return Ok(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            bail!("time: invalid duration {s:?}");
-        }
-        let num: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| anyhow!("time: invalid duration {s:?}"))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mul = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => bail!("time: missing unit in duration {s:?}"),
-            u => bail!("time: unknown unit {u:?} in duration {s:?}"),
-        };
-        total += num * mul;
-        rest = &rest[unit_end..];
-    }
-    Ok(total as i64)
-}
-
-fn parse_healthcheck(n: &Node, flags: &Flags, shell: &[String]) -> Result<Healthcheck> {
-    let typ = n
-        .args
-        .first()
-        .ok_or_else(|| anyhow!("HEALTHCHECK requires at least one argument"))?;
-    if typ.eq_ignore_ascii_case("none") {
-        if n.args.len() > 1 {
-            bail!("HEALTHCHECK NONE takes no arguments");
-        }
-        return Ok(Healthcheck {
-            test: Some(vec!["NONE".into()]),
-            ..Default::default()
-        });
-    }
-    if !typ.eq_ignore_ascii_case("cmd") {
-        bail!(
-            "Unknown type {:?} in HEALTHCHECK (try CMD)",
-            typ.to_uppercase()
-        );
-    }
-    flags.only(&[
-        "interval",
-        "timeout",
-        "start-period",
-        "start-interval",
-        "retries",
-    ])?;
-    let rest = &n.args[1..];
-    if rest.is_empty() {
-        bail!("Missing command after HEALTHCHECK CMD");
-    }
-    let _ = shell;
-    let test = if n.json {
-        let mut t = vec!["CMD".to_string()];
-        t.extend(rest.iter().cloned());
-        t
-    } else {
-        vec!["CMD-SHELL".to_string(), rest.join(" ")]
-    };
-    let dur = |k: &str| -> Result<Option<i64>> {
-        match flags.get(k) {
-            None => Ok(None),
-            Some(v) => {
-                let d = parse_duration(&v)?;
-                if d != 0 && d < 1_000_000 {
-                    bail!("Interval {:?} cannot be less than 1ms", k);
-                }
-                Ok(Some(d).filter(|d| *d != 0))
-            }
-        }
-    };
-    let retries = match flags.get("retries") {
-        None => None,
-        Some(v) => {
-            let r: i64 = v
-                .parse()
-                .map_err(|_| anyhow!("strconv.ParseInt: parsing {v:?}: invalid syntax"))?;
-            if r < 0 {
-                bail!("--retries cannot be negative ({r})");
-            }
-            Some(r).filter(|r| *r != 0)
-        }
-    };
-    Ok(Healthcheck {
-        test: Some(test),
-        interval: dur("interval")?,
-        timeout: dur("timeout")?,
-        start_period: dur("start-period")?,
-        start_interval: dur("start-interval")?,
-        retries,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1169,8 +862,8 @@ mod tests {
     }
 
     fn plan(text: &str, o: &FrontendOptions) -> Result<Plan> {
-        let ast = hoist_parser::parse(text.as_bytes(), "Dockerfile").unwrap();
-        lower(&ast, o, &mut |n: &str| bail!("no image {n} in this test"))
+        let df = hoist_parser::parse_and_validate(text.as_bytes(), "Dockerfile").unwrap();
+        lower(&df, o, &mut |n: &str| bail!("no image {n} in this test")).map(|l| l.plan)
     }
 
     #[test]
@@ -1187,6 +880,25 @@ mod tests {
             Op::File(f) => assert_eq!(f.from, Input::Chain(0)),
             other => panic!("{other:?}"),
         }
+        // A mount's `from=` is a dependency too.
+        let df =
+            "FROM scratch AS a\nFROM scratch AS b\nRUN --mount=type=bind,from=a,target=/a true\n";
+        assert_eq!(plan(df, &opts()).unwrap().chains.len(), 2);
+        let e = plan(
+            "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\n",
+            &{
+                let mut o = opts();
+                o.target = Some("a".into());
+                o
+            },
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains(
+                "cannot copy from stage \"b\", it needs to be defined before current stage \"a\""
+            ),
+            "{e:#}"
+        );
     }
 
     #[test]
@@ -1200,19 +912,55 @@ mod tests {
         assert!(env.contains(&"A=cli-w".to_string()), "{env:?}");
         // Pairs on one ENV line see the environment from before the line.
         assert!(env.contains(&"B=unset".to_string()), "{env:?}");
-        match &c.steps[0].op {
-            Op::Exec(e) => {
-                assert_eq!(e.cwd, "/x/y");
-                assert_eq!(e.args, ["/bin/sh", "-c", "echo hi"]);
-                assert!(e.env.contains(&"V=cli".to_string()));
-            }
-            other => panic!("{other:?}"),
-        }
-        let run = c.history.iter().find(|h| !h.empty_layer).unwrap();
+        let exec = c
+            .steps
+            .iter()
+            .find_map(|s| match &s.op {
+                Op::Exec(e) => Some(e),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(exec.cwd, "/x/y");
+        assert_eq!(exec.args, ["/bin/sh", "-c", "echo hi"]);
+        assert!(exec.env.contains(&"V=cli".to_string()));
+        let run = c
+            .history
+            .iter()
+            .find(|h| h.created_by.as_deref().unwrap().starts_with("RUN"))
+            .unwrap();
         assert_eq!(
             run.created_by.as_deref(),
             Some("RUN |2 V=cli W=cli-w /bin/sh -c echo hi # buildkit")
         );
+        assert!(
+            c.history
+                .iter()
+                .all(|h| h.comment.as_deref() == Some("buildkit.dockerfile.v0"))
+        );
+    }
+
+    #[test]
+    fn copy_flags_and_history() {
+        let df = "FROM scratch\nARG OWNER=1:2 DIR=/dst\nCOPY --chown=$OWNER --chmod=0640 a $DIR/\n";
+        let p = plan(df, &opts()).unwrap();
+        let c = &p.chains[0];
+        match &c.steps[0].op {
+            Op::File(f) => {
+                assert_eq!(f.chown.as_deref(), Some("1:2"));
+                assert_eq!(f.chmod, Some(0o640));
+                assert_eq!(f.dest, "/dst/");
+                assert_eq!(f.from, Input::Context);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            c.history.last().unwrap().created_by.as_deref(),
+            Some("COPY --chown=1:2 --chmod=0640 a /dst/ # buildkit")
+        );
+        let e = plan("FROM scratch\nCOPY https://example.com/x /x\n", &opts()).unwrap_err();
+        assert!(format!("{e:#}").contains("source can't be a URL for COPY"));
+        let e = plan("FROM scratch\nRUN --device=/dev/null true\n", &opts()).unwrap_err();
+        assert!(format!("{e:#}").contains("unknown flag: --device"));
     }
 
     #[test]
@@ -1223,6 +971,11 @@ mod tests {
         assert!(format!("{e:#}").contains("invalid signal: NOPE"));
         let e = plan("FROM scratch\nCOPY --chmod=999 a b\n", &opts()).unwrap_err();
         assert!(format!("{e:#}").contains("invalid chmod parameter: '999'"));
+        let e = plan("FROM scratch\nARG P=80/xyz\nEXPOSE $P\n", &opts()).unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("Dockerfile:3\n--------------------\n>>> EXPOSE $P"),
+            "{e:#}"
+        );
         let mut o = opts();
         o.target = Some("zzz".into());
         let e = plan("FROM scratch\n", &o).unwrap_err();
@@ -1230,20 +983,26 @@ mod tests {
     }
 
     #[test]
-    fn helpers() {
+    fn metadata_instructions() {
+        let df = "FROM scratch\nEXPOSE 8080 53/udp 8080\nSTOPSIGNAL SIGINT\nHEALTHCHECK --interval=5s --retries=2 CMD true\nSHELL [\"/bin/sh\", \"-ec\"]\nCMD echo hi\n";
+        let p = plan(df, &opts()).unwrap();
+        let c = &p.chains[0];
+        let cc = c.config.config.as_ref().unwrap();
+        let ports: Vec<&String> = cc.exposed_ports.as_ref().unwrap().keys().collect();
+        assert_eq!(ports, ["53/udp", "8080/tcp"]);
+        let hc = cc.healthcheck.as_ref().unwrap();
         assert_eq!(
-            parse_ports("8000-8002").unwrap(),
-            ["8000/tcp", "8001/tcp", "8002/tcp"]
+            (hc.interval, hc.retries, hc.timeout),
+            (Some(5_000_000_000), Some(2), None)
         );
-        assert_eq!(parse_ports("53/UDP").unwrap(), ["53/udp"]);
-        assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
-        assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
-        assert!(parse_duration("5").is_err());
-        assert!(
-            valid_signal("SIGTERM")
-                && valid_signal("kill")
-                && valid_signal("9")
-                && !valid_signal("0")
-        );
+        assert_eq!(cc.cmd.as_deref().unwrap(), ["/bin/sh", "-ec", "echo hi"]);
+        let by: Vec<&str> = c
+            .history
+            .iter()
+            .map(|h| h.created_by.as_deref().unwrap())
+            .collect();
+        assert_eq!(by[0], "EXPOSE map[53/udp:{} 8080/tcp:{}]");
+        assert_eq!(by[2], "HEALTHCHECK [\"CMD-SHELL\" \"true\"]");
+        assert!(c.steps.is_empty());
     }
 }

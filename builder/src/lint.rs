@@ -16,30 +16,23 @@ pub struct CheckReport {
 }
 
 /// Parses, validates and lints a Dockerfile's text. Syntax and instruction errors are errors.
+/// Base images are not resolved: `UndefinedVar` assumes they define `PATH` only.
 pub fn check(text: &str, file: &str) -> Result<CheckReport> {
+    check_with_bases(text, file, &|_| None)
+}
+
+/// [`check`] knowing the environment of each stage's base image (`KEY=value` list by stage index,
+/// None when not resolved), as a build does after loading their metadata.
+pub fn check_with_bases(
+    text: &str,
+    file: &str,
+    base_env: &dyn Fn(usize) -> Option<Vec<String>>,
+) -> Result<CheckReport> {
     let ast = hoist_parser::parse(text.as_bytes(), file).map_err(|e| anyhow!("{e}"))?;
-    let df = hoist_parser::parse_dockerfile(&ast).map_err(|e| {
-        let line = text
-            .lines()
-            .nth(e.start_line.saturating_sub(1))
-            .unwrap_or("")
-            .trim();
-        anyhow!(
-            "{}:{}\n--------------------\n>>> {line}\n--------------------\n{}",
-            e.file,
-            e.start_line,
-            e.buildkit_message()
-        )
-    })?;
+    let df = hoist_parser::parse_dockerfile(&ast).map_err(|e| anyhow!(located(text, &e)))?;
     let (mut warnings, config) = hoist_parser::lint::lint(&ast, &df).map_err(|e| anyhow!("{e}"))?;
-    let skipped = |rule: &str| {
-        config
-            .skip
-            .iter()
-            .any(|s| s == "all" || s.eq_ignore_ascii_case(rule))
-    };
-    if !skipped("UndefinedVar") {
-        warnings.extend(undefined_vars(&ast));
+    if !config.skips("UndefinedVar") {
+        warnings.extend(hoist_parser::lint::undefined_vars(&df, base_env));
     }
     warnings.sort_by_key(|w| w.line);
     Ok(CheckReport {
@@ -50,110 +43,18 @@ pub fn check(text: &str, file: &str) -> Result<CheckReport> {
     })
 }
 
-/// Build args defined in every stage without an ARG.
-const PREDEFINED: &[&str] = &[
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    // Every base image's environment has it (and BuildKit sets it for scratch).
-    "PATH",
-];
-
-/// BuildKit's `UndefinedVar`: a `$VAR` the builder expands (not RUN/CMD/ENTRYPOINT, which the
-/// shell expands) that no ARG or ENV before it in its stage defines. Base images' own ENV is not
-/// known without pulling them, so only `PATH` is assumed from them.
-fn undefined_vars(ast: &hoist_parser::Ast) -> Vec<LintWarning> {
-    use hoist_parser::shell::Lexer;
-    let lex = Lexer::new(ast.directives.escape);
-    let mut out = Vec::new();
-    let mut defined: Vec<(String, String)> = Vec::new();
-    let reset = |d: &mut Vec<(String, String)>| {
-        d.clear();
-        d.extend(PREDEFINED.iter().map(|k| (k.to_string(), String::new())));
-    };
-    reset(&mut defined);
-    let mut in_stage = false;
-    for n in &ast.children {
-        let kw = n.name();
-        let mut check = |words: &[&str], defined: &Vec<(String, String)>| {
-            for w in words {
-                let Ok(e) = lex.process(w, defined) else {
-                    continue;
-                };
-                for name in e.unmatched {
-                    // `${VAR:-default}` and friends handle an unset VAR on purpose.
-                    if [':', '-', '+', '?']
-                        .iter()
-                        .any(|op| w.contains(&format!("${{{name}{op}")))
-                    {
-                        continue;
-                    }
-                    let hint = defined
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(&name))
-                        .map(|(k, _)| format!(" (did you mean ${k}?)"))
-                        .unwrap_or_default();
-                    out.push(LintWarning {
-                        rule: "UndefinedVar",
-                        message: format!("Usage of undefined variable '${name}'{hint}"),
-                        line: n.start_line,
-                    });
-                }
-            }
-        };
-        match kw.as_str() {
-            "from" => {
-                reset(&mut defined);
-                in_stage = true;
-            }
-            "arg" if in_stage => {
-                for a in &n.args {
-                    let (k, v) = a.split_once('=').unwrap_or((a, ""));
-                    if a.contains('=') {
-                        check(&[v], &defined);
-                    }
-                    defined.push((k.to_string(), String::new()));
-                }
-            }
-            "env" | "label" => {
-                for t in n.args.chunks(3) {
-                    let v = t.get(1).map(String::as_str).unwrap_or("");
-                    check(&[t[0].as_str(), v], &defined);
-                    if kw == "env" {
-                        defined.push((t[0].clone(), String::new()));
-                    }
-                }
-            }
-            "copy" | "add" | "workdir" | "user" | "expose" | "volume" | "stopsignal"
-                if in_stage =>
-            {
-                let words: Vec<&str> = n
-                    .args
-                    .iter()
-                    .filter(|a| !a.starts_with("<<"))
-                    .map(String::as_str)
-                    .collect();
-                check(&words, &defined);
-            }
-            _ => {}
-        }
+/// An instruction error as BuildKit shows it: `FILE:LINE`, the line, then the message.
+pub fn located(text: &str, e: &hoist_parser::ParseError) -> String {
+    if e.start_line == 0 {
+        return e.message.clone();
     }
-    out
+    let line = text.lines().nth(e.start_line - 1).unwrap_or("").trim();
+    format!(
+        "{}:{}\n--------------------\n>>> {line}\n--------------------\n{}",
+        e.file,
+        e.start_line,
+        e.buildkit_message()
+    )
 }
 
 /// The findings as a build lists them after it finished.

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use hoist_parser::instructions::{MountType, Sharing as ParsedSharing, parse_mount};
-use hoist_parser::shell::Lexer;
 use hoist_runtime as rt;
 use serde::Serialize;
 
@@ -60,14 +59,14 @@ pub struct SshMount {
 /// Lowers one `--mount` value of a RUN. `index` counts the RUN's mounts (for SSH socket names).
 pub fn lower_mount(
     spec: &str,
-    lex: &Lexer,
-    vars: &Vec<(String, String)>,
+    escape: char,
+    vars: &[(String, String)],
     workdir: &str,
     index: usize,
     input_of: &dyn Fn(&str) -> Result<Input>,
 ) -> Result<ExecMount> {
     let expand = |s: &str| -> std::result::Result<String, String> {
-        lex.process_word(s, vars).map_err(|e| e.to_string())
+        hoist_parser::instructions::expand(s, vars, escape).map_err(|e| e.to_string())
     };
     let m = parse_mount(spec, Some(&expand)).map_err(|e| anyhow!(e))?;
     let abs = |t: &str| -> String {
@@ -408,9 +407,8 @@ mod tests {
     use super::*;
 
     fn lower(spec: &str) -> Result<ExecMount> {
-        let lex = Lexer::new('\\');
         let vars = vec![("D".to_string(), "/cache".to_string())];
-        lower_mount(spec, &lex, &vars, "/work", 0, &|f: &str| {
+        lower_mount(spec, '\\', &vars, "/work", 0, &|f: &str| {
             Ok(Input::Image(f.to_string()))
         })
     }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::ast::{Ast, Node};
 use crate::error::ParseError;
-use crate::instructions::{Dockerfile, Instruction, ShellOrExec};
+use crate::instructions::{Dockerfile, Instruction, PLATFORM_ARGS, PROXY_ARGS, ShellOrExec};
 use crate::shell::{EmptyEnv, Lexer};
 
 /// One lint finding.
@@ -64,7 +64,8 @@ impl CheckConfig {
         Ok(c)
     }
 
-    fn skips(&self, rule: &str) -> bool {
+    /// Whether `rule` is turned off (`skip=all` or its name).
+    pub fn skips(&self, rule: &str) -> bool {
         self.skip
             .iter()
             .any(|s| s == "all" || s.eq_ignore_ascii_case(rule))
@@ -72,20 +73,9 @@ impl CheckConfig {
 }
 
 /// Build args every Dockerfile may use in FROM without declaring them.
-const PREDEFINED_ARGS: [&str; 12] = [
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-];
+fn predefined(name: &str) -> bool {
+    PLATFORM_ARGS.contains(&name) || PROXY_ARGS.contains(&name)
+}
 
 /// Words that make an ARG/ENV name look like a secret.
 const SECRET_TOKENS: [&str; 10] = [
@@ -269,7 +259,7 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
         for expr in std::iter::once(&stage.base).chain(stage.platform.iter()) {
             if let Ok(e) = lex.process(expr, &EmptyEnv) {
                 for v in e.unmatched {
-                    if !globals.contains(&v) && !PREDEFINED_ARGS.contains(&v.as_str()) {
+                    if !globals.contains(&v) && !predefined(&v) {
                         warn(
                             "UndefinedArgInFrom",
                             line,
@@ -386,4 +376,121 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
     }
     out.sort_by_key(|w| w.line);
     Ok((out, config))
+}
+
+/// BuildKit's `UndefinedVar`: a `$VAR` the builder expands (ENV, LABEL, ARG defaults, COPY/ADD,
+/// WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL; RUN, CMD and ENTRYPOINT are the shell's business)
+/// that nothing defines at that point: no ARG before it in its stage, no earlier ENV line, not the
+/// environment the stage starts from. A stage built on an earlier stage starts from that stage's
+/// environment; one built on an image from `base_env(stage index)` (the image config's `KEY=value`
+/// list) when the caller resolved it, else from `PATH` only, which BuildKit sets on every stage.
+/// `${VAR:-default}` and the other modifiers handle an unset variable on purpose: not reported.
+pub fn undefined_vars(
+    df: &Dockerfile,
+    base_env: &dyn Fn(usize) -> Option<Vec<String>>,
+) -> Vec<LintWarning> {
+    let lex = Lexer::new(df.escape);
+    let globals: Vec<(String, String)> = df
+        .global_arg_decls()
+        .into_iter()
+        .map(|a| (a.name, a.default.unwrap_or_default()))
+        .collect();
+    let mut out = Vec::new();
+    // Each stage's name and the variable names its environment ends with.
+    let mut finals: Vec<(Option<String>, Vec<String>)> = Vec::new();
+    for (i, stage) in df.stages.iter().enumerate() {
+        let base = lex
+            .process_word(&stage.base, &globals)
+            .unwrap_or_else(|_| stage.base.clone())
+            .to_lowercase();
+        let mut env: Vec<String> = match finals
+            .iter()
+            .rev()
+            .find(|(name, _)| name.as_deref() == Some(base.as_str()))
+        {
+            Some((_, names)) => names.clone(),
+            None => base_env(i)
+                .unwrap_or_default()
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map_or(kv.as_str(), |(k, _)| k)
+                        .to_string()
+                })
+                .collect(),
+        };
+        if !env.iter().any(|k| k == "PATH") {
+            env.push("PATH".into());
+        }
+        let mut defined: Vec<(String, String)> =
+            env.iter().map(|k| (k.clone(), String::new())).collect();
+        for c in &stage.commands {
+            let line = c.source.start_line;
+            let mut check = |words: &[&str], defined: &[(String, String)]| {
+                for w in words {
+                    let Ok(e) = lex.process(w, defined) else {
+                        continue;
+                    };
+                    for name in e.unmatched {
+                        if [':', '-', '+', '?']
+                            .iter()
+                            .any(|op| w.contains(&format!("${{{name}{op}")))
+                        {
+                            continue;
+                        }
+                        let hint = defined
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(&name))
+                            .map(|(k, _)| format!(" (did you mean ${k}?)"))
+                            .unwrap_or_default();
+                        out.push(LintWarning {
+                            rule: "UndefinedVar",
+                            message: format!("Usage of undefined variable '${name}'{hint}"),
+                            line,
+                        });
+                    }
+                }
+            };
+            match &c.instruction {
+                Instruction::Arg(decls) => {
+                    for d in decls {
+                        if let Some(v) = &d.default {
+                            check(&[v], &defined);
+                        }
+                        defined.push((d.name.clone(), String::new()));
+                    }
+                }
+                Instruction::Env(kvs) | Instruction::Label(kvs) => {
+                    for kv in kvs {
+                        check(&[&kv.key, &kv.value], &defined);
+                    }
+                    // Pairs on one line see the environment from before the line.
+                    if matches!(c.instruction, Instruction::Env(_)) {
+                        for kv in kvs {
+                            env.push(kv.key.clone());
+                            defined.push((kv.key.clone(), String::new()));
+                        }
+                    }
+                }
+                Instruction::Copy(a) | Instruction::Add(a) => {
+                    let mut words: Vec<&str> = a.sources.iter().map(String::as_str).collect();
+                    words.push(&a.dest);
+                    words.extend(a.chown.as_deref());
+                    words.extend(a.chmod.as_deref());
+                    check(&words, &defined);
+                }
+                Instruction::Workdir(w) | Instruction::User(w) | Instruction::StopSignal(w) => {
+                    check(&[w], &defined)
+                }
+                Instruction::Expose(ws) | Instruction::Volume(ws) => {
+                    let words: Vec<&str> = ws.iter().map(String::as_str).collect();
+                    check(&words, &defined);
+                }
+                _ => {}
+            }
+        }
+        finals.push((stage.name.clone(), env));
+    }
+    out.sort_by_key(|w| w.line);
+    out
 }

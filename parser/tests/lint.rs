@@ -125,3 +125,34 @@ fn check_directive() {
     let df = hoist_parser::parse_dockerfile(&ast).unwrap();
     assert_eq!(lint(&ast, &df).unwrap_err().start_line, 1);
 }
+
+#[test]
+fn undefined_vars_know_base_and_stage_environments() {
+    use hoist_parser::lint::undefined_vars;
+    let src = "ARG IMG=alpine\nFROM $IMG AS base\nENV A=1 B=$A\nWORKDIR /$FROM_IMAGE/$PATH\nFROM base\nARG C\nCOPY $A$C /${D:-d}\nUSER $a\nFROM scratch\nLABEL x=$A\n";
+    let ast = hoist_parser::parse(src.as_bytes(), "Dockerfile").unwrap();
+    let df = hoist_parser::parse_dockerfile(&ast).unwrap();
+    let found = |env: &dyn Fn(usize) -> Option<Vec<String>>| -> Vec<(usize, String)> {
+        undefined_vars(&df, env)
+            .into_iter()
+            .map(|w| (w.line, w.message))
+            .collect()
+    };
+    // The base image's environment is unknown: only PATH is assumed.
+    assert_eq!(
+        found(&|_| None),
+        [
+            (3, "Usage of undefined variable '$A'".to_string()),
+            (4, "Usage of undefined variable '$FROM_IMAGE'".to_string()),
+            (
+                8,
+                "Usage of undefined variable '$a' (did you mean $A?)".to_string()
+            ),
+            (10, "Usage of undefined variable '$A'".to_string()),
+        ]
+    );
+    // Known: a variable the base image defines is not undefined; a stage on a stage inherits ENV.
+    let with_base = found(&|i| (i == 0).then(|| vec!["FROM_IMAGE=/x".to_string()]));
+    assert_eq!(with_base.len(), 3, "{with_base:?}");
+    assert!(!with_base.iter().any(|(l, _)| *l == 4), "{with_base:?}");
+}
