@@ -289,6 +289,14 @@ fn import_and_load_read_every_compression_docker_accepts() {
         );
     }
 
+    // `docker import URL`: the same tarball over http.
+    let port = common::serve_http(fs::read(t.path().join("rootfs.tar.xz")).unwrap());
+    let url = format!("http://127.0.0.1:{port}/images/rootfs.tar.xz");
+    ok(&root, &["import", &url, "fromurl"]);
+    let v: Value = serde_json::from_str(&ok(&root, &["inspect", "fromurl"])).unwrap();
+    assert_eq!(v[0]["RootFS"], all[0]["RootFS"]);
+    assert_eq!(v[0]["Comment"], format!("Imported from {url}"));
+
     // `hoist save | xz` loads into a fresh store, as `docker load < image.tar.xz` does.
     let archive = t.path().join("image.tar");
     ok(&root, &["save", "-o", archive.to_str().unwrap(), "xz"]);

@@ -52,19 +52,41 @@ pub fn download(url: &str, tmp: &Path, checksum: Option<&str>) -> Result<Downloa
         .to_string();
     let dir = tempfile::Builder::new().prefix("add-").tempdir_in(tmp)?;
     let path = dir.path().join(&name);
-    let bytes = resp.bytes()?;
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    // Streamed to disk and hashed on the way: a large download never sits in memory.
+    let mut hashing = HashingFile {
+        file: fs::File::create(&path)?,
+        hash: Sha256::new(),
+    };
+    let mut resp = resp;
+    resp.copy_to(&mut hashing)
+        .with_context(|| format!("failed to load {url}"))?;
+    hashing.file.flush()?;
+    let digest = format!("sha256:{}", hex::encode(hashing.hash.finalize()));
     if let Some(want) = checksum
         && want != digest
     {
         bail!("digest mismatch {digest}: {want}");
     }
-    let mut f = fs::File::create(&path)?;
-    f.write_all(&bytes)?;
-    drop(f);
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
     if let Some(t) = mtime {
         filetime::set_file_mtime(&path, filetime::FileTime::from_unix_time(t, 0))?;
     }
     Ok(Download { dir, name, digest })
+}
+
+/// A file that hashes what is written to it.
+struct HashingFile {
+    file: fs::File,
+    hash: Sha256,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }

@@ -155,7 +155,7 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// A rootfs tarball (plain, gzip or zstd), a directory, or - for STDIN
+    /// A rootfs tarball (plain, gzip, bzip2, xz or zstd), its http(s) URL, a directory, or - for STDIN
     source: String,
     /// REPOSITORY[:TAG] to give the image
     name: Option<String>,
@@ -330,7 +330,22 @@ fn load(store: &Store, a: LoadArgs) -> anyhow::Result<ExitCode> {
 
 fn import(store: &Store, a: ImportArgs) -> anyhow::Result<ExitCode> {
     let path = PathBuf::from(&a.source);
-    let src = if a.source == "-" {
+    // `docker import URL`: fetched into the store's temp space (streamed, hashed), then imported.
+    let download = if a.source.starts_with("http://") || a.source.starts_with("https://") {
+        Some(hoist_builder::fetch::download(
+            &a.source,
+            &store.tmp_dir(),
+            None,
+        )?)
+    } else {
+        None
+    };
+    let src = if let Some(d) = &download {
+        let file = d.dir.path().join(&d.name);
+        ImportSource::Tar(Box::new(
+            File::open(&file).with_context(|| format!("opening {}", file.display()))?,
+        ))
+    } else if a.source == "-" {
         ImportSource::Tar(Box::new(io::stdin().lock()))
     } else if path.is_dir() {
         ImportSource::Dir(&path)

@@ -167,3 +167,23 @@ pub fn skopeo_inspect(name: &str, raw: bool) -> serde_json::Value {
     c.arg(format!("docker://{name}"));
     serde_json::from_str(&run(&mut c)).unwrap()
 }
+
+/// Serves `body` to every request on a free 127.0.0.1 port (until the test process ends).
+pub fn serve_http(body: Vec<u8>) -> u16 {
+    use std::io::Read;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = c.write_all(&body);
+        }
+    });
+    port
+}
