@@ -49,6 +49,10 @@ impl Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Unprivileged: carry on as root of a user namespace (rootless); pure commands need none.
+    if !matches!(cli.command, Command::Debug(_)) {
+        hoist_runtime::userns::enter();
+    }
     if cli.command.dies_on_broken_pipe() {
         // SAFETY: restoring a default disposition before any thread exists.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };

@@ -44,9 +44,10 @@ pub const INDEX_DIGESTS: &str = "io.hoist.index.digests";
 const INTERNAL: &[&str] = &["blobs", "tmp", "locks", "layerdb", "unpacked", "gcroots"];
 
 /// The default store: `/var/lib/hoist` for root, `$XDG_DATA_HOME/hoist` (or
-/// `~/.local/share/hoist`) otherwise. `HOIST_ROOT`/`--root` are handled by the CLI.
+/// `~/.local/share/hoist`) otherwise, including rootless hoist (root of a user namespace, where the
+/// environment is still the user's). `HOIST_ROOT`/`--root` are handled by the CLI.
 pub fn default_root() -> PathBuf {
-    if rustix::process::geteuid().is_root() {
+    if rustix::process::geteuid().is_root() && !layer::in_user_namespace() {
         return PathBuf::from("/var/lib/hoist");
     }
     match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -521,7 +522,8 @@ impl Store {
     }
 
     /// The layer extracted (once per diff_id) as an overlayfs lowerdir: whiteouts are 0/0 char
-    /// devices and opaque directories carry `trusted.overlay.opaque=y`. Safe to call concurrently.
+    /// devices and opaque directories carry `trusted.overlay.opaque=y` (`user.overlay.opaque=y`
+    /// when rootless). Safe to call concurrently.
     pub fn unpacked_layer(&self, diff_id: &Digest) -> Result<PathBuf> {
         let dir = self.root.join("unpacked").join(diff_id.hex());
         if dir.is_dir() {

@@ -1,5 +1,9 @@
 //! cgroups: one cgroup per sandbox with memory, CPU and pids limits, on v2 (unified) or v1 (one
 //! hierarchy per controller), removed after the run. Created only when a limit is set.
+//!
+//! Rootless, limits need cgroup v2 and a cgroup delegated to the user (systemd's `user@UID.service`
+//! subtree): the sandboxes go under the parent of hoist's own cgroup. On cgroup v1, or without a
+//! delegated cgroup, asking for a limit is an error (no limit asked: no cgroup, as for root).
 
 use std::fs;
 use std::io;
@@ -48,10 +52,20 @@ impl Cgroup {
         let cpu_quota = limits
             .cpus
             .map(|c| (c * 100_000.0).round().max(1000.0) as u64);
-        let result = if is_v2() {
-            cg.create_v2(name, limits, pids, cpu_quota)
-        } else {
-            cg.create_v1(name, limits, pids, cpu_quota)
+        let result = match (is_v2(), crate::userns::rootless()) {
+            (true, false) => cg.create_v2(Path::new(ROOT), name, limits, pids, cpu_quota),
+            (false, false) => cg.create_v1(name, limits, pids, cpu_quota),
+            (true, true) => match delegated() {
+                Some(base) => cg.create_v2(&base, name, limits, pids, cpu_quota),
+                None => Err(io::Error::other(
+                    "rootless hoist cannot set --memory, --cpus or --pids-limit: no cgroup v2 \
+                     subtree is delegated to this user (systemd's user@UID.service does that)",
+                )),
+            },
+            (false, true) => Err(io::Error::other(
+                "rootless hoist cannot set --memory, --cpus or --pids-limit on cgroup v1 \
+                 (its hierarchies belong to the host's root): run as root, or on a cgroup v2 host",
+            )),
         };
         match result {
             Ok(()) => Ok(Some(cg)),
@@ -74,14 +88,16 @@ impl Cgroup {
         Ok(dir)
     }
 
+    /// Creates `base/hoist/name` (`base`: the root, or a delegated cgroup).
     fn create_v2(
         &mut self,
+        base: &Path,
         name: &str,
         limits: &Limits,
         pids: Option<String>,
         cpu_quota: Option<u64>,
     ) -> io::Result<()> {
-        let parent = Path::new(ROOT).join(PARENT);
+        let parent = base.join(PARENT);
         fs::create_dir_all(&parent)?;
         let mut wanted = Vec::new();
         if limits.memory.is_some() {
@@ -93,7 +109,7 @@ impl Cgroup {
         if pids.is_some() {
             wanted.push("+pids");
         }
-        for dir in [Path::new(ROOT), parent.as_path()] {
+        for dir in [base, parent.as_path()] {
             write(&dir.join("cgroup.subtree_control"), &wanted.join(" "))?;
         }
         let dir = self.add_dir(&parent, name, "cgroup.procs")?;
@@ -167,6 +183,26 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         self.remove();
     }
+}
+
+/// Rootless on cgroup v2: the parent of hoist's own cgroup, if this user may manage it (hoist's own
+/// cgroup holds processes, so it cannot hand controllers down itself).
+fn delegated() -> Option<PathBuf> {
+    let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let parent = Path::new(ROOT)
+        .join(rel.trim_start_matches('/'))
+        .parent()?
+        .to_path_buf();
+    let writable = |f: &str| {
+        let Ok(c) = std::ffi::CString::new(parent.join(f).into_os_string().into_encoded_bytes())
+        else {
+            return false;
+        };
+        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    };
+    (parent != Path::new(ROOT) && writable("cgroup.subtree_control") && writable("cgroup.procs"))
+        .then_some(parent)
 }
 
 /// Removes cgroups left behind by a killed hoist: empty, and older than a minute (so a concurrent run's

@@ -23,6 +23,7 @@ mod seccomp;
 mod spec;
 mod tty;
 mod user;
+pub mod userns;
 pub mod volume;
 
 use std::ffi::CString;
@@ -268,12 +269,15 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
 
     // Identity and environment.
     let user = lookup_user(&spec.rootfs, p.user.as_deref())?;
+    let ids = userns::IdMap::current();
+    let setgroups_denied = ids.rootless() && userns::setgroups_denied();
+    userns::check_user(ids, &user, setgroups_denied)?;
     let env = environment(p, &user.home);
 
     // Mount plan.
     let mut ops = Vec::new();
     let mut tracker = Tracker::default();
-    mounts::standard(&mut ops, &mut tracker)?;
+    mounts::standard(&mut ops, &mut tracker, ids, spec.network)?;
     let etc = [
         (
             "hosts",
@@ -389,6 +393,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
             uid: user.uid,
             gid: user.gid,
             groups: user.groups.clone(),
+            setgroups_denied,
             caps: capabilities::CapSet::docker_default(),
             rlimits: p
                 .rlimits

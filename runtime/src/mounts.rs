@@ -1,12 +1,19 @@
 //! The mount plan: /proc (with Docker's masked and read-only paths), a minimal /dev with devpts and
 //! shm, read-only /sys, the /etc files, and the caller's bind and tmpfs mounts, as [`Op`]s for the child.
+//!
+//! Rootless (in a user namespace, as runc rootless does): the device nodes are the host's, bind-mounted
+//! (mknod is never allowed there); devpts gets `gid=5` only if gid 5 is mapped; with the host network
+//! /sys is the host's, bind-mounted read-only (sysfs needs a network namespace the user namespace
+//! owns). Read-only bind remounts keep the source's nosuid/nodev/noexec/atime flags, which a user
+//! namespace may not clear (and which a read-only view should keep anyway).
 
 use std::ffi::CString;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::init::{Component, MAX_CREATED, Op};
-use crate::spec::{Mount, MountKind};
+use crate::spec::{Mount, MountKind, Network};
+use crate::userns::IdMap;
 
 /// Paths Docker hides (`/dev/null` over files, an empty read-only tmpfs over directories).
 const MASKED: &[&str] = &[
@@ -132,8 +139,87 @@ fn mount(
     })
 }
 
-/// /proc, /dev, /sys and their masks.
-pub fn standard(ops: &mut Vec<Op>, tracker: &mut Tracker) -> Result<()> {
+/// The flags of the mount holding `path` that a bind remount must keep (a user namespace cannot
+/// clear the ones of mounts it inherited).
+fn locked_flags(path: &Path) -> libc::c_ulong {
+    let Ok(c) = cpath(path) else { return 0 };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ]
+    .iter()
+    .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+    .fold(0, |acc, (_, ms)| acc | ms)
+}
+
+/// The device nodes: created (root) or the host's bound over empty files (rootless).
+fn devices(ops: &mut Vec<Op>, ids: &IdMap) -> Result<()> {
+    for (name, major, minor) in DEVICES {
+        if ids.rootless() {
+            let target = format!("dev/{name}");
+            ops.push(ensure(&format!("/{target}"), true, false, None)?);
+            ops.push(mount(
+                Some(&format!("/{target}")),
+                &target,
+                None,
+                libc::MS_BIND,
+                None,
+                false,
+            )?);
+        } else {
+            ops.push(Op::Mknod {
+                dir: cstr("dev")?,
+                name: cstr(name)?,
+                mode: 0o666,
+                dev: libc::makedev(*major, *minor),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// /sys read-only: a fresh sysfs, or the host's (bound) when a user namespace cannot mount one.
+fn sys(ops: &mut Vec<Op>, ids: &IdMap, network: Network) -> Result<()> {
+    use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT};
+    if ids.rootless() && network == Network::Host {
+        ops.push(mount(
+            Some("/sys"),
+            "sys",
+            None,
+            MS_BIND | MS_REC,
+            None,
+            false,
+        )?);
+        let flags = MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(Path::new("/sys"));
+        ops.push(mount(None, "sys", None, flags, None, false)?);
+        return Ok(());
+    }
+    ops.push(mount(
+        Some("sysfs"),
+        "sys",
+        Some("sysfs"),
+        MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        None,
+        false,
+    )?);
+    Ok(())
+}
+
+/// /proc, /dev, /sys and their masks, for a sandbox in the user namespace `ids` on `network`.
+pub fn standard(
+    ops: &mut Vec<Op>,
+    tracker: &mut Tracker,
+    ids: &IdMap,
+    network: Network,
+) -> Result<()> {
     use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT};
     ops.push(ensure("/proc", false, false, Some(tracker))?);
     ops.push(mount(
@@ -153,21 +239,20 @@ pub fn standard(ops: &mut Vec<Op>, tracker: &mut Tracker) -> Result<()> {
         Some("mode=755,size=65536k"),
         false,
     )?);
-    for (name, major, minor) in DEVICES {
-        ops.push(Op::Mknod {
-            dir: cstr("dev")?,
-            name: cstr(name)?,
-            mode: 0o666,
-            dev: libc::makedev(*major, *minor),
-        });
-    }
+    devices(ops, ids)?;
     ops.push(ensure("/dev/pts", false, false, None)?);
+    // Group tty (5), when this user namespace has it.
+    let pts = if ids.maps_gid(5) {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620"
+    };
     ops.push(mount(
         Some("devpts"),
         "dev/pts",
         Some("devpts"),
         MS_NOSUID | MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        Some(pts),
         false,
     )?);
     ops.push(ensure("/dev/shm", false, false, None)?);
@@ -196,14 +281,7 @@ pub fn standard(ops: &mut Vec<Op>, tracker: &mut Tracker) -> Result<()> {
         });
     }
     ops.push(ensure("/sys", false, false, Some(tracker))?);
-    ops.push(mount(
-        Some("sysfs"),
-        "sys",
-        Some("sysfs"),
-        MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-        None,
-        false,
-    )?);
+    sys(ops, ids, network)?;
     for path in MASKED {
         ops.push(Op::Mask {
             target: cstr(path)?,
@@ -265,7 +343,7 @@ pub fn user(ops: &mut Vec<Op>, tracker: &mut Tracker, mounts: &[Mount]) -> Resul
                         None,
                         &rel,
                         None,
-                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(src),
                         None,
                         false,
                     )?);

@@ -1,5 +1,6 @@
-//! The root filesystem: overlay mount options (short relative paths when the page limit needs them),
-//! reading image files through the layers, and removing created mountpoints from the upper afterwards.
+//! The root filesystem: overlay mount options (short relative paths when the page limit needs them;
+//! `userxattr` when rootless, where overlay keeps its xattrs as `user.overlay.*`), reading image files
+//! through the layers, and removing created mountpoints from the upper afterwards.
 
 use std::fs;
 use std::io;
@@ -28,6 +29,15 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 
 /// (directory to chdir into, overlay options) for `lowers` (image order), `upper`, `work`.
 pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<(PathBuf, String)> {
+    let (cwd, data) = layer_options(lowers, upper, work)?;
+    if crate::userns::rootless() {
+        // Trusted xattrs are the host root's: in a user namespace overlay uses user.overlay.*.
+        return Ok((cwd, format!("{data},userxattr")));
+    }
+    Ok((cwd, data))
+}
+
+fn layer_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<(PathBuf, String)> {
     let lowers: Vec<PathBuf> = lowers.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
     let upper = absolute(upper)?;
     let work = absolute(work)?;
@@ -100,15 +110,21 @@ pub fn read_file(rootfs: &Rootfs, rel: &str) -> String {
     String::new()
 }
 
+/// Opaque as overlay marked it (`user.overlay.opaque` when rootless).
 fn is_opaque(p: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
         return false;
+    };
+    let name = if crate::userns::rootless() {
+        c"user.overlay.opaque"
+    } else {
+        c"trusted.overlay.opaque"
     };
     let mut buf = [0u8; 4];
     let n = unsafe {
         libc::lgetxattr(
             c.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
+            name.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )

@@ -2,7 +2,9 @@
 //! skeleton, on a tmpfs so that creating and removing them costs no disk I/O.
 //!
 //! The base is `$HOIST_RUNTIME_TMP` if set, else `/run/hoist` when /run is a tmpfs, else
-//! `/dev/shm/hoist` (private to root: 0700, checked), else `/run/hoist` on disk. A run holds an
+//! `/dev/shm/hoist` (private to root: 0700, checked), else `/run/hoist` on disk. Rootless hoist uses
+//! the user's own `$XDG_RUNTIME_DIR/hoist`, else `/dev/shm/hoist-UID`, else `$TMPDIR/hoist-UID`
+//! (UID: the user's id on the host; each checked private the same way). A run holds an
 //! `flock` on its directory for as long as the sandbox lives (the sandbox's init inherits it), so a
 //! directory whose lock can be taken belongs to a killed hoist and is swept by the next run.
 
@@ -44,6 +46,9 @@ fn choose_base() -> PathBuf {
         let _ = fs::create_dir_all(&dir);
         return dir;
     }
+    if crate::userns::rootless() {
+        return rootless_base();
+    }
     let run = Path::new("/run/hoist");
     if is_tmpfs(Path::new("/run")) && private_dir(run) {
         return run.into();
@@ -56,6 +61,28 @@ fn choose_base() -> PathBuf {
         return run.into();
     }
     std::env::temp_dir()
+}
+
+/// A rootless user's base: never root's /run/hoist (nor a name another user may hold first).
+fn rootless_base() -> PathBuf {
+    let uid = crate::userns::IdMap::current().outside_uid();
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(|d| PathBuf::from(d).join("hoist"));
+    let shm = Path::new("/dev/shm");
+    let shm = is_tmpfs(shm).then(|| shm.join(format!("hoist-{uid}")));
+    let tmp = std::env::temp_dir().join(format!("hoist-{uid}"));
+    runtime_dir
+        .into_iter()
+        .chain(shm)
+        .chain([tmp])
+        .find(|d| private_dir(d))
+        .unwrap_or_else(|| {
+            // Someone else holds the name: a directory of this process's own.
+            let own = std::env::temp_dir().join(format!("hoist-{uid}-{}", std::process::id()));
+            let _ = private_dir(&own);
+            own
+        })
 }
 
 /// The directory holding scratch directories and the skeleton; stale scratch directories are swept

@@ -5,7 +5,12 @@
 //! would, never onto the host; `..` components are rejected; hardlink targets are resolved inside the
 //! target too (an absolute target means "from the layer root"); the final component of an entry is
 //! never followed (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`), and xattrs that could steer overlayfs
-//! (`trusted.overlay.*`) are dropped.
+//! (`trusted.overlay.*`, `user.overlay.*`) are dropped.
+//!
+//! Rootless (hoist as root of a user namespace): device nodes cannot be created and are skipped with
+//! a warning, as podman does (whiteouts, 0/0 character devices, can be made since Linux 5.8); a file
+//! owned by an id outside the namespace's mapping is an error naming it, except with a single
+//! mapping (no subordinate ids), where everything stays owned by root, with a warning.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -26,7 +31,8 @@ pub enum ApplyMode {
     /// Flatten: `.wh.NAME` deletes NAME, `.wh..wh..opq` empties the directory of lower entries.
     Merge,
     /// Extract a single layer for use as an overlayfs lowerdir: `.wh.NAME` becomes a 0/0 character
-    /// device and `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr (as containerd does).
+    /// device and `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr (as containerd does), or
+    /// `user.overlay.opaque=y` when rootless ([`super::opaque_xattr`]).
     OverlayLower,
 }
 
@@ -49,6 +55,9 @@ pub fn apply_layer<R: Read>(reader: R, target: &Path, mode: ApplyMode) -> Result
             dir_times: Vec::new(),
             cache: None,
             privileged: rustix::process::geteuid().is_root(),
+            ns: super::rootless::namespace(),
+            skipped_devices: Skipped::default(),
+            root_owned: Skipped::default(),
             buf: vec![0; 256 * 1024],
         };
         let entries = ar.entries().ctx(|| "reading layer")?;
@@ -57,6 +66,11 @@ pub fn apply_layer<R: Read>(reader: R, target: &Path, mode: ApplyMode) -> Result
             ap.entry(&mut e)?;
         }
         ap.finish()?;
+        ap.skipped_devices
+            .warn("device nodes of a layer skipped (a user namespace cannot create them)");
+        ap.root_owned.warn(
+            "files of a layer left owned by root (without subordinate ids only root is mapped)",
+        );
     }
     io::copy(&mut hr, &mut io::sink()).ctx(|| "reading layer")?;
     let (_, digest, size) = hr.finish();
@@ -73,7 +87,36 @@ struct Applier {
     dir_times: Vec<(Comps, u64)>,
     cache: Option<(Comps, OwnedFd)>,
     privileged: bool,
+    ns: super::rootless::Namespace,
+    skipped_devices: Skipped,
+    root_owned: Skipped,
     buf: Vec<u8>,
+}
+
+/// Entries a rootless extraction could not reproduce exactly: a count and the first one.
+#[derive(Default)]
+struct Skipped {
+    count: usize,
+    first: Option<String>,
+}
+
+impl Skipped {
+    fn add(&mut self, path: &[u8]) {
+        self.count += 1;
+        self.first
+            .get_or_insert_with(|| String::from_utf8_lossy(path).into_owned());
+    }
+
+    /// One warning line for the whole layer.
+    fn warn(&self, what: &str) {
+        if let Some(first) = &self.first {
+            eprintln!(
+                "hoist: warning: rootless: {} {what}, e.g. /{}",
+                self.count,
+                first.trim_start_matches("./")
+            );
+        }
+    }
 }
 
 fn unsafe_path(path: &[u8], why: &str) -> Error {
@@ -173,7 +216,7 @@ impl Applier {
                     }
                     Err(err) => return Err(err).ctx(ctx),
                 }
-                self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs)
+                self.set_meta(pfd, name, &raw, uid, gid, Some(perm), &xattrs)
                     .map_err(|e| wrap(e, &raw))?;
                 self.dir_times.push((comps.clone(), mtime));
             }
@@ -192,7 +235,7 @@ impl Applier {
                 .ctx(ctx)?;
                 let mut f = File::from(fd);
                 super::tarw::copy_buf(e, &mut f, &mut self.buf).ctx(ctx)?;
-                self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs)
+                self.set_meta(pfd, name, &raw, uid, gid, Some(perm), &xattrs)
                     .map_err(|e| wrap(e, &raw))?;
                 let ts = times(mtime);
                 rustix::fs::futimens(&f, &ts).ctx(ctx)?;
@@ -218,7 +261,7 @@ impl Applier {
                     .ok_or_else(|| unsafe_path(&raw, "symlink without target"))?;
                 remove(pfd, name, false)?;
                 rustix::fs::symlinkat(os(&target), pfd, os(name)).ctx(ctx)?;
-                self.set_meta(pfd, name, uid, gid, None, &xattrs)
+                self.set_meta(pfd, name, &raw, uid, gid, None, &xattrs)
                     .map_err(|e| wrap(e, &raw))?;
                 rustix::fs::utimensat(pfd, os(name), &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .ctx(ctx)?;
@@ -232,13 +275,16 @@ impl Applier {
                 };
                 match rustix::fs::mknodat(pfd, os(name), ft, Mode::from_raw_mode(0o600), dev) {
                     Ok(()) => {}
-                    // Unprivileged (rootless): device nodes cannot be made; skip them as Docker does.
-                    Err(Errno::PERM) if kind != EntryType::Fifo && !self.privileged => {
+                    // Unprivileged or rootless: device nodes cannot be made; skip them as podman does.
+                    Err(Errno::PERM)
+                        if kind != EntryType::Fifo && (!self.privileged || self.ns.rootless) =>
+                    {
+                        self.skipped_devices.add(&raw);
                         return Ok(());
                     }
                     Err(err) => return Err(err).ctx(ctx),
                 }
-                self.set_meta(pfd, name, uid, gid, Some(perm), &xattrs)
+                self.set_meta(pfd, name, &raw, uid, gid, Some(perm), &xattrs)
                     .map_err(|e| wrap(e, &raw))?;
                 rustix::fs::utimensat(pfd, os(name), &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .ctx(ctx)?;
@@ -257,11 +303,13 @@ impl Applier {
         Ok(())
     }
 
-    /// Owner, mode and xattrs of `name` in `dir` (mode `None` for symlinks).
+    /// Owner, mode and xattrs of `name` in `dir` (mode `None` for symlinks); `path` is the entry's.
+    #[allow(clippy::too_many_arguments)]
     fn set_meta(
-        &self,
+        &mut self,
         dir: BorrowedFd<'_>,
         name: &[u8],
+        path: &[u8],
         uid: u64,
         gid: u64,
         mode: Option<u32>,
@@ -272,8 +320,21 @@ impl Applier {
                 rustix::fs::Uid::from_raw(uid as u32),
                 rustix::fs::Gid::from_raw(gid as u32),
             );
-            rustix::fs::chownat(dir, os(name), Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
-                .ctx(|| "chown")?;
+            match rustix::fs::chownat(dir, os(name), Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(()) => {}
+                // An id the user namespace does not map.
+                Err(Errno::INVAL) if self.ns.single => self.root_owned.add(path),
+                Err(Errno::INVAL) if self.ns.rootless => {
+                    return Err(Error::Other(format!(
+                        "extracting {}: owner {uid}:{gid} is outside hoist's user namespace \
+                         (rootless: uids 0-{} are mapped); give the user a larger range in \
+                         /etc/subuid and /etc/subgid (65536 ids cover most images), or run as root",
+                        String::from_utf8_lossy(path),
+                        self.ns.max_uid
+                    )));
+                }
+                Err(err) => return Err(err).ctx(|| "chown"),
+            }
         }
         if let Some(m) = mode {
             rustix::fs::chmodat(dir, os(name), Mode::from_raw_mode(m), AtFlags::empty())
@@ -284,7 +345,8 @@ impl Applier {
             for (k, v) in xattrs {
                 match rustix::fs::lsetxattr(&p, k.as_str(), v, XattrFlags::empty()) {
                     Ok(()) | Err(Errno::NOTSUP) => {}
-                    Err(Errno::PERM) if !self.privileged => {}
+                    // trusted.* and the like: only the host's root may set them.
+                    Err(Errno::PERM) if !self.privileged || self.ns.rootless => {}
                     Err(err) => return Err(err).ctx(|| format!("setxattr {k}")),
                 }
             }
@@ -350,7 +412,7 @@ impl Applier {
         )
         .ctx(|| "opening opaque directory")?;
         if self.mode == ApplyMode::OverlayLower {
-            return rustix::fs::fsetxattr(&rd, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+            return rustix::fs::fsetxattr(&rd, super::opaque_xattr(), b"y", XattrFlags::empty())
                 .ctx(|| format!("marking {} opaque", String::from_utf8_lossy(&join(comps))));
         }
         let mut names = Vec::new();

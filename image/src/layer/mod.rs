@@ -5,8 +5,11 @@
 //!   `SOURCE_DATE_EPOCH` clamping) while hashing it (the diff_id) in the same pass.
 //! - [`compress`] / [`Decompressor`]: gzip and zstd, auto-detected on read.
 //! - [`apply`]: extract a layer onto a directory, safely (never outside the target).
+//! - Rootless (in a user namespace): overlay's xattrs are `user.overlay.*` ([`opaque_xattr`]), device
+//!   nodes are skipped with a warning, and only mapped ids can own files.
 
 pub mod apply;
+mod rootless;
 mod tarw;
 mod write;
 
@@ -15,6 +18,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use crate::{Digest, Error, Result};
 
 pub use apply::{ApplyMode, apply_layer};
+pub use rootless::{in_user_namespace, is_opaque, opaque_xattr};
 pub use write::{write_dir, write_overlay_upper};
 
 /// The OCI whiteout prefix (`.wh.NAME` deletes NAME from lower layers).

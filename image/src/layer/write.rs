@@ -21,8 +21,9 @@ pub fn write_dir<W: Write>(root: &Path, opts: &LayerOptions, out: W) -> Result<W
 }
 
 /// Writes an overlayfs upper directory as a layer diff: a 0/0 character device becomes a
-/// `.wh.NAME` whiteout and a directory marked opaque (`trusted.overlay.opaque=y` or
-/// `user.overlay.opaque=y`) is followed by a `.wh..wh..opq` entry.
+/// `.wh.NAME` whiteout and a directory marked opaque (`trusted.overlay.opaque=y`, or
+/// `user.overlay.opaque=y` when rootless: see [`super::opaque_xattr`]) is followed by a
+/// `.wh..wh..opq` entry. Overlay's private xattrs are never archived.
 pub fn write_overlay_upper<W: Write>(upper: &Path, opts: &LayerOptions, out: W) -> Result<W> {
     write_tree(upper, opts, out, true)
 }
@@ -161,13 +162,10 @@ fn clamp(mtime: i64, epoch: Option<i64>) -> u64 {
     t.max(0) as u64
 }
 
+/// Opaque as this process's overlay mounts mark it (a container cannot set that name through the
+/// overlay; the other name would be an ordinary xattr it wrote).
 fn is_opaque(path: &Path) -> bool {
-    ["trusted.overlay.opaque", "user.overlay.opaque"]
-        .iter()
-        .any(|k| {
-            let mut buf = [0u8; 8];
-            matches!(rustix::fs::lgetxattr(path, *k, &mut buf[..]), Ok(n) if &buf[..n] == b"y")
-        })
+    super::rootless::has_y(path, super::opaque_xattr())
 }
 
 /// Extended attributes worth archiving: everything except overlayfs' own and SELinux labels.
