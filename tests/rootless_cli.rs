@@ -438,61 +438,65 @@ fn exit_codes_and_signals_pass_through_the_namespace_waiter() {
     );
 
     // SIGTERM to the hoist the user started (the waiter outside the namespace) reaches the command.
-    let marker = format!("{}", 1000 + std::process::id() % 1000);
-    let mut child = u
-        .command(hoist_for_users())
-        .args(["run", "--rm", "busybox", "sleep", &marker])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let marker = format!("7{}", std::process::id());
     let sleeping = || -> bool {
         fs::read_dir("/proc").unwrap().flatten().any(|e| {
             fs::read(e.path().join("cmdline"))
                 .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sleeping() {
-        assert!(Instant::now() < deadline, "the container never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    let mut child = Killed(
+        u.command(hoist_for_users())
+            .args(["run", "--rm", "busybox", "sleep", &marker])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the container to start", &sleeping);
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let status = child.0.wait().unwrap();
     let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let mut stderr = child.0.stderr.take().unwrap();
+    stderr.read_to_string(&mut err).unwrap();
     assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{err}");
     assert!(!sleeping());
 
     // SIGKILL to it takes the namespace and the container down too.
-    let mut child = u
-        .command(hoist_for_users())
-        .args(["run", "--rm", "busybox", "sleep", &marker])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sleeping() {
-        assert!(Instant::now() < deadline, "the container never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sleeping() {
-        assert!(
-            Instant::now() < deadline,
-            "the container outlived a killed hoist"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = Killed(
+        u.command(hoist_for_users())
+            .args(["run", "--rm", "busybox", "sleep", &marker])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the container to start", &sleeping);
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    wait_until("the container to die with the killed hoist", &|| {
+        !sleeping()
+    });
     assert!(host_mounts_under(u.home()).is_empty());
+}
+
+/// A child killed when dropped (a failed assertion leaves no hoist running).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `cond` for up to 30 s.
+fn wait_until(what: &str, cond: &dyn Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A layer made by root with device nodes and files owned by ids beyond 65536, saved for loading.
@@ -651,4 +655,21 @@ fn a_failing_newuidmap_falls_back_to_root_only_with_a_warning() {
         err.contains("newuidmap failed: newuidmap: refused") && err.contains("only root exists"),
         "{err}"
     );
+}
+
+#[test]
+#[ignore = "builder/src/union.rs reads only trusted.overlay.opaque: COPY --from shows what a rootless opaque directory hides"]
+fn copy_from_a_stage_honours_opaque_directories() {
+    let u = User::new(WITH_SUBIDS, true);
+    u.make_busybox();
+    let ctx = u.context(
+        "opaque",
+        "FROM busybox AS a\n\
+         RUN mkdir -p /d/old\n\
+         RUN rm -rf /d && mkdir /d && touch /d/new\n\
+         FROM busybox\n\
+         COPY --from=a /d /d\n",
+    );
+    u.ok(&["build", "-q", "-t", "opaque", ctx.to_str().unwrap()]);
+    assert_eq!(u.ok(&["run", "--rm", "opaque", "ls", "/d"]), "new\n");
 }
