@@ -673,3 +673,43 @@ fn copy_from_a_stage_honours_opaque_directories() {
     u.ok(&["build", "-q", "-t", "opaque", ctx.to_str().unwrap()]);
     assert_eq!(u.ok(&["run", "--rm", "opaque", "ls", "/d"]), "new\n");
 }
+
+/// Unmounts its path when dropped.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_read_only_bind_of_a_nosuid_mount_keeps_its_flags() {
+    let u = User::new(WITH_SUBIDS, true);
+    u.make_busybox();
+    // A user namespace may not clear the flags of a mount it inherited: the ro remount keeps them.
+    let src = u.home().join("nosuid");
+    fs::create_dir(&src).unwrap();
+    sh(Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "nosuid,nodev,noexec,mode=0777",
+            "tmpfs",
+        ])
+        .arg(&src));
+    let _unmount = Unmount(src.clone());
+    let volume = format!("{}:/mnt:ro", src.display());
+    let out = u.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &volume,
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /mnt ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1-4; touch /mnt/x 2>/dev/null || echo read-only",
+    ]);
+    assert_eq!(out, "ro,nosuid,nodev,noexec\nread-only\n");
+}
