@@ -445,15 +445,19 @@ fn exit_codes_and_signals_pass_through_the_namespace_waiter() {
                 .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
         })
     };
-    let mut child = Killed(
-        u.command(hoist_for_users())
-            .args(["run", "--rm", "busybox", "sleep", &marker])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("the container to start", &sleeping);
+    let start = || {
+        let child = Killed(
+            u.command(hoist_for_users())
+                .args(["run", "--rm", "busybox", "sleep", &marker])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        wait_until("the container to start", &sleeping);
+        child
+    };
+    let mut child = start();
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     let status = child.0.wait().unwrap();
     let mut err = String::new();
@@ -463,15 +467,7 @@ fn exit_codes_and_signals_pass_through_the_namespace_waiter() {
     assert!(!sleeping());
 
     // SIGKILL to it takes the namespace and the container down too.
-    let mut child = Killed(
-        u.command(hoist_for_users())
-            .args(["run", "--rm", "busybox", "sleep", &marker])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("the container to start", &sleeping);
+    let mut child = start();
     child.0.kill().unwrap();
     child.0.wait().unwrap();
     wait_until("the container to die with the killed hoist", &|| {
