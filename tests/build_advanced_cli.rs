@@ -2,12 +2,14 @@
 //! (secret, cache, bind, tmpfs, ssh), `hoist builder prune`, outputs, reproducible builds and
 //! build checks. Each test has its own store with the busybox fixture.
 
+mod build_support;
 #[path = "image_fixture.rs"]
 mod image_fixture;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use build_support::context_with;
 use hoist_builder::union::Union;
 use hoist_image::Store;
 use image_fixture::HOIST;
@@ -60,18 +62,11 @@ impl Env {
     }
 
     fn view(&self, name: &str) -> Union {
-        let store = Store::open(&self.root).unwrap();
-        let img = store.resolve(name).unwrap();
-        Union::new(store.unpacked_layers(&img).unwrap())
+        build_support::view(&self.root, name)
     }
 
     fn read(&self, name: &str, path: &str) -> String {
-        let v = self.view(name);
-        String::from_utf8(
-            v.read(path)
-                .unwrap_or_else(|| panic!("{path} missing from {name}")),
-        )
-        .unwrap()
+        build_support::read(&self.root, name, path)
     }
 
     fn exists(&self, name: &str, path: &str) -> bool {
@@ -79,12 +74,7 @@ impl Env {
     }
 
     fn id(&self, name: &str) -> String {
-        Store::open(&self.root)
-            .unwrap()
-            .resolve(name)
-            .unwrap()
-            .id()
-            .to_string()
+        build_support::image_id(&self.root, name)
     }
 }
 
@@ -707,4 +697,117 @@ fn history_layers_reports_wasted_bytes() {
     // The human form and an image without waste.
     let out = env.ok(&mut env.cmd(&["history", "--layers", "busybox"]));
     assert!(out.contains("No wasted space"), "{out}");
+}
+
+#[test]
+fn bind_mount_of_the_context_honours_dockerignore() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox\nRUN --mount=type=bind,target=/ctx cd /ctx && find . | sort > /listing\nRUN --mount=type=bind,source=sub,target=/sub,rw ls /sub > /sub-listing\n",
+        &[
+            (".dockerignore", b"secret.txt\n**/*.log\n!sub/keep.log\n"),
+            ("keep.txt", b"k"),
+            ("secret.txt", b"s"),
+            ("a.log", b"l"),
+            ("sub/b.log", b"l"),
+            ("sub/keep.log", b"k"),
+            ("sub/c.txt", b"c"),
+        ],
+    );
+    let c = ctx.path().to_str().unwrap();
+    env.build(&["-t", "bi", c]);
+    assert_eq!(
+        env.read("bi", "/listing"),
+        ".\n./.dockerignore\n./Dockerfile\n./keep.txt\n./sub\n./sub/c.txt\n./sub/keep.log\n"
+    );
+    assert_eq!(env.read("bi", "/sub-listing"), "c.txt\nkeep.log\n");
+    // An ignored file cannot be mounted.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,source=secret.txt,target=/s cat /s\n",
+    )
+    .unwrap();
+    let out = env.hoist(&["build", c]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("\"/secret.txt\": not found"), "{err}");
+}
+
+#[test]
+fn source_date_epoch_reaches_run_once_declared_with_arg() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox\nRUN echo \"[$SOURCE_DATE_EPOCH]\" > /before\nARG SOURCE_DATE_EPOCH\nRUN echo \"[$SOURCE_DATE_EPOCH]\" > /after\n",
+        &[],
+    );
+    let c = ctx.path().to_str().unwrap();
+    // From the environment (as buildx passes it on as the build arg)...
+    env.ok(env
+        .cmd(&["build", "-q", "-t", "sde", c])
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    assert_eq!(env.read("sde", "/before"), "[]\n", "undeclared: not seen");
+    assert_eq!(env.read("sde", "/after"), "[1700000000]\n");
+    let store = Store::open(&env.root).unwrap();
+    let img = store.resolve("sde").unwrap();
+    assert_eq!(img.config.created.as_deref(), Some("2023-11-14T22:13:20Z"));
+    let run = img.config.history.last().unwrap();
+    assert!(
+        run.created_by
+            .as_deref()
+            .unwrap()
+            .starts_with("RUN |1 SOURCE_DATE_EPOCH=1700000000 "),
+        "{run:?}"
+    );
+    // ...and --build-arg wins over the environment.
+    env.ok(env
+        .cmd(&[
+            "build",
+            "-q",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1600000000",
+            "-t",
+            "sde2",
+            c,
+        ])
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    assert_eq!(env.read("sde2", "/after"), "[1600000000]\n");
+    let img = store.resolve("sde2").unwrap();
+    assert_eq!(img.config.created.as_deref(), Some("2020-09-13T12:26:40Z"));
+}
+
+#[test]
+fn undefined_var_check_knows_the_base_image_environment() {
+    let env = Env::new();
+    let base = context_with("FROM busybox\nENV APP_DIR=/srv/app\n", &[]);
+    env.build(&["-t", "with-env", base.path().to_str().unwrap()]);
+    let ctx = context_with(
+        "FROM busybox AS plain\nLABEL y=$APP_DIR\nFROM with-env AS one\nWORKDIR $APP_DIR\nLABEL x=$NOPE\nFROM busybox AS unused\nLABEL z=$NOPE_TOO\nFROM one\nCOPY --from=plain /etc/passwd /p\nUSER $APP_DIR\n",
+        &[],
+    );
+    let progress = env.build(&["-t", "uv", ctx.path().to_str().unwrap()]);
+    let tail = &progress[progress.find("warnings found:").expect(&progress)..];
+    let found: Vec<&str> = tail
+        .lines()
+        .filter(|l| l.contains("UndefinedVar"))
+        .collect();
+    // The base image defines APP_DIR for stage one and the stage built on it, not for busybox; a
+    // stage the target does not need is not checked (BuildKit checks while converting).
+    assert_eq!(
+        found,
+        [
+            " - UndefinedVar: Usage of undefined variable '$APP_DIR' (line 2)",
+            " - UndefinedVar: Usage of undefined variable '$NOPE' (line 5)",
+        ],
+        "{tail}"
+    );
+    assert!(env.exists("uv", "/srv/app"), "WORKDIR $APP_DIR made it");
+    let user = Store::open(&env.root)
+        .unwrap()
+        .resolve("uv")
+        .unwrap()
+        .config
+        .config
+        .unwrap()
+        .user;
+    assert_eq!(user.as_deref(), Some("/srv/app"));
 }

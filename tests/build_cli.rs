@@ -6,8 +6,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use build_support::context_with;
 use hoist_builder::union::Union;
 use hoist_image::{ImageConfig, Store};
+
+mod build_support;
 
 const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
 
@@ -67,27 +70,15 @@ impl Env {
     }
 
     fn image_id(&self, name: &str) -> String {
-        Store::open(&self.root)
-            .unwrap()
-            .resolve(name)
-            .unwrap()
-            .id()
-            .to_string()
+        build_support::image_id(&self.root, name)
     }
 
     fn view(&self, name: &str) -> Union {
-        let store = Store::open(&self.root).unwrap();
-        let img = store.resolve(name).unwrap();
-        Union::new(store.unpacked_layers(&img).unwrap())
+        build_support::view(&self.root, name)
     }
 
     fn read(&self, name: &str, path: &str) -> String {
-        let v = self.view(name);
-        String::from_utf8(
-            v.read(path)
-                .unwrap_or_else(|| panic!("{path} missing in {name}")),
-        )
-        .unwrap()
+        build_support::read(&self.root, name, path)
     }
 }
 
@@ -172,7 +163,7 @@ fn every_instruction_lands_in_the_config() {
     assert!(by.contains(&"CMD [\"cat /app/built.txt\"]"), "{by:#?}");
     let layers = c.history.iter().filter(|h| !h.empty_layer).count();
     assert_eq!(layers, c.rootfs.diff_ids.len());
-    assert_eq!(layers, 1 + 4); // base + COPY + 3 RUN
+    assert_eq!(layers, 1 + 5); // base + WORKDIR + COPY + 3 RUN
     // Files.
     assert_eq!(
         env.read("basic:latest", "/app/built.txt"),
@@ -309,7 +300,7 @@ fn cache_hits_then_invalidation_from_the_first_reader() {
     // Second build: every step is a cache hit and the image is the same.
     let second = env.build_ok(&["-t", "hello", c]);
     let st = step_statuses(&second);
-    assert_eq!(st.len(), 5, "{second}");
+    assert_eq!(st.len(), 6, "{second}");
     assert!(st.iter().all(|(_, s)| s == "CACHED"), "{st:#?}");
     assert_eq!(env.image_id("hello"), id1);
     // A new mtime with the same content is still a hit (content digests, not mtimes).
@@ -335,9 +326,10 @@ fn cache_hits_then_invalidation_from_the_first_reader() {
             .1
             .clone()
     };
-    assert_eq!(status("[build 1/3] FROM"), "CACHED");
-    assert!(status("[build 2/3] COPY").starts_with("DONE"), "{st:#?}");
-    assert!(status("[build 3/3] RUN").starts_with("DONE"), "{st:#?}");
+    assert_eq!(status("[build 1/4] FROM"), "CACHED");
+    assert_eq!(status("[build 2/4] WORKDIR"), "CACHED");
+    assert!(status("[build 3/4] COPY").starts_with("DONE"), "{st:#?}");
+    assert!(status("[build 4/4] RUN").starts_with("DONE"), "{st:#?}");
     assert!(status("[stage-1 2/2] COPY").starts_with("DONE"), "{st:#?}");
     assert_eq!(env.read("hello", "/etc/greeting"), "CHANGED TEXT\n");
     // --no-cache runs everything again.
@@ -601,4 +593,192 @@ fn missing_base_image_is_pulled_from_its_registry() {
         store.resolve(&name).is_ok(),
         "the base is kept in the store"
     );
+}
+
+#[test]
+fn workdir_creates_its_directory_in_its_own_layer() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox:latest\nUSER nobody\nWORKDIR /srv/app/data\nUSER root\nWORKDIR /tmp\nWORKDIR /\nWORKDIR relative\n",
+        &[],
+    );
+    let progress = env.build_ok(&["-t", "wd", ctx.path().to_str().unwrap()]);
+    assert!(
+        progress.contains("[2/4] WORKDIR /srv/app/data"),
+        "WORKDIR is a step of its own:\n{progress}"
+    );
+    // Created with its parents, mode 0755, owned by the USER in force (as BuildKit's mkdir).
+    let v = env.view("wd");
+    for dir in ["/srv", "/srv/app", "/srv/app/data"] {
+        let (_, m) = v.lookup(dir).unwrap_or_else(|| panic!("{dir} missing"));
+        assert!(m.is_dir());
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (65534, 65534, 0o755),
+            "{dir}"
+        );
+    }
+    let (_, m) = v.lookup("/relative").unwrap();
+    assert_eq!(
+        (m.uid(), m.mode() & 0o7777),
+        (0, 0o755),
+        "root's once USER is root again"
+    );
+    // Each WORKDIR but `/` adds a layer; an existing directory's layer is empty.
+    let c = env.config("wd");
+    let store = Store::open(&env.root).unwrap();
+    let layer_of: Vec<(&str, Option<&hoist_image::Digest>)> = {
+        let mut diffs = c.rootfs.diff_ids.iter().skip(1);
+        c.history
+            .iter()
+            .skip(1)
+            .map(|h| {
+                let d = (!h.empty_layer).then(|| diffs.next().unwrap());
+                (h.created_by.as_deref().unwrap(), d)
+            })
+            .collect()
+    };
+    let by: Vec<(&str, bool)> = layer_of.iter().map(|(b, d)| (*b, d.is_some())).collect();
+    assert_eq!(
+        by,
+        [
+            ("USER nobody", false),
+            ("WORKDIR /srv/app/data", true),
+            ("USER root", false),
+            ("WORKDIR /tmp", true),
+            ("WORKDIR /", false),
+            ("WORKDIR /relative", true),
+        ]
+    );
+    assert_eq!(c.rootfs.diff_ids.len(), 1 + 3);
+    let tmp_layer = store.unpacked_layer(layer_of[3].1.unwrap()).unwrap();
+    assert_eq!(
+        std::fs::read_dir(&tmp_layer).unwrap().count(),
+        0,
+        "WORKDIR of an existing directory changes nothing"
+    );
+    let srv_layer = store.unpacked_layer(layer_of[1].1.unwrap()).unwrap();
+    assert!(srv_layer.join("srv/app/data").is_dir());
+    // The image runs there.
+    let out = env.hoist(&["run", "--rm", "wd", "pwd"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/relative\n");
+}
+
+#[test]
+fn copy_chmod_takes_octal_and_symbolic_modes() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox:latest\nARG M=go-w\nCOPY --chmod=+x run.sh /bin/\nCOPY --chmod=u=rwx,go=rx run.sh /exact.sh\nCOPY --chmod=a+X dir /d\nCOPY --chmod=$M dir /e\nCOPY --chmod=0640 run.sh /octal.sh\n",
+        &[
+            ("run.sh", b"#!/bin/sh\necho ran\n"),
+            ("dir/f", b"f"),
+            ("dir/sub/g", b"g"),
+        ],
+    );
+    let set = |p: &str, m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(ctx.path().join(p), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    set("run.sh", 0o644);
+    set("dir/f", 0o664);
+    set("dir/sub", 0o700);
+    set("dir/sub/g", 0o766);
+    env.build_ok(&["-t", "cm", ctx.path().to_str().unwrap()]);
+    let v = env.view("cm");
+    let mode = |p: &str| v.lookup(p).unwrap_or_else(|| panic!("{p}")).1.mode() & 0o7777;
+    assert_eq!(mode("/bin/run.sh"), 0o755, "+x adds x for all");
+    assert_eq!(mode("/exact.sh"), 0o755);
+    assert_eq!(mode("/octal.sh"), 0o640);
+    // X: directories (and files executable by someone) only.
+    assert_eq!(
+        (mode("/d/f"), mode("/d/sub"), mode("/d/sub/g")),
+        (0o664, 0o711, 0o777)
+    );
+    // Each file's own mode changes: go-w (from a build arg).
+    assert_eq!(
+        (mode("/e/f"), mode("/e/sub"), mode("/e/sub/g")),
+        (0o644, 0o700, 0o744)
+    );
+    let out = env.hoist(&["run", "--rm", "cm", "run.sh"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    let by: Vec<String> = env
+        .config("cm")
+        .history
+        .iter()
+        .filter_map(|h| h.created_by.clone())
+        .collect();
+    assert!(
+        by.contains(&"COPY --chmod=go-w dir /e # buildkit".to_string()),
+        "{by:#?}"
+    );
+    // A bad mode names the line and what is expected.
+    for (bad, why) in [
+        ("u=q", "invalid chmod parameter: 'u=q': invalid syntax"),
+        (
+            "10000",
+            "invalid chmod parameter: '10000'. it should be octal string and between 0 and 07777",
+        ),
+    ] {
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("FROM busybox:latest\nCOPY --chmod={bad} run.sh /x\n"),
+        )
+        .unwrap();
+        let out = env.hoist(&["build", ctx.path().to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains("Dockerfile:2") && err.contains(why), "{err}");
+    }
+}
+
+#[test]
+fn progress_shows_the_build_context_transfer() {
+    let env = Env::new();
+    let df = "FROM busybox:latest\nCOPY . /ctx/\n";
+    let ctx = context_with(
+        df,
+        &[
+            ("a.txt", &[b'a'; 1500]),
+            ("big.bin", &[b'b'; 50_000]),
+            (".dockerignore", b"*.bin\n"),
+        ],
+    );
+    let progress = env.build_ok(&["-t", "ctx", ctx.path().to_str().unwrap()]);
+    let vertex = |name: &str| -> Vec<String> {
+        let head = progress
+            .lines()
+            .find(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("no {name} vertex:\n{progress}"));
+        let id = head.split(' ').next().unwrap().to_string();
+        progress
+            .lines()
+            .filter(|l| l.starts_with(&format!("{id} ")))
+            .map(|l| l[id.len() + 1..].to_string())
+            .collect()
+    };
+    // What .dockerignore leaves: a.txt, the Dockerfile and .dockerignore itself.
+    let bytes = 1500 + df.len() + "*.bin\n".len();
+    let lines = vertex("[internal] load build context");
+    let transfer = &lines[1];
+    assert!(
+        transfer.starts_with(&format!(
+            "transferring context: {:.2}kB",
+            bytes as f64 / 1000.0
+        )) && transfer.ends_with(" done"),
+        "{lines:?}"
+    );
+    assert!(lines.last().unwrap().starts_with("DONE "), "{lines:?}");
+    let lines = vertex("[internal] load build definition from Dockerfile");
+    assert!(
+        lines[1].starts_with(&format!("transferring dockerfile: {}B", df.len())),
+        "{lines:?}"
+    );
+    // No vertex when nothing reads the context.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox:latest\nRUN true\n",
+    )
+    .unwrap();
+    let progress = env.build_ok(&[ctx.path().to_str().unwrap()]);
+    assert!(!progress.contains("load build context"), "{progress}");
 }

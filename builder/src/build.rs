@@ -97,6 +97,11 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         }
         (None, None, None) => bail!("no Dockerfile and no context given"),
     };
+    v.status(&transfer_status(
+        "dockerfile",
+        text.len() as u64,
+        v.elapsed(),
+    ));
     v.done();
     let ast = hoist_parser::parse(text.as_bytes(), &file_name).map_err(|e| anyhow!("{e}"))?;
     // Instruction-level validation of the whole file (reachable stages or not), as BuildKit does.
@@ -120,8 +125,17 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         .platform
         .clone()
         .unwrap_or_else(|| format!("linux/{}", hoist_image::config::host_arch()));
+    // As buildx does, the client's SOURCE_DATE_EPOCH is the build arg unless --build-arg sets it:
+    // it clamps the image's times, and a stage that declares `ARG SOURCE_DATE_EPOCH` sees it.
+    let mut build_args = opts.build_args.clone();
+    if let Some(v) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        build_args.entry("SOURCE_DATE_EPOCH".into()).or_insert(v);
+    }
     let fe = FrontendOptions {
-        build_args: opts.build_args.clone(),
+        build_args: build_args.clone(),
         target: opts.target.clone(),
         labels: opts.labels.clone(),
         network: opts.network,
@@ -176,9 +190,8 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     let lowered = lower(&df, &fe, &mut resolver)?;
     // Build checks (now that base images' environments are known): reported at the end;
     // `# check=error=true` fails before any step runs.
-    let checks = crate::lint::check_with_bases(&text, &file_name, &|i| {
-        lowered.base_env.get(i).cloned().flatten()
-    })?;
+    let checks =
+        crate::lint::check_with_bases(&text, &file_name, &|i| lowered.base_env[i].clone())?;
     if checks.failed() {
         let mut rules: Vec<&str> = checks.warnings.iter().map(|w| w.rule).collect();
         rules.dedup();
@@ -189,6 +202,14 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         );
     }
     let plan = lowered.plan;
+    if let Some(ctx) = context.as_ref().filter(|_| plan.reads_context()) {
+        // BuildKit's vertex for sending the context: hoist reads it in place, so this is the size of
+        // what a first transfer would send (the files .dockerignore leaves).
+        let v = progress.vertex("[internal] load build context");
+        let bytes = context_bytes(ctx)?;
+        v.status(&transfer_status("context", bytes, v.elapsed()));
+        v.done();
+    }
 
     let mut solver = Solver::new(
         store.clone(),
@@ -199,7 +220,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     );
     solver.secrets = opts.secrets.clone();
     solver.ssh = opts.ssh.clone();
-    solver.source_date_epoch = crate::reproducible::source_date_epoch(&opts.build_args)?;
+    solver.source_date_epoch = crate::reproducible::source_date_epoch(&build_args)?;
     let result = solver.solve(&plan)?;
 
     let v = progress.vertex("exporting to image");
@@ -232,6 +253,40 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     })
 }
 
+/// Bytes of the regular files a context holds after its ignore rules.
+fn context_bytes(ctx: &crate::context::SourceRoot) -> Result<u64> {
+    Ok(crate::context::walk(ctx, "", None)?
+        .iter()
+        .filter(|e| e.meta.is_file())
+        .map(|e| e.meta.len())
+        .sum())
+}
+
+/// BuildKit's plain-progress transfer line: `transferring NAME: SIZE[ TIME] done`, the size as
+/// `units.Bytes` prints it with `%.2f` (decimal units, `2.05kB`; `30B` under 1000), none when zero,
+/// and the time only past 10 ms.
+fn transfer_status(name: &str, bytes: u64, took: std::time::Duration) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let size = if bytes == 0 {
+        String::new()
+    } else if bytes < 1000 {
+        format!(" {bytes}B")
+    } else {
+        let mut i = 1;
+        while i < UNITS.len() - 1 && bytes >= 1000u64.pow(i as u32 + 1) {
+            i += 1;
+        }
+        format!(" {:.2}{}", bytes as f64 / 1000f64.powi(i as i32), UNITS[i])
+    };
+    let secs = took.as_secs_f64();
+    let time = if secs > 0.01 {
+        format!(" {secs:.1}s")
+    } else {
+        String::new()
+    };
+    format!("transferring {name}:{size}{time} done")
+}
+
 fn display_ref(name: &str) -> String {
     Reference::parse(name)
         .map(|r| r.to_string())
@@ -250,4 +305,23 @@ fn layer_descriptor(store: &Store, diff_id: &Digest) -> Result<Descriptor> {
         }
     }
     bail!("layer {diff_id} is missing from the store")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn transfer_lines_as_buildkit_prints_them() {
+        let fast = Duration::from_millis(3);
+        let t = |b| super::transfer_status("context", b, fast);
+        assert_eq!(t(0), "transferring context: done");
+        assert_eq!(t(30), "transferring context: 30B done");
+        assert_eq!(t(2048), "transferring context: 2.05kB done");
+        assert_eq!(t(61_790_000), "transferring context: 61.79MB done");
+        assert_eq!(
+            super::transfer_status("dockerfile", 98, Duration::from_millis(300)),
+            "transferring dockerfile: 98B 0.3s done"
+        );
+    }
 }

@@ -12,11 +12,14 @@ use hoist_parser::ast::Heredoc;
 use hoist_parser::instructions::{
     self as ins, Command, CopyArgs, Dockerfile, Instruction, ShellOrExec, Source,
 };
+use hoist_parser::lint::BaseEnv;
 use hoist_parser::values;
 use serde_json::Value;
 
 use crate::paths::clean;
-use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
+use crate::plan::{
+    Base, Chain, ExecMount, ExecOp, FileOp, Input, MkdirOp, NetworkMode, Op, Plan, Step,
+};
 
 /// Build-wide frontend settings.
 #[derive(Debug, Clone)]
@@ -48,10 +51,10 @@ pub type ImageResolver<'a> = dyn FnMut(&str) -> Result<hoist_image::Image> + 'a;
 #[derive(Debug, Clone)]
 pub struct Lowered {
     pub plan: Plan,
-    /// Per stage, in file order: the environment (`KEY=value`) of its base image when the stage was
-    /// lowered on an image (for the `UndefinedVar` check); None for scratch, stage bases and stages
-    /// the target does not need.
-    pub base_env: Vec<Option<Vec<String>>>,
+    /// Per stage, in file order, for the `UndefinedVar` check: the environment its base image
+    /// starts it with (empty for scratch; a stage base passes its own on), or `Skip` for the
+    /// stages the target does not need.
+    pub base_env: Vec<BaseEnv>,
 }
 
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
@@ -185,13 +188,14 @@ pub fn lower(
 
     let mut chains: Vec<Chain> = Vec::new();
     let mut chain_of: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut base_env = vec![None; stages.len()];
+    let mut base_env = vec![BaseEnv::Skip; stages.len()];
     let single = stages.len() == 1;
     for (i, s) in stages.iter().enumerate() {
         if !needed.contains(&i) {
             continue;
         }
         let base_name = &base_names[i];
+        base_env[i] = BaseEnv::Known(Vec::new());
         let (base, mut config) = if base_name == "scratch" {
             let c = ImageConfig {
                 architecture: arch.clone(),
@@ -206,7 +210,7 @@ pub fn lower(
         } else {
             let img = resolve(base_name).map_err(|e| err(&s.source, format!("{e:#}")))?;
             let c = img.config.clone();
-            base_env[i] = Some(
+            base_env[i] = BaseEnv::Known(
                 c.config
                     .as_ref()
                     .and_then(|cc| cc.env.clone())
@@ -562,8 +566,13 @@ impl<'c> StageState<'c> {
         Ok(())
     }
 
-    /// WORKDIR: the config's working directory.
-    fn workdir(&mut self, _c: &Command, w: &str) -> Result<()> {
+    /// WORKDIR: the config's working directory, and (as BuildKit's dispatchWorkdir) a step that
+    /// creates it with its missing parents, mode 0755, owned by the current USER (BuildKit's mkdir
+    /// gets `llb.WithUser(USER)`; root when no USER is set), so the directory exists even when
+    /// nothing later writes to it. Like BuildKit's, the step always adds a layer, an empty one when
+    /// the directory already exists (the 32-byte `4f4fb700ef54...` layer of many official images);
+    /// `WORKDIR /` adds none.
+    fn workdir(&mut self, c: &Command, w: &str) -> Result<()> {
         let w = self.expand(w, &self.vars())?;
         self.workdir = if w.starts_with('/') {
             clean(&w)
@@ -571,7 +580,16 @@ impl<'c> StageState<'c> {
             clean(&format!("{}/{w}", self.workdir))
         };
         self.cc.working_dir = Some(self.workdir.clone());
-        self.commit(format!("WORKDIR {}", self.workdir), false);
+        let created_by = format!("WORKDIR {}", self.workdir);
+        if self.workdir == "/" {
+            self.commit(created_by, false);
+            return Ok(());
+        }
+        let op = Op::Mkdir(MkdirOp {
+            path: self.workdir.clone(),
+            user: self.cc.user.clone().filter(|u| !u.is_empty()),
+        });
+        self.step(c, op, created_by);
         Ok(())
     }
 
@@ -736,14 +754,7 @@ impl<'c> StageState<'c> {
             .filter(|c| !c.is_empty());
         let chmod_word = a.chmod.as_deref().map(x).transpose()?;
         let chmod = match chmod_word.as_deref() {
-            Some(c) => Some(
-                u32::from_str_radix(c, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| {
-                        anyhow!("invalid chmod parameter: '{c}'. it should be octal string and between 0 and 07777")
-                    })?,
-            ),
+            Some(c) => hoist_parser::chmod::parse_chmod(c).map_err(|e| anyhow!(e))?,
             None => None,
         };
         let checksum = a.checksum.as_deref().map(x).transpose()?;
@@ -849,6 +860,7 @@ fn go_quote_list(v: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hoist_parser::chmod::Chmod;
 
     fn opts() -> FrontendOptions {
         FrontendOptions {
@@ -940,6 +952,39 @@ mod tests {
     }
 
     #[test]
+    fn workdir_is_a_step_owned_by_the_user() {
+        let df = "FROM scratch\nWORKDIR /\nUSER app:staff\nWORKDIR a/b\nWORKDIR /a/b\n";
+        let c = &plan(df, &opts()).unwrap().chains[0];
+        let dirs: Vec<(&str, Option<&str>)> = c
+            .steps
+            .iter()
+            .map(|s| match &s.op {
+                Op::Mkdir(m) => (m.path.as_str(), m.user.as_deref()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            dirs,
+            [("/a/b", Some("app:staff")), ("/a/b", Some("app:staff"))]
+        );
+        let layers: Vec<(&str, bool)> = c
+            .history
+            .iter()
+            .map(|h| (h.created_by.as_deref().unwrap(), h.empty_layer))
+            .collect();
+        assert_eq!(
+            layers,
+            [
+                ("WORKDIR /", true),
+                ("USER app:staff", true),
+                ("WORKDIR /a/b", false),
+                ("WORKDIR /a/b", false)
+            ]
+        );
+        assert_eq!(c.steps[0].display, "WORKDIR a/b");
+    }
+
+    #[test]
     fn copy_flags_and_history() {
         let df = "FROM scratch\nARG OWNER=1:2 DIR=/dst\nCOPY --chown=$OWNER --chmod=0640 a $DIR/\n";
         let p = plan(df, &opts()).unwrap();
@@ -947,7 +992,7 @@ mod tests {
         match &c.steps[0].op {
             Op::File(f) => {
                 assert_eq!(f.chown.as_deref(), Some("1:2"));
-                assert_eq!(f.chmod, Some(0o640));
+                assert_eq!(f.chmod, Some(Chmod::Octal(0o640)));
                 assert_eq!(f.dest, "/dst/");
                 assert_eq!(f.from, Input::Context);
             }
@@ -971,6 +1016,8 @@ mod tests {
         assert!(format!("{e:#}").contains("invalid signal: NOPE"));
         let e = plan("FROM scratch\nCOPY --chmod=999 a b\n", &opts()).unwrap_err();
         assert!(format!("{e:#}").contains("invalid chmod parameter: '999'"));
+        let e = plan("FROM scratch\nCOPY --chmod=u=q a b\n", &opts()).unwrap_err();
+        assert!(format!("{e:#}").contains("invalid chmod parameter: 'u=q': invalid syntax"));
         let e = plan("FROM scratch\nARG P=80/xyz\nEXPOSE $P\n", &opts()).unwrap_err();
         assert!(
             format!("{e:#}").starts_with("Dockerfile:3\n--------------------\n>>> EXPOSE $P"),

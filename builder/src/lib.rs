@@ -17,6 +17,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod fetch;
+pub mod fileops;
 pub mod git;
 pub mod lint;
 pub mod mounts;

@@ -3,7 +3,7 @@
 //! `# check=skip=...;error=true` directive.
 
 use anyhow::{Result, anyhow};
-use hoist_parser::lint::{CheckConfig, LintWarning};
+use hoist_parser::lint::{BaseEnv, CheckConfig, LintWarning};
 
 /// The findings for one Dockerfile.
 #[derive(Debug, Clone)]
@@ -18,15 +18,15 @@ pub struct CheckReport {
 /// Parses, validates and lints a Dockerfile's text. Syntax and instruction errors are errors.
 /// Base images are not resolved: `UndefinedVar` assumes they define `PATH` only.
 pub fn check(text: &str, file: &str) -> Result<CheckReport> {
-    check_with_bases(text, file, &|_| None)
+    check_with_bases(text, file, &|_| BaseEnv::Unknown)
 }
 
-/// [`check`] knowing the environment of each stage's base image (`KEY=value` list by stage index,
-/// None when not resolved), as a build does after loading their metadata.
+/// [`check`] knowing what each stage's base image defines (by stage index), as a build does once
+/// it loaded their metadata.
 pub fn check_with_bases(
     text: &str,
     file: &str,
-    base_env: &dyn Fn(usize) -> Option<Vec<String>>,
+    base_env: &dyn Fn(usize) -> BaseEnv,
 ) -> Result<CheckReport> {
     let ast = hoist_parser::parse(text.as_bytes(), file).map_err(|e| anyhow!("{e}"))?;
     let df = hoist_parser::parse_dockerfile(&ast).map_err(|e| anyhow!(located(text, &e)))?;

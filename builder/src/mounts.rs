@@ -34,6 +34,23 @@ pub enum Sharing {
     Locked,
 }
 
+/// `--mount=type=cache`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CacheMount {
+    pub target: String,
+    /// The cache's name across builds (default: the target).
+    pub id: String,
+    pub sharing: Sharing,
+    /// Mode, uid and gid of the cache directory when it is created.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Seeds a new cache from this input's `source` path.
+    pub from: Option<Input>,
+    pub source: String,
+    pub readonly: bool,
+}
+
 /// `--mount=type=secret`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SecretMount {
@@ -81,7 +98,7 @@ pub fn lower_mount(
     Ok(match m.mount_type {
         MountType::Cache => {
             let target = target.ok_or_else(|| anyhow!("mount target must be set"))?;
-            ExecMount::Cache {
+            ExecMount::Cache(CacheMount {
                 id: m
                     .id
                     .filter(|i| !i.is_empty())
@@ -98,7 +115,7 @@ pub fn lower_mount(
                 from,
                 source: m.source.unwrap_or_default(),
                 readonly: m.read_only,
-            }
+            })
         }
         MountType::Tmpfs => ExecMount::Tmpfs {
             target: target.ok_or_else(|| anyhow!("mount target must be set"))?,
@@ -219,68 +236,13 @@ impl Solver {
         let mut p = PreparedMounts::default();
         for m in &e.mounts {
             match m {
-                ExecMount::Cache {
-                    target,
-                    id,
-                    sharing,
-                    mode,
-                    uid,
-                    gid,
-                    from,
-                    source,
-                    readonly,
-                } => {
-                    let base = cache_mounts_dir(&self.store)?;
-                    fs::create_dir_all(&base)?;
-                    let name = cache_dir_name(id);
-                    let dir = match sharing {
-                        Sharing::Shared => base.join(&name),
-                        Sharing::Locked => {
-                            let l = lock_file(&base.join(format!("{name}.lock")), true)?;
-                            p.locks.extend(l);
-                            base.join(&name)
-                        }
-                        Sharing::Private => {
-                            // The first instance nobody holds; a new one when all are in use.
-                            let mut i = 0;
-                            loop {
-                                let n = if i == 0 {
-                                    name.clone()
-                                } else {
-                                    format!("{name}-{i}")
-                                };
-                                if let Some(l) = lock_file(&base.join(format!("{n}.lock")), false)?
-                                {
-                                    p.locks.push(l);
-                                    break base.join(n);
-                                }
-                                i += 1;
-                            }
-                        }
-                    };
-                    if !dir.exists() {
-                        let tmp = tempfile::Builder::new().prefix(".new-").tempdir_in(&base)?;
-                        if let Some(from) = from {
-                            let root = self.input_root(from, wait)?;
-                            let src = crate::paths::resolve_in_root(&root.root, source, true)?;
-                            copy_tree(&src, tmp.path())?;
-                        }
-                        fs::set_permissions(
-                            tmp.path(),
-                            fs::Permissions::from_mode(mode.unwrap_or(0o755)),
-                        )?;
-                        chown(tmp.path(), Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0)))?;
-                        let tmp = tmp.keep();
-                        if fs::rename(&tmp, &dir).is_err() {
-                            // Another build created it meanwhile.
-                            let _ = fs::remove_dir_all(&tmp);
-                        }
-                    }
+                ExecMount::Cache(c) => {
+                    let src = self.cache_dir(c, &mut p, wait)?;
                     p.mounts.push(rt::Mount {
-                        target: target.clone(),
+                        target: c.target.clone(),
                         kind: rt::MountKind::Bind {
-                            src: dir,
-                            readonly: *readonly,
+                            src,
+                            readonly: c.readonly,
                         },
                     });
                 }
@@ -298,22 +260,18 @@ impl Solver {
                     readwrite,
                 } => {
                     let root = self.input_root(from, wait)?;
-                    let mut src = crate::paths::resolve_in_root(&root.root, source, true)?;
-                    if *readwrite {
-                        // Writes are discarded: give the step its own copy.
+                    // The context is seen through its .dockerignore, as BuildKit sends it (ignored
+                    // files are absent), and a rw mount's writes are discarded: both get a copy.
+                    let src = if *readwrite || !root.ignore.is_empty() {
                         let d = tempfile::Builder::new()
                             .prefix("bind-")
                             .tempdir_in(self.store.tmp_dir())?;
-                        if src.is_dir() {
-                            copy_tree(&src, d.path())?;
-                            src = d.path().to_path_buf();
-                        } else {
-                            let f = d.path().join("file");
-                            fs::copy(&src, &f)?;
-                            src = f;
-                        }
+                        let src = copy_of(&root, source, d.path())?;
                         p.keep.push(d);
-                    }
+                        src
+                    } else {
+                        crate::paths::resolve_in_root(&root.root, source, true)?
+                    };
                     p.mounts.push(rt::Mount {
                         target: target.clone(),
                         kind: rt::MountKind::Bind {
@@ -382,24 +340,83 @@ impl Solver {
         }
         Ok(p)
     }
+    /// The directory of a cache mount (created, and seeded from its `from`, on first use), with
+    /// the lock its sharing mode takes held in `p`.
+    fn cache_dir(
+        &self,
+        c: &CacheMount,
+        p: &mut PreparedMounts,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+    ) -> Result<PathBuf> {
+        let base = cache_mounts_dir(&self.store)?;
+        fs::create_dir_all(&base)?;
+        let name = cache_dir_name(&c.id);
+        let dir = match c.sharing {
+            Sharing::Shared => base.join(&name),
+            Sharing::Locked => {
+                let l = lock_file(&base.join(format!("{name}.lock")), true)?;
+                p.locks.extend(l);
+                base.join(&name)
+            }
+            Sharing::Private => {
+                // The first instance nobody holds; a new one when all are in use.
+                let mut i = 0;
+                loop {
+                    let n = if i == 0 {
+                        name.clone()
+                    } else {
+                        format!("{name}-{i}")
+                    };
+                    if let Some(l) = lock_file(&base.join(format!("{n}.lock")), false)? {
+                        p.locks.push(l);
+                        break base.join(n);
+                    }
+                    i += 1;
+                }
+            }
+        };
+        if !dir.exists() {
+            let tmp = tempfile::Builder::new().prefix(".new-").tempdir_in(&base)?;
+            if let Some(from) = &c.from {
+                let root = self.input_root(from, wait)?;
+                copy_of(&root, &c.source, tmp.path())?;
+            }
+            fs::set_permissions(
+                tmp.path(),
+                fs::Permissions::from_mode(c.mode.unwrap_or(0o755)),
+            )?;
+            chown(
+                tmp.path(),
+                Some(c.uid.unwrap_or(0)),
+                Some(c.gid.unwrap_or(0)),
+            )?;
+            let tmp = tmp.keep();
+            if fs::rename(&tmp, &dir).is_err() {
+                // Another build created it meanwhile.
+                let _ = fs::remove_dir_all(&tmp);
+            }
+        }
+        Ok(dir)
+    }
 }
 
-/// Copies a directory tree keeping owners and modes.
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let s2 = SourceRoot::plain(src);
-    let m = resolve_sources(&s2, ".")?;
-    let dfs = DestFs::new(Vec::new(), dst.to_path_buf());
-    copy_into(
-        &s2,
-        &m,
-        &dfs,
-        "/",
-        false,
-        &CopyOptions {
-            preserve_owner: true,
-            ..Default::default()
-        },
-    )
+/// Copies `source` of `root` (what its ignore rules leave, owners and modes kept) into the empty
+/// directory `dir`. Returns the copy: `dir` itself for a directory, `dir/file` for a file.
+fn copy_of(root: &SourceRoot, source: &str, dir: &Path) -> Result<PathBuf> {
+    let matched = resolve_sources(root, source)?;
+    let path = crate::paths::resolve_in_root(&root.root, source, true)?;
+    if !path.is_dir() {
+        let f = dir.join("file");
+        fs::copy(&path, &f).with_context(|| format!("copying {}", path.display()))?;
+        return Ok(f);
+    }
+    let opts = CopyOptions {
+        preserve_owner: true,
+        ..Default::default()
+    };
+    let dest = DestFs::new(Vec::new(), dir.to_path_buf());
+    copy_into(root, &matched, &dest, "/", false, &opts)?;
+    Ok(dir.to_path_buf())
 }
 
 #[cfg(test)]
@@ -433,31 +450,21 @@ mod tests {
         )
         .unwrap()
         {
-            ExecMount::Cache {
-                target,
-                id,
-                sharing,
-                mode,
-                uid,
-                gid,
-                from,
-                source,
-                readonly,
-            } => {
-                assert_eq!((target.as_str(), id.as_str()), ("/cache", "x"));
-                assert_eq!(sharing, Sharing::Locked);
-                assert_eq!((mode, uid, gid), (Some(0o700), Some(5), Some(6)));
-                assert_eq!(from, Some(Input::Image("img".into())));
-                assert_eq!(source, "/s");
-                assert!(!readonly);
+            ExecMount::Cache(c) => {
+                assert_eq!((c.target.as_str(), c.id.as_str()), ("/cache", "x"));
+                assert_eq!(c.sharing, Sharing::Locked);
+                assert_eq!((c.mode, c.uid, c.gid), (Some(0o700), Some(5), Some(6)));
+                assert_eq!(c.from, Some(Input::Image("img".into())));
+                assert_eq!(c.source, "/s");
+                assert!(!c.readonly);
             }
             other => panic!("{other:?}"),
         }
         match lower("type=cache,target=rel").unwrap() {
-            ExecMount::Cache { target, id, .. } => {
-                assert_eq!(target, "/work/rel");
-                assert_eq!(id, "/work/rel");
-            }
+            ExecMount::Cache(c) => assert_eq!(
+                (c.target.as_str(), c.id.as_str()),
+                ("/work/rel", "/work/rel")
+            ),
             other => panic!("{other:?}"),
         }
     }

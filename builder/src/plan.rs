@@ -14,6 +14,24 @@ pub struct Plan {
     pub target: usize,
 }
 
+impl Plan {
+    /// Whether any step reads the build context (a COPY/ADD from it, a mount of it).
+    pub fn reads_context(&self) -> bool {
+        self.chains
+            .iter()
+            .flat_map(|c| &c.steps)
+            .any(|s| match &s.op {
+                Op::File(f) => f.from == Input::Context,
+                Op::Exec(e) => e.mounts.iter().any(|m| match m {
+                    ExecMount::Bind { from, .. } => *from == Input::Context,
+                    ExecMount::Cache(c) => c.from == Some(Input::Context),
+                    _ => false,
+                }),
+                Op::Mkdir(_) => false,
+            })
+    }
+}
+
 /// What a chain starts from.
 #[derive(Debug, Clone)]
 pub enum Base {
@@ -61,6 +79,17 @@ pub struct Step {
 pub enum Op {
     Exec(ExecOp),
     File(FileOp),
+    Mkdir(MkdirOp),
+}
+
+/// Create a directory and its missing parents, mode 0755, owned by `user` (resolved in the image's
+/// `/etc/passwd`; root when None). Nothing changes when it exists: the layer is then empty.
+#[derive(Debug, Clone, Serialize)]
+pub struct MkdirOp {
+    /// Absolute, clean.
+    pub path: String,
+    /// `user[:group]`, names or ids.
+    pub user: Option<String>,
 }
 
 /// Run a process over the current root filesystem; its changes are the layer.
@@ -85,19 +114,7 @@ pub enum NetworkMode {
 #[derive(Debug, Clone, Serialize)]
 pub enum ExecMount {
     /// A persistent cache directory kept across builds under the cache id (never in a layer).
-    Cache {
-        target: String,
-        id: String,
-        sharing: crate::mounts::Sharing,
-        /// Mode, uid and gid of the cache directory when it is created.
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        /// Seeds a new cache from this input's `source` path.
-        from: Option<Input>,
-        source: String,
-        readonly: bool,
-    },
+    Cache(crate::mounts::CacheMount),
     /// A build secret (`--secret id=...`): a file at `target` and/or an env var; only its id is
     /// part of the plan (and so of cache keys), never its value.
     Secret(crate::mounts::SecretMount),
@@ -136,7 +153,8 @@ pub struct FileOp {
     /// Absolute destination, trailing `/` kept.
     pub dest: String,
     pub chown: Option<String>,
-    pub chmod: Option<u32>,
+    /// Octal bits, or a symbolic mode applied to each copied file's own mode.
+    pub chmod: Option<hoist_parser::chmod::Chmod>,
     pub exclude: Vec<String>,
     pub parents: bool,
     pub link: bool,

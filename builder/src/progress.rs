@@ -129,6 +129,20 @@ impl Vertex {
         }
     }
 
+    /// A status line without a timestamp, as BuildKit prints transfers
+    /// (`#3 transferring context: 2.05kB done`).
+    pub fn status(&self, line: &str) {
+        self.progress.line(&format!("#{} {line}", self.id));
+        if let Some(b) = &self.bar {
+            b.set_message(line.to_string());
+        }
+    }
+
+    /// Time since the vertex started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
     /// The last lines of output (for failure reports).
     pub fn tail(&self) -> Vec<String> {
         self.tail.lock().unwrap().iter().cloned().collect()

@@ -310,6 +310,7 @@ impl Solver {
                 extra.push(p.digest.clone());
                 prepared = Some(p);
             }
+            Op::Mkdir(_) => {}
         }
         let sde = self
             .source_date_epoch
@@ -342,6 +343,7 @@ impl Solver {
         fs::create_dir(&upper)?;
         match &step.op {
             Op::Exec(e) => self.exec(e, lowers, &upper, &work.path().join("work"), wait, v)?,
+            Op::Mkdir(m) => crate::fileops::mkdir(m, lowers, &upper)?,
             Op::File(f) => {
                 let p = prepared.expect("prepared");
                 self.file(f, &p, lowers, &upper)?;
@@ -530,7 +532,7 @@ impl Solver {
             };
             copy_into(&src, &m, &dest_fs, &f.dest, several, &o)?;
         }
-        Ok(())
+        crate::fileops::chmod_copied(f, &dest_fs.view, upper)
     }
 
     fn exec(
@@ -677,6 +679,7 @@ fn step_inputs(step: &Step) -> Vec<usize> {
                 out.push(c);
             }
         }
+        Op::Mkdir(_) => {}
         Op::Exec(e) => {
             for m in &e.mounts {
                 match m {
@@ -684,10 +687,10 @@ fn step_inputs(step: &Step) -> Vec<usize> {
                         from: Input::Chain(c),
                         ..
                     }
-                    | ExecMount::Cache {
+                    | ExecMount::Cache(crate::mounts::CacheMount {
                         from: Some(Input::Chain(c)),
                         ..
-                    } => out.push(*c),
+                    }) => out.push(*c),
                     _ => {}
                 }
             }
@@ -699,7 +702,7 @@ fn step_inputs(step: &Step) -> Vec<usize> {
 fn copy_options(f: &FileOp) -> CopyOptions {
     CopyOptions {
         chown: None,
-        chmod: f.chmod,
+        chmod: f.chmod.as_ref().and_then(hoist_parser::chmod::Chmod::octal),
         exclude: f.exclude.clone(),
         parents: f.parents,
         preserve_owner: !matches!(f.from, Input::Context | Input::Inline(_)),

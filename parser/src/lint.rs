@@ -378,17 +378,25 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
     Ok((out, config))
 }
 
+/// What [`undefined_vars`] knows of a stage's base image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseEnv {
+    /// Not resolved: only `PATH` is assumed (BuildKit sets it on every stage).
+    Unknown,
+    /// The image config's environment (`KEY=value` list).
+    Known(Vec<String>),
+    /// Not checked: a build converts only the stages its target needs, and BuildKit reports
+    /// undefined variables while converting.
+    Skip,
+}
+
 /// BuildKit's `UndefinedVar`: a `$VAR` the builder expands (ENV, LABEL, ARG defaults, COPY/ADD,
 /// WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL; RUN, CMD and ENTRYPOINT are the shell's business)
 /// that nothing defines at that point: no ARG before it in its stage, no earlier ENV line, not the
 /// environment the stage starts from. A stage built on an earlier stage starts from that stage's
-/// environment; one built on an image from `base_env(stage index)` (the image config's `KEY=value`
-/// list) when the caller resolved it, else from `PATH` only, which BuildKit sets on every stage.
+/// environment; one built on an image from what `base_env(stage index)` says of it.
 /// `${VAR:-default}` and the other modifiers handle an unset variable on purpose: not reported.
-pub fn undefined_vars(
-    df: &Dockerfile,
-    base_env: &dyn Fn(usize) -> Option<Vec<String>>,
-) -> Vec<LintWarning> {
+pub fn undefined_vars(df: &Dockerfile, base_env: &dyn Fn(usize) -> BaseEnv) -> Vec<LintWarning> {
     let lex = Lexer::new(df.escape);
     let globals: Vec<(String, String)> = df
         .global_arg_decls()
@@ -403,22 +411,26 @@ pub fn undefined_vars(
             .process_word(&stage.base, &globals)
             .unwrap_or_else(|_| stage.base.clone())
             .to_lowercase();
+        let known = base_env(i);
         let mut env: Vec<String> = match finals
             .iter()
             .rev()
             .find(|(name, _)| name.as_deref() == Some(base.as_str()))
         {
             Some((_, names)) => names.clone(),
-            None => base_env(i)
-                .unwrap_or_default()
-                .iter()
-                .map(|kv| {
-                    kv.split_once('=')
-                        .map_or(kv.as_str(), |(k, _)| k)
-                        .to_string()
-                })
-                .collect(),
+            None => match &known {
+                BaseEnv::Known(kvs) => kvs
+                    .iter()
+                    .map(|kv| {
+                        kv.split_once('=')
+                            .map_or(kv.as_str(), |(k, _)| k)
+                            .to_string()
+                    })
+                    .collect(),
+                BaseEnv::Unknown | BaseEnv::Skip => Vec::new(),
+            },
         };
+        let report = known != BaseEnv::Skip;
         if !env.iter().any(|k| k == "PATH") {
             env.push("PATH".into());
         }
@@ -443,6 +455,9 @@ pub fn undefined_vars(
                             .find(|(k, _)| k.eq_ignore_ascii_case(&name))
                             .map(|(k, _)| format!(" (did you mean ${k}?)"))
                             .unwrap_or_default();
+                        if !report {
+                            continue;
+                        }
                         out.push(LintWarning {
                             rule: "UndefinedVar",
                             message: format!("Usage of undefined variable '${name}'{hint}"),

@@ -128,11 +128,11 @@ fn check_directive() {
 
 #[test]
 fn undefined_vars_know_base_and_stage_environments() {
-    use hoist_parser::lint::undefined_vars;
+    use hoist_parser::lint::{BaseEnv, undefined_vars};
     let src = "ARG IMG=alpine\nFROM $IMG AS base\nENV A=1 B=$A\nWORKDIR /$FROM_IMAGE/$PATH\nFROM base\nARG C\nCOPY $A$C /${D:-d}\nUSER $a\nFROM scratch\nLABEL x=$A\n";
     let ast = hoist_parser::parse(src.as_bytes(), "Dockerfile").unwrap();
     let df = hoist_parser::parse_dockerfile(&ast).unwrap();
-    let found = |env: &dyn Fn(usize) -> Option<Vec<String>>| -> Vec<(usize, String)> {
+    let found = |env: &dyn Fn(usize) -> BaseEnv| -> Vec<(usize, String)> {
         undefined_vars(&df, env)
             .into_iter()
             .map(|w| (w.line, w.message))
@@ -140,7 +140,7 @@ fn undefined_vars_know_base_and_stage_environments() {
     };
     // The base image's environment is unknown: only PATH is assumed.
     assert_eq!(
-        found(&|_| None),
+        found(&|_| BaseEnv::Unknown),
         [
             (3, "Usage of undefined variable '$A'".to_string()),
             (4, "Usage of undefined variable '$FROM_IMAGE'".to_string()),
@@ -152,7 +152,17 @@ fn undefined_vars_know_base_and_stage_environments() {
         ]
     );
     // Known: a variable the base image defines is not undefined; a stage on a stage inherits ENV.
-    let with_base = found(&|i| (i == 0).then(|| vec!["FROM_IMAGE=/x".to_string()]));
+    let with_base = found(&|i| match i {
+        0 => BaseEnv::Known(vec!["FROM_IMAGE=/x".to_string()]),
+        _ => BaseEnv::Unknown,
+    });
     assert_eq!(with_base.len(), 3, "{with_base:?}");
     assert!(!with_base.iter().any(|(l, _)| *l == 4), "{with_base:?}");
+    // Stages a build skips are not reported (their ENV still passes on).
+    let skipped = found(&|i| match i {
+        0 => BaseEnv::Skip,
+        _ => BaseEnv::Unknown,
+    });
+    let lines: Vec<usize> = skipped.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, [8, 10]);
 }
