@@ -123,6 +123,16 @@ impl HashIndex {
 
     /// sha256 of a regular file's content, from the index when its metadata is unchanged.
     pub fn file_digest(&self, path: &Path, meta: &fs::Metadata) -> io::Result<String> {
+        self.file_digest_keeping(path, meta, None)
+    }
+
+    /// [`HashIndex::file_digest`]; a file it has to read is added to `keep` when it fits there.
+    pub fn file_digest_keeping(
+        &self,
+        path: &Path,
+        meta: &fs::Metadata,
+        keep: Option<&mut Contents>,
+    ) -> io::Result<String> {
         let key = IndexEntry {
             size: meta.size(),
             mtime: meta.mtime(),
@@ -140,7 +150,15 @@ impl HashIndex {
         {
             return Ok(e.digest.clone());
         }
-        let digest = sha256_file(path)?;
+        let digest = match keep.filter(|k| k.fits(meta.size())) {
+            Some(k) => {
+                let bytes = read_file(path, meta.size())?;
+                let d = sha256_bytes(&bytes);
+                k.insert(path, bytes);
+                d
+            }
+            None => sha256_file(path)?,
+        };
         self.entries.lock().unwrap().insert(
             path.to_path_buf(),
             IndexEntry {
@@ -151,6 +169,64 @@ impl HashIndex {
         *self.dirty.lock().unwrap() = true;
         Ok(digest)
     }
+}
+
+/// Small files' content read while hashing, by path, so that the copy which follows takes it from
+/// memory instead of opening and reading each file a second time (bounded: 1 MiB per file, 256 MiB
+/// in all).
+#[derive(Debug, Default)]
+pub struct Contents {
+    files: HashMap<PathBuf, Vec<u8>>,
+    bytes: u64,
+}
+
+impl Contents {
+    const MAX_FILE: u64 = 1 << 20;
+    const MAX_TOTAL: u64 = 256 << 20;
+
+    fn fits(&self, size: u64) -> bool {
+        size <= Self::MAX_FILE && self.bytes + size <= Self::MAX_TOTAL
+    }
+
+    fn insert(&mut self, path: &Path, bytes: Vec<u8>) {
+        self.bytes += bytes.len() as u64;
+        if let Some(old) = self.files.insert(path.to_path_buf(), bytes) {
+            self.bytes -= old.len() as u64;
+        }
+    }
+
+    /// The content of `path` read while hashing, if kept (given once).
+    pub fn take(&mut self, path: &Path) -> Option<Vec<u8>> {
+        let b = self.files.remove(path)?;
+        self.bytes -= b.len() as u64;
+        Some(b)
+    }
+}
+
+/// A file's whole content. `size` (from a recent stat) sizes the buffer, and a read that stops short
+/// there is taken as the end (saving the read that would return 0); a file that grew is read on.
+pub fn read_file(path: &Path, size: u64) -> io::Result<Vec<u8>> {
+    let mut f = fs::File::open(path)?;
+    let mut buf = vec![0u8; size as usize + 1];
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match io::Read::read(&mut f, &mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled as u64 == size {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// `sha256:<hex>` of a file's content.

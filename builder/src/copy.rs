@@ -3,17 +3,20 @@
 //! (a directory's contents rather than the directory, trailing-slash destinations, `--chown`,
 //! `--chmod`, `--exclude`, `--parents`), unpacking local archives for ADD.
 
+use std::cell::RefCell;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::context::{HashIndex, SourceRoot, WalkEntry, join_rel, walk};
+use crate::context::{Contents, HashIndex, SourceRoot, WalkEntry, join_rel, walk};
+use crate::dest_tree::{FileSource, Found, Kind, Node, Tree};
 use crate::dockerignore::{Ignore, glob_match, has_wildcard};
-use crate::paths::{clean, resolve_in_root};
+use crate::paths::{clean, resolve_in_root, resolve_links};
+use crate::union::Union;
 
 /// How sources are copied.
 #[derive(Debug, Clone, Default)]
@@ -111,13 +114,22 @@ fn visible(src: &SourceRoot, rel: &str) -> bool {
         && walk(src, rel, None).is_ok_and(|w| !w.is_empty())
 }
 
+/// What hashing the sources read, kept for the copy that may follow: the directories walked and
+/// small files' content.
+#[derive(Debug, Default)]
+pub struct Reads {
+    pub walks: Walks,
+    pub contents: Contents,
+}
+
 /// A digest of everything the matched sources would copy: names, types, permission bits, symlink
-/// targets and file contents (never mtimes or owners).
+/// targets and file contents (never mtimes or owners). With `reads`, what it walks and reads is kept.
 pub fn digest_sources(
     src: &SourceRoot,
     matched: &[Matched],
     opts: &CopyOptions,
     index: &HashIndex,
+    mut reads: Option<&mut Reads>,
 ) -> Result<String> {
     let exclude = exclude_of(opts)?;
     let mut h = Sha256::new();
@@ -125,10 +137,16 @@ pub fn digest_sources(
         h.update(format!("src {} {}\n", m.rel, m.keep));
         let path = resolve_in_root(&src.root, &m.rel, true)?;
         let meta = fs::symlink_metadata(&path)?;
-        hash_entry(&mut h, "", &path, &meta, index)?;
+        let mut keep = reads.as_deref_mut().map(|r| &mut r.contents);
+        hash_entry(&mut h, "", &path, &meta, index, keep.as_deref_mut())?;
         if meta.is_dir() {
-            for e in walk(src, &rel_of(src, &path, &m.rel), exclude.as_ref())? {
-                hash_entry(&mut h, &e.rel, &e.path, &e.meta, index)?;
+            let start = rel_of(src, &path, &m.rel);
+            let entries = walk(src, &start, exclude.as_ref())?;
+            for e in &entries {
+                hash_entry(&mut h, &e.rel, &e.path, &e.meta, index, keep.as_deref_mut())?;
+            }
+            if let Some(r) = reads.as_deref_mut() {
+                r.walks.insert(start, entries);
             }
         }
     }
@@ -148,11 +166,12 @@ fn hash_entry(
     path: &Path,
     meta: &fs::Metadata,
     index: &HashIndex,
+    keep: Option<&mut Contents>,
 ) -> Result<()> {
     let mode = meta.mode() & 0o7777;
     let ft = meta.file_type();
     let content = if ft.is_file() {
-        index.file_digest(path, meta)?
+        index.file_digest_keeping(path, meta, keep)?
     } else if ft.is_symlink() {
         fs::read_link(path)?.to_string_lossy().into_owned()
     } else {
@@ -178,33 +197,92 @@ fn exclude_of(opts: &CopyOptions) -> Result<Option<Ignore>> {
     Ok(Some(Ignore::new(&opts.exclude)?))
 }
 
-/// Where a COPY writes: a fresh layer directory (`upper`) over the image's layers (`view` = the
-/// lower layers plus `upper` on top). Paths are resolved in the merged view, written into `upper`;
-/// directories created in `upper` that exist below keep their metadata.
-#[derive(Debug, Clone)]
+/// Where a COPY writes: the entries it plans ([`Tree`]) over the image's layers (`view`). Paths are
+/// resolved in the merged view (the tree on top); directories the tree needs that exist below are
+/// copied up with their metadata. [`copy_into`] lays the plan down into `upper` at once; the solver
+/// instead turns it into a layer with [`crate::layer_out`].
+#[derive(Debug)]
 pub struct DestFs {
-    pub upper: PathBuf,
-    pub view: crate::union::Union,
+    /// Where [`copy_into`] writes (also the top of `view`); None for a plan only.
+    pub upper: Option<PathBuf>,
+    pub view: Union,
+    pub tree: RefCell<Tree>,
+    /// Where ADD unpacks archives before they join the plan.
+    pub scratch: PathBuf,
+    /// Scratch trees the plan reads from (kept until the plan is written).
+    pub keep: RefCell<Vec<tempfile::TempDir>>,
 }
 
 impl DestFs {
-    /// A destination over `lowers` (image order) writing into `upper`.
+    /// A destination over `lowers` (image order) writing into the directory `upper`.
     pub fn new(lowers: Vec<PathBuf>, upper: PathBuf) -> DestFs {
         let mut layers = lowers;
         layers.push(upper.clone());
+        let scratch = upper.parent().unwrap_or(Path::new("/tmp")).to_path_buf();
+        let mut d = DestFs::plan(layers, scratch);
+        d.upper = Some(upper);
+        d
+    }
+
+    /// A plan over `lowers` (image order), unpacking ADD archives under `scratch`.
+    pub fn plan(lowers: Vec<PathBuf>, scratch: PathBuf) -> DestFs {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         DestFs {
-            upper,
-            view: crate::union::Union::new(layers),
+            upper: None,
+            view: Union::new(lowers),
+            tree: RefCell::new(Tree::new(now)),
+            scratch,
+            keep: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Resolves `path` in the merged view (the plan over the layers).
+    pub fn resolve(&self, path: &str, follow_last: bool) -> io::Result<String> {
+        let tree = self.tree.borrow();
+        resolve_links(path, follow_last, &mut |p| match tree.find(p) {
+            Found::Node(n) => Ok(match &n.kind {
+                Kind::Symlink(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                _ => None,
+            }),
+            Found::Hidden | Found::Absent { lower: false } => Ok(None),
+            Found::Absent { lower: true } => self.view.read_link(p),
+        })
+    }
+
+    /// Whether `path` (not resolved) exists in the merged view.
+    fn exists(&self, path: &str) -> bool {
+        match self.tree.borrow().find(path) {
+            Found::Node(_) => true,
+            Found::Hidden => false,
+            Found::Absent { lower } => lower && self.view.lookup(path).is_some(),
         }
     }
 
     fn is_dir(&self, path: &str) -> bool {
-        let r = self.view.resolve(path, true);
-        self.view.lookup(&r).is_some_and(|(_, m)| m.is_dir())
+        let Ok(r) = self.resolve(path, true) else {
+            return false;
+        };
+        match self.tree.borrow().find(&r) {
+            Found::Node(n) => n.is_dir(),
+            Found::Hidden => false,
+            Found::Absent { lower } => {
+                lower && self.view.lookup(&r).is_some_and(|(_, m)| m.is_dir())
+            }
+        }
+    }
+
+    /// Adds `node` at `path` (in-image, its parent planned as a directory).
+    fn put(&self, path: &str, node: Node) {
+        let new_name = !self.exists(path);
+        self.tree.borrow_mut().put(path, node, new_name);
     }
 }
 
-/// Copies the matched sources into `dest_fs` at `dest` (absolute, in-image).
+/// Copies the matched sources into `dest_fs` at `dest` (absolute, in-image), then writes them into
+/// its `upper` directory (replacing what is there, merging directories).
 /// `several` says whether the instruction names more than one source (then `dest` must be a dir).
 pub fn copy_into(
     src: &SourceRoot,
@@ -213,6 +291,30 @@ pub fn copy_into(
     dest: &str,
     several: bool,
     opts: &CopyOptions,
+) -> Result<()> {
+    plan_copy(src, matched, dest_fs, dest, several, opts, None)?;
+    let upper = dest_fs
+        .upper
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("copy_into needs a destination directory"))?;
+    let now = dest_fs.tree.borrow().now;
+    let tree = dest_fs.tree.replace(Tree::new(now));
+    crate::layer_out::lay_down(&tree, upper)?;
+    dest_fs.keep.borrow_mut().clear();
+    Ok(())
+}
+
+/// Plans copying the matched sources into `dest_fs` at `dest` (absolute, in-image) with Docker's
+/// rules. `several` says whether the instruction names more than one source (then `dest` must be a
+/// dir). `walks` are source directories already walked (while hashing), reused instead of walked again.
+pub fn plan_copy(
+    src: &SourceRoot,
+    matched: &[Matched],
+    dest_fs: &DestFs,
+    dest: &str,
+    several: bool,
+    opts: &CopyOptions,
+    walks: Option<&Walks>,
 ) -> Result<()> {
     let exclude = exclude_of(opts)?;
     let dest_is_dir_syntax = dest.ends_with('/') || dest.ends_with("/.") || dest == ".";
@@ -235,12 +337,35 @@ pub fn copy_into(
             };
             let target = ensure_dir(dest_fs, &target_rel, Some(&meta), opts)?;
             let start = rel_of(src, &path, &m.rel);
-            for e in walk(src, &start, exclude.as_ref())? {
-                copy_one(&e, &target.join(&e.rel), opts)?;
+            let walked;
+            let entries = match walks.and_then(|w| w.get(&start)) {
+                Some(e) => e,
+                None => {
+                    walked = walk(src, &start, exclude.as_ref())?;
+                    &walked
+                }
+            };
+            for e in entries {
+                put_entry(dest_fs, e, &join_abs(&target, &e.rel), opts, false)?;
             }
         } else if opts.unpack_archives && meta.is_file() && archive_kind(&path)?.is_some() {
             let target = ensure_dir(dest_fs, &dest_clean, None, opts)?;
-            unpack_archive(&path, &target, opts)?;
+            fs::create_dir_all(&dest_fs.scratch)?;
+            let scratch = tempfile::Builder::new()
+                .prefix("add-")
+                .tempdir_in(&dest_fs.scratch)?;
+            unpack_archive(&path, scratch.path(), opts)?;
+            // The archive's entries keep their owners (or --chown's) and modes (never --chmod's).
+            let as_is = CopyOptions {
+                chown: None,
+                chmod: None,
+                preserve_owner: true,
+                ..CopyOptions::default()
+            };
+            for e in walk(&SourceRoot::plain(scratch.path()), "", None)? {
+                put_entry(dest_fs, &e, &join_abs(&target, &e.rel), &as_is, true)?;
+            }
+            dest_fs.keep.borrow_mut().push(scratch);
         } else {
             let name = Path::new(&m.rel)
                 .file_name()
@@ -258,102 +383,130 @@ pub fn copy_into(
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "/".into());
             let pdir = ensure_dir(dest_fs, &parent, None, opts)?;
-            let fname = Path::new(&file_rel).file_name().unwrap_or_default();
+            let fname = Path::new(&file_rel)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy();
             let e = WalkEntry {
                 rel: String::new(),
                 path: path.clone(),
                 meta,
             };
-            copy_one(&e, &pdir.join(fname), opts)?;
+            put_entry(dest_fs, &e, &join_abs(&pdir, &fname), opts, false)?;
         }
     }
     Ok(())
 }
 
-/// Makes `rel` (in-image path, symlinks resolved in the image) a directory in the upper layer.
-/// Directories that exist below are recreated with their metadata (copy-up); new ones get `like`'s
-/// mode (or 0755) and the chown owner.
+/// Walks already made (while hashing), by start path relative to the source root.
+pub type Walks = std::collections::HashMap<String, Vec<WalkEntry>>;
+
+/// `dir` (absolute in-image) joined with a relative path.
+fn join_abs(dir: &str, rel: &str) -> String {
+    format!("{}/{rel}", dir.trim_end_matches('/'))
+}
+
+/// Plans `rel` (in-image path, symlinks resolved in the image) as a directory of the layer and
+/// returns its resolved in-image path. Directories that exist below are copied up with their
+/// metadata; new ones get `like`'s mode (or 0755), the chown owner and the build's time (the last
+/// one `like`'s mtime).
 fn ensure_dir(
     dest_fs: &DestFs,
     rel: &str,
     like: Option<&fs::Metadata>,
     opts: &CopyOptions,
-) -> Result<PathBuf> {
-    let resolved = dest_fs.view.resolve(rel, true);
-    let mut cur = dest_fs.upper.clone();
+) -> Result<String> {
+    let resolved = dest_fs.resolve(rel, true)?;
+    let comps: Vec<&str> = resolved.split('/').filter(|c| !c.is_empty()).collect();
     let mut in_image = String::new();
-    for comp in resolved.split('/').filter(|c| !c.is_empty()) {
+    for (i, comp) in comps.iter().enumerate() {
         in_image.push('/');
         in_image.push_str(comp);
-        cur.push(comp);
-        if let Ok(m) = fs::symlink_metadata(&cur) {
-            if m.is_dir() {
-                continue;
-            }
-            bail!("cannot copy to non-directory: {in_image}");
-        }
-        match dest_fs.view.lookup(&in_image) {
+        let lower = match dest_fs.tree.borrow().find(&in_image) {
+            Found::Node(n) if n.is_dir() => continue,
+            Found::Node(_) | Found::Hidden => bail!("cannot copy to non-directory: {in_image}"),
+            Found::Absent { lower } => lower,
+        };
+        let below = if lower {
+            dest_fs.view.lookup(&in_image)
+        } else {
+            None
+        };
+        let node = match below {
             Some((_, m)) if m.is_dir() => {
-                fs::create_dir(&cur).with_context(|| format!("mkdir {}", cur.display()))?;
-                std::os::unix::fs::lchown(&cur, Some(m.uid()), Some(m.gid()))?;
-                fs::set_permissions(&cur, fs::Permissions::from_mode(m.mode() & 0o7777))?;
-                let t = filetime::FileTime::from_last_modification_time(&m);
-                filetime::set_file_times(&cur, t, t)?;
+                Node::dir(m.uid(), m.gid(), m.mode() & 0o7777, m.mtime(), false)
             }
             Some(_) => bail!("cannot copy to non-directory: {in_image}"),
             None => {
-                fs::create_dir(&cur).with_context(|| format!("mkdir {}", cur.display()))?;
                 // `--chmod` is for the copied files, not for the directories created to hold them.
                 let mode = like.map(|m| m.mode() & 0o7777).unwrap_or(0o755);
-                fs::set_permissions(&cur, fs::Permissions::from_mode(mode))?;
-                if let Some((u, g)) = opts.chown {
-                    std::os::unix::fs::lchown(&cur, Some(u), Some(g))?;
+                let (uid, gid) = opts.chown.unwrap_or((0, 0));
+                let now = dest_fs.tree.borrow().now;
+                match like {
+                    Some(m) if i + 1 == comps.len() => Node::dir(uid, gid, mode, m.mtime(), true),
+                    _ => Node::dir(uid, gid, mode, now, false),
                 }
             }
-        }
+        };
+        dest_fs.put(&in_image, node);
     }
-    Ok(cur)
+    Ok(resolved)
 }
 
-/// Copies one file, directory (not its content), symlink or special file to `to`, replacing what is
-/// there unless both are directories.
-fn copy_one(e: &WalkEntry, to: &Path, opts: &CopyOptions) -> Result<()> {
+/// Plans one file, directory (not its content), symlink or special file at `to` (in-image),
+/// replacing what is there unless both are directories. Sockets are skipped (layers cannot hold
+/// them). `scratch`: the source is a scratch file hoist made (see [`FileSource::scratch`]).
+fn put_entry(
+    dest_fs: &DestFs,
+    e: &WalkEntry,
+    to: &str,
+    opts: &CopyOptions,
+    scratch: bool,
+) -> Result<()> {
     let ft = e.meta.file_type();
-    if let Ok(existing) = fs::symlink_metadata(to) {
-        if existing.is_dir() && ft.is_dir() {
-            // Merge: keep the directory, update its metadata below.
-        } else if existing.is_dir() {
-            fs::remove_dir_all(to)?;
-        } else {
-            fs::remove_file(to)?;
-        }
-    }
-    if ft.is_dir() {
-        if !to.is_dir() {
-            fs::create_dir(to).with_context(|| format!("mkdir {}", to.display()))?;
-        }
+    let kind = if ft.is_dir() {
+        Kind::Dir
     } else if ft.is_symlink() {
-        std::os::unix::fs::symlink(fs::read_link(&e.path)?, to)?;
+        Kind::Symlink(
+            fs::read_link(&e.path)?
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
     } else if ft.is_file() {
-        fs::copy(&e.path, to).with_context(|| format!("copying {}", e.path.display()))?;
+        Kind::File(FileSource {
+            path: e.path.clone(),
+            size: e.meta.len(),
+            scratch: scratch.then(|| (e.meta.dev(), e.meta.ino())),
+        })
+    } else if ft.is_socket() {
+        return Ok(());
     } else {
-        // Devices, fifos, sockets: recreate the node.
-        let mode = rustix::fs::Mode::from_raw_mode(e.meta.mode() & 0o7777);
-        let kind = rustix::fs::FileType::from_raw_mode(e.meta.mode());
-        rustix::fs::mknodat(rustix::fs::CWD, to, kind, mode, e.meta.rdev())?;
-    }
+        Kind::Special {
+            file_type: rustix::fs::FileType::from_raw_mode(e.meta.mode()).as_raw_mode(),
+            rdev: e.meta.rdev(),
+        }
+    };
     let (uid, gid) = match opts.chown {
         Some(o) => o,
         None if opts.preserve_owner => (e.meta.uid(), e.meta.gid()),
         None => (0, 0),
     };
-    std::os::unix::fs::lchown(to, Some(uid), Some(gid))?;
-    if !ft.is_symlink() {
-        let mode = opts.chmod.unwrap_or(e.meta.mode() & 0o7777);
-        fs::set_permissions(to, fs::Permissions::from_mode(mode))?;
-    }
-    let mtime = filetime::FileTime::from_last_modification_time(&e.meta);
-    filetime::set_symlink_file_times(to, mtime, mtime)?;
+    let mode = if ft.is_symlink() {
+        0o777
+    } else {
+        opts.chmod.unwrap_or(e.meta.mode() & 0o7777)
+    };
+    let node = Node {
+        fixed_mtime: ft.is_dir(),
+        lower: true,
+        kind,
+        uid,
+        gid,
+        mode,
+        mtime: e.meta.mtime(),
+        children: Default::default(),
+    };
+    dest_fs.put(to, node);
     Ok(())
 }
 
@@ -547,17 +700,17 @@ mod tests {
         let (c, src, _d) = setup();
         let idx = HashIndex::default();
         let m = resolve_sources(&src, "dir").unwrap();
-        let d1 = digest_sources(&src, &m, &CopyOptions::default(), &idx).unwrap();
+        let d1 = digest_sources(&src, &m, &CopyOptions::default(), &idx, None).unwrap();
         let t = filetime::FileTime::from_unix_time(1_000_000, 0);
         filetime::set_file_mtime(c.path().join("dir/a.txt"), t).unwrap();
         let idx = HashIndex::default();
         assert_eq!(
-            digest_sources(&src, &m, &CopyOptions::default(), &idx).unwrap(),
+            digest_sources(&src, &m, &CopyOptions::default(), &idx, None).unwrap(),
             d1
         );
         fs::write(c.path().join("dir/a.txt"), "changed").unwrap();
         assert_ne!(
-            digest_sources(&src, &m, &CopyOptions::default(), &idx).unwrap(),
+            digest_sources(&src, &m, &CopyOptions::default(), &idx, None).unwrap(),
             d1
         );
     }

@@ -1,5 +1,5 @@
-//! File steps beyond plain copies, in a step's upper directory: creating WORKDIR's directory
-//! (BuildKit's mkdir action with parents), and a symbolic `--chmod` applied to what a COPY wrote.
+//! File steps beyond plain copies: creating WORKDIR's directory in a step's upper directory
+//! (BuildKit's mkdir action with parents), and a symbolic `--chmod` applied to what a COPY planned.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use hoist_parser::chmod::Chmod;
+use hoist_parser::chmod::{Chmod, ModeSet};
 
+use crate::copy::DestFs;
+use crate::dest_tree::{Kind, Node};
 use crate::paths::clean;
 use crate::plan::{FileOp, MkdirOp};
 use crate::union::Union;
@@ -18,7 +20,7 @@ use crate::union::Union;
 /// holds them as the image has them. A directory that already exists leaves `upper` empty.
 pub fn mkdir(op: &MkdirOp, lowers: Vec<PathBuf>, upper: &Path) -> Result<()> {
     let view = Union::new(lowers);
-    let path = view.resolve(&op.path, true);
+    let path = view.resolve(&op.path, true)?;
     if view.lookup(&path).is_some_and(|(_, m)| m.is_dir()) {
         return Ok(());
     }
@@ -53,32 +55,34 @@ pub fn mkdir(op: &MkdirOp, lowers: Vec<PathBuf>, upper: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A symbolic `--chmod` of a COPY/ADD (an octal one is the copy's own business), applied to what it
-/// wrote into `upper` (`view`: the image with `upper` on top): the destination when it is a file,
-/// else everything below it (the directory itself keeps its mode, as with an octal `--chmod`).
-/// Symlinks have no mode of their own.
-pub fn chmod_copied(f: &FileOp, view: &Union, upper: &Path) -> Result<()> {
+/// A symbolic `--chmod` of a COPY/ADD (an octal one is the copy's own business), applied to what
+/// it planned in `dest_fs`: the destination when it is a file, else everything below it (the
+/// directory itself keeps its mode, as with an octal `--chmod`). Symlinks have no mode of their own.
+pub fn chmod_planned(f: &FileOp, dest_fs: &DestFs) -> Result<()> {
     let Some(Chmod::Symbolic(set)) = &f.chmod else {
         return Ok(());
     };
-    let dest = view.resolve(&clean(&f.dest), true);
-    let root = upper.join(dest.trim_start_matches('/'));
-    let Ok(meta) = fs::symlink_metadata(&root) else {
-        return Ok(());
-    };
-    let remode = |path: &Path, m: &fs::Metadata| -> Result<()> {
-        if m.file_type().is_symlink() {
-            return Ok(());
+    let dest = dest_fs.resolve(&clean(&f.dest), true)?;
+    let mut tree = dest_fs.tree.borrow_mut();
+    let mut node = &mut tree.root;
+    for c in dest.split('/').filter(|c| !c.is_empty()) {
+        match node.children.get_mut(c.as_bytes()) {
+            Some(n) => node = n,
+            None => return Ok(()),
         }
-        let mode = set.apply(m.mode(), m.is_dir());
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .with_context(|| format!("chmod {}", path.display()))
-    };
-    if !meta.is_dir() {
-        return remode(&root, &meta);
     }
-    for e in crate::context::walk(&crate::context::SourceRoot::plain(&root), "", None)? {
-        remode(&e.path, &e.meta)?;
+    if node.is_dir() {
+        node.children.values_mut().for_each(|n| remode(n, set));
+    } else {
+        remode(node, set);
     }
     Ok(())
+}
+
+/// Applies `set` to `n` and everything below it.
+fn remode(n: &mut Node, set: &ModeSet) {
+    if !matches!(n.kind, Kind::Symlink(_)) {
+        n.mode = set.apply(n.mode, n.is_dir());
+    }
+    n.children.values_mut().for_each(|c| remode(c, set));
 }

@@ -5,20 +5,24 @@
 //! owns that), kernel primitives (the runtime owns those) or the store's layout (the image crate owns it).
 //!
 //! Layers, BuildKit-style: [`dockerfile`] (frontend: instructions -> [`plan::Plan`]) -> [`solver`]
-//! (runs the plan's chains in parallel, cached by content) over [`copy`], [`context`], [`cache`] and
-//! the runtime. [`build()`] ties them together for `hoist build`. [`registry`] pushes the result
-//! (`--push`, `-o type=registry`) and [`remote_cache`] shares [`cache`] records through registries
-//! (`--cache-to`/`--cache-from`); bytes on the wire are the registry crate's.
+//! (runs the plan's chains in parallel, cached by content) over [`copy`] (COPY/ADD planned in memory
+//! as a [`dest_tree`], written by [`layer_out`] in one pass), [`context`], [`cache`] and the runtime;
+//! scratch trees go to the [`trash`]. [`build()`] ties them together for `hoist build`. [`registry`]
+//! pushes the result (`--push`, `-o type=registry`) and [`remote_cache`] shares [`cache`] records
+//! through registries (`--cache-to`/`--cache-from`); bytes on the wire are the registry crate's.
 
 pub mod build;
 pub mod cache;
 pub mod context;
 pub mod copy;
+pub mod dest_tree;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod fetch;
 pub mod fileops;
 pub mod git;
+pub mod lay_pool;
+pub mod layer_out;
 pub mod lint;
 pub mod mounts;
 pub mod outputs;
@@ -31,6 +35,7 @@ pub mod remote_cache;
 pub mod reproducible;
 pub mod secrets;
 pub mod solver;
+pub mod trash;
 pub mod union;
 pub mod users;
 

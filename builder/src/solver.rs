@@ -13,9 +13,10 @@ use hoist_runtime as rt;
 
 use crate::cache::{Cache, CacheRecord, key_of};
 use crate::context::{HashIndex, SourceRoot, sha256_bytes};
-use crate::copy::{CopyOptions, DestFs, copy_into, digest_sources, resolve_sources};
+use crate::copy::{CopyOptions, DestFs, Reads, digest_sources, plan_copy, resolve_sources};
 use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
 use crate::progress::{Progress, Vertex};
+use crate::trash::{Scratch, Trash};
 use crate::union::Union;
 
 /// Bumped whenever what a step produces for the same inputs changes (invalidates older records).
@@ -59,7 +60,9 @@ pub struct Solver {
     /// `SOURCE_DATE_EPOCH`: clamps layer mtimes and the times in the config (see [`crate::reproducible`]).
     pub source_date_epoch: Option<i64>,
     /// Flattened chains and images used as `COPY --from` sources, made once per build.
-    flat: Mutex<HashMap<String, Arc<tempfile::TempDir>>>,
+    flat: Mutex<HashMap<String, Arc<Scratch>>>,
+    /// Where scratch trees go instead of being deleted during the build.
+    trash: Arc<Trash>,
     /// Whether any step ran (then the cache's GC roots are refreshed).
     ran: std::sync::atomic::AtomicBool,
 }
@@ -75,6 +78,7 @@ impl Solver {
         no_cache: bool,
     ) -> Solver {
         let index = HashIndex::load(&cache.dir().join("context-index.json"));
+        let trash = Arc::new(Trash::open(&store));
         Solver {
             store,
             cache,
@@ -86,6 +90,7 @@ impl Solver {
             ssh: Default::default(),
             source_date_epoch: None,
             flat: Mutex::new(HashMap::new()),
+            trash,
             ran: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -105,6 +110,10 @@ impl Solver {
                 }
             }
         };
+        // Chains other chains build on or read from: their last layer is needed unpacked.
+        let consumed: Vec<bool> = (0..plan.chains.len())
+            .map(|i| plan.chains.iter().any(|c| reads_chain(c, i)))
+            .collect();
         let mut first_err: Option<anyhow::Error> = None;
         std::thread::scope(|s| {
             let handles: Vec<_> = plan
@@ -115,8 +124,9 @@ impl Solver {
                     let wait = &wait;
                     let slots = &slots;
                     let cv = &cv;
+                    let consumed = consumed[i];
                     s.spawn(move || {
-                        let r = self.run_chain(chain, wait);
+                        let r = self.run_chain(chain, consumed, wait);
                         let slot = match &r {
                             Ok(c) => Ok(Arc::new(c.clone())),
                             Err(e) => Err(format!("{e:#}")),
@@ -168,9 +178,11 @@ impl Solver {
         }
     }
 
+    /// Runs one chain; `consumed`: another chain builds on it or reads from it.
     fn run_chain(
         &self,
         chain: &Chain,
+        consumed: bool,
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
     ) -> Result<ChainResult> {
         let total = chain.steps.len() + 1;
@@ -205,7 +217,9 @@ impl Solver {
             let v = self
                 .progress
                 .vertex(&format!("{} {}", prefix(i + 2), step.display));
-            let result = self.run_step(step, &key, &diff_ids, wait, &v);
+            // Files a later step will see are laid down while the layer is written.
+            let unpack = consumed || i + 1 < chain.steps.len();
+            let result = self.run_step(step, &key, &diff_ids, unpack, wait, &v);
             match result {
                 Ok((k, rec, was_cached)) => {
                     if was_cached {
@@ -285,12 +299,14 @@ impl Solver {
         })
     }
 
-    /// Computes a step's key, reuses the cached layer or runs it.
+    /// Computes a step's key, reuses the cached layer or runs it. `unpack`: a later step needs the
+    /// layer's files (a COPY then writes them while it writes the layer).
     fn run_step(
         &self,
         step: &Step,
         parent: &str,
         diff_ids: &[String],
+        unpack: bool,
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
         v: &Vertex,
     ) -> Result<(String, CacheRecord, bool)> {
@@ -336,22 +352,28 @@ impl Solver {
                 Ok(self.store.unpacked_layer(&d)?)
             })
             .collect::<Result<_>>()?;
-        let work = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(self.store.tmp_dir())?;
-        let upper = work.path().join("upper");
-        fs::create_dir(&upper)?;
-        match &step.op {
-            Op::Exec(e) => self.exec(e, lowers, &upper, &work.path().join("work"), wait, v)?,
-            Op::Mkdir(m) => crate::fileops::mkdir(m, lowers, &upper)?,
-            Op::File(f) => {
-                let p = prepared.expect("prepared");
-                self.file(f, &p, lowers, &upper)?;
+        let info = match &step.op {
+            Op::Exec(e) => {
+                let work = Scratch::new(&self.trash, &self.store.tmp_dir(), "build-")?;
+                let upper = work.path().join("upper");
+                fs::create_dir(&upper)?;
+                self.exec(e, lowers, &upper, &work.path().join("work"), wait, v)?;
+                self.store
+                    .commit_overlay_upper(&upper, &self.layer_options())?
             }
-        }
-        let info = self
-            .store
-            .commit_overlay_upper(&upper, &self.layer_options())?;
+            Op::File(f) => {
+                let mut p = prepared.expect("prepared");
+                self.file(f, &mut p, lowers, unpack)?
+            }
+            Op::Mkdir(m) => {
+                let work = Scratch::new(&self.trash, &self.store.tmp_dir(), "mkdir-")?;
+                let upper = work.path().join("upper");
+                fs::create_dir(&upper)?;
+                crate::fileops::mkdir(m, lowers, &upper)?;
+                self.store
+                    .commit_overlay_upper(&upper, &self.layer_options())?
+            }
+        };
         let rec = CacheRecord {
             diff_id: Some(info.diff_id.to_string()),
             created: Some(self.now()),
@@ -371,7 +393,7 @@ impl Solver {
             Input::Context => {
                 let ctx = self.context()?;
                 let m = resolve_sources(ctx, ".")?;
-                digest_sources(ctx, &m, &CopyOptions::default(), &self.index)?
+                digest_sources(ctx, &m, &CopyOptions::default(), &self.index, None)?
             }
             Input::Chain(c) => wait(*c)?.key.clone(),
             Input::Image(r) => self.resolve_image(r)?.id().to_string(),
@@ -400,9 +422,7 @@ impl Solver {
         let (name, diff_ids) = match input {
             Input::Context => return Ok(self.context()?.clone()),
             Input::Inline(files) => {
-                let d = tempfile::Builder::new()
-                    .prefix("inline-")
-                    .tempdir_in(self.store.tmp_dir())?;
+                let d = Scratch::new(&self.trash, &self.store.tmp_dir(), "inline-")?;
                 for (n, c) in files {
                     fs::write(d.path().join(n), c)?;
                 }
@@ -441,9 +461,7 @@ impl Solver {
                     .unpacked_layer(&d.parse().map_err(|e| anyhow!("{e}"))?)?)
             })
             .collect::<Result<Vec<_>>>()?;
-        let d = tempfile::Builder::new()
-            .prefix("flat-")
-            .tempdir_in(self.store.tmp_dir())?;
+        let d = Scratch::new(&self.trash, &self.store.tmp_dir(), "flat-")?;
         Union::new(layers).flatten_into(d.path())?;
         let root = d.path().to_path_buf();
         self.flat.lock().unwrap().insert(name, Arc::new(d));
@@ -487,15 +505,20 @@ impl Solver {
         }
         let mut root = None;
         let mut matched = Vec::new();
+        let mut reads = Reads::default();
         if !local.is_empty() {
             let r = self.input_root(&f.from, wait)?;
             for s in &local {
                 matched.extend(resolve_sources(&r, s)?);
             }
             let d = match &f.from {
-                Input::Context | Input::Inline(_) => {
-                    digest_sources(&r, &matched, &copy_options(f), &self.index)?
-                }
+                Input::Context | Input::Inline(_) => digest_sources(
+                    &r,
+                    &matched,
+                    &copy_options(f),
+                    &self.index,
+                    Some(&mut reads),
+                )?,
                 other => {
                     let k = self.input_key(other, wait)?;
                     let names: Vec<&str> = matched.iter().map(|m| m.rel.as_str()).collect();
@@ -510,18 +533,35 @@ impl Solver {
             root,
             matched,
             downloads,
+            reads,
         })
     }
 
-    fn file(&self, f: &FileOp, p: &PreparedCopy, lowers: Vec<PathBuf>, upper: &Path) -> Result<()> {
-        let dest_fs = DestFs::new(lowers, upper.to_path_buf());
+    /// Runs a COPY/ADD: plans it over the image's layers, then writes its layer (and, with `unpack`,
+    /// its unpacked files) in one pass.
+    fn file(
+        &self,
+        f: &FileOp,
+        p: &mut PreparedCopy,
+        lowers: Vec<PathBuf>,
+        unpack: bool,
+    ) -> Result<hoist_image::LayerInfo> {
+        let dest_fs = DestFs::plan(lowers, self.store.tmp_dir());
         let mut opts = copy_options(f);
         if let Some(c) = &f.chown {
             opts.chown = Some(crate::users::resolve_chown(c, &dest_fs.view)?);
         }
         let several = f.sources.len() > 1;
         if let Some(root) = &p.root {
-            copy_into(root, &p.matched, &dest_fs, &f.dest, several, &opts)?;
+            plan_copy(
+                root,
+                &p.matched,
+                &dest_fs,
+                &f.dest,
+                several,
+                &opts,
+                Some(&p.reads.walks),
+            )?;
         }
         for dl in &p.downloads {
             let src = SourceRoot::plain(dl.dir.path());
@@ -530,9 +570,27 @@ impl Solver {
                 unpack_archives: false,
                 ..opts.clone()
             };
-            copy_into(&src, &m, &dest_fs, &f.dest, several, &o)?;
+            plan_copy(&src, &m, &dest_fs, &f.dest, several, &o, None)?;
         }
-        crate::fileops::chmod_copied(f, &dest_fs.view, upper)
+        crate::fileops::chmod_planned(f, &dest_fs)?;
+        let staging = if unpack {
+            Some(Scratch::adopt(&self.trash, self.store.staging_dir()?))
+        } else {
+            None
+        };
+        let info = crate::layer_out::commit(
+            &self.store,
+            &dest_fs.tree.borrow(),
+            Some(&mut p.reads.contents),
+            &self.layer_options(),
+            staging.as_ref().map(|s| s.path()),
+        )?;
+        if let Some(s) = staging
+            && self.store.adopt_unpacked(&info.diff_id, s.path())?
+        {
+            s.forget();
+        }
+        Ok(info)
     }
 
     fn exec(
@@ -716,4 +774,12 @@ struct PreparedCopy {
     root: Option<SourceRoot>,
     matched: Vec<crate::copy::Matched>,
     downloads: Vec<crate::fetch::Download>,
+    /// What hashing walked and read, for the copy.
+    reads: Reads,
+}
+
+/// Whether `chain` builds on chain `i` or reads files from it.
+fn reads_chain(chain: &Chain, i: usize) -> bool {
+    matches!(chain.base, Base::Chain(c) if c == i)
+        || chain.steps.iter().any(|s| step_inputs(s).contains(&i))
 }

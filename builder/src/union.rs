@@ -8,7 +8,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::paths::clean;
+use crate::paths::{clean, resolve_links};
 
 /// Layer directories in image order (`layers[0]` is the base layer).
 #[derive(Debug, Clone, Default)]
@@ -73,52 +73,26 @@ impl Union {
         None
     }
 
-    /// Resolves symlinks in `path` as the image would (absolute links are relative to the image root).
-    /// Returns the resolved absolute in-image path (which may not exist).
-    pub fn resolve(&self, path: &str, follow_last: bool) -> String {
-        let mut parts: Vec<String> = clean(&format!("/{path}"))
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .rev()
-            .collect();
-        let mut resolved: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(part) = parts.pop() {
-            if part == ".." {
-                resolved.pop();
-                continue;
+    /// Resolves symlinks in `path` as the image would (absolute links are relative to the image root;
+    /// see [`resolve_links`] for the loop limit and errors). Returns the resolved absolute in-image
+    /// path (which may not exist).
+    pub fn resolve(&self, path: &str, follow_last: bool) -> io::Result<String> {
+        resolve_links(path, follow_last, &mut |p| self.read_link(p))
+    }
+
+    /// The target of `path` (in-image, not resolved) when its topmost entry is a symlink.
+    pub fn read_link(&self, path: &str) -> io::Result<Option<String>> {
+        match self.lookup(path) {
+            Some((p, m)) if m.file_type().is_symlink() => {
+                Ok(Some(fs::read_link(&p)?.to_string_lossy().into_owned()))
             }
-            if parts.is_empty() && !follow_last {
-                resolved.push(part);
-                break;
-            }
-            let candidate = format!("/{}", [resolved.join("/"), part.clone()].join("/"));
-            match self.lookup(&candidate) {
-                Some((p, m)) if m.file_type().is_symlink() && hops < 255 => {
-                    hops += 1;
-                    let target = fs::read_link(&p).unwrap_or_default();
-                    let target = target.to_string_lossy();
-                    if target.starts_with('/') {
-                        resolved.clear();
-                    }
-                    for t in target
-                        .split('/')
-                        .filter(|s| !s.is_empty() && *s != ".")
-                        .rev()
-                    {
-                        parts.push(t.to_string());
-                    }
-                }
-                _ => resolved.push(part),
-            }
+            _ => Ok(None),
         }
-        format!("/{}", resolved.join("/"))
     }
 
     /// Reads a file of the image (symlinks resolved in the image).
     pub fn read(&self, path: &str) -> Option<Vec<u8>> {
-        let (p, m) = self.lookup(&self.resolve(path, true))?;
+        let (p, m) = self.lookup(&self.resolve(path, true).ok()?)?;
         if !m.is_file() {
             return None;
         }
@@ -220,7 +194,7 @@ mod tests {
         fs::write(l1.join("usr/bin/new"), "n").unwrap();
         let u = Union::new(vec![l0, l1]);
         assert!(u.lookup("/usr/bin/gone").is_none());
-        assert_eq!(u.resolve("/bin/new", true), "/usr/bin/new");
+        assert_eq!(u.resolve("/bin/new", true).unwrap(), "/usr/bin/new");
         assert_eq!(u.read("/bin/new").unwrap(), b"n");
         assert!(u.read("/etc/passwd").is_some());
         let out = d.path().join("flat");
@@ -228,5 +202,29 @@ mod tests {
         u.flatten_into(&out).unwrap();
         assert!(out.join("usr/bin/new").is_file());
         assert!(!out.join("usr/bin/gone").exists());
+    }
+
+    /// Same rules as the host resolver: links resolve across layers, a loop is ELOOP, and a file
+    /// behind a loop cannot be read.
+    #[test]
+    fn resolve_across_layers_and_loops() {
+        let d = tempfile::tempdir().unwrap();
+        let (l0, l1) = (d.path().join("l0"), d.path().join("l1"));
+        fs::create_dir_all(l0.join("etc")).unwrap();
+        fs::write(l0.join("etc/real"), "r").unwrap();
+        fs::create_dir_all(&l1).unwrap();
+        std::os::unix::fs::symlink("/etc/real", l1.join("top")).unwrap();
+        std::os::unix::fs::symlink("loop2", l1.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", l1.join("loop2")).unwrap();
+        let u = Union::new(vec![l0, l1]);
+        assert_eq!(u.resolve("/top", true).unwrap(), "/etc/real");
+        assert_eq!(u.resolve("/top", false).unwrap(), "/top");
+        let e = u.resolve("/loop1", true).unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(rustix::io::Errno::LOOP.raw_os_error())
+        );
+        assert_eq!(u.read("/top").unwrap(), b"r");
+        assert!(u.read("/loop1").is_none());
     }
 }

@@ -3,12 +3,14 @@
 //! - [`write_dir`] / [`write_overlay_upper`] turn a directory tree or an overlayfs upper directory
 //!   into a layer tar (stable sorted order, PAX for long names and xattrs, hardlinks kept,
 //!   `SOURCE_DATE_EPOCH` clamping) while hashing it (the diff_id) in the same pass.
+//! - [`LayerTar`] writes the same tar entry by entry, for a tree known without a directory to walk.
 //! - [`compress`] / [`Decompressor`]: gzip and zstd, auto-detected on read.
 //! - [`apply`]: extract a layer onto a directory, safely (never outside the target).
 //! - Rootless (in a user namespace): overlay's xattrs are `user.overlay.*` ([`opaque_xattr`]), device
 //!   nodes are skipped with a warning, and only mapped ids can own files.
 
 pub mod apply;
+pub mod entries;
 mod rootless;
 mod tarw;
 mod write;
@@ -18,6 +20,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use crate::{Digest, Error, Result};
 
 pub use apply::{ApplyMode, apply_layer};
+pub use entries::{Entry, EntryKind, LayerTar};
 pub use rootless::{in_user_namespace, is_opaque, opaque_xattr};
 pub use write::{write_dir, write_overlay_upper};
 
@@ -100,6 +103,17 @@ pub struct LayerInfo {
 }
 
 impl LayerInfo {
+    /// A layer stored uncompressed: its blob is the tar itself.
+    pub fn uncompressed(diff_id: Digest, size: u64) -> LayerInfo {
+        LayerInfo {
+            blob_digest: diff_id.clone(),
+            blob_size: size,
+            diff_id,
+            size,
+            compression: Compression::None,
+        }
+    }
+
     /// The manifest descriptor of this layer's blob.
     pub fn descriptor(&self) -> oci_spec::image::Descriptor {
         oci_spec::image::Descriptor::new(

@@ -1,0 +1,223 @@
+//! What one COPY/ADD writes, planned in memory before anything touches the disk: a tree of the
+//! entries its layer will hold. The copy rules ([`crate::copy`]) fill it; [`crate::layer_out`] then
+//! writes the layer tar (and, when a later step needs them, the layer's unpacked files) from it in
+//! one pass, reading each source file once.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// One entry of the layer.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub kind: Kind,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// Seconds since the epoch (layers keep no sub-second times).
+    pub mtime: i64,
+    /// A directory copied from a source keeps the source's mtime (set after its content, as
+    /// BuildKit does); other directories get the build's time when an entry is added to them.
+    pub fixed_mtime: bool,
+    /// The path may exist in the layers below (false: new here, and so is everything under it).
+    pub lower: bool,
+    /// Directory content, by name bytes (the layer tar's order).
+    pub children: BTreeMap<Vec<u8>, Node>,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Dir,
+    File(FileSource),
+    /// A symlink and its target.
+    Symlink(Vec<u8>),
+    /// A character or block device or a fifo: its file type bits (`S_IFMT`) and device number.
+    Special {
+        file_type: u32,
+        rdev: u64,
+    },
+}
+
+/// Where a regular file's content comes from.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    pub path: PathBuf,
+    pub size: u64,
+    /// A file in a scratch tree hoist made (an unpacked ADD archive): it may be moved into the
+    /// unpacked layer instead of copied, and files sharing an inode (`(dev, ino)`) stay hardlinks.
+    pub scratch: Option<(u64, u64)>,
+}
+
+impl Node {
+    /// A directory.
+    pub fn dir(uid: u32, gid: u32, mode: u32, mtime: i64, fixed_mtime: bool) -> Node {
+        Node {
+            kind: Kind::Dir,
+            uid,
+            gid,
+            mode,
+            mtime,
+            fixed_mtime,
+            lower: true,
+            children: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, Kind::Dir)
+    }
+}
+
+/// A lookup in the tree.
+#[derive(Debug)]
+pub enum Found<'a> {
+    Node(&'a Node),
+    /// Not in the tree: the image's layers decide, unless `lower` is false (its directory is new).
+    Absent {
+        lower: bool,
+    },
+    /// An ancestor in the tree is not a directory: the path does not exist at all.
+    Hidden,
+}
+
+/// The layer's entries under its root directory (which is not an entry itself).
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub root: Node,
+    /// The build's time (seconds), for directories that get new entries.
+    pub now: i64,
+}
+
+fn components(path: &str) -> impl Iterator<Item = &[u8]> {
+    path.split('/').filter(|c| !c.is_empty()).map(str::as_bytes)
+}
+
+impl Tree {
+    pub fn new(now: i64) -> Tree {
+        Tree {
+            root: Node::dir(0, 0, 0o755, now, true),
+            now,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.root.children.is_empty()
+    }
+
+    /// The entry at `path` (absolute in-image, cleaned, not resolved).
+    pub fn find(&self, path: &str) -> Found<'_> {
+        let mut cur = &self.root;
+        for c in components(path) {
+            if !cur.is_dir() {
+                return Found::Hidden;
+            }
+            match cur.children.get(c) {
+                Some(n) => cur = n,
+                None => return Found::Absent { lower: cur.lower },
+            }
+        }
+        Found::Node(cur)
+    }
+
+    /// Puts `node` at `path`, whose parent must be a directory of the tree. Onto a directory, a
+    /// directory merges (content kept, metadata replaced); anything else replaces what is there.
+    /// `new_name`: nothing had this name before (in the tree or below), so the parent's mtime moves
+    /// to the build's time unless it is fixed.
+    pub fn put(&mut self, path: &str, mut node: Node, new_name: bool) {
+        let comps: Vec<&[u8]> = components(path).collect();
+        let Some((name, parents)) = comps.split_last() else {
+            return;
+        };
+        let mut dir = &mut self.root;
+        for c in parents {
+            dir = dir
+                .children
+                .get_mut(*c)
+                .filter(|n| n.is_dir())
+                .expect("parent directory planned before its entries");
+        }
+        if new_name && !dir.fixed_mtime {
+            dir.mtime = self.now;
+        }
+        node.lower = !new_name;
+        if let Some(old) = dir.children.get_mut(*name) {
+            node.lower = old.lower;
+            if old.is_dir() && node.is_dir() {
+                node.children = std::mem::take(&mut old.children);
+            }
+        }
+        dir.children.insert(name.to_vec(), node);
+    }
+
+    /// Every entry, depth first in the layer tar's order, with its path relative to the root.
+    pub fn entries(&self) -> Vec<(String, &Node)> {
+        fn walk<'a>(n: &'a Node, prefix: &str, out: &mut Vec<(String, &'a Node)>) {
+            for (name, c) in &n.children {
+                let p = format!("{prefix}{}", String::from_utf8_lossy(name));
+                out.push((p.clone(), c));
+                walk(c, &format!("{p}/"), out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, "", &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(p: &str) -> Node {
+        Node {
+            kind: Kind::File(FileSource {
+                path: p.into(),
+                size: 0,
+                scratch: None,
+            }),
+            uid: 0,
+            gid: 0,
+            mode: 0o644,
+            mtime: 5,
+            fixed_mtime: false,
+            lower: true,
+            children: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn put_find_merge_replace() {
+        let mut t = Tree::new(100);
+        t.put("/a", Node::dir(0, 0, 0o755, 1, false), true);
+        t.put("/a/f", file("/x"), true);
+        assert_eq!(t.find("/a").is_dir_with_mtime(), Some(100));
+        // A directory onto a directory keeps the content, takes the new metadata.
+        t.put("/a", Node::dir(1, 1, 0o700, 7, true), false);
+        let Found::Node(a) = t.find("/a") else {
+            panic!()
+        };
+        assert_eq!((a.uid, a.mode, a.mtime), (1, 0o700, 7));
+        assert!(matches!(t.find("/a/f"), Found::Node(_)));
+        // A fixed mtime stays when entries are added.
+        t.put("/a/g", file("/y"), true);
+        assert_eq!(t.find("/a").is_dir_with_mtime(), Some(7));
+        assert!(matches!(t.find("/a/f/deeper"), Found::Hidden));
+        assert!(matches!(t.find("/b"), Found::Absent { lower: true }));
+        assert!(matches!(t.find("/a/new"), Found::Absent { lower: false }));
+        // A file replaces a directory and its content.
+        t.put("/a", file("/z"), false);
+        assert!(matches!(t.find("/a/f"), Found::Hidden));
+        let names: Vec<String> = t.entries().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(names, ["a"]);
+    }
+
+    impl Found<'_> {
+        fn is_dir_with_mtime(&self) -> Option<i64> {
+            match self {
+                Found::Node(n) if n.is_dir() => Some(n.mtime),
+                _ => None,
+            }
+        }
+    }
+}
