@@ -70,13 +70,36 @@ fn run_exit_codes() {
         "hello\n"
     );
     assert_eq!(code(&s.run(&["run", "busybox", "sh", "-c", "exit 3"])), 3);
+    // With --init the command is PID 2: a signal it sends itself kills it.
     assert_eq!(
-        code(&s.run(&["run", "busybox", "sh", "-c", "kill -9 $$"])),
+        code(&s.run(&["run", "--init", "busybox", "sh", "-c", "kill -9 $$"])),
         137
     );
     assert_eq!(
-        code(&s.run(&["run", "busybox", "sh", "-c", "kill -TERM $$"])),
+        code(&s.run(&["run", "--init", "busybox", "sh", "-c", "kill -TERM $$"])),
         143
+    );
+    // Without it the command is PID 1, which the kernel shields from signals it has no handler for
+    // (Docker's behaviour): the shell goes on.
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "kill -9 $$; kill -TERM $$; echo alive"
+        ]),
+        "alive\n"
+    );
+    assert_eq!(
+        code(&s.run(&[
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 9' USR1; kill -USR1 $$; sleep 5"
+        ])),
+        9
     );
     let out = s.run(&["run", "busybox", "no-such-command"]);
     assert_eq!(code(&out), 127);
@@ -135,7 +158,7 @@ fn run_isolation() {
         "echo $$; ls /sys/class/net; ps -o pid | wc -l",
     ]);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "2", "the command is PID 1's child: {out}");
+    assert_eq!(lines[0], "1", "the command is PID 1: {out}");
     assert_eq!(lines[1], "lo", "{out}");
     let procs: usize = lines[2].trim().parse().unwrap();
     assert!(procs <= 6, "host processes visible: {out}");
@@ -370,7 +393,8 @@ fn run_signals_and_killed_hoist() {
         }
     }
     let mut alive = Reap(
-        in_scratch(&["run", "busybox", "sleep", &alive_secs])
+        // --init: a SIGTERM reaches the sleep through the init (as PID 1 it would ignore it).
+        in_scratch(&["run", "--init", "busybox", "sleep", &alive_secs])
             .spawn()
             .unwrap(),
     );
@@ -425,4 +449,569 @@ fn run_tty() {
         "test -t 0 && test -t 1 && echo is-a-tty",
     ]);
     assert!(out.contains("is-a-tty"), "{out:?}");
+    // The pty comes from the container's own devpts: `tty` can name it.
+    assert_eq!(s.ok(&["run", "-t", "busybox", "tty"]), "/dev/pts/0\r\n");
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "-t",
+            "--init",
+            "-u",
+            "nobody",
+            "busybox",
+            "sh",
+            "-c",
+            "tty; stat -c %U $(tty)"
+        ]),
+        "/dev/pts/0\r\nnobody\r\n"
+    );
+    // Without -t there is no terminal.
+    let out = s.run(&["run", "busybox", "tty"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "not a tty\n");
+}
+
+/// A pty pair sized `rows` x `cols`: (master, slave).
+fn openpty(rows: u16, cols: u16) -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    }
+}
+
+/// `hoist run -it` on a real terminal: a shell whose tty is the container's /dev/pts/0, with the
+/// terminal's size, following a resize (SIGWINCH), and whose exit code comes back.
+#[test]
+fn run_interactive_tty() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    use std::sync::{Arc, Mutex};
+
+    let s = Store::new();
+    let (mut master, slave) = openpty(24, 80);
+    let mut cmd = Command::new(HOIST);
+    cmd.arg("--root")
+        .arg(s.root())
+        .args(["run", "-it", "busybox", "sh"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // hoist runs on the test's terminal as a login shell would: session leader, controlling tty.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        let mut master = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = master.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    // Sends `line` (again every second) until `want` shows up.
+    let mut writer = master.try_clone().unwrap();
+    let mut expect = |line: &str, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            writer.write_all(line.as_bytes()).unwrap();
+            for _ in 0..10 {
+                if seen.lock().unwrap().contains(want) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        panic!("{want:?} never came: {:?}", seen.lock().unwrap());
+    };
+    // The markers are computed, so the echoed input never matches them.
+    expect(
+        "echo T$((1+1)) $(tty) $(stty size)\n",
+        "T2 /dev/pts/0 24 80",
+    );
+    let size = libc::winsize {
+        ws_row: 40,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) },
+        0
+    );
+    expect("echo S$((2+2)) $(stty size)\n", "S4 40 100");
+    master.write_all(b"exit 3\n").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    reader.join().unwrap();
+}
+
+/// A descriptor hoist inherits without close-on-exec reaches neither the command nor the init.
+#[test]
+fn run_closes_inherited_fds() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let s = Store::new();
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let file = std::fs::File::open(marker.path()).unwrap();
+    let raw = file.as_raw_fd();
+    let with_fd7 = |args: &[&str]| {
+        let mut c = s.cmd(args);
+        // dup2 clears close-on-exec: hoist starts with fd 7 open.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::dup2(raw, 7) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c
+    };
+    for init in [&[][..], &["--init"][..]] {
+        let args: Vec<&str> = ["run"]
+            .iter()
+            .chain(init)
+            .chain(&["busybox", "ls", "/proc/self/fd"])
+            .copied()
+            .collect();
+        let out = with_fd7(&args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        // 3 is the directory ls reads.
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "0\n1\n2\n3\n",
+            "{args:?}"
+        );
+    }
+
+    // The init (PID 1 with --init) keeps only its scratch directory's lock.
+    let mut child = with_fd7(&[
+        "run",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ready; sleep 60",
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let hoist = child.id();
+    let fds = |pid: u32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect()
+    };
+    let marker_path = marker.path().to_string_lossy().into_owned();
+    assert!(fds(hoist).contains(&marker_path), "hoist did not get fd 7");
+    let init = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+            stat.contains("(hoist-init)")
+                && after.split(' ').nth(1) == Some(hoist.to_string().as_str())
+        })
+        .expect("the sandbox's init");
+    let init_fds = fds(init);
+    let _ = Command::new("kill").arg(hoist.to_string()).status();
+    let _ = child.wait();
+    assert_eq!(init_fds.len(), 1, "{init_fds:?}");
+    assert!(init_fds[0].contains("hoist-run-"), "{init_fds:?}");
+}
+
+/// --init: a tiny init is PID 1, reaps orphans and forwards signals; the command is its child.
+#[test]
+fn run_init() {
+    let s = Store::new();
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $$; cat /proc/1/comm"
+        ]),
+        "2\nhoist-init\n"
+    );
+    // An orphan (its parent exits first) is reparented to PID 1, which reaps it once it exits.
+    let out = s.ok(&[
+        "run",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "sh -c 'sh -c \"echo \\$\\$ > /tmp/orphan\" &'; \
+         while [ ! -s /tmp/orphan ]; do sleep 0.1; done; \
+         for i in $(seq 100); do [ -e /proc/$(cat /tmp/orphan) ] || break; sleep 0.1; done; \
+         [ -e /proc/$(cat /tmp/orphan) ] && echo zombie || echo reaped",
+    ]);
+    assert_eq!(out, "reaped\n");
+    // SIGTERM to hoist goes through the init to the command.
+    let mut child = s
+        .cmd(&[
+            "run",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; echo ready; sleep 1000 & wait",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut ready).unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+}
+
+#[test]
+fn run_read_only() {
+    let s = Store::new();
+    s.ok(&["volume", "create", "data"]);
+    let out = s.run(&[
+        "run",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        "data:/data",
+        "-w",
+        "/new/workdir",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /x; echo root=$?; touch /tmp/y && echo tmp=ok; touch /data/z && echo volume=ok; \
+         echo >> /etc/hosts; echo hosts=$?; pwd; touch /dev/shm/s && echo shm=ok",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout, "root=1\ntmp=ok\nvolume=ok\nhosts=1\n/new/workdir\nshm=ok\n",
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("touch: /x: Read-only file system"),
+        "{stderr}"
+    );
+    assert!(s.root().join("volumes/data/z").exists());
+    // Without it, the root is writable.
+    s.ok(&["run", "busybox", "touch", "/x"]);
+}
+
+#[test]
+fn run_capabilities() {
+    let s = Store::new();
+    let cap_eff = |args: &[&str]| -> u64 {
+        let mut all = vec!["run"];
+        all.extend(args);
+        all.extend(["busybox", "grep", "CapEff", "/proc/self/status"]);
+        let out = s.ok(&all);
+        u64::from_str_radix(out.trim().rsplit('\t').next().unwrap(), 16).unwrap()
+    };
+    // Docker's defaults: chown, dac_override, fowner, fsetid, kill, setgid, setuid, setpcap,
+    // net_bind_service, net_raw, sys_chroot, mknod, audit_write, setfcap.
+    assert_eq!(cap_eff(&[]), 0xa80425fb);
+    assert_eq!(cap_eff(&["--cap-drop", "ALL"]), 0);
+    assert_eq!(
+        cap_eff(&["--cap-drop", "all", "--cap-add", "net_admin"]),
+        1 << 12
+    );
+    assert_eq!(
+        cap_eff(&["--cap-drop", "CAP_CHOWN", "--cap-drop", "mknod"]),
+        0xa80425fb & !(1 | 1 << 27)
+    );
+    // CAP_SYS_ADMIN also opens Docker's seccomp profile to mount.
+    let mount = "mkdir -p /mnt && mount -t tmpfs none /mnt && echo mounted";
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--cap-add",
+            "SYS_ADMIN",
+            "busybox",
+            "sh",
+            "-c",
+            mount
+        ]),
+        "mounted\n"
+    );
+    assert_ne!(code(&s.run(&["run", "busybox", "sh", "-c", mount])), 0);
+    // Unknown names: Docker's error, before the image is even looked up.
+    let out = s.run(&["run", "--cap-add", "FOO", "no-such-image"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("invalid CapAdd: unknown capability: \"CAP_FOO\""),
+        "{out:?}"
+    );
+    let out = s.run(&["run", "--cap-drop", "nope", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("invalid CapDrop: unknown capability: \"CAP_NOPE\"")
+    );
+}
+
+#[test]
+fn run_privileged() {
+    let s = Store::new();
+    let out = s.ok(&[
+        "run",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /mnt && mount -t tmpfs none /mnt && echo mounted; \
+         grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; \
+         grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\t'; \
+         grep -c ' /proc/sys ' /proc/mounts; ls /dev",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..5],
+        ["mounted", "rw", "NoNewPrivs:0", "Seccomp:0", "0"],
+        "{out}"
+    );
+    // The host's devices are there (those the sandbox's own /dev lacks).
+    let host_only = std::fs::read_dir("/dev")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            use std::os::unix::fs::FileTypeExt;
+            let t = e.file_type().ok()?;
+            (t.is_char_device() || t.is_block_device())
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .filter(|n| n != "console")
+        .collect::<Vec<_>>();
+    assert!(!host_only.is_empty());
+    for dev in &host_only {
+        assert!(
+            lines.contains(&dev.as_str()),
+            "{dev} missing from /dev: {out}"
+        );
+    }
+    // Not privileged: /sys and /proc/sys read-only.
+    let out = s.ok(&[
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "grep -E ' /(sys|proc/sys) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1",
+    ]);
+    assert_eq!(out, "/sys ro\n/proc/sys ro\n");
+}
+
+#[test]
+fn run_security_opts() {
+    let s = Store::new();
+    // Docker's profile denies unshare (creating a user namespace needs no capability).
+    assert_ne!(
+        code(&s.run(&["run", "busybox", "unshare", "-U", "true"])),
+        0
+    );
+    s.ok(&[
+        "run",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    let nnp = |args: &[&str]| {
+        let mut all = vec!["run"];
+        all.extend(args);
+        all.extend(["busybox", "grep", "NoNewPrivs", "/proc/self/status"]);
+        s.ok(&all)
+    };
+    assert_eq!(nnp(&[]), "NoNewPrivs:\t0\n");
+    assert_eq!(
+        nnp(&["--security-opt", "no-new-privileges"]),
+        "NoNewPrivs:\t1\n"
+    );
+    assert_eq!(
+        nnp(&["--security-opt", "no-new-privileges:true", "-u", "nobody"]),
+        "NoNewPrivs:\t1\n"
+    );
+    assert_eq!(
+        nnp(&["--security-opt", "no-new-privileges=false"]),
+        "NoNewPrivs:\t0\n"
+    );
+    for (flag, err) in [
+        ("foo=bar", "invalid --security-opt 2: \"foo=bar\""),
+        ("foo", "Invalid --security-opt: \"foo\""),
+        (
+            "seccomp=/nonexistent.json",
+            "opening seccomp profile (/nonexistent.json) failed",
+        ),
+    ] {
+        let out = s.run(&["run", "--security-opt", flag, "busybox", "true"]);
+        assert_eq!(code(&out), 125);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(err),
+            "{out:?}"
+        );
+    }
+}
+
+#[test]
+fn run_ulimit_hosts_dns_groups_tmpfs() {
+    let s = Store::new();
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--ulimit",
+            "nofile=100:200",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn"
+        ]),
+        "100\n200\n"
+    );
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--ulimit",
+            "nofile=64",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn"
+        ]),
+        "64\n64\n"
+    );
+    let out = s.ok(&[
+        "run",
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "v6=[2001:db8::1]",
+        "--dns",
+        "9.9.9.9",
+        "--dns-search",
+        "example.com",
+        "--dns-option",
+        "ndots:2",
+        "busybox",
+        "sh",
+        "-c",
+        "grep -E 'db|v6' /etc/hosts; cat /etc/resolv.conf",
+    ]);
+    assert_eq!(
+        out,
+        "10.1.2.3\tdb\n2001:db8::1\tv6\nsearch example.com\nnameserver 9.9.9.9\noptions ndots:2\n"
+    );
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--group-add",
+            "4242",
+            "--group-add",
+            "nobody",
+            "-u",
+            "nobody",
+            "busybox",
+            "id",
+            "-G"
+        ]),
+        "65534 4242\n"
+    );
+    let out = s.run(&["run", "--group-add", "ghost", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unable to find group ghost"));
+    // --tmpfs: noexec,nosuid,nodev by default, options as mount(8) takes them.
+    let out = s.ok(&[
+        "run",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/scratch:exec,size=1m,mode=700",
+        "busybox",
+        "sh",
+        "-c",
+        "grep -E ' /(run|scratch) ' /proc/mounts | cut -d' ' -f2,4; stat -c %a /scratch",
+    ]);
+    assert_eq!(
+        out,
+        "/run rw,nosuid,nodev,noexec,relatime\n/scratch rw,nosuid,nodev,relatime,size=1024k,mode=700\n700\n"
+    );
+    for (args, err) in [
+        (
+            &["--ulimit", "nofile"][..],
+            "invalid argument \"nofile\" for \"--ulimit\" flag: invalid ulimit argument: nofile",
+        ),
+        (&["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
+        (&["--add-host", "db"], "bad format for add-host: \"db\""),
+        (
+            &["--add-host", "db:1.2.3"],
+            "invalid IP address in add-host: \"1.2.3\"",
+        ),
+        (
+            &["--dns", "resolver"],
+            "IP address is not correctly formatted: resolver",
+        ),
+        (&["--tmpfs", "/t:bogus"], "Invalid tmpfs option [\"bogus\"]"),
+        (&["--tmpfs", "t"], "mount path must be absolute"),
+    ] {
+        let mut all = vec!["run"];
+        all.extend(args);
+        all.extend(["no-such-image", "true"]);
+        let out = s.run(&all);
+        assert_eq!(code(&out), 125, "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(err),
+            "{args:?}: {out:?}"
+        );
+    }
 }

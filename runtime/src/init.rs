@@ -4,11 +4,13 @@
 //! must not allocate, lock or panic: it only reads the pre-built [`Plan`] and makes system calls. Errors
 //! are written to the [`Shared`] page (a `MAP_SHARED` mapping the parent reads after the child exits).
 
+use std::borrow::Cow;
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_ulong};
 use std::ptr;
 
 use crate::capabilities::CapSet;
+use crate::tty::Console;
 
 /// Steps whose failure is reported back (index into [`STAGES`]).
 pub const STAGES: &[&str] = &[
@@ -170,6 +172,17 @@ pub struct Plan {
     pub lo_up: bool,
     /// Open `cgroup.procs` (or `tasks`) files to write "0" into.
     pub cgroup_fds: Vec<c_int>,
+    /// The descriptors the children need, sorted: every other one inherited from hoist (its caller's,
+    /// a concurrent run's) is closed first thing.
+    pub keep_fds: Vec<c_int>,
+    /// Kept by PID 1 for the sandbox's life (the scratch directory's lock; -1: none).
+    pub lock_fd: c_int,
+    /// A tiny init is PID 1, reaping zombies and forwarding signals to the command, its child
+    /// (`docker run --init`, RUN steps); else the command itself is PID 1 (`docker run`).
+    pub init: bool,
+    /// A pidfd of hoist (-1: none). A command that is PID 1 loses its parent-death signal when it
+    /// changes credentials: it re-arms it, then checks on this that hoist did not die meanwhile.
+    pub hoist_pidfd: c_int,
     pub cmd: Command,
 }
 
@@ -188,11 +201,16 @@ pub struct Command {
     pub setgroups_denied: bool,
     pub caps: CapSet,
     pub rlimits: Vec<(u32, libc::rlimit)>,
-    /// stdin, stdout, stderr.
+    /// stdin, stdout, stderr (ignored with a console).
     pub stdio: [c_int; 3],
-    pub tty: bool,
-    pub seccomp: &'static [libc::sock_filter],
-    pub seccomp_extra: &'static [libc::sock_filter],
+    /// `-t`: the pty is opened inside and becomes stdio and the controlling terminal.
+    pub console: Option<Console>,
+    /// Seccomp filters, installed in order (empty: none).
+    pub seccomp: Cow<'static, [libc::sock_filter]>,
+    pub seccomp_extra: Cow<'static, [libc::sock_filter]>,
+    /// Set no_new_privs (then seccomp is installed last; without it, before the user changes, while
+    /// CAP_SYS_ADMIN still allows it, as runc does).
+    pub no_new_privs: bool,
 }
 
 fn errno() -> i32 {
@@ -208,6 +226,21 @@ unsafe fn fail(plan: &Plan, stage: i32, index: usize, code: i32) -> ! {
         ptr::write_volatile(&mut (*s).stage, stage);
         libc::_exit(code)
     }
+}
+
+/// Closes every descriptor but `keep` (sorted; negative entries ignored).
+unsafe fn close_except(keep: &[c_int]) {
+    let mut next: u32 = 0;
+    for &k in keep {
+        if k < 0 || (k as u32) < next {
+            continue;
+        }
+        if k as u32 > next {
+            unsafe { libc::syscall(libc::SYS_close_range, next, k as u32 - 1, 0) };
+        }
+        next = k as u32 + 1;
+    }
+    unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0) };
 }
 
 /// "/proc/self/fd/N" in a stack buffer.
@@ -267,6 +300,7 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
         // Not dumpable: container processes cannot open /proc/1/exe or /proc/1/mem (CVE-2019-5736).
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::prctl(libc::PR_SET_NAME, c"hoist-init".as_ptr(), 0, 0, 0);
+        close_except(&plan.keep_fds);
 
         for &fd in &plan.cgroup_fds {
             if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
@@ -344,6 +378,9 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
         }
 
         mark(plan, 3);
+        if !plan.init {
+            command_main(plan);
+        }
         // Reap and forward: block everything, take signals synchronously.
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -358,11 +395,7 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
             command_main(plan);
         }
         // PID 1 keeps none of the command's descriptors.
-        for fd in plan.cmd.stdio {
-            if fd > 2 {
-                libc::close(fd);
-            }
-        }
+        close_except(&[plan.lock_fd]);
         loop {
             let mut info: libc::siginfo_t = std::mem::zeroed();
             let sig = libc::sigwaitinfo(&all, &mut info);
@@ -517,11 +550,17 @@ unsafe fn run_ops(plan: &Plan, root: c_int) {
                     dev,
                 } => {
                     let d = open_in_root(root, dir, libc::O_DIRECTORY as u64);
-                    if d < 0 || libc::mknodat(d, name.as_ptr(), libc::S_IFCHR | mode, *dev) != 0 {
+                    // A mode without a file type is a character device.
+                    let kind = if mode & libc::S_IFMT == 0 {
+                        libc::S_IFCHR
+                    } else {
+                        0
+                    };
+                    if d < 0 || libc::mknodat(d, name.as_ptr(), kind | mode, *dev) != 0 {
                         fail(plan, ST_MKNOD, i, 125);
                     }
                     // mknod honours the umask: set the mode exactly.
-                    libc::fchmodat(d, name.as_ptr(), *mode, 0);
+                    libc::fchmodat(d, name.as_ptr(), mode & 0o7777, 0);
                     libc::close(d);
                 }
                 Op::Symlink { dir, name, target } => {
@@ -574,9 +613,17 @@ unsafe fn command_main(plan: &Plan) -> ! {
         if libc::setsid() < 0 {
             fail(plan, ST_STDIO, 0, 125);
         }
+        let mut stdio = cmd.stdio;
+        if let Some(console) = &cmd.console {
+            let slave = console.open_in_container(cmd.uid);
+            if slave < 0 {
+                fail(plan, ST_STDIO, 4, 125);
+            }
+            stdio = [slave; 3];
+        }
         // Move the sources out of 0..2 first so the dup2s cannot clobber each other.
         let mut high = [0; 3];
-        for (i, &fd) in cmd.stdio.iter().enumerate() {
+        for (i, &fd) in stdio.iter().enumerate() {
             high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
             if high[i] < 0 {
                 fail(plan, ST_STDIO, i, 125);
@@ -587,13 +634,16 @@ unsafe fn command_main(plan: &Plan) -> ! {
                 fail(plan, ST_STDIO, i, 125);
             }
         }
-        if cmd.tty && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+        if cmd.console.is_some() && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
             fail(plan, ST_STDIO, 3, 125);
         }
         for (i, (res, lim)) in cmd.rlimits.iter().enumerate() {
             if libc::setrlimit(*res as _, lim) != 0 {
                 fail(plan, ST_RLIMIT, i, 125);
             }
+        }
+        if !cmd.no_new_privs {
+            install_seccomp(plan);
         }
         if !cmd.caps.drop_bounding() {
             fail(plan, ST_CAPS, 0, 125);
@@ -611,32 +661,28 @@ unsafe fn command_main(plan: &Plan) -> ! {
         if libc::syscall(libc::SYS_setresuid, cmd.uid, cmd.uid, cmd.uid) != 0 {
             fail(plan, ST_USER, 1, 125);
         }
+        if !plan.init {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            let mut hoist = libc::pollfd {
+                fd: plan.hoist_pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if plan.hoist_pidfd >= 0 && libc::poll(&mut hoist, 1, 0) > 0 {
+                libc::_exit(125);
+            }
+        }
         if cmd.uid == 0 && !cmd.caps.apply() {
             fail(plan, ST_CAPS, 1, 125);
         }
         if libc::chdir(cmd.cwd.as_ptr()) != 0 {
             fail(plan, ST_CWD, 0, 125);
         }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            fail(plan, ST_NNP, 0, 125);
-        }
-        for filter in [cmd.seccomp, cmd.seccomp_extra] {
-            if filter.is_empty() {
-                continue;
+        if cmd.no_new_privs {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                fail(plan, ST_NNP, 0, 125);
             }
-            let prog = libc::sock_fprog {
-                len: filter.len() as u16,
-                filter: filter.as_ptr() as *mut libc::sock_filter,
-            };
-            if libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0,
-                &prog as *const libc::sock_fprog,
-            ) != 0
-            {
-                fail(plan, ST_SECCOMP, 0, 125);
-            }
+            install_seccomp(plan);
         }
         // Nothing but 0..2 crosses exec.
         libc::syscall(
@@ -660,5 +706,29 @@ unsafe fn command_main(plan: &Plan) -> ! {
         }
         ptr::write_volatile(&mut (*plan.shared).exec_errno, err);
         libc::_exit(if err == libc::ENOENT { 127 } else { 126 })
+    }
+}
+
+/// Installs the command's seccomp filters, in order.
+unsafe fn install_seccomp(plan: &Plan) {
+    for filter in [&plan.cmd.seccomp, &plan.cmd.seccomp_extra] {
+        if filter.is_empty() {
+            continue;
+        }
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr() as *mut libc::sock_filter,
+        };
+        if unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            )
+        } != 0
+        {
+            unsafe { fail(plan, ST_SECCOMP, 0, 125) };
+        }
     }
 }

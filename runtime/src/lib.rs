@@ -1,25 +1,33 @@
 //! Sandboxes: Linux namespaces, overlay root filesystems, mounts, cgroups, capabilities, seccomp, and
 //! running one process to completion (`hoist run` and every RUN step).
 //!
-//! Owns: the kernel-facing side of execution. Must not touch: Dockerfile syntax, the network beyond
-//! network namespaces, or the image store's files except through read-only layer directories.
+//! Owns: the kernel-facing side of execution, and `docker run`'s semantics on top of it ([`container`]:
+//! flag parsing and Docker's errors, ENTRYPOINT/CMD, environment, volumes, security options). Must not
+//! touch: Dockerfile syntax, the network beyond network namespaces, or the image store's files except
+//! through read-only layer directories: the caller resolves images and hands over their config values
+//! and unpacked layers (for `hoist run`, the binary's `src/cmd/run.rs`; for RUN steps, the builder).
 //!
 //! Entry point: [`run`] (blocking; async callers use `spawn_blocking`). Safe to call from a
 //! multi-threaded process: everything is prepared before a raw `clone`, and the child only makes system
 //! calls on pre-built data until `execve` (no allocation, no locks). The child gets new mount, PID, UTS,
 //! IPC (and network, for [`Network::None`]) namespaces; its PID 1 is a tiny init that reaps zombies and
-//! forwards signals to the command. Mounts die with the mount namespace, processes with the PID
+//! forwards signals to the command ([`Pid1::Init`]), or the command itself ([`Pid1::Command`]). Only the
+//! descriptors the run needs cross the clone; with `-t` the pty comes from the sandbox's own devpts.
+//! Mounts die with the mount namespace, processes with the PID
 //! namespace (PID 1 has `PR_SET_PDEATHSIG`), cgroups are removed after the run (and swept if a killed
 //! hoist left one behind).
 
 mod capabilities;
 mod cgroups;
+pub mod container;
 mod error;
 mod init;
 mod mounts;
 mod rootfs;
 mod scratch;
 mod seccomp;
+mod seccomp_profile;
+mod security;
 mod spec;
 mod tty;
 mod user;
@@ -36,7 +44,8 @@ use std::sync::atomic::Ordering;
 pub use capabilities::DOCKER_DEFAULT as DEFAULT_CAPABILITIES;
 pub use error::{Error, Result};
 pub use spec::{
-    EtcFiles, ExitStatus, Limits, Mount, MountKind, Network, Process, Rlimit, Rootfs, Spec, Stdio,
+    EtcFiles, ExitStatus, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs,
+    Seccomp, Security, Spec, Stdio,
 };
 pub use user::{User, resolve as resolve_user};
 
@@ -192,6 +201,7 @@ pub fn run_foreground(spec: &Spec, stdio: Stdio) -> Result<ExitStatus> {
         libc::SIGQUIT,
         libc::SIGUSR1,
         libc::SIGUSR2,
+        libc::SIGWINCH,
     ];
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
@@ -205,6 +215,10 @@ pub fn run_foreground(spec: &Spec, stdio: Stdio) -> Result<ExitStatus> {
         loop {
             let mut sig = 0;
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            if sig == libc::SIGWINCH {
+                tty::resize();
                 continue;
             }
             let pid = INIT.load(Ordering::SeqCst);
@@ -268,7 +282,16 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     };
 
     // Identity and environment.
-    let user = lookup_user(&spec.rootfs, p.user.as_deref())?;
+    let mut user = lookup_user(&spec.rootfs, p.user.as_deref())?;
+    if !p.groups.is_empty() {
+        let group_file = rootfs::read_file(&spec.rootfs, "etc/group");
+        for g in &p.groups {
+            let gid = user::group_id(g, &group_file)?;
+            if !user.groups.contains(&gid) {
+                user.groups.push(gid);
+            }
+        }
+    }
     let ids = userns::IdMap::current();
     let setgroups_denied = ids.rootless() && userns::setgroups_denied();
     userns::check_user(ids, &user, setgroups_denied)?;
@@ -277,7 +300,11 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     // Mount plan.
     let mut ops = Vec::new();
     let mut tracker = Tracker::default();
-    mounts::standard(&mut ops, &mut tracker, ids, spec.network)?;
+    let privileged = spec.security.privileged;
+    mounts::standard(&mut ops, &mut tracker, ids, spec.network, privileged)?;
+    if privileged {
+        security::host_devices(&mut ops, ids.rootless())?;
+    }
     let etc = [
         (
             "hosts",
@@ -305,15 +332,30 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         let src = scratch.dir.join(name);
         fs::write(&src, content).map_err(setup_err("writing /etc files"))?;
         mounts::etc_file(&mut ops, &mut tracker, &src, &format!("/etc/{name}"))?;
+        if spec.readonly_rootfs {
+            let locked = mounts::locked_flags(&src);
+            ops.push(security::readonly_remount(
+                &format!("etc/{name}"),
+                locked,
+                true,
+            )?);
+        }
     }
     mounts::user(&mut ops, &mut tracker, &spec.mounts)?;
     let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
     ops.push(mounts::ensure(cwd, false, false, None)?);
+    if spec.readonly_rootfs {
+        let locked = match &spec.rootfs {
+            Rootfs::Dir(_) => mounts::locked_flags(&root),
+            Rootfs::Overlay { .. } => 0,
+        };
+        ops.push(security::readonly_remount(".", locked, false)?);
+    }
 
     // Limits and security.
     let mut cgroup = cgroups::Cgroup::create(&scratch.name(), &spec.limits)
         .map_err(setup_err("creating the cgroup"))?;
-    let filters = seccomp::docker_default();
+    let (caps, filters) = spec.security.prepare()?;
 
     // Stdio.
     let mut pty = None;
@@ -356,13 +398,24 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
             err_fd = stderr;
         }
     }
+    // `-t`: the pty is opened inside (its devpts), its master sent back over this socket pair.
+    let mut console = None;
     let stdio_raw = if p.tty {
-        let pair = tty::Pty::open(out_fd.as_raw_fd()).map_err(setup_err("opening a pty"))?;
-        let raw = pair.slave.as_raw_fd();
-        pty = Some((pair.master, in_fd, out_fd));
-        keep.push(pair.slave);
+        let (ours, theirs) =
+            tty::socket_pair().map_err(setup_err("creating the console socket"))?;
+        let size =
+            tty::window_size(in_fd.as_raw_fd()).or_else(|| tty::window_size(out_fd.as_raw_fd()));
+        console = Some((
+            ours,
+            tty::Console {
+                sock: theirs.as_raw_fd(),
+                size,
+            },
+        ));
+        keep.push(theirs);
+        pty = Some((in_fd, out_fd));
         drop(err_fd);
-        [raw; 3]
+        [-1; 3]
     } else {
         let raw = [in_fd.as_raw_fd(), out_fd.as_raw_fd(), err_fd.as_raw_fd()];
         keep.extend([in_fd, out_fd, err_fd]);
@@ -377,6 +430,25 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         .map(|c| cstr(c))
         .collect::<Result<_>>()?;
     let shared = SharedPage::new().map_err(setup_err("mapping the shared page"))?;
+    let hoist_pidfd = if spec.pid1 == Pid1::Command {
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) } as i32;
+        (fd >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    } else {
+        None
+    };
+    let hoist_pidfd_raw = hoist_pidfd.as_ref().map_or(-1, |f| f.as_raw_fd());
+    keep.extend(hoist_pidfd);
+    let cgroup_fds = cgroup.as_ref().map(|c| c.raw_procs()).unwrap_or_default();
+    // Everything else the clone inherits (the caller's descriptors, a concurrent run's) is closed.
+    let mut keep_fds: Vec<i32> = keep.iter().map(|f| f.as_raw_fd()).collect();
+    keep_fds.extend(&cgroup_fds);
+    keep_fds.push(scratch.lock_fd());
+    keep_fds.sort_unstable();
+    keep_fds.dedup();
+    let (console_sock, console) = match console {
+        Some((ours, theirs)) => (Some(ours), Some(theirs)),
+        None => (None, None),
+    };
     let plan = Plan {
         shared: shared.0,
         root: cstr(&root.to_string_lossy())?,
@@ -384,7 +456,11 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         ops,
         hostname: cstr(hostname)?,
         lo_up: spec.network == Network::None,
-        cgroup_fds: cgroup.as_ref().map(|c| c.raw_procs()).unwrap_or_default(),
+        cgroup_fds,
+        keep_fds,
+        lock_fd: scratch.lock_fd(),
+        init: spec.pid1 == Pid1::Init,
+        hoist_pidfd: hoist_pidfd_raw,
         cmd: Command {
             candidates: cands,
             argv: null_terminated(&argv),
@@ -394,7 +470,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
             gid: user.gid,
             groups: user.groups.clone(),
             setgroups_denied,
-            caps: capabilities::CapSet::docker_default(),
+            caps,
             rlimits: p
                 .rlimits
                 .iter()
@@ -409,9 +485,10 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
                 })
                 .collect(),
             stdio: stdio_raw,
-            tty: p.tty,
+            console,
             seccomp: filters.main,
             seccomp_extra: filters.clone3,
+            no_new_privs: spec.security.no_new_privileges,
         },
     };
 
@@ -422,7 +499,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     }
     let raw_mode = pty
         .as_ref()
-        .and_then(|(_, i, _)| tty::RawMode::enter(i.as_raw_fd()));
+        .and_then(|(i, _)| tty::RawMode::enter(i.as_raw_fd()));
 
     let t_clone = init::now_ns();
     // SAFETY: the child only runs `init_main`, which makes raw system calls on `plan` and never returns.
@@ -444,17 +521,28 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     if let Some(c) = cgroup.as_mut() {
         c.procs.clear();
     }
-    let pumps = pty.map(|(master, input, output)| {
-        // The input side is left running: it ends with the caller's stdin.
-        if let Ok(to_pty) = master.try_clone() {
-            tty::pump(fs::File::from(input), to_pty);
-        }
-        tty::pump(master, fs::File::from(output))
-    });
     if pid < 0 {
         return Err(Error::setup("clone", clone_err));
     }
     started(pid as u32);
+    // No master: the child failed before opening the pty (its error is on the shared page).
+    let master = match &console_sock {
+        Some(sock) => tty::recv_fd(sock).map_err(setup_err("receiving the pty"))?,
+        None => None,
+    };
+    let mut follow = None;
+    let pumps = match (pty, master) {
+        (Some((input, output)), Some(master)) => {
+            let master = fs::File::from(master);
+            follow = tty::Follow::start(&input, &output, &master);
+            // The input side is left running: it ends with the caller's stdin.
+            if let Ok(to_pty) = master.try_clone() {
+                tty::pump(fs::File::from(input), to_pty);
+            }
+            Some(tty::pump(master, fs::File::from(output)))
+        }
+        _ => None,
+    };
     let mut status = 0;
     loop {
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -466,6 +554,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         }
     }
     let t_reaped = init::now_ns();
+    drop(follow);
     if let Some(pump) = pumps {
         let _ = pump.join();
     }
@@ -513,6 +602,11 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     match kind {
         1 => Ok(ExitStatus::Code(value)),
         2 => Ok(ExitStatus::Signal(value)),
+        // The command was PID 1: its own status.
+        _ if spec.pid1 == Pid1::Command && libc::WIFSIGNALED(status) => {
+            Ok(ExitStatus::Signal(libc::WTERMSIG(status)))
+        }
+        _ if spec.pid1 == Pid1::Command => Ok(ExitStatus::Code(libc::WEXITSTATUS(status))),
         _ if libc::WIFSIGNALED(status) => Err(Error::setup(
             "the sandbox's init was killed",
             io::Error::other(format!("signal {}", libc::WTERMSIG(status))),

@@ -141,7 +141,7 @@ fn mount(
 
 /// The flags of the mount holding `path` that a bind remount must keep (a user namespace cannot
 /// clear the ones of mounts it inherited).
-fn locked_flags(path: &Path) -> libc::c_ulong {
+pub(crate) fn locked_flags(path: &Path) -> libc::c_ulong {
     let Ok(c) = cpath(path) else { return 0 };
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
@@ -186,8 +186,9 @@ fn devices(ops: &mut Vec<Op>, ids: &IdMap) -> Result<()> {
     Ok(())
 }
 
-/// /sys read-only: a fresh sysfs, or the host's (bound) when a user namespace cannot mount one.
-fn sys(ops: &mut Vec<Op>, ids: &IdMap, network: Network) -> Result<()> {
+/// /sys read-only (read-write when `privileged`): a fresh sysfs, or the host's (bound) when a user
+/// namespace cannot mount one.
+fn sys(ops: &mut Vec<Op>, ids: &IdMap, network: Network, privileged: bool) -> Result<()> {
     use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT};
     if ids.rootless() && network == Network::Host {
         ops.push(mount(
@@ -198,15 +199,18 @@ fn sys(ops: &mut Vec<Op>, ids: &IdMap, network: Network) -> Result<()> {
             None,
             false,
         )?);
-        let flags = MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(Path::new("/sys"));
-        ops.push(mount(None, "sys", None, flags, None, false)?);
+        if !privileged {
+            let flags = MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(Path::new("/sys"));
+            ops.push(mount(None, "sys", None, flags, None, false)?);
+        }
         return Ok(());
     }
+    let ro = if privileged { 0 } else { MS_RDONLY };
     ops.push(mount(
         Some("sysfs"),
         "sys",
         Some("sysfs"),
-        MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        ro | MS_NOSUID | MS_NODEV | MS_NOEXEC,
         None,
         false,
     )?);
@@ -214,11 +218,13 @@ fn sys(ops: &mut Vec<Op>, ids: &IdMap, network: Network) -> Result<()> {
 }
 
 /// /proc, /dev, /sys and their masks, for a sandbox in the user namespace `ids` on `network`.
+/// `privileged` (`--privileged`): no masks, /sys read-write.
 pub fn standard(
     ops: &mut Vec<Op>,
     tracker: &mut Tracker,
     ids: &IdMap,
     network: Network,
+    privileged: bool,
 ) -> Result<()> {
     use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT};
     ops.push(ensure("/proc", false, false, Some(tracker))?);
@@ -281,7 +287,10 @@ pub fn standard(
         });
     }
     ops.push(ensure("/sys", false, false, Some(tracker))?);
-    sys(ops, ids, network)?;
+    sys(ops, ids, network, privileged)?;
+    if privileged {
+        return Ok(());
+    }
     for path in MASKED {
         ops.push(Op::Mask {
             target: cstr(path)?,
@@ -361,6 +370,17 @@ pub fn user(ops: &mut Vec<Op>, tracker: &mut Tracker, mounts: &[Mount]) -> Resul
                     Some("tmpfs"),
                     libc::MS_NOSUID | libc::MS_NODEV,
                     Some(&data),
+                    false,
+                )?);
+            }
+            MountKind::TmpfsOptions { flags, data } => {
+                ops.push(ensure(&m.target, false, false, Some(tracker))?);
+                ops.push(mount(
+                    Some("tmpfs"),
+                    &rel,
+                    Some("tmpfs"),
+                    *flags as libc::c_ulong,
+                    Some(data),
                     false,
                 )?);
             }

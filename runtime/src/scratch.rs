@@ -159,6 +159,11 @@ impl Scratch {
         Err(io::Error::other("no free scratch directory name"))
     }
 
+    /// The lock's descriptor (the sandbox's init keeps it).
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        self._lock.as_raw_fd()
+    }
+
     /// The directory's name (also used as the cgroup name).
     pub fn name(&self) -> String {
         self.dir

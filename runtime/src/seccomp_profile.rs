@@ -1,11 +1,13 @@
-//! Docker's default seccomp profile, compiled to BPF with `seccompiler`. Used by the build script
-//! (runtime/build.rs), which embeds the result, so a run never compiles it.
+//! Docker's default seccomp profile, compiled to BPF with `seccompiler`, for a given capability set
+//! (Docker's profile allows some syscalls only with a capability: `mount` with CAP_SYS_ADMIN, ...).
+//! The build script (runtime/build.rs) compiles it for Docker's default capabilities and embeds the
+//! result, so a default run never compiles it; other sets (`--cap-add`) are compiled at run time.
 
 use std::collections::BTreeSet;
 
-/// Syscalls Docker allows unconditionally (plus `chroot`, as CAP_SYS_CHROOT is a default capability).
+/// Syscalls Docker allows unconditionally.
 const ALLOWED: &str = "accept accept4 access adjtimex alarm bind brk cachestat capget capset chdir chmod \
-chown chroot clock_adjtime clock_getres clock_gettime clock_nanosleep close close_range connect \
+chown clock_adjtime clock_getres clock_gettime clock_nanosleep close close_range connect \
 copy_file_range creat dup dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_ctl_old epoll_pwait \
 epoll_pwait2 epoll_wait epoll_wait_old eventfd eventfd2 execve execveat exit exit_group faccessat \
 faccessat2 fadvise64 fallocate fanotify_mark fchdir fchmod fchmodat fchmodat2 fchown fchownat fcntl \
@@ -37,6 +39,48 @@ timer_getoverrun timer_gettime timer_settime timerfd_create timerfd_gettime time
 tkill truncate umask uname unlink unlinkat utime utimensat utimes vfork vmsplice wait4 waitid write \
 writev arch_prctl modify_ldt";
 
+/// Syscalls Docker allows only with a capability (number, names), as in moby's default.json.
+const GATED: &[(u32, &str)] = &[
+    (2, "open_by_handle_at"),
+    (
+        21,
+        "bpf clone clone3 fanotify_init fsconfig fsmount fsopen fspick lookup_dcookie mount \
+         mount_setattr move_mount open_tree perf_event_open quotactl quotactl_fd setdomainname \
+         sethostname setns syslog umount umount2 unshare",
+    ),
+    (22, "reboot"),
+    (18, "chroot"),
+    (16, "delete_module init_module finit_module"),
+    (20, "acct"),
+    (
+        19,
+        "kcmp pidfd_getfd process_madvise process_vm_readv process_vm_writev ptrace",
+    ),
+    (17, "iopl ioperm"),
+    (25, "settimeofday stime clock_settime clock_settime64"),
+    (26, "vhangup"),
+    (
+        23,
+        "get_mempolicy mbind set_mempolicy set_mempolicy_home_node",
+    ),
+    (34, "syslog"),
+    (39, "bpf"),
+    (38, "perf_event_open"),
+];
+/// CAP_SYS_ADMIN: `clone` with namespace flags and `clone3` are allowed with it.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The capabilities the profile depends on (two sets equal under this mask give the same filter).
+pub const GATED_MASK: u64 = {
+    let mut m = 0u64;
+    let mut i = 0;
+    while i < GATED.len() {
+        m |= 1 << GATED[i].0;
+        i += 1;
+    }
+    m
+};
+
 /// CLONE_NEWNS | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWCGROUP: `clone` with any is denied.
 const CLONE_NS_MASK: u64 = 0x7E02_0000;
 /// AF_VSOCK: `socket` for it is denied.
@@ -48,15 +92,27 @@ fn target(arch: &str) -> Result<seccompiler::TargetArch, String> {
     seccompiler::TargetArch::try_from(arch).map_err(|e| e.to_string())
 }
 
-/// (allowlist, clone3 filter) for `arch` (Rust's `target_arch` name) as (code, jt, jf, k).
-pub fn compile(arch: &str) -> Result<(Vec<Insn>, Vec<Insn>), String> {
+/// (allowlist, clone3 filter) for `arch` (Rust's `target_arch` name) and the capability mask `caps`
+/// (bit n = capability n), as (code, jt, jf, k). The clone3 filter is empty with CAP_SYS_ADMIN.
+pub fn compile(arch: &str, caps: u64) -> Result<(Vec<Insn>, Vec<Insn>), String> {
     let mut names: BTreeSet<&str> = ALLOWED.split_whitespace().collect();
+    for (cap, gated) in GATED {
+        if caps & (1 << cap) != 0 {
+            names.extend(gated.split_whitespace());
+        }
+    }
+    let admin = caps & (1 << CAP_SYS_ADMIN) != 0;
     loop {
-        let json = main_json(&names);
+        let json = main_json(&names, admin);
         match seccompiler::compile_from_json(json.as_bytes(), target(arch)?) {
             Ok(mut map) => {
                 let main = insns(map.remove("main").unwrap_or_default());
-                return Ok((main, compile_clone3(arch)?));
+                let clone3 = if admin {
+                    Vec::new()
+                } else {
+                    compile_clone3(arch)?
+                };
+                return Ok((main, clone3));
             }
             // A name this architecture lacks (e.g. `arch_prctl` on aarch64): drop it and retry.
             Err(e) => match unknown_name(&e.to_string()) {
@@ -75,14 +131,17 @@ fn unknown_name(msg: &str) -> Option<String> {
     Some(rest[..rest.find(' ')?].to_string())
 }
 
-fn main_json(names: &BTreeSet<&str>) -> String {
+/// `admin`: CAP_SYS_ADMIN is kept, so `clone` is in `names` and needs no flag check.
+fn main_json(names: &BTreeSet<&str>, admin: bool) -> String {
     let mut rules: Vec<String> = names
         .iter()
         .map(|n| format!(r#"{{"syscall":"{n}"}}"#))
         .collect();
-    rules.push(format!(
-        r#"{{"syscall":"clone","args":[{{"index":0,"type":"qword","op":{{"masked_eq":{CLONE_NS_MASK}}},"val":0}}]}}"#
-    ));
+    if !admin {
+        rules.push(format!(
+            r#"{{"syscall":"clone","args":[{{"index":0,"type":"qword","op":{{"masked_eq":{CLONE_NS_MASK}}},"val":0}}]}}"#
+        ));
+    }
     rules.push(format!(
         r#"{{"syscall":"socket","args":[{{"index":0,"type":"dword","op":"ne","val":{AF_VSOCK}}}]}}"#
     ));

@@ -3,6 +3,8 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+pub use crate::security::{Seccomp, Security};
+
 /// One sandboxed process: its root filesystem, process, network, extra mounts and limits.
 #[derive(Debug, Clone, Default)]
 pub struct Spec {
@@ -17,6 +19,25 @@ pub struct Spec {
     /// Contents of /etc/hosts, /etc/resolv.conf and /etc/hostname (bind-mounted from temp files, so they
     /// never land in the rootfs). `None` = a Docker-like default.
     pub etc: EtcFiles,
+    /// Who is PID 1: hoist's tiny init (default) or the command.
+    pub pid1: Pid1,
+    /// Capabilities, seccomp, no_new_privs, `--privileged`.
+    pub security: Security,
+    /// Mount the root filesystem read-only (`--read-only`; the /etc files too, as Docker does; the
+    /// caller's mounts and /dev stay writable). Mountpoints and the working directory are created first.
+    pub readonly_rootfs: bool,
+}
+
+/// Who is PID 1 in the sandbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pid1 {
+    /// hoist's tiny init, which reaps zombies and forwards signals; the command is its child
+    /// (`docker run --init`, RUN steps).
+    #[default]
+    Init,
+    /// The command itself (`docker run` without `--init`): signals reach it directly (as PID 1 it
+    /// ignores those it has no handler for) and orphans are its to reap.
+    Command,
 }
 
 /// The root filesystem.
@@ -61,6 +82,8 @@ pub struct Process {
     pub tty: bool,
     /// Extra resource limits (RLIMIT_*); Docker's defaults otherwise.
     pub rlimits: Vec<Rlimit>,
+    /// Additional groups (`--group-add`): names from the rootfs's /etc/group, or numbers.
+    pub groups: Vec<String>,
 }
 
 /// One `setrlimit` entry.
@@ -100,6 +123,9 @@ pub enum MountKind {
         size: Option<u64>,
         mode: Option<u32>,
     },
+    /// A fresh tmpfs mounted with `MS_*` `flags` and tmpfs options `data` ("size=1m,mode=1777"), as
+    /// `--tmpfs DST:OPTIONS` asks.
+    TmpfsOptions { flags: u64, data: String },
 }
 
 /// cgroup limits (v1 or v2, whichever the host has). All `None`: no cgroup is created.

@@ -48,6 +48,21 @@ fn group_entries(group: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
     })
 }
 
+/// The gid of `group` (a number, or a name in the contents of /etc/group).
+pub fn group_id(group: &str, group_file: &str) -> Result<u32> {
+    match group.parse::<u32>() {
+        Ok(gid) => Ok(gid),
+        Err(_) => group_entries(group_file)
+            .find(|(n, _, _)| *n == group)
+            .map(|(_, gid, _)| gid)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unable to find group {group}: no matching entries in group file"
+                ))
+            }),
+    }
+}
+
 /// Resolves `spec` (None = root) against the contents of /etc/passwd and /etc/group (empty if missing).
 pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User> {
     let spec = spec.filter(|s| !s.is_empty()).unwrap_or("0");
@@ -69,17 +84,7 @@ pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User> {
         }
     };
     if let Some(g) = group_part {
-        gid = match g.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => group_entries(group)
-                .find(|(n, _, _)| *n == g)
-                .map(|(_, gid, _)| gid)
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
-        };
+        gid = group_id(g, group)?;
     }
     let mut groups = vec![gid];
     if let (None, Some(name)) = (group_part, name) {
@@ -118,5 +123,8 @@ mod tests {
         assert_eq!((ng.uid, ng.gid), (65534, 1000));
         assert!(resolve(Some("ghost"), PASSWD, GROUP).is_err());
         assert!(resolve(Some("app:ghost"), PASSWD, GROUP).is_err());
+        assert_eq!(group_id("wheel", GROUP).unwrap(), 10);
+        assert_eq!(group_id("4242", GROUP).unwrap(), 4242);
+        assert!(group_id("ghost", GROUP).is_err());
     }
 }
