@@ -3,79 +3,19 @@
 //! build checks. Each test has its own store with the busybox fixture.
 
 mod build_support;
-#[path = "image_fixture.rs"]
-mod image_fixture;
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use build_support::context_with;
-use hoist_builder::union::Union;
+use build_support::{Env, context_with};
+use common::{git, serve_http};
 use hoist_image::Store;
-use image_fixture::HOIST;
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/build-advanced")
         .join(name)
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("store");
-        image_fixture::make_busybox(&root);
-        Env { dir, root }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(HOIST);
-        c.arg("--root").arg(&self.root).args(args);
-        c
-    }
-
-    fn hoist(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    /// Runs a command, asserting success; returns stdout + stderr.
-    fn ok(&self, c: &mut Command) -> String {
-        let out = c.output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{c:?} failed:\n{text}");
-        text
-    }
-
-    fn build(&self, args: &[&str]) -> String {
-        let mut a = vec!["build", "--progress", "plain"];
-        a.extend_from_slice(args);
-        self.ok(&mut self.cmd(&a))
-    }
-
-    fn view(&self, name: &str) -> Union {
-        build_support::view(&self.root, name)
-    }
-
-    fn read(&self, name: &str, path: &str) -> String {
-        build_support::read(&self.root, name, path)
-    }
-
-    fn exists(&self, name: &str, path: &str) -> bool {
-        self.view(name).lookup(path).is_some()
-    }
-
-    fn id(&self, name: &str) -> String {
-        build_support::image_id(&self.root, name)
-    }
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -203,7 +143,7 @@ fn secrets_reach_the_step_and_nothing_else() {
         ])
         .env("HOIST_TEST_SECRET_ENV", "x"));
     assert_eq!(again.matches("CACHED").count(), 6, "{again}");
-    assert_eq!(env.id("sec"), env.id("sec2"));
+    assert_eq!(env.image_id("sec"), env.image_id("sec2"));
 
     // A required secret that was not given fails the step with BuildKit's message (when the step
     // runs: like BuildKit, a cache hit does not need the secret).
@@ -542,22 +482,6 @@ fn heredocs_in_copy_add_and_run() {
     assert_eq!(md.permissions().mode() & 0o7777, 0o755);
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn add_git_repositories_by_ref_and_subdir() {
     let env = Env::new();
@@ -569,7 +493,7 @@ fn add_git_repositories_by_ref_and_subdir() {
     git(&work, &["add", "."]);
     git(&work, &["commit", "-qm", "one"]);
     git(&work, &["tag", "v1"]);
-    let c1 = git(&work, &["rev-parse", "HEAD"]);
+    let c1 = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
     std::fs::write(work.join("top.txt"), "v2\n").unwrap();
     git(&work, &["commit", "-qam", "two"]);
     let bare = env.dir.path().join("repo.git");
@@ -622,31 +546,11 @@ fn add_git_repositories_by_ref_and_subdir() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected checksum to match"));
 }
 
-/// Serves `body` to every request on a free 127.0.0.1 port (until the test process ends).
-fn serve_http(body: &'static [u8]) -> u16 {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut c in l.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = c.read(&mut buf);
-            let _ = write!(
-                c,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = c.write_all(body);
-        }
-    });
-    port
-}
-
 #[test]
 fn add_url_with_checksum() {
     let env = Env::new();
     let body: &'static [u8] = b"downloaded content\n";
-    let port = serve_http(body);
+    let port = serve_http(body.to_vec());
     let sum = format!("sha256:{}", sha256_hex(body));
     let ctx = env.dir.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();

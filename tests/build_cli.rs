@@ -4,82 +4,18 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use build_support::context_with;
+use build_support::{Env, context_with};
+use common::HOIST;
 use hoist_builder::union::Union;
-use hoist_image::{ImageConfig, Store};
+use hoist_image::Store;
 
 mod build_support;
-
-const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
+mod common;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A temp store with busybox:latest in it.
-struct Env {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("store");
-        let out = Command::new("bash")
-            .arg(repo().join("fixtures/make-busybox.sh"))
-            .arg(&root)
-            .env("HOIST", HOIST)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "fixture: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Env { _dir: dir, root }
-    }
-
-    fn hoist(&self, args: &[&str]) -> Output {
-        Command::new(HOIST)
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// `hoist build --progress plain ARGS`, asserting success; returns stderr (the progress).
-    fn build_ok(&self, args: &[&str]) -> String {
-        let mut a = vec!["build", "--progress", "plain"];
-        a.extend_from_slice(args);
-        let out = self.hoist(&a);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "build {args:?} failed:\n{err}");
-        err
-    }
-
-    fn config(&self, name: &str) -> ImageConfig {
-        Store::open(&self.root)
-            .unwrap()
-            .resolve(name)
-            .unwrap()
-            .config
-    }
-
-    fn image_id(&self, name: &str) -> String {
-        build_support::image_id(&self.root, name)
-    }
-
-    fn view(&self, name: &str) -> Union {
-        build_support::view(&self.root, name)
-    }
-
-    fn read(&self, name: &str, path: &str) -> String {
-        build_support::read(&self.root, name, path)
-    }
 }
 
 fn case(name: &str) -> String {
@@ -125,7 +61,7 @@ fn step_statuses(progress: &str) -> Vec<(String, String)> {
 #[test]
 fn every_instruction_lands_in_the_config() {
     let env = Env::new();
-    env.build_ok(&["-t", "basic:latest", &case("basic")]);
+    env.build(&["-t", "basic:latest", &case("basic")]);
     let c = env.config("basic:latest");
     let cc = c.config.clone().unwrap();
     let envs = cc.env.clone().unwrap();
@@ -183,7 +119,7 @@ fn every_instruction_lands_in_the_config() {
         "hello from /app as 0\n"
     );
     // ONBUILD fires in a child image, and is not inherited further.
-    env.build_ok(&[
+    env.build(&[
         "-t",
         "child",
         "-f",
@@ -247,7 +183,7 @@ fn build_args_labels_and_output_files() {
 #[test]
 fn multistage_parallel_target_and_unneeded_stages() {
     let env = Env::new();
-    let progress = env.build_ok(&["-t", "multi", &case("multistage")]);
+    let progress = env.build(&["-t", "multi", &case("multistage")]);
     assert!(
         !progress.contains("must never run"),
         "an unneeded stage ran:\n{progress}"
@@ -270,7 +206,7 @@ fn multistage_parallel_target_and_unneeded_stages() {
     );
     assert!(env.view("multi").lookup("/middle.txt").is_none());
     // --target builds the named stage and what it needs only (a, then middle; b is not needed).
-    let progress = env.build_ok(&["--target", "middle", "-t", "mid", &case("multistage")]);
+    let progress = env.build(&["--target", "middle", "-t", "mid", &case("multistage")]);
     assert!(
         !progress.contains("[b "),
         "stage b ran for --target middle:\n{progress}"
@@ -290,7 +226,7 @@ fn cache_hits_then_invalidation_from_the_first_reader() {
     let ctx = tempfile::tempdir().unwrap();
     copy_case("../hello", ctx.path());
     let c = ctx.path().to_str().unwrap();
-    let first = env.build_ok(&["-t", "hello", c]);
+    let first = env.build(&["-t", "hello", c]);
     let id1 = env.image_id("hello");
     assert!(
         step_statuses(&first)
@@ -298,7 +234,7 @@ fn cache_hits_then_invalidation_from_the_first_reader() {
             .any(|(_, s)| s.starts_with("DONE"))
     );
     // Second build: every step is a cache hit and the image is the same.
-    let second = env.build_ok(&["-t", "hello", c]);
+    let second = env.build(&["-t", "hello", c]);
     let st = step_statuses(&second);
     assert_eq!(st.len(), 6, "{second}");
     assert!(st.iter().all(|(_, s)| s == "CACHED"), "{st:#?}");
@@ -313,11 +249,11 @@ fn cache_hits_then_invalidation_from_the_first_reader() {
             .unwrap()
             .success()
     );
-    let st = step_statuses(&env.build_ok(&["-t", "hello", c]));
+    let st = step_statuses(&env.build(&["-t", "hello", c]));
     assert!(st.iter().all(|(_, s)| s == "CACHED"), "{st:#?}");
     // Changed content: the COPY that reads it and every later step of its stage re-run.
     std::fs::write(&f, "changed text\n").unwrap();
-    let third = env.build_ok(&["-t", "hello", c]);
+    let third = env.build(&["-t", "hello", c]);
     let st = step_statuses(&third);
     let status = |prefix: &str| {
         st.iter()
@@ -333,7 +269,7 @@ fn cache_hits_then_invalidation_from_the_first_reader() {
     assert!(status("[stage-1 2/2] COPY").starts_with("DONE"), "{st:#?}");
     assert_eq!(env.read("hello", "/etc/greeting"), "CHANGED TEXT\n");
     // --no-cache runs everything again.
-    let st = step_statuses(&env.build_ok(&["--no-cache", "-t", "hello", c]));
+    let st = step_statuses(&env.build(&["--no-cache", "-t", "hello", c]));
     assert!(
         st.iter()
             .filter(|(t, _)| !t.contains("FROM"))
@@ -345,7 +281,7 @@ fn cache_hits_then_invalidation_from_the_first_reader() {
 #[test]
 fn dockerignore_rules_are_dockers() {
     let env = Env::new();
-    env.build_ok(&["-t", "ign", &case("dockerignore")]);
+    env.build(&["-t", "ign", &case("dockerignore")]);
     let v = env.view("ign");
     let has = |p: &str| v.lookup(&format!("/ctx/{p}")).is_some();
     for p in ["README.md", "src/main.c", "docs/deep/keep.txt"] {
@@ -368,7 +304,7 @@ fn dockerignore_rules_are_dockers() {
 #[test]
 fn copy_semantics() {
     let env = Env::new();
-    env.build_ok(&["-t", "cp", &case("copy")]);
+    env.build(&["-t", "cp", &case("copy")]);
     let v = env.view("cp");
     let has = |p: &str| v.lookup(p).is_some();
     // A directory source copies its contents; the directory itself only when named as dest.
@@ -602,7 +538,7 @@ fn workdir_creates_its_directory_in_its_own_layer() {
         "FROM busybox:latest\nUSER nobody\nWORKDIR /srv/app/data\nUSER root\nWORKDIR /tmp\nWORKDIR /\nWORKDIR relative\n",
         &[],
     );
-    let progress = env.build_ok(&["-t", "wd", ctx.path().to_str().unwrap()]);
+    let progress = env.build(&["-t", "wd", ctx.path().to_str().unwrap()]);
     assert!(
         progress.contains("[2/4] WORKDIR /srv/app/data"),
         "WORKDIR is a step of its own:\n{progress}"
@@ -683,7 +619,7 @@ fn copy_chmod_takes_octal_and_symbolic_modes() {
     set("dir/f", 0o664);
     set("dir/sub", 0o700);
     set("dir/sub/g", 0o766);
-    env.build_ok(&["-t", "cm", ctx.path().to_str().unwrap()]);
+    env.build(&["-t", "cm", ctx.path().to_str().unwrap()]);
     let v = env.view("cm");
     let mode = |p: &str| v.lookup(p).unwrap_or_else(|| panic!("{p}")).1.mode() & 0o7777;
     assert_eq!(mode("/bin/run.sh"), 0o755, "+x adds x for all");
@@ -743,7 +679,7 @@ fn progress_shows_the_build_context_transfer() {
             (".dockerignore", b"*.bin\n"),
         ],
     );
-    let progress = env.build_ok(&["-t", "ctx", ctx.path().to_str().unwrap()]);
+    let progress = env.build(&["-t", "ctx", ctx.path().to_str().unwrap()]);
     let vertex = |name: &str| -> Vec<String> {
         let head = progress
             .lines()
@@ -779,6 +715,6 @@ fn progress_shows_the_build_context_transfer() {
         "FROM busybox:latest\nRUN true\n",
     )
     .unwrap();
-    let progress = env.build_ok(&[ctx.path().to_str().unwrap()]);
+    let progress = env.build(&[ctx.path().to_str().unwrap()]);
     assert!(!progress.contains("load build context"), "{progress}");
 }

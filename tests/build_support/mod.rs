@@ -1,36 +1,97 @@
-//! Helpers shared by the `hoist build` test files (build_cli, build_advanced_cli): reading a built
-//! image's files from the store and writing throwaway build contexts.
+//! What the `hoist build` test files (build_cli, build_advanced_cli) share: a store with the
+//! busybox fixture ([`Env`]), reading a built image back from it, and throwaway build contexts.
+//! Needs the shared harness as `crate::common`.
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use hoist_builder::union::Union;
-use hoist_image::Store;
+use hoist_image::{ImageConfig, Store};
 
-/// The merged view of image `name`'s layers in the store at `root`.
-pub fn view(root: &Path, name: &str) -> Union {
-    let store = Store::open(root).unwrap();
-    let img = store.resolve(name).unwrap();
-    Union::new(store.unpacked_layers(&img).unwrap())
+use crate::common::{HOIST, make_busybox};
+
+/// A temp store with busybox:latest in it.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
 }
 
-/// A file of image `name` as text (panics when it is missing).
-pub fn read(root: &Path, name: &str, path: &str) -> String {
-    let bytes = view(root, name)
-        .read(path)
-        .unwrap_or_else(|| panic!("{path} missing in {name}"));
-    String::from_utf8(bytes).unwrap()
-}
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        make_busybox(&root);
+        Env { dir, root }
+    }
 
-/// Image `name`'s ID.
-pub fn image_id(root: &Path, name: &str) -> String {
-    Store::open(root)
-        .unwrap()
-        .resolve(name)
-        .unwrap()
-        .id()
-        .to_string()
+    /// `hoist --root STORE ARGS`, not run yet.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(HOIST);
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+
+    pub fn hoist(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs a command, asserting success; returns stdout + stderr.
+    pub fn ok(&self, c: &mut Command) -> String {
+        let out = c.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{c:?} failed:\n{text}");
+        text
+    }
+
+    /// `hoist build --progress plain ARGS`, asserting success; returns the output (the progress).
+    pub fn build(&self, args: &[&str]) -> String {
+        let mut a = vec!["build", "--progress", "plain"];
+        a.extend_from_slice(args);
+        self.ok(&mut self.cmd(&a))
+    }
+
+    pub fn config(&self, name: &str) -> ImageConfig {
+        Store::open(&self.root)
+            .unwrap()
+            .resolve(name)
+            .unwrap()
+            .config
+    }
+
+    pub fn image_id(&self, name: &str) -> String {
+        Store::open(&self.root)
+            .unwrap()
+            .resolve(name)
+            .unwrap()
+            .id()
+            .to_string()
+    }
+
+    /// The merged view of the image's layers.
+    pub fn view(&self, name: &str) -> Union {
+        let store = Store::open(&self.root).unwrap();
+        let img = store.resolve(name).unwrap();
+        Union::new(store.unpacked_layers(&img).unwrap())
+    }
+
+    /// A file of the image as text (panics when it is missing).
+    pub fn read(&self, name: &str, path: &str) -> String {
+        let bytes = self
+            .view(name)
+            .read(path)
+            .unwrap_or_else(|| panic!("{path} missing in {name}"));
+        String::from_utf8(bytes).unwrap()
+    }
+
+    pub fn exists(&self, name: &str, path: &str) -> bool {
+        self.view(name).lookup(path).is_some()
+    }
 }
 
 /// A context directory holding `dockerfile` as its Dockerfile and `files` (path, content).
