@@ -42,8 +42,19 @@ pub enum CacheSpec {
 }
 
 impl CacheSpec {
-    /// Parses buildx's CSV syntax. A value without `type=` is a registry reference.
-    pub fn parse(s: &str) -> Result<CacheSpec> {
+    /// Parses a `--cache-from` value in buildx's CSV syntax (a value without `type=` is a registry
+    /// reference; a local cache is read from `src=DIR`).
+    pub fn parse_from(s: &str) -> Result<CacheSpec> {
+        Self::parse(s, "src")
+    }
+
+    /// Parses a `--cache-to` value (a local cache is written to `dest=DIR`).
+    pub fn parse_to(s: &str) -> Result<CacheSpec> {
+        Self::parse(s, "dest")
+    }
+
+    /// `dir_key` is the one key naming a local cache's directory for this flag.
+    fn parse(s: &str, dir_key: &str) -> Result<CacheSpec> {
         if !s.contains('=') {
             if s.is_empty() {
                 bail!("invalid cache option: empty value");
@@ -65,7 +76,14 @@ impl CacheSpec {
             match k.trim() {
                 "type" => kind = Some(v.trim().to_string()),
                 "ref" => reference = Some(v.trim().to_string()),
-                "dest" | "src" => dir = Some(std::path::PathBuf::from(v.trim())),
+                k @ ("dest" | "src") if k == dir_key => {
+                    dir = Some(std::path::PathBuf::from(v.trim()))
+                }
+                k @ ("dest" | "src") => {
+                    bail!(
+                        "{k}= names the directory of the other direction: use {dir_key}=DIR in {s:?}"
+                    )
+                }
                 "tag" => tag = Some(v.trim().to_string()),
                 "mode" => match v.trim() {
                     "min" => mode_max = false,
@@ -85,9 +103,7 @@ impl CacheSpec {
             }),
             Some("inline") => Ok(CacheSpec::Inline),
             Some("local") => Ok(CacheSpec::Local {
-                dir: dir.ok_or_else(|| {
-                    anyhow!("type=local cache needs dest=DIR (--cache-to) or src=DIR (--cache-from) in {s:?}")
-                })?,
+                dir: dir.ok_or_else(|| anyhow!("type=local cache needs {dir_key}=DIR in {s:?}"))?,
                 tag: tag.unwrap_or_else(|| "latest".into()),
                 mode_max,
             }),
@@ -581,23 +597,26 @@ mod tests {
     #[test]
     fn parses_buildx_cache_options() {
         assert_eq!(
-            CacheSpec::parse("type=registry,ref=r:5000/c:main,mode=max").unwrap(),
+            CacheSpec::parse_to("type=registry,ref=r:5000/c:main,mode=max").unwrap(),
             CacheSpec::Registry {
                 reference: "r:5000/c:main".into(),
                 mode_max: true
             }
         );
         assert_eq!(
-            CacheSpec::parse("r/app:1").unwrap(),
+            CacheSpec::parse_from("r/app:1").unwrap(),
             CacheSpec::Registry {
                 reference: "r/app:1".into(),
                 mode_max: false
             }
         );
-        assert_eq!(CacheSpec::parse("type=inline").unwrap(), CacheSpec::Inline);
-        assert!(CacheSpec::parse("type=registry").is_err());
         assert_eq!(
-            CacheSpec::parse("type=local,dest=/tmp/c,mode=max").unwrap(),
+            CacheSpec::parse_to("type=inline").unwrap(),
+            CacheSpec::Inline
+        );
+        assert!(CacheSpec::parse_to("type=registry").is_err());
+        assert_eq!(
+            CacheSpec::parse_to("type=local,dest=/tmp/c,mode=max").unwrap(),
             CacheSpec::Local {
                 dir: "/tmp/c".into(),
                 tag: "latest".into(),
@@ -605,16 +624,18 @@ mod tests {
             }
         );
         assert_eq!(
-            CacheSpec::parse("type=local,src=c,tag=ci").unwrap(),
+            CacheSpec::parse_from("type=local,src=c,tag=ci").unwrap(),
             CacheSpec::Local {
                 dir: "c".into(),
                 tag: "ci".into(),
                 mode_max: false
             }
         );
-        assert!(CacheSpec::parse("type=local").is_err());
-        assert!(CacheSpec::parse("type=gha").is_err());
-        assert!(CacheSpec::parse("type=registry,ref=x,mode=all").is_err());
+        assert!(CacheSpec::parse_to("type=local").is_err());
+        assert!(CacheSpec::parse_to("type=local,src=/tmp").is_err());
+        assert!(CacheSpec::parse_from("type=local,dest=/tmp").is_err());
+        assert!(CacheSpec::parse_to("type=gha").is_err());
+        assert!(CacheSpec::parse_to("type=registry,ref=x,mode=all").is_err());
     }
 
     /// Threads of this process named THREAD_NAME (from /proc).

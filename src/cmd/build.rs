@@ -143,12 +143,12 @@ impl BuildArgs {
             cache_from: self
                 .cache_from
                 .iter()
-                .map(|s| CacheSpec::parse(s))
+                .map(|s| CacheSpec::parse_from(s))
                 .collect::<anyhow::Result<_>>()?,
             cache_to: self
                 .cache_to
                 .iter()
-                .map(|s| CacheSpec::parse(s))
+                .map(|s| CacheSpec::parse_to(s))
                 .collect::<anyhow::Result<_>>()?,
             insecure_registries: self.insecure_registries.clone(),
         })
