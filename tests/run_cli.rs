@@ -315,6 +315,18 @@ fn run_limits() {
     assert_ne!(code(&out), 0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("fork"));
     assert_eq!(s.ok(&["run", "--cpus", "0.5", "busybox", "true"]), "");
+    // Every task in the container counts, PID 1 (and the init with --init) included, as in Docker.
+    let pids = |init: &[&str], sleeps: usize| {
+        let script = format!("{} wait", "sleep 1 & ".repeat(sleeps));
+        let mut args = vec!["run", "--pids-limit", "3"];
+        args.extend(init);
+        args.extend(["busybox", "sh", "-c", &script]);
+        code(&s.run(&args))
+    };
+    assert_eq!(pids(&[], 2), 0);
+    assert_ne!(pids(&[], 3), 0);
+    assert_eq!(pids(&["--init"], 1), 0);
+    assert_ne!(pids(&["--init"], 2), 0);
 }
 
 /// Processes whose command line is exactly `cmdline` (so hoist's own `... run busybox CMD` is not one).

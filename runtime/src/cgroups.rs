@@ -33,6 +33,7 @@ fn is_v2() -> bool {
 
 impl Cgroup {
     /// Creates the cgroup `name` with `limits`, or returns `None` when no limit is set.
+    /// Every task counts towards `limits.pids`, hoist's init too (as `docker run --init`'s does).
     pub fn create(name: &str, limits: &Limits) -> io::Result<Option<Cgroup>> {
         if limits.memory.is_none() && limits.cpus.is_none() && limits.pids.is_none() {
             return Ok(None);
@@ -41,10 +42,9 @@ impl Cgroup {
             dirs: Vec::new(),
             procs: Vec::new(),
         };
-        // PID 1 of the sandbox (hoist's init) is one task more than the command's own.
         let pids = limits.pids.map(|p| {
             if p > 0 {
-                (p + 1).to_string()
+                p.to_string()
             } else {
                 "max".into()
             }

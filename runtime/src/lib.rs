@@ -602,15 +602,11 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     match kind {
         1 => Ok(ExitStatus::Code(value)),
         2 => Ok(ExitStatus::Signal(value)),
+        // PID 1 killed (the command, or the init: the OOM killer may pick it, as it counts the pages
+        // it shares with hoist): the whole sandbox died of that signal.
+        _ if libc::WIFSIGNALED(status) => Ok(ExitStatus::Signal(libc::WTERMSIG(status))),
         // The command was PID 1: its own status.
-        _ if spec.pid1 == Pid1::Command && libc::WIFSIGNALED(status) => {
-            Ok(ExitStatus::Signal(libc::WTERMSIG(status)))
-        }
         _ if spec.pid1 == Pid1::Command => Ok(ExitStatus::Code(libc::WEXITSTATUS(status))),
-        _ if libc::WIFSIGNALED(status) => Err(Error::setup(
-            "the sandbox's init was killed",
-            io::Error::other(format!("signal {}", libc::WTERMSIG(status))),
-        )),
         _ => Err(Error::setup(
             "the sandbox's init exited without a status",
             io::Error::other(format!("exit code {}", libc::WEXITSTATUS(status))),

@@ -7,7 +7,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use hoist_runtime::{
-    ExitStatus, Limits, Mount, MountKind, Network, Process, Rootfs, Spec, Stdio, run,
+    ExitStatus, Limits, Mount, MountKind, Network, Pid1, Process, Rootfs, Security, Spec, Stdio,
+    run,
 };
 
 /// A minimal image: busybox, its applets, /etc/passwd and /etc/group.
@@ -375,4 +376,85 @@ fn dir_rootfs_and_cleanup() {
     for p in ["proc", "dev", "sys", "etc/hosts"] {
         assert!(!root.join(p).exists(), "{p} left behind");
     }
+}
+
+#[test]
+fn command_as_pid1_on_a_read_only_root() {
+    let f = fixture();
+    let mut spec = f.spec(
+        "echo $$; touch /x 2>/dev/null && echo rw || echo ro; touch /t/y && echo tmpfs-rw; \
+         echo > /etc/hostname 2>/dev/null || echo etc-ro; pwd",
+    );
+    spec.pid1 = Pid1::Command;
+    spec.readonly_rootfs = true;
+    spec.process.cwd = "/made/here".into();
+    spec.mounts = vec![Mount {
+        target: "/t".into(),
+        kind: MountKind::TmpfsOptions {
+            flags: libc::MS_NOSUID,
+            data: "size=1m".into(),
+        },
+    }];
+    assert_eq!(ok(&spec), "1\nro\ntmpfs-rw\netc-ro\n/made/here\n");
+    assert!(!f.upper.join("x").exists());
+    // The command's own exit status and signal come back without the init.
+    spec.process.args = vec!["sh".into(), "-c".into(), "exit 5".into()];
+    assert_eq!(capture(&spec).0.unwrap(), ExitStatus::Code(5));
+    spec.process.args = vec![
+        "sh".into(),
+        "-c".into(),
+        "trap - TERM; kill -SEGV $$".into(),
+    ];
+    assert_eq!(
+        capture(&spec).0.unwrap(),
+        ExitStatus::Code(0),
+        "PID 1 ignores it"
+    );
+}
+
+#[test]
+fn only_stdio_crosses_into_concurrent_sandboxes() {
+    // A descriptor this process opened without close-on-exec, and the runs' own descriptors.
+    let leak = unsafe { libc::open(c"/".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+    assert!(leak > 2);
+    let runs: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let f = fixture();
+                let mut spec = f.spec("ls /proc/self/fd; sleep 0.2");
+                spec.pid1 = if i % 2 == 0 {
+                    Pid1::Init
+                } else {
+                    Pid1::Command
+                };
+                ok(&spec)
+            })
+        })
+        .collect();
+    for r in runs {
+        assert_eq!(r.join().unwrap(), "0\n1\n2\n3\n");
+    }
+    unsafe { libc::close(leak) };
+}
+
+#[test]
+fn tty_is_the_sandboxs_own_pts() {
+    let f = fixture();
+    let mut spec = f.spec("tty; test -t 0 && test -t 2 && echo all-three");
+    spec.process.tty = true;
+    spec.pid1 = Pid1::Command;
+    // Output goes through the pty (CRLF).
+    assert_eq!(ok(&spec), "/dev/pts/0\r\nall-three\r\n");
+}
+
+#[test]
+fn capability_sets_and_privileged() {
+    let f = fixture();
+    let mut spec = f.spec("grep CapEff /proc/self/status");
+    spec.security.capabilities = 1 << 12;
+    assert_eq!(ok(&spec), "CapEff:\t0000000000001000\n");
+    spec.process.args[2] = "mkdir -p /mnt && mount -t tmpfs none /mnt && echo mounted".into();
+    assert_ne!(capture(&spec).0.unwrap(), ExitStatus::Code(0));
+    spec.security = Security::privileged();
+    assert_eq!(ok(&spec), "mounted\n");
 }
