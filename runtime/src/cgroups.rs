@@ -42,13 +42,9 @@ impl Cgroup {
             dirs: Vec::new(),
             procs: Vec::new(),
         };
-        let pids = limits.pids.map(|p| {
-            if p > 0 {
-                p.to_string()
-            } else {
-                "max".into()
-            }
-        });
+        let pids = limits
+            .pids
+            .map(|p| if p > 0 { p.to_string() } else { "max".into() });
         let cpu_quota = limits
             .cpus
             .map(|c| (c * 100_000.0).round().max(1000.0) as u64);
