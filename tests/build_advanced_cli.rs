@@ -715,3 +715,148 @@ fn undefined_var_check_knows_the_base_image_environment() {
         .user;
     assert_eq!(user.as_deref(), Some("/srv/app"));
 }
+
+/// A tree of (path, content) files under a new temp dir.
+fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let path = d.path().join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, c).unwrap();
+    }
+    d
+}
+
+#[test]
+fn build_contexts_replace_stages_and_images_and_add_sources() {
+    let env = Env::new();
+    // An OCI layout directory holding `laid:v1` (untarred from a type=oci output).
+    let laid_ctx = context_with("FROM busybox\nRUN echo laid > /etc/laid\n", &[]);
+    let laid_tar = env.dir.path().join("laid.tar");
+    env.build(&[
+        "-t",
+        "laid:v1",
+        "-o",
+        &format!("type=oci,dest={}", laid_tar.display()),
+        laid_ctx.path().to_str().unwrap(),
+    ]);
+    let layout = env.dir.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    let st = Command::new("tar")
+        .arg("xf")
+        .arg(&laid_tar)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok(&mut env.cmd(&["rmi", "laid:v1"]));
+
+    // The main context ignores a.txt; the named one ignores only what its own file says.
+    let ctx = context_with(
+        "FROM busybox AS tools\nRUN echo from-stage > /tool\n\
+         FROM rootctx AS fromdir\n\
+         FROM alpine\n\
+         COPY --from=tools /tool /tool\n\
+         COPY --from=src / /src/\n\
+         RUN --mount=from=src,target=/m cat /m/a.txt > /mounted\n\
+         COPY --from=fromdir /hello /hello\n\
+         COPY --from=laid /etc/laid /laid\n",
+        &[(".dockerignore", b"a.txt\n"), ("a.txt", b"main\n")],
+    );
+    let src = tree(&[
+        ("a.txt", "named-a\n"),
+        ("ignored.txt", "x"),
+        (".dockerignore", "ignored.txt\n"),
+    ]);
+    let tools = tree(&[("tool", "from-context\n")]);
+    let rootctx = tree(&[("hello", "hello-root\n")]);
+    let ctx_arg = |name: &str, dir: &Path| format!("{name}={}", dir.display());
+    let args = [
+        "--build-context".to_string(),
+        ctx_arg("src", src.path()),
+        "--build-context".into(),
+        ctx_arg("tools", tools.path()),
+        "--build-context".into(),
+        ctx_arg("rootctx", rootctx.path()),
+        "--build-context".into(),
+        "alpine=docker-image://busybox:latest".into(),
+        "--build-context".into(),
+        format!("laid=oci-layout://{}:v1", layout.display()),
+    ];
+    let mut a: Vec<&str> = vec!["-t", "named:1"];
+    a.extend(args.iter().map(String::as_str));
+    a.push(ctx.path().to_str().unwrap());
+    let progress = env.build(&a);
+    assert!(
+        progress.contains("[context src] load .dockerignore"),
+        "{progress}"
+    );
+    // The stage named like a context is replaced: its RUN never ran.
+    assert_eq!(env.read("named:1", "/tool"), "from-context\n");
+    assert!(!progress.contains("echo from-stage"), "{progress}");
+    assert_eq!(env.read("named:1", "/src/a.txt"), "named-a\n");
+    assert!(!env.exists("named:1", "/src/ignored.txt"));
+    assert_eq!(env.read("named:1", "/mounted"), "named-a\n");
+    assert_eq!(env.read("named:1", "/hello"), "hello-root\n");
+    assert_eq!(env.read("named:1", "/laid"), "laid\n");
+    // `FROM alpine` is busybox: its config and layers.
+    let cfg = env.config("named:1");
+    let busybox = env.config("busybox:latest");
+    assert_eq!(cfg.config.unwrap().cmd, busybox.config.unwrap().cmd);
+    assert_eq!(
+        cfg.rootfs.diff_ids[..busybox.rootfs.diff_ids.len()],
+        busybox.rootfs.diff_ids[..]
+    );
+    // The oci-layout image was only borrowed: nothing untagged is left in the store.
+    let store = Store::open(&env.root).unwrap();
+    let images = store.list_images().unwrap();
+    assert!(images.iter().all(|i| i.name.is_some()), "{images:?}");
+
+    // A stage whose base is a local context starts from its files, as one layer.
+    env.build(&[
+        "--target",
+        "fromdir",
+        "-t",
+        "fromdir:1",
+        "--build-context",
+        &ctx_arg("rootctx", rootctx.path()),
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(env.read("fromdir:1", "/hello"), "hello-root\n");
+    let fd = env.config("fromdir:1");
+    assert_eq!(fd.rootfs.diff_ids.len(), 1);
+    assert_eq!(
+        fd.history[0].created_by.as_deref(),
+        Some("local source for rootctx")
+    );
+
+    // A change in a named context reaches the steps that read it.
+    std::fs::write(src.path().join("a.txt"), "named-b\n").unwrap();
+    env.build(&a);
+    assert_eq!(env.read("named:1", "/src/a.txt"), "named-b\n");
+    assert_eq!(env.read("named:1", "/mounted"), "named-b\n");
+
+    // buildx's errors.
+    let fails = |extra: &[&str]| {
+        let mut a = vec!["build"];
+        a.extend_from_slice(extra);
+        a.push(ctx.path().to_str().unwrap());
+        let out = env.hoist(&a);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = fails(&["--build-context", "src"]);
+    assert!(
+        e.contains("invalid context value: src, expected key=value"),
+        "{e}"
+    );
+    let e = fails(&["--build-context", "src=/does/not/exist"]);
+    assert!(
+        e.contains("failed to get build context src: stat /does/not/exist: "),
+        "{e}"
+    );
+    // Without the contexts, `FROM rootctx` is an image nobody has.
+    let e = fails(&["--target", "fromdir"]);
+    assert!(e.contains("rootctx"), "{e}");
+}

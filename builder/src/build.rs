@@ -44,6 +44,8 @@ pub struct BuildOptions {
     pub ssh: crate::secrets::SshAgents,
     /// `--push`, `--cache-from`, `--cache-to`, `--insecure-registry`.
     pub registry: crate::registry::RegistryOptions,
+    /// `--build-context`s by normalised name.
+    pub build_contexts: BTreeMap<String, crate::named_context::ContextSource>,
 }
 
 /// What a build produced.
@@ -119,6 +121,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     };
 
     let store = Store::open(&opts.store_root)?;
+    let named = crate::named_context::prepare(&store, &progress, &opts.build_contexts)?;
     let cache = Cache::open(&store.dir("cache")?)?;
     let (cache, remote) = crate::registry::attach_cache(cache, &store, &progress, &opts.registry)?;
     let platform = opts
@@ -141,6 +144,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         network: opts.network,
         platform,
         file_name: file_name.clone(),
+        contexts: named.inputs.clone(),
     };
     let mut seen: BTreeMap<String, hoist_image::Image> = BTreeMap::new();
     let mut resolver = |name: &str| -> Result<hoist_image::Image> {
@@ -210,6 +214,14 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         v.status(&transfer_status("context", bytes, v.elapsed()));
         v.done();
     }
+    for (name, root) in &named.roots {
+        if plan.reads(&crate::plan::Input::Local(name.clone())) {
+            let v = progress.vertex(&format!("[context {name}] load from client"));
+            let bytes = context_bytes(root)?;
+            v.status(&transfer_status(name, bytes, v.elapsed()));
+            v.done();
+        }
+    }
 
     let mut solver = Solver::new(
         store.clone(),
@@ -220,6 +232,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     );
     solver.secrets = opts.secrets.clone();
     solver.ssh = opts.ssh.clone();
+    solver.named = named.roots.clone();
     solver.source_date_epoch = crate::reproducible::source_date_epoch(&build_args)?;
     let result = solver.solve(&plan)?;
 

@@ -32,6 +32,30 @@ pub struct FrontendOptions {
     pub platform: String,
     /// The Dockerfile's display name in locations (`Dockerfile`).
     pub file_name: String,
+    /// `--build-context`s by normalised name ([`crate::named_context::context_name`]).
+    pub contexts: BTreeMap<String, NamedInput>,
+}
+
+/// A named context (`--build-context`) as the frontend uses it. As in BuildKit, one replaces a
+/// stage of its name (whose instructions then do not run) and an image of its name, in `FROM`,
+/// `COPY --from` and `RUN --mount=from=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedInput {
+    /// An image, resolved (pulled when missing) through the [`ImageResolver`].
+    Image(String),
+    /// A local directory the solver holds under the context's name ([`Input::Local`]).
+    Local,
+    /// Nothing (`docker-image://scratch`).
+    Scratch,
+}
+
+/// The named context `name` refers to, with its normalised name.
+fn named_context<'a>(opts: &'a FrontendOptions, name: &str) -> Option<(String, &'a NamedInput)> {
+    if opts.contexts.is_empty() {
+        return None;
+    }
+    let key = crate::named_context::context_name(name).ok()?;
+    opts.contexts.get(&key).map(|n| (key, n))
 }
 
 /// An error tied to a Dockerfile line.
@@ -147,12 +171,22 @@ pub fn lower(
         None => stages.len() - 1,
     };
 
+    // Stages a named context replaces.
+    let overridden: Vec<Option<(String, &NamedInput)>> = stages
+        .iter()
+        .map(|s| s.name.as_deref().and_then(|n| named_context(opts, n)))
+        .collect();
     // Base names (global args only) and dependencies.
     let mut base_names = Vec::new();
     let mut deps: Vec<BTreeSet<usize>> = Vec::new();
     for (i, s) in stages.iter().enumerate() {
         let b = ins::expand(&s.base, global.as_slice(), esc)
             .map_err(|e| err(&s.source, e.to_string()))?;
+        if overridden[i].is_some() {
+            base_names.push(b);
+            deps.push(BTreeSet::new());
+            continue;
+        }
         if b.is_empty() {
             return Err(err(
                 &s.source,
@@ -164,7 +198,9 @@ pub fn lower(
             for from in reads_from(&c.instruction) {
                 if let Some(j) = stage_index(&from, i) {
                     d.insert(j);
-                } else if by_name(&from, stages.len()).is_some() {
+                } else if by_name(&from, stages.len()).is_some()
+                    && named_context(opts, &from).is_none()
+                {
                     return Err(err(
                         &c.source,
                         format!(
@@ -196,19 +232,14 @@ pub fn lower(
         }
         let base_name = &base_names[i];
         base_env[i] = BaseEnv::Known(Vec::new());
-        let (base, mut config) = if base_name == "scratch" {
-            let c = ImageConfig {
-                architecture: arch.clone(),
-                os: os.clone(),
-                variant: (!variant.is_empty()).then(|| variant.clone()),
-                ..Default::default()
-            };
-            (Base::Scratch, c)
-        } else if let Some(j) = by_name(base_name, i) {
-            let c = chain_of[&j];
-            (Base::Chain(c), chains[c].config.clone())
-        } else {
-            let img = resolve(base_name).map_err(|e| err(&s.source, format!("{e:#}")))?;
+        let scratch = || ImageConfig {
+            architecture: arch.clone(),
+            os: os.clone(),
+            variant: (!variant.is_empty()).then(|| variant.clone()),
+            ..Default::default()
+        };
+        let mut image_base = |name: &str| -> Result<(Base, ImageConfig)> {
+            let img = resolve(name).map_err(|e| err(&s.source, format!("{e:#}")))?;
             let c = img.config.clone();
             base_env[i] = BaseEnv::Known(
                 c.config
@@ -216,14 +247,36 @@ pub fn lower(
                     .and_then(|cc| cc.env.clone())
                     .unwrap_or_default(),
             );
-            (
-                Base::Image {
-                    reference: base_name.clone(),
-                    id: img.id().to_string(),
-                    diff_ids: c.rootfs.diff_ids.iter().map(|d| d.to_string()).collect(),
-                },
-                c,
-            )
+            let base = Base::Image {
+                reference: name.to_string(),
+                id: img.id().to_string(),
+                diff_ids: c.rootfs.diff_ids.iter().map(|d| d.to_string()).collect(),
+            };
+            Ok((base, c))
+        };
+        // The named context this stage is, or starts from (never for `scratch` or a stage).
+        let context = overridden[i].clone().or_else(|| {
+            (base_name != "scratch" && by_name(base_name, i).is_none())
+                .then(|| named_context(opts, base_name))
+                .flatten()
+        });
+        // A local directory as the stage's root: laid down by the stage's first step.
+        let mut local_root = None;
+        let (base, mut config) = match &context {
+            Some((_, NamedInput::Image(r))) => image_base(r)?,
+            Some((_, NamedInput::Scratch)) => (Base::Scratch, scratch()),
+            Some((key, NamedInput::Local)) => {
+                local_root = Some(key.clone());
+                (Base::Scratch, scratch())
+            }
+            None if base_name == "scratch" => (Base::Scratch, scratch()),
+            None => match by_name(base_name, i) {
+                Some(j) => {
+                    let c = chain_of[&j];
+                    (Base::Chain(c), chains[c].config.clone())
+                }
+                None => image_base(base_name)?,
+            },
         };
         let label = match &s.name {
             Some(n) => n.clone(),
@@ -231,6 +284,15 @@ pub fn lower(
             None => format!("stage-{i}"),
         };
         let mut st = StageState::new(&mut config, opts, esc);
+        if let Some(key) = local_root {
+            st.local_root(&key, &s.source);
+        }
+        // A stage a named context replaces runs none of its instructions.
+        let commands: &[Command] = if overridden[i].is_some() {
+            &[]
+        } else {
+            &s.commands
+        };
         // ONBUILD triggers of the base image run first, located at the FROM line.
         let mut triggers = Vec::new();
         for t in st.cc.on_build.take().unwrap_or_default() {
@@ -240,7 +302,27 @@ pub fn lower(
             c.source.end_line = s.source.start_line;
             triggers.push(c);
         }
-        for c in triggers.iter().chain(&s.commands) {
+        if overridden[i].is_some() {
+            triggers.clear();
+        }
+        // Images read by `--from` are resolved (pulled when missing) before any step runs.
+        for c in triggers.iter().chain(commands) {
+            for from in reads_from(&c.instruction) {
+                if stage_index(&from, i).is_some()
+                    || from.contains('$')
+                    || from.parse::<usize>().is_ok()
+                {
+                    continue;
+                }
+                let image = match named_context(opts, &from) {
+                    Some((_, NamedInput::Image(r))) => r.clone(),
+                    Some(_) => continue,
+                    None => from,
+                };
+                resolve(&image).map_err(|e| err(&c.source, format!("{e:#}")))?;
+            }
+        }
+        for c in triggers.iter().chain(commands) {
             st.apply(c, &global, &|from: &str| -> Result<Input> {
                 if let Some(j) = stage_index(from, i) {
                     Ok(Input::Chain(chain_of[&j]))
@@ -249,7 +331,12 @@ pub fn lower(
                 } else if let Ok(k) = from.parse::<usize>() {
                     bail!("invalid stage index {k}")
                 } else {
-                    Ok(Input::Image(from.to_string()))
+                    Ok(match named_context(opts, from) {
+                        Some((_, NamedInput::Image(r))) => Input::Image(r.clone()),
+                        Some((key, NamedInput::Local)) => Input::Local(key),
+                        Some((_, NamedInput::Scratch)) => Input::Inline(Vec::new()),
+                        None => Input::Image(from.to_string()),
+                    })
                 }
             })
             .map_err(|e| match e.downcast::<LineError>() {
@@ -268,8 +355,12 @@ pub fn lower(
         cfg.history.clear();
         chains.push(Chain {
             label,
-            // The FROM expansion, as progress shows it.
-            base_display: format!("FROM {base_name}"),
+            // The FROM expansion (what a named context stands for), as progress shows it.
+            base_display: match &context {
+                Some((_, NamedInput::Image(r))) => format!("FROM {r}"),
+                Some(_) => "FROM scratch".into(),
+                None => format!("FROM {base_name}"),
+            },
             base,
             steps,
             config: cfg,
@@ -369,6 +460,34 @@ impl<'c> StageState<'c> {
         } else {
             env.push(format!("{k}={v}"));
         }
+    }
+
+    /// The first step of a stage whose root is the named local context `key`: its files, as one
+    /// layer (BuildKit's exporter names such a layer after its source, outside the frontend's
+    /// history entries).
+    fn local_root(&mut self, key: &str, from: &Source) {
+        self.history.push(History {
+            created_by: Some(format!("local source for {key}")),
+            comment: Some("buildkit.exporter.image.v0".into()),
+            ..Default::default()
+        });
+        self.steps.push(Step {
+            display: format!("COPY --from={key} . /"),
+            location: format!("{}:{}", self.opts.file_name, from.start_line),
+            op: Op::File(FileOp {
+                from: Input::Local(key.to_string()),
+                sources: vec![".".into()],
+                dest: "/".into(),
+                chown: None,
+                chmod: None,
+                exclude: Vec::new(),
+                parents: false,
+                link: false,
+                unpack: false,
+                checksum: None,
+                keep_git_dir: false,
+            }),
+        });
     }
 
     /// A history entry, as BuildKit's `commitToHistory`: `layer` when the step adds one.
@@ -870,6 +989,7 @@ mod tests {
             network: NetworkMode::Host,
             platform: "linux/amd64".into(),
             file_name: "Dockerfile".into(),
+            contexts: BTreeMap::new(),
         }
     }
 
@@ -910,6 +1030,58 @@ mod tests {
                 "cannot copy from stage \"b\", it needs to be defined before current stage \"a\""
             ),
             "{e:#}"
+        );
+    }
+
+    #[test]
+    fn named_contexts_replace_stages_and_sources() {
+        let mut o = opts();
+        o.contexts.insert("tools".into(), NamedInput::Local);
+        o.contexts.insert("empty".into(), NamedInput::Scratch);
+        o.contexts.insert("src".into(), NamedInput::Local);
+        let df = "FROM scratch AS tools\nRUN false\nFROM scratch\nCOPY --from=tools /a /a\nCOPY --from=empty /c /c\nRUN --mount=from=src,target=/m true\n";
+        let p = plan(df, &o).unwrap();
+        assert_eq!(p.chains.len(), 2);
+        // The replaced stage runs none of its instructions: it is the context's files.
+        let tools = &p.chains[0];
+        assert_eq!(tools.steps.len(), 1);
+        match &tools.steps[0].op {
+            Op::File(f) => {
+                assert_eq!(f.from, Input::Local("tools".into()));
+                assert_eq!(
+                    (f.sources.as_slice(), f.dest.as_str()),
+                    (&[".".to_string()][..], "/")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let last = &p.chains[1];
+        let froms: Vec<Input> = last
+            .steps
+            .iter()
+            .map(|s| match &s.op {
+                Op::File(f) => f.from.clone(),
+                Op::Exec(e) => match &e.mounts[0] {
+                    ExecMount::Bind { from, .. } => from.clone(),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            froms,
+            [
+                Input::Chain(0),
+                Input::Inline(Vec::new()),
+                Input::Local("src".into())
+            ]
+        );
+        // `FROM src` starts from the directory.
+        let p = plan("FROM src\nRUN true\n", &o).unwrap();
+        assert_eq!(p.chains[0].steps.len(), 2);
+        assert_eq!(
+            p.chains[0].history[0].created_by.as_deref(),
+            Some("local source for src")
         );
     }
 

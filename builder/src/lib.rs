@@ -25,6 +25,7 @@ pub mod lay_pool;
 pub mod layer_out;
 pub mod lint;
 pub mod mounts;
+pub mod named_context;
 pub mod outputs;
 pub mod paths;
 pub mod plan;

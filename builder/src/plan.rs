@@ -17,14 +17,19 @@ pub struct Plan {
 impl Plan {
     /// Whether any step reads the build context (a COPY/ADD from it, a mount of it).
     pub fn reads_context(&self) -> bool {
+        self.reads(&Input::Context)
+    }
+
+    /// Whether any step reads `input` (a COPY/ADD from it, a mount of it).
+    pub fn reads(&self, input: &Input) -> bool {
         self.chains
             .iter()
             .flat_map(|c| &c.steps)
             .any(|s| match &s.op {
-                Op::File(f) => f.from == Input::Context,
+                Op::File(f) => f.from == *input,
                 Op::Exec(e) => e.mounts.iter().any(|m| match m {
-                    ExecMount::Bind { from, .. } => *from == Input::Context,
-                    ExecMount::Cache(c) => c.from == Some(Input::Context),
+                    ExecMount::Bind { from, .. } => from == input,
+                    ExecMount::Cache(c) => c.from.as_ref() == Some(input),
                     _ => false,
                 }),
                 Op::Mkdir(_) => false,
@@ -136,6 +141,8 @@ pub enum ExecMount {
 pub enum Input {
     /// The build context.
     Context,
+    /// A named local context (`--build-context NAME=DIR`), by name.
+    Local(String),
     /// The result of another chain.
     Chain(usize),
     /// An image from the store (by reference).

@@ -52,6 +52,8 @@ pub struct Solver {
     pub cache: Cache,
     pub index: HashIndex,
     pub context: Option<SourceRoot>,
+    /// Named local contexts (`--build-context NAME=DIR`), by name.
+    pub named: HashMap<String, SourceRoot>,
     pub progress: Arc<Progress>,
     pub no_cache: bool,
     /// `--secret` values, `--ssh` sockets (see [`crate::mounts`]).
@@ -84,6 +86,7 @@ impl Solver {
             cache,
             index,
             context,
+            named: HashMap::new(),
             progress,
             no_cache,
             secrets: Default::default(),
@@ -390,8 +393,8 @@ impl Solver {
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
     ) -> Result<String> {
         Ok(match input {
-            Input::Context => {
-                let ctx = self.context()?;
+            Input::Context | Input::Local(_) => {
+                let ctx = self.local_root(input)?;
                 let m = resolve_sources(ctx, ".")?;
                 digest_sources(ctx, &m, &CopyOptions::default(), &self.index, None)?
             }
@@ -407,6 +410,17 @@ impl Solver {
             .ok_or_else(|| anyhow!("no build context: the Dockerfile was read from stdin"))
     }
 
+    /// The directory of the main context or of a named local one.
+    fn local_root(&self, input: &Input) -> Result<&SourceRoot> {
+        match input {
+            Input::Local(n) => self
+                .named
+                .get(n)
+                .ok_or_else(|| anyhow!("no build context named {n:?}")),
+            _ => self.context(),
+        }
+    }
+
     fn resolve_image(&self, r: &str) -> Result<hoist_image::Image> {
         self.store
             .resolve(r)
@@ -420,7 +434,7 @@ impl Solver {
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
     ) -> Result<SourceRoot> {
         let (name, diff_ids) = match input {
-            Input::Context => return Ok(self.context()?.clone()),
+            Input::Context | Input::Local(_) => return Ok(self.local_root(input)?.clone()),
             Input::Inline(files) => {
                 let d = Scratch::new(&self.trash, &self.store.tmp_dir(), "inline-")?;
                 for (n, c) in files {
@@ -512,7 +526,7 @@ impl Solver {
                 matched.extend(resolve_sources(&r, s)?);
             }
             let d = match &f.from {
-                Input::Context | Input::Inline(_) => digest_sources(
+                Input::Context | Input::Local(_) | Input::Inline(_) => digest_sources(
                     &r,
                     &matched,
                     &copy_options(f),
@@ -763,7 +777,7 @@ fn copy_options(f: &FileOp) -> CopyOptions {
         chmod: f.chmod.as_ref().and_then(hoist_parser::chmod::Chmod::octal),
         exclude: f.exclude.clone(),
         parents: f.parents,
-        preserve_owner: !matches!(f.from, Input::Context | Input::Inline(_)),
+        preserve_owner: !matches!(f.from, Input::Context | Input::Local(_) | Input::Inline(_)),
         unpack_archives: f.unpack,
     }
 }

@@ -30,6 +30,10 @@ pub struct BuildArgs {
     /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     build_args: Vec<String>,
+    /// Additional build contexts (NAME=PATH, NAME=docker-image://IMAGE, NAME=oci-layout://DIR[:TAG],
+    /// NAME=GIT-URL): reached with FROM NAME, COPY --from=NAME, RUN --mount=from=NAME
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    build_contexts: Vec<String>,
     /// Set the target build stage to build
     #[arg(long)]
     target: Option<String>,
@@ -241,6 +245,9 @@ impl BuildArgs {
             secrets: hoist_builder::secrets::Secrets::from_specs(&self.secrets)?,
             ssh: hoist_builder::secrets::SshAgents::from_specs(&self.ssh)?,
             registry,
+            build_contexts: hoist_builder::named_context::parse_build_contexts(
+                &self.build_contexts,
+            )?,
         };
         let exports = self
             .outputs
