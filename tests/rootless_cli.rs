@@ -438,6 +438,7 @@ fn exit_codes_and_signals_pass_through_the_namespace_waiter() {
     );
 
     // SIGTERM to the hoist the user started (the waiter outside the namespace) reaches the command.
+    // `--init`: without it `sleep` is PID 1 and, as in Docker, ignores a SIGTERM it has no handler for.
     let marker = format!("7{}", std::process::id());
     let sleeping = || -> bool {
         fs::read_dir("/proc").unwrap().flatten().any(|e| {
@@ -448,7 +449,7 @@ fn exit_codes_and_signals_pass_through_the_namespace_waiter() {
     let start = || {
         let child = Killed(
             u.command(hoist_for_users())
-                .args(["run", "--rm", "busybox", "sleep", &marker])
+                .args(["run", "--rm", "--init", "busybox", "sleep", &marker])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
