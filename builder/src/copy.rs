@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::context::{Contents, HashIndex, SourceRoot, WalkEntry, join_rel, walk};
 use crate::dest_tree::{FileSource, Found, Kind, Node, Tree};
-use crate::dockerignore::{Ignore, glob_match, has_wildcard};
+pub use crate::dockerignore::has_wildcard;
+use crate::dockerignore::{Ignore, glob_match};
 use crate::paths::{clean, resolve_in_root, resolve_links};
 use crate::union::Union;
 
@@ -51,6 +52,38 @@ pub struct NotFound(pub String);
 
 /// Resolves one source as written in COPY/ADD (already variable-expanded) to the paths it names.
 pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> {
+    let list = |base: &str, comp: &str| -> Result<Vec<String>> {
+        let dir = resolve_in_root(&src.root, base, true)?;
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        Ok(rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| glob_match(comp, n))
+            .collect())
+    };
+    match_sources(pattern, &list, &|r| visible(src, r))
+}
+
+/// [`resolve_sources`] for an image or a stage seen through its layers (no flattened copy needed),
+/// for a `pattern` without wildcards (see [`has_wildcard`]).
+pub fn resolve_in_layers(view: &Union, pattern: &str) -> Result<Vec<Matched>> {
+    let unlisted = |_: &str, _: &str| -> Result<Vec<String>> { Ok(Vec::new()) };
+    let exists = |r: &str| {
+        view.resolve(r, true)
+            .is_ok_and(|p| view.lookup(&p).is_some())
+    };
+    match_sources(pattern, &unlisted, &exists)
+}
+
+/// The paths `pattern` names: wildcard components matched against `list(base dir, component)`,
+/// then kept when `visible`.
+fn match_sources(
+    pattern: &str,
+    list: &dyn Fn(&str, &str) -> Result<Vec<String>>,
+    visible: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Matched>> {
     let shown = clean(&format!("/{pattern}"));
     // `--parents` keeps what follows a `/./` marker, else the whole path.
     let keep_from = pattern.find("/./").map(|i| {
@@ -64,13 +97,7 @@ pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> 
         let mut next = Vec::new();
         for base in &found {
             if has_wildcard(comp) {
-                let dir = resolve_in_root(&src.root, base, true)?;
-                let Ok(rd) = fs::read_dir(&dir) else { continue };
-                let mut names: Vec<String> = rd
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| glob_match(comp, n))
-                    .collect();
+                let mut names = list(base, comp)?;
                 names.sort();
                 next.extend(names.into_iter().map(|n| join_rel(base, &n)));
             } else {
@@ -81,7 +108,7 @@ pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> 
     }
     let out: Vec<Matched> = found
         .into_iter()
-        .filter(|r| visible(src, r))
+        .filter(|r| visible(r))
         .map(|r| Matched {
             keep: match &keep_from {
                 Some(k) if r.starts_with(&format!("{k}/")) => r[k.len() + 1..].to_string(),
@@ -275,9 +302,12 @@ impl DestFs {
     }
 
     /// Adds `node` at `path` (in-image, its parent planned as a directory).
-    fn put(&self, path: &str, node: Node) {
+    fn put(&self, path: &str, node: Node) -> Result<()> {
         let new_name = !self.exists(path);
-        self.tree.borrow_mut().put(path, node, new_name);
+        if !self.tree.borrow_mut().put(path, node, new_name) {
+            bail!("cannot copy to {path}: its parent is not a directory of the copy");
+        }
+        Ok(())
     }
 }
 
@@ -448,7 +478,7 @@ fn ensure_dir(
                 }
             }
         };
-        dest_fs.put(&in_image, node);
+        dest_fs.put(&in_image, node)?;
     }
     Ok(resolved)
 }
@@ -506,8 +536,7 @@ fn put_entry(
         mtime: e.meta.mtime(),
         children: Default::default(),
     };
-    dest_fs.put(to, node);
-    Ok(())
+    dest_fs.put(to, node)
 }
 
 /// The compression of a tar archive, or None when the file is not an archive.

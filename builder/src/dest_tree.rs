@@ -123,19 +123,19 @@ impl Tree {
     /// Puts `node` at `path`, whose parent must be a directory of the tree. Onto a directory, a
     /// directory merges (content kept, metadata replaced); anything else replaces what is there.
     /// `new_name`: nothing had this name before (in the tree or below), so the parent's mtime moves
-    /// to the build's time unless it is fixed.
-    pub fn put(&mut self, path: &str, mut node: Node, new_name: bool) {
+    /// to the build's time unless it is fixed. False (nothing done) when the parent is not a
+    /// directory of the tree, or `path` is the root.
+    pub fn put(&mut self, path: &str, mut node: Node, new_name: bool) -> bool {
         let comps: Vec<&[u8]> = components(path).collect();
         let Some((name, parents)) = comps.split_last() else {
-            return;
+            return false;
         };
         let mut dir = &mut self.root;
         for c in parents {
-            dir = dir
-                .children
-                .get_mut(*c)
-                .filter(|n| n.is_dir())
-                .expect("parent directory planned before its entries");
+            match dir.children.get_mut(*c) {
+                Some(n) if n.is_dir() => dir = n,
+                _ => return false,
+            }
         }
         if new_name && !dir.fixed_mtime {
             dir.mtime = self.now;
@@ -148,6 +148,7 @@ impl Tree {
             }
         }
         dir.children.insert(name.to_vec(), node);
+        true
     }
 
     /// Every entry, depth first in the layer tar's order, with its path relative to the root.
@@ -189,8 +190,9 @@ mod tests {
     #[test]
     fn put_find_merge_replace() {
         let mut t = Tree::new(100);
-        t.put("/a", Node::dir(0, 0, 0o755, 1, false), true);
-        t.put("/a/f", file("/x"), true);
+        assert!(t.put("/a", Node::dir(0, 0, 0o755, 1, false), true));
+        assert!(t.put("/a/f", file("/x"), true));
+        assert!(!t.put("/nowhere/f", file("/x"), true));
         assert_eq!(t.find("/a").is_dir_with_mtime(), Some(100));
         // A directory onto a directory keeps the content, takes the new metadata.
         t.put("/a", Node::dir(1, 1, 0o700, 7, true), false);

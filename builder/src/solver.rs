@@ -13,7 +13,10 @@ use hoist_runtime as rt;
 
 use crate::cache::{Cache, CacheRecord, key_of};
 use crate::context::{HashIndex, SourceRoot, sha256_bytes};
-use crate::copy::{CopyOptions, DestFs, Reads, digest_sources, plan_copy, resolve_sources};
+use crate::copy::{
+    CopyOptions, DestFs, Reads, digest_sources, has_wildcard, plan_copy, resolve_in_layers,
+    resolve_sources,
+};
 use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
 use crate::progress::{Progress, Vertex};
 use crate::trash::{Scratch, Trash};
@@ -339,6 +342,7 @@ impl Solver {
         parts.extend(extra.iter().map(String::as_str));
         let key = key_of(&parts);
         if !self.no_cache
+            && !step.no_cache
             && let Some(rec) = self.cache.get(&key)
             && rec
                 .diff_id
@@ -366,7 +370,7 @@ impl Solver {
             }
             Op::File(f) => {
                 let mut p = prepared.expect("prepared");
-                self.file(f, &mut p, lowers, unpack)?
+                self.file(f, &mut p, lowers, unpack, wait)?
             }
             Op::Mkdir(m) => {
                 let work = Scratch::new(&self.trash, &self.store.tmp_dir(), "mkdir-")?;
@@ -433,7 +437,7 @@ impl Solver {
         input: &Input,
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
     ) -> Result<SourceRoot> {
-        let (name, diff_ids) = match input {
+        let (name, layers) = match input {
             Input::Context | Input::Local(_) => return Ok(self.local_root(input)?.clone()),
             Input::Inline(files) => {
                 let d = Scratch::new(&self.trash, &self.store.tmp_dir(), "inline-")?;
@@ -447,26 +451,36 @@ impl Solver {
                     .insert(format!("inline-{}", root.display()), Arc::new(d));
                 return Ok(SourceRoot::plain(root));
             }
+            Input::Chain(_) | Input::Image(_) => self.layer_dirs(input, wait)?,
+        };
+        if let Some(d) = self.flat.lock().unwrap().get(&name) {
+            return Ok(SourceRoot::plain(d.path()));
+        }
+        let d = Scratch::new(&self.trash, &self.store.tmp_dir(), "flat-")?;
+        Union::new(layers).flatten_into(d.path())?;
+        let root = d.path().to_path_buf();
+        self.flat.lock().unwrap().insert(name, Arc::new(d));
+        Ok(SourceRoot::plain(root))
+    }
+
+    /// A name for a chain's or an image's result and its unpacked layer directories, bottom first.
+    fn layer_dirs(
+        &self,
+        input: &Input,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+    ) -> Result<(String, Vec<PathBuf>)> {
+        let (name, diff_ids) = match input {
             Input::Chain(c) => {
                 let r = wait(*c)?;
                 (r.key.clone(), r.diff_ids.clone())
             }
             Input::Image(r) => {
                 let img = self.resolve_image(r)?;
-                (
-                    img.id().to_string(),
-                    img.config
-                        .rootfs
-                        .diff_ids
-                        .iter()
-                        .map(|d| d.to_string())
-                        .collect(),
-                )
+                let ids = img.config.rootfs.diff_ids.iter();
+                (img.id().to_string(), ids.map(|d| d.to_string()).collect())
             }
+            _ => bail!("not a stage or an image"),
         };
-        if let Some(d) = self.flat.lock().unwrap().get(&name) {
-            return Ok(SourceRoot::plain(d.path()));
-        }
         let layers = diff_ids
             .iter()
             .map(|d| {
@@ -475,11 +489,7 @@ impl Solver {
                     .unpacked_layer(&d.parse().map_err(|e| anyhow!("{e}"))?)?)
             })
             .collect::<Result<Vec<_>>>()?;
-        let d = Scratch::new(&self.trash, &self.store.tmp_dir(), "flat-")?;
-        Union::new(layers).flatten_into(d.path())?;
-        let root = d.path().to_path_buf();
-        self.flat.lock().unwrap().insert(name, Arc::new(d));
-        Ok(SourceRoot::plain(root))
+        Ok((name, layers))
     }
 
     fn prepare_copy(
@@ -521,26 +531,35 @@ impl Solver {
         let mut matched = Vec::new();
         let mut reads = Reads::default();
         if !local.is_empty() {
-            let r = self.input_root(&f.from, wait)?;
-            for s in &local {
-                matched.extend(resolve_sources(&r, s)?);
-            }
-            let d = match &f.from {
-                Input::Context | Input::Local(_) | Input::Inline(_) => digest_sources(
-                    &r,
-                    &matched,
-                    &copy_options(f),
-                    &self.index,
-                    Some(&mut reads),
-                )?,
-                other => {
+            // A stage's or an image's sources are named through its layers; it is flattened only
+            // to copy from it (in `file`, on a cache miss), unless a wildcard must be listed.
+            let in_layers = matches!(f.from, Input::Chain(_) | Input::Image(_))
+                && !local.iter().any(|s| has_wildcard(s));
+            let r = if in_layers {
+                let view = Union::new(self.layer_dirs(&f.from, wait)?.1);
+                for s in &local {
+                    matched.extend(resolve_in_layers(&view, s)?);
+                }
+                None
+            } else {
+                let r = self.input_root(&f.from, wait)?;
+                for s in &local {
+                    matched.extend(resolve_sources(&r, s)?);
+                }
+                Some(r)
+            };
+            let d = match (&f.from, &r) {
+                (Input::Context | Input::Local(_) | Input::Inline(_), Some(r)) => {
+                    digest_sources(r, &matched, &copy_options(f), &self.index, Some(&mut reads))?
+                }
+                (other, _) => {
                     let k = self.input_key(other, wait)?;
                     let names: Vec<&str> = matched.iter().map(|m| m.rel.as_str()).collect();
                     key_of(&[&k, &names.join("\n")])
                 }
             };
             digest_parts.push(d);
-            root = Some(r);
+            root = r;
         }
         Ok(PreparedCopy {
             digest: digest_parts.join(","),
@@ -559,6 +578,7 @@ impl Solver {
         p: &mut PreparedCopy,
         lowers: Vec<PathBuf>,
         unpack: bool,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
     ) -> Result<hoist_image::LayerInfo> {
         let dest_fs = DestFs::plan(lowers, self.store.tmp_dir());
         let mut opts = copy_options(f);
@@ -566,6 +586,9 @@ impl Solver {
             opts.chown = Some(crate::users::resolve_chown(c, &dest_fs.view)?);
         }
         let several = f.sources.len() > 1;
+        if p.root.is_none() && !p.matched.is_empty() {
+            p.root = Some(self.input_root(&f.from, wait)?);
+        }
         if let Some(root) = &p.root {
             plan_copy(
                 root,
@@ -639,6 +662,7 @@ impl Solver {
                 env,
                 cwd: e.cwd.clone(),
                 user: e.user.clone(),
+                rlimits: prepared.rlimits.clone(),
                 ..Default::default()
             },
             hostname: String::new(),
@@ -647,6 +671,10 @@ impl Solver {
                 NetworkMode::None => rt::Network::None,
             },
             mounts: prepared.mounts.clone(),
+            etc: rt::EtcFiles {
+                hosts: prepared.hosts.clone(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let (out_r, out_w) = rustix::pipe::pipe()?;

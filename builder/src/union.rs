@@ -20,11 +20,10 @@ fn is_whiteout(m: &fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
 
+/// Opaque as either overlay xattr says (`trusted.overlay.opaque`, or `user.overlay.opaque` in layers
+/// unpacked rootless).
 fn is_opaque(dir: &Path) -> bool {
-    matches!(
-        rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut [0u8; 4]),
-        Ok(n) if n >= 1
-    )
+    hoist_image::layer::is_opaque(dir)
 }
 
 impl Union {
