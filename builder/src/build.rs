@@ -13,7 +13,7 @@ use hoist_image::{Compression, Digest, Reference, Store};
 use crate::cache::Cache;
 use crate::context::open_context;
 use crate::dockerfile::{FrontendOptions, lower};
-use crate::plan::NetworkMode;
+use crate::plan::{NetworkMode, RunOptions, Ulimit};
 use crate::progress::{Mode, Progress};
 use crate::solver::Solver;
 
@@ -46,6 +46,111 @@ pub struct BuildOptions {
     pub registry: crate::registry::RegistryOptions,
     /// `--build-context`s by normalised name.
     pub build_contexts: BTreeMap<String, crate::named_context::ContextSource>,
+    /// `--no-cache-filter`: stages whose steps run even when cached.
+    pub no_cache_filter: Vec<String>,
+    /// `--add-host`, `--shm-size`, `--ulimit` (see [`RunOptions::from_flags`]).
+    pub run: RunOptions,
+    /// `--annotation` values (see [`parse_annotations`]).
+    pub annotations: Vec<String>,
+}
+
+impl RunOptions {
+    /// From `docker build --add-host HOST:IP|HOST=IP`, `--shm-size SIZE` and `--ulimit
+    /// NAME=SOFT[:HARD]`, with buildx's errors.
+    pub fn from_flags(
+        add_hosts: &[String],
+        shm_size: Option<&str>,
+        ulimits: &[String],
+    ) -> Result<RunOptions> {
+        let mut extra_hosts = Vec::new();
+        for h in add_hosts {
+            let (host, ip) = h
+                .split_once('=')
+                .or_else(|| h.split_once(':'))
+                .filter(|(host, ip)| !host.is_empty() && !ip.is_empty())
+                .ok_or_else(|| anyhow!("invalid host {h}"))?;
+            if ip == "host-gateway" {
+                bail!("invalid host {h}: host-gateway needs a bridge network hoist does not have");
+            }
+            let bare = ip
+                .strip_prefix('[')
+                .and_then(|i| i.strip_suffix(']'))
+                .unwrap_or(ip);
+            let ip: std::net::IpAddr = bare.parse().map_err(|_| anyhow!("invalid host {h}"))?;
+            extra_hosts.push(format!("{ip}\t{host}"));
+        }
+        let shm_size = shm_size
+            .map(|s| {
+                hoist_runtime::container::args::parse_bytes(s)
+                    .map_err(|e| anyhow!("invalid argument {s:?} for \"--shm-size\" flag: {e}"))
+            })
+            .transpose()?;
+        let ulimits = ulimits
+            .iter()
+            .map(|u| {
+                let r = hoist_runtime::container::args::parse_ulimit(u).map_err(|e| anyhow!(e))?;
+                Ok(Ulimit {
+                    resource: r.resource,
+                    soft: r.soft,
+                    hard: r.hard,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(RunOptions {
+            extra_hosts,
+            shm_size,
+            ulimits,
+        })
+    }
+}
+
+/// `--annotation [TYPE[PLATFORM]:]KEY=VALUE` as buildx parses it. Manifest annotations (no type,
+/// or `manifest`) are returned; those for another platform than `platform` are left out. hoist
+/// writes a single manifest and no image index, so index and descriptor types are refused.
+pub fn parse_annotations(specs: &[String], platform: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let (k, v) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid annotation {spec:?}, expected key=value"))?;
+        let bad =
+            || anyhow!("invalid annotation format, expected <type>:<key>=<value>, got {spec:?}");
+        let (typ, plat, key) = match k.split_once(':') {
+            Some((t, key)) => {
+                let (name, plat) = match t.split_once('[') {
+                    Some((n, rest)) => (n, Some(rest.strip_suffix(']').ok_or_else(bad)?)),
+                    None => (t, None),
+                };
+                let name_ok =
+                    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+                let plat_ok = plat.is_none_or(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_/-".contains(&b))
+                });
+                if name_ok && plat_ok {
+                    (name, plat, key)
+                } else {
+                    ("", None, k)
+                }
+            }
+            None => ("", None, k),
+        };
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        match typ {
+            "" | "manifest" => {}
+            "index" | "index-descriptor" | "manifest-descriptor" => bail!(
+                "annotation type {typ:?} is not supported: hoist writes a single image manifest and no index"
+            ),
+            other => bail!("unknown annotation type {other:?}"),
+        }
+        if plat.is_none_or(|p| p == platform) {
+            out.insert(key.to_string(), v.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// What a build produced.
@@ -75,6 +180,11 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         .iter()
         .map(|t| Reference::parse(t).map_err(|e| anyhow!("invalid tag {t:?}: {e}")))
         .collect::<Result<Vec<_>>>()?;
+    let platform = opts
+        .platform
+        .clone()
+        .unwrap_or_else(|| format!("linux/{}", hoist_image::config::host_arch()));
+    let manifest_annotations = parse_annotations(&opts.annotations, &platform)?;
 
     let v = progress.vertex("[internal] load build definition from Dockerfile");
     let (text, df_path, file_name) = match (&opts.dockerfile_text, &opts.dockerfile, &opts.context)
@@ -124,10 +234,6 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     let named = crate::named_context::prepare(&store, &progress, &opts.build_contexts)?;
     let cache = Cache::open(&store.dir("cache")?)?;
     let (cache, remote) = crate::registry::attach_cache(cache, &store, &progress, &opts.registry)?;
-    let platform = opts
-        .platform
-        .clone()
-        .unwrap_or_else(|| format!("linux/{}", hoist_image::config::host_arch()));
     // As buildx does, the client's SOURCE_DATE_EPOCH is the build arg unless --build-arg sets it:
     // it clamps the image's times, and a stage that declares `ARG SOURCE_DATE_EPOCH` sees it.
     let mut build_args = opts.build_args.clone();
@@ -145,6 +251,8 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         platform,
         file_name: file_name.clone(),
         contexts: named.inputs.clone(),
+        no_cache_filter: opts.no_cache_filter.clone(),
+        run: opts.run.clone(),
     };
     let mut seen: BTreeMap<String, hoist_image::Image> = BTreeMap::new();
     let mut resolver = |name: &str| -> Result<hoist_image::Image> {
@@ -241,8 +349,12 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     for d in &result.config.rootfs.diff_ids {
         layers.push(layer_descriptor(&store, d)?);
     }
-    let annotations =
-        crate::registry::inline_annotations(remote.as_deref(), &opts.registry, &result.config)?;
+    let mut annotations = manifest_annotations;
+    annotations.extend(crate::registry::inline_annotations(
+        remote.as_deref(),
+        &opts.registry,
+        &result.config,
+    )?);
     let image = store.write_image_annotated(&result.config, &layers, &tags, &annotations)?;
     v.log(&format!("writing image {}", image.id()));
     for t in &tags {

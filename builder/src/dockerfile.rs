@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::paths::clean;
 use crate::plan::{
-    Base, Chain, ExecMount, ExecOp, FileOp, Input, MkdirOp, NetworkMode, Op, Plan, Step,
+    Base, Chain, ExecMount, ExecOp, FileOp, Input, MkdirOp, NetworkMode, Op, Plan, RunOptions, Step,
 };
 
 /// Build-wide frontend settings.
@@ -34,6 +34,10 @@ pub struct FrontendOptions {
     pub file_name: String,
     /// `--build-context`s by normalised name ([`crate::named_context::context_name`]).
     pub contexts: BTreeMap<String, NamedInput>,
+    /// `--no-cache-filter`: stages (by name, any case) whose steps run even when cached.
+    pub no_cache_filter: Vec<String>,
+    /// `--add-host`, `--shm-size`, `--ulimit`: what every RUN gets.
+    pub run: RunOptions,
 }
 
 /// A named context (`--build-context`) as the frontend uses it. As in BuildKit, one replaces a
@@ -284,6 +288,11 @@ pub fn lower(
             None => format!("stage-{i}"),
         };
         let mut st = StageState::new(&mut config, opts, esc);
+        st.no_cache = s.name.as_deref().is_some_and(|n| {
+            opts.no_cache_filter
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(n))
+        });
         if let Some(key) = local_root {
             st.local_root(&key, &s.source);
         }
@@ -386,6 +395,8 @@ struct StageState<'c> {
     shell: Vec<String>,
     workdir: String,
     cmd_set: bool,
+    /// The stage is in `--no-cache-filter`.
+    no_cache: bool,
     steps: Vec<Step>,
     history: Vec<History>,
     opts: &'c FrontendOptions,
@@ -416,6 +427,7 @@ impl<'c> StageState<'c> {
             shell,
             workdir,
             cmd_set: false,
+            no_cache: false,
             steps: Vec::new(),
             history: Vec::new(),
             opts,
@@ -474,6 +486,7 @@ impl<'c> StageState<'c> {
         self.steps.push(Step {
             display: format!("COPY --from={key} . /"),
             location: format!("{}:{}", self.opts.file_name, from.start_line),
+            no_cache: self.no_cache,
             op: Op::File(FileOp {
                 from: Input::Local(key.to_string()),
                 sources: vec![".".into()],
@@ -507,6 +520,7 @@ impl<'c> StageState<'c> {
             display: display_of(&c.source),
             location: format!("{}:{}", self.opts.file_name, c.source.start_line),
             op,
+            no_cache: self.no_cache,
         });
     }
 
@@ -808,6 +822,7 @@ impl<'c> StageState<'c> {
             user: self.cc.user.clone().filter(|u| !u.is_empty()),
             network,
             mounts,
+            sandbox: self.opts.run.clone(),
         });
         self.step(c, op, created_by);
         Ok(())
@@ -990,6 +1005,8 @@ mod tests {
             platform: "linux/amd64".into(),
             file_name: "Dockerfile".into(),
             contexts: BTreeMap::new(),
+            no_cache_filter: Vec::new(),
+            run: RunOptions::default(),
         }
     }
 

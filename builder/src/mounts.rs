@@ -172,6 +172,10 @@ pub struct PreparedMounts {
     pub mounts: Vec<rt::Mount>,
     /// Extra environment (`env=` secrets, `SSH_AUTH_SOCK`); never part of a key or a log.
     pub env: Vec<String>,
+    /// `/etc/hosts` with `--add-host` entries; None: the runtime's default.
+    pub hosts: Option<String>,
+    /// `--ulimit`s.
+    pub rlimits: Vec<rt::Rlimit>,
     keep: Vec<tempfile::TempDir>,
     locks: Vec<File>,
 }
@@ -181,6 +185,40 @@ impl PreparedMounts {
     pub fn locks_held(&self) -> usize {
         self.locks.len()
     }
+}
+
+/// The build-wide sandbox settings of a RUN: a `/dev/shm` of `--shm-size` (mounted before the
+/// step's own mounts, which may replace it), `--add-host` lines, `--ulimit`s.
+fn sandbox(o: &crate::plan::RunOptions) -> PreparedMounts {
+    let mut p = PreparedMounts::default();
+    if let Some(size) = o.shm_size {
+        // nosuid,nodev,noexec as the runtime's own /dev/shm.
+        let opts = ["mode=1777".to_string(), format!("size={size}")];
+        if let Ok((flags, data)) = rt::container::mount_args::tmpfs_options(&opts) {
+            p.mounts.push(rt::Mount {
+                target: "/dev/shm".into(),
+                kind: rt::MountKind::TmpfsOptions { flags, data },
+            });
+        }
+    }
+    if !o.extra_hosts.is_empty() {
+        let mut hosts = rt::default_hosts("hoist");
+        for h in &o.extra_hosts {
+            hosts.push_str(h);
+            hosts.push('\n');
+        }
+        p.hosts = Some(hosts);
+    }
+    p.rlimits = o
+        .ulimits
+        .iter()
+        .map(|u| rt::Rlimit {
+            resource: u.resource,
+            soft: u.soft,
+            hard: u.hard,
+        })
+        .collect();
+    p
 }
 
 /// A file name for a cache id (ids are free-form: `/root/.cache`, `go-build`, ...).
@@ -233,7 +271,7 @@ impl Solver {
         e: &ExecOp,
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
     ) -> Result<PreparedMounts> {
-        let mut p = PreparedMounts::default();
+        let mut p = sandbox(&e.sandbox);
         for m in &e.mounts {
             match m {
                 ExecMount::Cache(c) => {

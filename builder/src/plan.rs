@@ -77,6 +77,8 @@ pub struct Step {
     /// Where it came from (`Dockerfile:12`).
     pub location: String,
     pub op: Op,
+    /// Run even when the cache has the result (`--no-cache-filter` names the step's stage).
+    pub no_cache: bool,
 }
 
 /// An operation.
@@ -106,6 +108,34 @@ pub struct ExecOp {
     pub user: Option<String>,
     pub network: NetworkMode,
     pub mounts: Vec<ExecMount>,
+    /// Build-wide sandbox settings (left out of the key when unset, so older records stay valid).
+    #[serde(skip_serializing_if = "RunOptions::is_empty")]
+    pub sandbox: RunOptions,
+}
+
+/// What every RUN of a build gets from `docker build --add-host`, `--shm-size` and `--ulimit`;
+/// part of a step's key, as these are of BuildKit's exec op.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `/etc/hosts` lines (`IP\tNAME`) after the default entries.
+    pub extra_hosts: Vec<String>,
+    /// `/dev/shm` size in bytes (default: 64 MiB).
+    pub shm_size: Option<u64>,
+    pub ulimits: Vec<Ulimit>,
+}
+
+impl RunOptions {
+    pub fn is_empty(&self) -> bool {
+        *self == RunOptions::default()
+    }
+}
+
+/// One `--ulimit`: a `libc::RLIMIT_*` resource and its limits.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Ulimit {
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 /// Network for an exec.

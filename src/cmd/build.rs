@@ -40,6 +40,24 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long)]
     no_cache: bool,
+    /// Do not cache specified stages
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    no_cache_filter: Vec<String>,
+    /// Add a custom host-to-IP mapping for RUN (format: "host:ip")
+    #[arg(long = "add-host", value_name = "HOST:IP", value_delimiter = ',')]
+    add_hosts: Vec<String>,
+    /// Shared memory size for RUN (/dev/shm; default 64m)
+    #[arg(long = "shm-size", value_name = "BYTES")]
+    shm_size: Option<String>,
+    /// Ulimit options for RUN (NAME=SOFT[:HARD])
+    #[arg(long = "ulimit", value_name = "ULIMIT")]
+    ulimits: Vec<String>,
+    /// Shorthand for "--output=type=docker": keep the image in the store (it always is without -o)
+    #[arg(long)]
+    load: bool,
+    /// Add annotation to the image manifest ("[manifest:]KEY=VALUE")
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
     /// Always attempt to pull all referenced images
     #[arg(long)]
     pull: bool,
@@ -248,6 +266,13 @@ impl BuildArgs {
             build_contexts: hoist_builder::named_context::parse_build_contexts(
                 &self.build_contexts,
             )?,
+            no_cache_filter: self.no_cache_filter,
+            run: hoist_builder::plan::RunOptions::from_flags(
+                &self.add_hosts,
+                self.shm_size.as_deref(),
+                &self.ulimits,
+            )?,
+            annotations: self.annotations,
         };
         let exports = self
             .outputs
