@@ -860,3 +860,110 @@ fn build_contexts_replace_stages_and_images_and_add_sources() {
     let e = fails(&["--target", "fromdir"]);
     assert!(e.contains("rootctx"), "{e}");
 }
+
+#[test]
+fn run_sandbox_flags_no_cache_filter_and_annotations() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox AS base\n\
+         RUN cat /etc/hosts > /hosts; df -k /dev/shm | tail -1 > /shm; ulimit -n > /nofile; \
+         cat /proc/sys/kernel/random/uuid > /stamp\n\
+         FROM base\nRUN true\n",
+        &[],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    let flags = [
+        "--add-host",
+        "db:10.1.2.3,cache=10.1.2.4",
+        "--add-host",
+        "v6=[2001:db8::1]",
+        "--shm-size",
+        "32m",
+        "--ulimit",
+        "nofile=512:1024",
+    ];
+    let build = |extra: &[&str]| {
+        let mut a = vec!["-t", "sandbox:1"];
+        a.extend_from_slice(&flags);
+        a.extend_from_slice(extra);
+        a.push(dir);
+        env.build(&a)
+    };
+    build(&[
+        "--annotation",
+        "org.example.a=1",
+        "--annotation",
+        "manifest:org.example.b=2",
+    ]);
+    let hosts = env.read("sandbox:1", "/hosts");
+    for line in [
+        "10.1.2.3\tdb",
+        "10.1.2.4\tcache",
+        "2001:db8::1\tv6",
+        "127.0.0.1\tlocalhost",
+    ] {
+        assert!(hosts.lines().any(|l| l == line), "{line:?} in {hosts}");
+    }
+    // 32m of tmpfs: 32768 1K-blocks.
+    let shm = env.read("sandbox:1", "/shm");
+    assert_eq!(shm.split_whitespace().nth(1), Some("32768"), "{shm}");
+    assert_eq!(env.read("sandbox:1", "/nofile"), "512\n");
+    let store = Store::open(&env.root).unwrap();
+    let ann = store
+        .resolve("sandbox:1")
+        .unwrap()
+        .manifest
+        .annotations()
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(ann.get("org.example.a").map(String::as_str), Some("1"));
+    assert_eq!(ann.get("org.example.b").map(String::as_str), Some("2"));
+
+    // Same flags: cached. The sandbox settings are part of the key: another size runs again.
+    let stamp = env.read("sandbox:1", "/stamp");
+    build(&[]);
+    assert_eq!(env.read("sandbox:1", "/stamp"), stamp);
+    env.build(&["-t", "sandbox:2", "--shm-size", "16m", dir]);
+    assert_ne!(env.read("sandbox:2", "/stamp"), stamp);
+    assert_eq!(
+        env.read("sandbox:2", "/shm").split_whitespace().nth(1),
+        Some("16384")
+    );
+    // --no-cache-filter (any case) runs the stage's steps again.
+    build(&["--no-cache-filter", "BASE"]);
+    let again = env.read("sandbox:1", "/stamp");
+    assert_ne!(again, stamp);
+    build(&["--no-cache-filter", "other"]);
+    assert_eq!(env.read("sandbox:1", "/stamp"), again);
+
+    // Docker's errors.
+    let fails = |args: &[&str], msg: &str| {
+        let mut a = vec!["build"];
+        a.extend_from_slice(args);
+        a.push(dir);
+        let out = env.hoist(&a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(msg),
+            "{args:?}: {err}"
+        );
+    };
+    fails(&["--add-host", "bad"], "invalid host bad");
+    fails(&["--add-host", "db:1.2.3"], "invalid host db:1.2.3");
+    fails(
+        &["--ulimit", "nofile=x"],
+        "invalid argument \"nofile=x\" for \"--ulimit\" flag: ",
+    );
+    fails(
+        &["--shm-size", "x"],
+        "invalid argument \"x\" for \"--shm-size\" flag: invalid size: 'x'",
+    );
+    fails(
+        &["--annotation", "foo"],
+        "invalid annotation \"foo\", expected key=value",
+    );
+    fails(
+        &["--annotation", "bogus:k=v"],
+        "unknown annotation type \"bogus\"",
+    );
+}
