@@ -5,28 +5,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
+mod common;
 
+use common::{HOIST, Hoist, expect_success, make_busybox};
+
+/// A store holding the busybox fixture.
 struct Store {
     dir: tempfile::TempDir,
+    hoist: Hoist,
 }
 
 impl Store {
     fn new() -> Store {
         let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/make-busybox.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(dir.path())
-            .env("HOIST", HOIST)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "make-busybox: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Store { dir }
+        make_busybox(dir.path());
+        Store {
+            hoist: Hoist::new(dir.path()),
+            dir,
+        }
     }
 
     fn root(&self) -> &Path {
@@ -34,8 +30,7 @@ impl Store {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(HOIST);
-        c.arg("--root").arg(self.root()).args(args);
+        let mut c = self.hoist.command(args);
         c.stdin(Stdio::null());
         c
     }
@@ -46,15 +41,7 @@ impl Store {
 
     /// stdout of a successful command.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "hoist {args:?}: {:?}\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        expect_success(&format!("hoist {args:?}"), self.run(args))
     }
 }
 
@@ -1026,4 +1013,48 @@ fn run_ulimit_hosts_dns_groups_tmpfs() {
             "{args:?}: {out:?}"
         );
     }
+}
+
+/// CAP_MKNOD is a default capability (as in Docker), but a device node made in the container, or
+/// found in a bind-mounted host directory, cannot be opened: the root filesystem, /dev and binds
+/// are `nodev` (Docker's device cgroup allows `mknod`, not use). The standard devices work;
+/// `--privileged` lifts the rule.
+#[test]
+fn devices_made_in_the_container_cannot_be_opened() {
+    let s = Store::new();
+    let host = tempfile::tempdir().unwrap();
+    // A copy of /dev/null's node (1,3): harmless to open anywhere.
+    let made = Command::new("mknod")
+        .arg(host.path().join("null-copy"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bind = format!("{}:/h", host.path().display());
+    let probe = "echo x > /dev/null && head -c4 /dev/urandom | wc -c; \
+                 mknod /made c 1 3 && (echo x > /made && echo root:open || echo root:denied); \
+                 mknod /dev/made c 1 3 && (echo x > /dev/made && echo dev:open || echo dev:denied); \
+                 (echo x > /h/null-copy && echo bind:open || echo bind:denied)";
+    let out = s.ok(&["run", "--rm", "-v", &bind, "busybox", "sh", "-c", probe]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["4", "root:denied", "dev:denied", "bind:denied"],
+        "{out}"
+    );
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["4", "root:open", "dev:open", "bind:open"],
+        "{out}"
+    );
 }

@@ -167,6 +167,10 @@ pub struct Plan {
     pub root: CString,
     /// `Some`: mount an overlay at `root`; `None`: bind `root` onto itself.
     pub overlay: Option<OverlayMount>,
+    /// Flags of the overlay root mount: `MS_NODEV` unless privileged, so device nodes made in the
+    /// container (CAP_MKNOD is a default capability) cannot be opened, as Docker's device cgroup
+    /// allows `mknod` but not access.
+    pub root_flags: libc::c_ulong,
     pub ops: Vec<Op>,
     pub hostname: CString,
     pub lo_up: bool,
@@ -328,7 +332,7 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
                         c"overlay".as_ptr(),
                         plan.root.as_ptr(),
                         c"overlay".as_ptr(),
-                        0,
+                        plan.root_flags,
                         data.as_ptr().cast(),
                     )
                 };

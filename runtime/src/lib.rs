@@ -341,7 +341,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
             )?);
         }
     }
-    mounts::user(&mut ops, &mut tracker, &spec.mounts)?;
+    mounts::user(&mut ops, &mut tracker, &spec.mounts, privileged)?;
     let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
     ops.push(mounts::ensure(cwd, false, false, None)?);
     if spec.readonly_rootfs {
@@ -453,6 +453,11 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         shared: shared.0,
         root: cstr(&root.to_string_lossy())?,
         overlay,
+        root_flags: if spec.security.privileged {
+            0
+        } else {
+            libc::MS_NODEV
+        },
         ops,
         hostname: cstr(hostname)?,
         lo_up: spec.network == Network::None,

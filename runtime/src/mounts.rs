@@ -38,14 +38,7 @@ const READONLY: &[&str] = &[
     "proc/sysrq-trigger",
 ];
 /// Device nodes of the minimal /dev: (name, major, minor).
-const DEVICES: &[(&str, u32, u32)] = &[
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 const DEV_LINKS: &[(&str, &str)] = &[
     ("ptmx", "pts/ptmx"),
     ("fd", "/proc/self/fd"),
@@ -160,28 +153,22 @@ pub(crate) fn locked_flags(path: &Path) -> libc::c_ulong {
     .fold(0, |acc, (_, ms)| acc | ms)
 }
 
-/// The device nodes: created (root) or the host's bound over empty files (rootless).
-fn devices(ops: &mut Vec<Op>, ids: &IdMap) -> Result<()> {
-    for (name, major, minor) in DEVICES {
-        if ids.rootless() {
-            let target = format!("dev/{name}");
-            ops.push(ensure(&format!("/{target}"), true, false, None)?);
-            ops.push(mount(
-                Some(&format!("/{target}")),
-                &target,
-                None,
-                libc::MS_BIND,
-                None,
-                false,
-            )?);
-        } else {
-            ops.push(Op::Mknod {
-                dir: cstr("dev")?,
-                name: cstr(name)?,
-                mode: 0o666,
-                dev: libc::makedev(*major, *minor),
-            });
-        }
+/// The device nodes: the host's, bound over empty files (runc's rootless way, used as root too).
+/// A bind mount has the flags of the host's /dev (no `nodev`), so these work while the container's
+/// /dev itself is `nodev`: a node the container makes there (CAP_MKNOD) cannot be opened, as
+/// Docker's device cgroup allows `mknod` but only these devices' use.
+fn devices(ops: &mut Vec<Op>) -> Result<()> {
+    for name in DEVICES {
+        let target = format!("dev/{name}");
+        ops.push(ensure(&format!("/{target}"), true, false, None)?);
+        ops.push(mount(
+            Some(&format!("/{target}")),
+            &target,
+            None,
+            libc::MS_BIND,
+            None,
+            false,
+        )?);
     }
     Ok(())
 }
@@ -237,15 +224,17 @@ pub fn standard(
         false,
     )?);
     ops.push(ensure("/dev", false, false, Some(tracker))?);
+    // `nodev` unless privileged (then the host's devices are made here): see [`devices`].
+    let nodev = if privileged { 0 } else { MS_NODEV };
     ops.push(mount(
         Some("tmpfs"),
         "dev",
         Some("tmpfs"),
-        MS_NOSUID | libc::MS_STRICTATIME,
+        MS_NOSUID | libc::MS_STRICTATIME | nodev,
         Some("mode=755,size=65536k"),
         false,
     )?);
-    devices(ops, ids)?;
+    devices(ops)?;
     ops.push(ensure("/dev/pts", false, false, None)?);
     // Group tty (5), when this user namespace has it.
     let pts = if ids.maps_gid(5) {
@@ -325,7 +314,14 @@ pub fn etc_file(ops: &mut Vec<Op>, tracker: &mut Tracker, src: &Path, target: &s
 }
 
 /// The caller's mounts, parents before children.
-pub fn user(ops: &mut Vec<Op>, tracker: &mut Tracker, mounts: &[Mount]) -> Result<()> {
+/// `privileged`: binds keep device access; otherwise they are remounted `nodev` (a host directory
+/// of device nodes is not a way around the container's device rules).
+pub fn user(
+    ops: &mut Vec<Op>,
+    tracker: &mut Tracker,
+    mounts: &[Mount],
+    privileged: bool,
+) -> Result<()> {
     let mut sorted: Vec<&Mount> = mounts.iter().collect();
     sorted.sort_by_key(|m| components(&m.target).map(|c| c.len()).unwrap_or(0));
     for m in sorted {
@@ -347,12 +343,14 @@ pub fn user(ops: &mut Vec<Op>, tracker: &mut Tracker, mounts: &[Mount]) -> Resul
                     data: None,
                     optional: false,
                 });
-                if *readonly {
+                let ro = if *readonly { libc::MS_RDONLY } else { 0 };
+                let nodev = if privileged { 0 } else { libc::MS_NODEV };
+                if ro | nodev != 0 {
                     ops.push(mount(
                         None,
                         &rel,
                         None,
-                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(src),
+                        libc::MS_BIND | libc::MS_REMOUNT | ro | nodev | locked_flags(src),
                         None,
                         false,
                     )?);
