@@ -242,6 +242,36 @@ fn seccomp_and_capabilities() {
     assert!(out.contains("Seccomp:\t2"), "{out}");
 }
 
+/// keyctl(2) is denied by Docker's profile (the kernel keyring is not namespaced). busybox has no
+/// keyctl applet, so a static probe is compiled with the host's C compiler and put in the image;
+/// on the host, and with seccomp unconfined, the same probe is allowed.
+#[test]
+fn seccomp_denies_keyctl() {
+    let f = fixture();
+    let src = f.lower.join("probe.c");
+    fs::write(
+        &src,
+        "#include <sys/syscall.h>\n#include <unistd.h>\n#include <errno.h>\n#include <stdio.h>\n\
+         int main(void) { long r = syscall(SYS_keyctl, 0L, -3L, 0L);\n\
+         puts(r >= 0 ? \"allowed\" : errno == EPERM ? \"EPERM\" : \"other\"); return 0; }\n",
+    )
+    .unwrap();
+    let probe = f.lower.join("bin/keyctl-probe");
+    let built = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&probe)
+        .arg(&src)
+        .status()
+        .expect("cc (gcc) to build the probe");
+    assert!(built.success());
+    let host = std::process::Command::new(&probe).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&host.stdout), "allowed\n");
+    assert_eq!(ok(&f.spec("keyctl-probe")), "EPERM\n");
+    let mut spec = f.spec("keyctl-probe");
+    spec.security.seccomp = hoist_runtime::Seccomp::Unconfined;
+    assert_eq!(ok(&spec), "allowed\n");
+}
+
 #[test]
 fn user_resolution() {
     let f = fixture();
