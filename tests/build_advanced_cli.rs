@@ -967,3 +967,69 @@ fn run_sandbox_flags_no_cache_filter_and_annotations() {
         "unknown annotation type \"bogus\"",
     );
 }
+
+#[test]
+fn exports_leave_no_image_in_the_store_unless_asked() {
+    let env = Env::new();
+    let ctx = context_with("FROM busybox\nRUN echo built > /result\n", &[]);
+    let dir = ctx.path().to_str().unwrap();
+    let images = || {
+        let mut v: Vec<(Option<String>, String)> = Store::open(&env.root)
+            .unwrap()
+            .list_images()
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.name.map(|n| n.to_string()), i.id.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = images();
+    assert_eq!(before.len(), 1, "{before:?}");
+    let out = env.dir.path().join("out");
+    let iid = env.dir.path().join("iid");
+    let iid_arg = iid.to_str().unwrap();
+    env.build(&[
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+        "--iidfile",
+        iid_arg,
+        dir,
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("result")).unwrap(),
+        "built\n"
+    );
+    let tar = env.dir.path().join("fs.tar");
+    env.build(&["-o", &format!("type=tar,dest={}", tar.display()), dir]);
+    assert!(tar.is_file());
+    // Exports only: nothing tagged, nothing dangling.
+    assert_eq!(images(), before);
+    let id = std::fs::read_to_string(&iid).unwrap();
+
+    // --load keeps it (untagged), as does type=docker without dest (buildx loads it).
+    env.build(&[
+        "-o",
+        &format!("type=tar,dest={}", tar.display()),
+        "--load",
+        dir,
+    ]);
+    let loaded = images();
+    assert!(loaded.contains(&(None, id.clone())), "{loaded:?}");
+    let rmi = env.hoist(&["rmi", &id]);
+    assert!(rmi.status.success());
+    env.build(&["-o", "type=docker", dir]);
+    assert!(images().contains(&(None, id.clone())));
+    // An image the store had before an export-only build stays.
+    env.build(&["-o", &format!("type=local,dest={}", out.display()), dir]);
+    assert!(images().contains(&(None, id.clone())));
+    // -t names it.
+    env.build(&[
+        "-t",
+        "exp:1",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+        dir,
+    ]);
+    assert_eq!(env.image_id("exp:1"), id);
+}

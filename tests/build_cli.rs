@@ -611,10 +611,11 @@ fn copy_chmod_takes_octal_and_symbolic_modes() {
             ("dir/sub/g", b"g"),
         ],
     );
-    let set = |p: &str, m: u32| {
+    let set_mode = |p: &Path, m: u32| {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(ctx.path().join(p), std::fs::Permissions::from_mode(m)).unwrap()
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
     };
+    let set = |p: &str, m: u32| set_mode(&ctx.path().join(p), m);
     set("run.sh", 0o644);
     set("dir/f", 0o664);
     set("dir/sub", 0o700);
@@ -637,6 +638,35 @@ fn copy_chmod_takes_octal_and_symbolic_modes() {
     );
     let out = env.hoist(&["run", "--rm", "cm", "run.sh"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    // ADD of a local archive unpacks its entries as they are: --chmod (octal or symbolic) leaves
+    // them alone, as BuildKit does; a plain file next to it still gets the mode.
+    let arch = tempfile::tempdir().unwrap();
+    std::fs::create_dir(arch.path().join("in")).unwrap();
+    std::fs::write(arch.path().join("in/t.txt"), "t").unwrap();
+    set_mode(&arch.path().join("in"), 0o750);
+    set_mode(&arch.path().join("in/t.txt"), 0o604);
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(arch.path())
+        .arg("-cf")
+        .arg(ctx.path().join("a.tar"))
+        .arg("in")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox:latest\nADD --chmod=+x a.tar run.sh /sym/\nADD --chmod=0700 a.tar /oct/\n",
+    )
+    .unwrap();
+    env.build(&["-t", "cm-add", ctx.path().to_str().unwrap()]);
+    let v = env.view("cm-add");
+    let mode = |p: &str| v.lookup(p).unwrap_or_else(|| panic!("{p}")).1.mode() & 0o7777;
+    assert_eq!(
+        (mode("/sym/in"), mode("/sym/in/t.txt"), mode("/sym/run.sh")),
+        (0o750, 0o604, 0o755)
+    );
+    assert_eq!((mode("/oct/in"), mode("/oct/in/t.txt")), (0o750, 0o604));
     let by: Vec<String> = env
         .config("cm")
         .history

@@ -52,6 +52,10 @@ pub struct BuildOptions {
     pub run: RunOptions,
     /// `--annotation` values (see [`parse_annotations`]).
     pub annotations: Vec<String>,
+    /// `--output`s written from the image after the build (local, tar, oci, docker archives).
+    pub exports: Vec<crate::outputs::Export>,
+    /// Whether the image stays in the store afterwards ([`crate::outputs::keeps_image`]).
+    pub keep_image: bool,
 }
 
 impl RunOptions {
@@ -344,6 +348,13 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     solver.source_date_epoch = crate::reproducible::source_date_epoch(&build_args)?;
     let result = solver.solve(&plan)?;
 
+    // With exports only (no -t, --load or image output), the image is written for them, then
+    // removed: unless the store had it already.
+    let remove_after = !opts.keep_image
+        && tags.is_empty()
+        && store
+            .resolve(Digest::of(&result.config.to_bytes()).as_str())
+            .is_err();
     let v = progress.vertex("exporting to image");
     let mut layers: Vec<Descriptor> = Vec::new();
     for d in &result.config.rootfs.diff_ids {
@@ -369,11 +380,26 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         &result.config,
         &tags,
     )?;
+    let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    let mut exported = Ok(());
+    for x in &opts.exports {
+        let v = progress.vertex(x.vertex_name());
+        exported = x.write(&store, image.id().as_str(), &names);
+        if let Err(e) = &exported {
+            v.error(&format!("{e:#}"));
+            break;
+        }
+        v.done();
+    }
+    if remove_after {
+        store.remove_image(image.manifest_digest.as_str(), false)?;
+    }
+    exported?;
     Ok(BuildOutput {
         image_id: image.id().to_string(),
         manifest_digest: image.manifest_digest.to_string(),
         pushed_digest,
-        names: tags.iter().map(|t| t.to_string()).collect(),
+        names,
         warnings: checks.warnings,
     })
 }

@@ -24,8 +24,8 @@ use crate::union::Union;
 pub struct CopyOptions {
     /// `--chown` resolved to numeric ids.
     pub chown: Option<(u32, u32)>,
-    /// `--chmod` as permission bits.
-    pub chmod: Option<u32>,
+    /// `--chmod`: octal bits, or a symbolic change of each copied entry's own mode.
+    pub chmod: Option<hoist_parser::chmod::Chmod>,
     /// `--exclude` patterns, relative to each source.
     pub exclude: Vec<String>,
     /// `--parents`: keep each source's path (from `/./` on when present).
@@ -524,7 +524,10 @@ fn put_entry(
     let mode = if ft.is_symlink() {
         0o777
     } else {
-        opts.chmod.unwrap_or(e.meta.mode() & 0o7777)
+        let own = e.meta.mode() & 0o7777;
+        opts.chmod
+            .as_ref()
+            .map_or(own, |c| c.apply(own, ft.is_dir()))
     };
     let node = Node {
         fixed_mtime: ft.is_dir(),
@@ -706,7 +709,7 @@ mod tests {
         let (_c, src, dst) = setup();
         let opts = CopyOptions {
             chown: Some((1000, 1001)),
-            chmod: Some(0o640),
+            chmod: Some(hoist_parser::chmod::Chmod::Octal(0o640)),
             exclude: vec!["sub".into()],
             ..Default::default()
         };

@@ -1,5 +1,5 @@
 //! File steps beyond plain copies: creating WORKDIR's directory in a step's upper directory
-//! (BuildKit's mkdir action with parents), and a symbolic `--chmod` applied to what a COPY planned.
+//! (BuildKit's mkdir action with parents).
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
@@ -7,12 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use hoist_parser::chmod::{Chmod, ModeSet};
-
-use crate::copy::DestFs;
-use crate::dest_tree::{Kind, Node};
-use crate::paths::clean;
-use crate::plan::{FileOp, MkdirOp};
+use crate::plan::MkdirOp;
 use crate::union::Union;
 
 /// Creates `op.path` over the image layers `lowers`, writing into `upper`: missing directories get
@@ -53,36 +48,4 @@ pub fn mkdir(op: &MkdirOp, lowers: Vec<PathBuf>, upper: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A symbolic `--chmod` of a COPY/ADD (an octal one is the copy's own business), applied to what
-/// it planned in `dest_fs`: the destination when it is a file, else everything below it (the
-/// directory itself keeps its mode, as with an octal `--chmod`). Symlinks have no mode of their own.
-pub fn chmod_planned(f: &FileOp, dest_fs: &DestFs) -> Result<()> {
-    let Some(Chmod::Symbolic(set)) = &f.chmod else {
-        return Ok(());
-    };
-    let dest = dest_fs.resolve(&clean(&f.dest), true)?;
-    let mut tree = dest_fs.tree.borrow_mut();
-    let mut node = &mut tree.root;
-    for c in dest.split('/').filter(|c| !c.is_empty()) {
-        match node.children.get_mut(c.as_bytes()) {
-            Some(n) => node = n,
-            None => return Ok(()),
-        }
-    }
-    if node.is_dir() {
-        node.children.values_mut().for_each(|n| remode(n, set));
-    } else {
-        remode(node, set);
-    }
-    Ok(())
-}
-
-/// Applies `set` to `n` and everything below it.
-fn remode(n: &mut Node, set: &ModeSet) {
-    if !matches!(n.kind, Kind::Symlink(_)) {
-        n.mode = set.apply(n.mode, n.is_dir());
-    }
-    n.children.values_mut().for_each(|c| remode(c, set));
 }

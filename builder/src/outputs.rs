@@ -2,6 +2,9 @@
 //! tar (`type=oci`), a docker-archive tar (`type=docker`), the final filesystem as a tar
 //! (`type=tar`) or a directory (`type=local`, `-o DIR`), to a file or stdout (`dest=-`, `-o -`).
 //! Archives come from the image crate's `save`/`export`; nothing here writes a tar format itself.
+//!
+//! As with buildx, such outputs leave nothing in the image store unless asked ([`keeps_image`]):
+//! the build writes its image, exports it, and removes it again.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -48,7 +51,8 @@ pub struct Export {
 
 impl Export {
     /// Parses an `--output` value. `None` for outputs handled elsewhere (`type=image`,
-    /// `type=registry`, `type=cacheonly`).
+    /// `type=registry`, `type=cacheonly`, and `type=docker` without `dest`: buildx loads that into
+    /// the Docker engine, hoist keeps it in its store).
     pub fn parse(spec: &str) -> Result<Option<Export>> {
         if !spec.contains('=') {
             // Shorthands: `-o -` is a tar on stdout, `-o DIR` the local exporter.
@@ -95,13 +99,20 @@ impl Export {
             _ if kind == ExportKind::Local => {
                 bail!("output directory is required for local exporter")
             }
-            _ if kind == ExportKind::Docker => {
-                // buildx would load it into the Docker engine; there is none: ask for a file.
-                bail!("type=docker needs dest=FILE (hoist has no Docker engine to load into)")
-            }
+            _ if kind == ExportKind::Docker => return Ok(None),
             _ => Dest::Stdout,
         };
         Ok(Some(Export { kind, dest }))
+    }
+
+    /// The progress vertex of this export, as BuildKit names it.
+    pub fn vertex_name(&self) -> &'static str {
+        match self.kind {
+            ExportKind::Local => "exporting to client directory",
+            ExportKind::Tar => "exporting to client tarball",
+            ExportKind::Oci => "exporting to oci image format",
+            ExportKind::Docker => "exporting to docker image format",
+        }
     }
 
     /// Writes the export of the stored image `image` (an id or name; `names` are recorded in
@@ -152,6 +163,33 @@ impl Export {
             }
         }
     }
+}
+
+/// Whether the build's image stays in the store: with `--load`, a `-t` name, no `--output`, or an
+/// output that is the image (`type=image`, `type=registry`, `type=docker` without `dest`).
+pub fn keeps_image(outputs: &[String], load: bool, tagged: bool) -> Result<bool> {
+    if load || tagged || outputs.is_empty() {
+        return Ok(true);
+    }
+    for o in outputs {
+        if Export::parse(o)?.is_some() {
+            continue;
+        }
+        if output_type(o).as_deref() == Some("docker")
+            || crate::registry::parse_image_output(o)?.is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The `type=` of an `--output` value.
+fn output_type(spec: &str) -> Option<String> {
+    spec.split(',').find_map(|f| {
+        let (k, v) = f.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case("type")).then(|| v.trim().to_ascii_lowercase())
+    })
 }
 
 /// Writes a file through a temp file in its directory, renamed into place when complete.
@@ -217,6 +255,24 @@ mod tests {
         assert_eq!(p("type=registry,name=x"), None);
         assert!(Export::parse("type=local").is_err());
         assert!(Export::parse("type=bogus,dest=x").is_err());
-        assert!(Export::parse("type=docker").is_err());
+        // Loaded into the store, as buildx loads it into Docker.
+        assert_eq!(p("type=docker"), None);
+    }
+
+    #[test]
+    fn which_outputs_keep_the_image() {
+        let k = |o: &[&str], load, tagged| {
+            let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+            keeps_image(&o, load, tagged).unwrap()
+        };
+        assert!(k(&[], false, false));
+        assert!(!k(&["type=local,dest=x"], false, false));
+        assert!(!k(&["-", "type=oci,dest=a.tar"], false, false));
+        assert!(!k(&["type=cacheonly"], false, false));
+        assert!(k(&["type=local,dest=x"], true, false));
+        assert!(k(&["type=local,dest=x"], false, true));
+        assert!(k(&["type=local,dest=x", "type=image"], false, false));
+        assert!(k(&["type=docker"], false, false));
+        assert!(!k(&["type=docker,dest=d.tar"], false, false));
     }
 }

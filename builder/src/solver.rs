@@ -609,7 +609,6 @@ impl Solver {
             };
             plan_copy(&src, &m, &dest_fs, &f.dest, several, &o, None)?;
         }
-        crate::fileops::chmod_planned(f, &dest_fs)?;
         let staging = if unpack {
             Some(Scratch::adopt(&self.trash, self.store.staging_dir()?))
         } else {
@@ -802,7 +801,7 @@ fn step_inputs(step: &Step) -> Vec<usize> {
 fn copy_options(f: &FileOp) -> CopyOptions {
     CopyOptions {
         chown: None,
-        chmod: f.chmod.as_ref().and_then(hoist_parser::chmod::Chmod::octal),
+        chmod: f.chmod.clone(),
         exclude: f.exclude.clone(),
         parents: f.parents,
         preserve_owner: !matches!(f.from, Input::Context | Input::Local(_) | Input::Inline(_)),

@@ -246,6 +246,8 @@ impl BuildArgs {
             })?
         };
         let registry = self.registry_options()?;
+        let keep_image =
+            hoist_builder::outputs::keeps_image(&self.outputs, self.load, !self.tags.is_empty())?;
         let opts = BuildOptions {
             store_root,
             context,
@@ -273,19 +275,14 @@ impl BuildArgs {
                 &self.ulimits,
             )?,
             annotations: self.annotations,
+            exports: self
+                .outputs
+                .iter()
+                .filter_map(|o| hoist_builder::outputs::Export::parse(o).transpose())
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            keep_image,
         };
-        let exports = self
-            .outputs
-            .iter()
-            .filter_map(|o| hoist_builder::outputs::Export::parse(o).transpose())
-            .collect::<anyhow::Result<Vec<_>>>()?;
         let out = build(&opts)?;
-        if !exports.is_empty() {
-            let store = hoist_image::Store::open(&opts.store_root)?;
-            for x in &exports {
-                x.write(&store, &out.image_id, &out.names)?;
-            }
-        }
         if let Some(p) = &self.iidfile {
             std::fs::write(p, &out.image_id).with_context(|| format!("writing {}", p.display()))?;
         }
@@ -300,7 +297,8 @@ impl BuildArgs {
             std::fs::write(p, serde_json::to_vec_pretty(&m)?)
                 .with_context(|| format!("writing {}", p.display()))?;
         }
-        let stdout_taken = exports
+        let stdout_taken = opts
+            .exports
             .iter()
             .any(|x| x.dest == hoist_builder::outputs::Dest::Stdout);
         if self.quiet && !stdout_taken {
