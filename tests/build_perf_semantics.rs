@@ -235,3 +235,64 @@ fn add_archive_keeps_hardlinks() {
         "{listing}"
     );
 }
+
+/// Names created in `dir` while `f` runs (inotify).
+fn created_during(dir: &Path, f: impl FnOnce()) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(fd >= 0);
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    assert!(unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_CREATE) } >= 0);
+    f();
+    let mut names = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        let mut at = 0;
+        while at < n as usize {
+            // struct inotify_event { int wd; u32 mask, cookie, len; char name[len]; }
+            let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+            let name = &buf[at + 16..at + 16 + len];
+            let end = name.iter().position(|b| *b == 0).unwrap_or(len);
+            names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+            at += 16 + len;
+        }
+    }
+    unsafe { libc::close(fd) };
+    names
+}
+
+/// A COPY that has to run again (its parent changed) but plans exactly the layer already stored
+/// reuses it as it is: same diff_id, and nothing is laid down for it (only the changed COPY before
+/// it gets a staging directory).
+#[test]
+fn identical_copy_layer_is_reused_without_writing() {
+    let env = Env::new();
+    env.write("first.txt", "1\n");
+    env.write("data/big.txt", &"payload\n".repeat(10_000));
+    env.write(
+        "Dockerfile",
+        "FROM busybox:latest\nCOPY first.txt /first.txt\nCOPY data /data\nRUN wc -l /data/big.txt > /n\n",
+    );
+    env.build("re", &[]);
+    let before = env.diff_ids("re");
+    env.write("first.txt", "2\n");
+    let staged = |names: Vec<String>| names.iter().filter(|n| n.starts_with(".stage-")).count();
+    let created = created_during(&env.store.join("unpacked"), || env.build("re", &[]));
+    let after = env.diff_ids("re");
+    assert_ne!(before[before.len() - 3], after[after.len() - 3]);
+    assert_eq!(before[before.len() - 2], after[after.len() - 2]);
+    assert_eq!(staged(created), 1);
+    assert_eq!(
+        env.run("re", "cat /n /first.txt"),
+        "10000 /data/big.txt\n2\n"
+    );
+    // Changed content is a new layer, laid down for the RUN.
+    env.write("data/big.txt", "other\n");
+    let created = created_during(&env.store.join("unpacked"), || env.build("re", &[]));
+    assert_ne!(env.diff_ids("re")[after.len() - 2], after[after.len() - 2]);
+    assert_eq!(staged(created), 1);
+}

@@ -66,9 +66,7 @@ impl Cache {
 
     /// The record for `key`, if any.
     pub fn get(&self, key: &str) -> Option<CacheRecord> {
-        let local = fs::read(self.path(key))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let local = self.get_local(key);
         let Some(remote) = &self.remote else {
             return local;
         };
@@ -84,6 +82,18 @@ impl Cache {
         if let Some(remote) = &self.remote {
             remote.note(key, record);
         }
+        self.write(key, record)
+    }
+
+    /// The record for `key` kept here only (never imported from or exported to a remote cache).
+    pub fn get_local(&self, key: &str) -> Option<CacheRecord> {
+        fs::read(self.path(key))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// Stores `record` under `key` here only (see [`Cache::get_local`]).
+    pub fn put_local(&self, key: &str, record: &CacheRecord) -> Result<()> {
         self.write(key, record)
     }
 

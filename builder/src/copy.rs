@@ -141,12 +141,13 @@ fn visible(src: &SourceRoot, rel: &str) -> bool {
         && walk(src, rel, None).is_ok_and(|w| !w.is_empty())
 }
 
-/// What hashing the sources read, kept for the copy that may follow: the directories walked and
-/// small files' content.
+/// What hashing the sources read, kept for the copy that may follow: the directories walked, small
+/// files' content and every file's content digest.
 #[derive(Debug, Default)]
 pub struct Reads {
     pub walks: Walks,
     pub contents: Contents,
+    pub digests: std::collections::HashMap<PathBuf, String>,
 }
 
 /// A digest of everything the matched sources would copy: names, types, permission bits, symlink
@@ -164,13 +165,19 @@ pub fn digest_sources(
         h.update(format!("src {} {}\n", m.rel, m.keep));
         let path = resolve_in_root(&src.root, &m.rel, true)?;
         let meta = fs::symlink_metadata(&path)?;
-        let mut keep = reads.as_deref_mut().map(|r| &mut r.contents);
-        hash_entry(&mut h, "", &path, &meta, index, keep.as_deref_mut())?;
+        hash_entry(&mut h, "", &path, &meta, index, reads.as_deref_mut())?;
         if meta.is_dir() {
             let start = rel_of(src, &path, &m.rel);
             let entries = walk(src, &start, exclude.as_ref())?;
             for e in &entries {
-                hash_entry(&mut h, &e.rel, &e.path, &e.meta, index, keep.as_deref_mut())?;
+                hash_entry(
+                    &mut h,
+                    &e.rel,
+                    &e.path,
+                    &e.meta,
+                    index,
+                    reads.as_deref_mut(),
+                )?;
             }
             if let Some(r) = reads.as_deref_mut() {
                 r.walks.insert(start, entries);
@@ -193,12 +200,19 @@ fn hash_entry(
     path: &Path,
     meta: &fs::Metadata,
     index: &HashIndex,
-    keep: Option<&mut Contents>,
+    reads: Option<&mut Reads>,
 ) -> Result<()> {
     let mode = meta.mode() & 0o7777;
     let ft = meta.file_type();
     let content = if ft.is_file() {
-        index.file_digest_keeping(path, meta, keep)?
+        match reads {
+            Some(r) => {
+                let d = index.file_digest_keeping(path, meta, Some(&mut r.contents))?;
+                r.digests.insert(path.to_path_buf(), d.clone());
+                d
+            }
+            None => index.file_digest(path, meta)?,
+        }
     } else if ft.is_symlink() {
         fs::read_link(path)?.to_string_lossy().into_owned()
     } else {

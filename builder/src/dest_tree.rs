@@ -151,6 +151,54 @@ impl Tree {
         true
     }
 
+    /// A digest of the layer this tree makes: every entry's path, type, owner, mode, mtime (as the
+    /// layer stores it: `clamp`ed), link target, device and file content (`content` gives a file's
+    /// digest). Equal digests mean byte-identical layers. None when a content digest is unknown or
+    /// the tree keeps scratch hardlinks.
+    pub fn digest(
+        &self,
+        clamp: &dyn Fn(i64) -> i64,
+        content: &dyn Fn(&FileSource) -> Option<String>,
+    ) -> Option<String> {
+        use sha2::Digest as _;
+        fn walk(
+            n: &Node,
+            path: &mut Vec<u8>,
+            h: &mut sha2::Sha256,
+            clamp: &dyn Fn(i64) -> i64,
+            content: &dyn Fn(&FileSource) -> Option<String>,
+        ) -> Option<()> {
+            for (name, c) in &n.children {
+                let len = path.len();
+                path.push(b'/');
+                path.extend_from_slice(name);
+                let what = match &c.kind {
+                    Kind::Dir => "d".to_string(),
+                    Kind::File(f) if f.scratch.is_some() => return None,
+                    Kind::File(f) => format!("f {} {}", f.size, content(f)?),
+                    Kind::Symlink(t) => format!("l {}", hex::encode(t)),
+                    Kind::Special { file_type, rdev } => format!("s {file_type:o} {rdev}"),
+                };
+                let line = format!(
+                    "{} {what} {}:{} {:o} {}\n",
+                    hex::encode(&path[..]),
+                    c.uid,
+                    c.gid,
+                    c.mode,
+                    clamp(c.mtime)
+                );
+                h.update(line.as_bytes());
+                walk(c, path, h, clamp, content)?;
+                path.truncate(len);
+            }
+            Some(())
+        }
+        let mut h = sha2::Sha256::new();
+        h.update(b"hoist-layer-tree-v1\n");
+        walk(&self.root, &mut Vec::new(), &mut h, clamp, content)?;
+        Some(format!("sha256:{}", hex::encode(h.finalize())))
+    }
+
     /// Every entry, depth first in the layer tar's order, with its path relative to the root.
     pub fn entries(&self) -> Vec<(String, &Node)> {
         fn walk<'a>(n: &'a Node, prefix: &str, out: &mut Vec<(String, &'a Node)>) {
@@ -212,6 +260,31 @@ mod tests {
         assert!(matches!(t.find("/a/f"), Found::Hidden));
         let names: Vec<String> = t.entries().into_iter().map(|(p, _)| p).collect();
         assert_eq!(names, ["a"]);
+    }
+
+    #[test]
+    fn digest_names_the_layer_content() {
+        let mk = |mtime: i64, content: &'static str| {
+            let mut t = Tree::new(100);
+            t.put("/a", Node::dir(0, 0, 0o755, 1, true), true);
+            let mut f = file(content);
+            f.mtime = mtime;
+            t.put("/a/f", f, true);
+            t
+        };
+        let known = |s: &FileSource| Some(s.path.to_string_lossy().into_owned());
+        let same = |t: i64| t;
+        let d = mk(5, "x").digest(&same, &known).unwrap();
+        assert_eq!(mk(5, "x").digest(&same, &known).unwrap(), d);
+        assert_ne!(mk(6, "x").digest(&same, &known).unwrap(), d);
+        assert_ne!(mk(5, "y").digest(&same, &known).unwrap(), d);
+        // Clamped to the same time: the same layer.
+        let clamp = |t: i64| t.min(4);
+        assert_eq!(
+            mk(5, "x").digest(&clamp, &known),
+            mk(6, "x").digest(&clamp, &known)
+        );
+        assert!(mk(5, "x").digest(&same, &|_| None).is_none());
     }
 
     impl Found<'_> {

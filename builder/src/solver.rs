@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use hoist_image::layer::entries::clamp_mtime;
 use hoist_image::{Digest, ImageConfig, Store};
 use hoist_runtime as rt;
 
@@ -17,6 +18,7 @@ use crate::copy::{
     CopyOptions, DestFs, Reads, digest_sources, has_wildcard, plan_copy, resolve_in_layers,
     resolve_sources,
 };
+use crate::dest_tree::FileSource;
 use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
 use crate::progress::{Progress, Vertex};
 use crate::trash::{Scratch, Trash};
@@ -609,6 +611,26 @@ impl Solver {
             };
             plan_copy(&src, &m, &dest_fs, &f.dest, several, &o, None)?;
         }
+        // A layer already stored with exactly this content (same entries, same file contents) is
+        // taken as it is: nothing is written. Steps that read its files unpack it on demand.
+        let epoch = self.source_date_epoch;
+        let content = |s: &FileSource| p.reads.digests.get(&s.path).cloned();
+        let same_layer = match self.no_cache {
+            true => None,
+            false => dest_fs
+                .tree
+                .borrow()
+                .digest(&|t| clamp_mtime(t, epoch), &content),
+        }
+        .map(|d| key_of(&[CACHE_VERSION, "layer-content", &d]));
+        if let Some(d) = same_layer
+            .as_ref()
+            .and_then(|k| self.cache.get_local(k)?.diff_id?.parse::<Digest>().ok())
+            && self.store.has_blob(&d)
+        {
+            let size = self.store.blob_size(&d)?;
+            return Ok(hoist_image::LayerInfo::uncompressed(d, size));
+        }
         let staging = if unpack {
             Some(Scratch::adopt(&self.trash, self.store.staging_dir()?))
         } else {
@@ -625,6 +647,13 @@ impl Solver {
             && self.store.adopt_unpacked(&info.diff_id, s.path())?
         {
             s.forget();
+        }
+        if let Some(k) = &same_layer {
+            let rec = CacheRecord {
+                diff_id: Some(info.diff_id.to_string()),
+                created: None,
+            };
+            self.cache.put_local(k, &rec)?;
         }
         Ok(info)
     }
