@@ -238,6 +238,46 @@ fn import_tarballs_from_file_and_stdin() {
     assert_eq!(a[1]["Config"]["Cmd"][0], "/usr/bin/tool");
     assert_eq!(a[1]["Config"]["Env"][0], "A=1");
     assert_eq!(a[1]["Comment"], "Imported from -");
+    // Changes are Dockerfile lines the builder applies (ENV expansion, SHELL-less shell form);
+    // instructions that would run or copy are refused with Docker's error.
+    ok(
+        &root,
+        &[
+            "import",
+            "-c",
+            "ENV DIR=/srv",
+            "-c",
+            "WORKDIR $DIR/app",
+            "-c",
+            "ENTRYPOINT exec tool",
+            tgz.to_str().unwrap(),
+            "changed",
+        ],
+    );
+    let c: Value = serde_json::from_str(&ok(&root, &["inspect", "changed"])).unwrap();
+    assert_eq!(c[0]["Config"]["WorkingDir"], "/srv/app");
+    assert_eq!(
+        c[0]["Config"]["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-c", "exec tool"])
+    );
+    let o = Command::new(HOIST)
+        .arg("--root")
+        .arg(&root)
+        .args(["import", "-c", "RUN make", tgz.to_str().unwrap(), "refused"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("run is not a valid change command"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        hoist_image::Store::open(&root)
+            .unwrap()
+            .resolve("refused")
+            .is_err()
+    );
 
     let out = t.path().join("export");
     fs::create_dir(&out).unwrap();

@@ -386,6 +386,61 @@ pub fn lower(
     })
 }
 
+/// What `docker import --change` (and `docker commit --change`) accepts: dockerd's
+/// `validCommitCommands`.
+const CHANGE_COMMANDS: &[&str] = &[
+    "cmd",
+    "entrypoint",
+    "env",
+    "expose",
+    "healthcheck",
+    "label",
+    "onbuild",
+    "stopsignal",
+    "user",
+    "volume",
+    "workdir",
+];
+
+/// Applies `docker import --change` values to `config` as dockerd's `BuildFromConfig` does: the
+/// changes, one per line, are parsed as a Dockerfile; each must be one of [`CHANGE_COMMANDS`]
+/// (else `<instruction> is not a valid change command`) and is applied through the frontend's own
+/// instruction handling (expansion with the config's ENV, shell form with its SHELL, relative
+/// WORKDIR, ENTRYPOINT resetting CMD...). Nothing runs and no history is added.
+pub fn apply_changes(config: &mut ImageConfig, changes: &[String]) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    const FILE: &str = "Dockerfile";
+    let text = changes.join("\n");
+    let ast = hoist_parser::parse(text.as_bytes(), FILE).map_err(|e| anyhow!("{e}"))?;
+    if let Some(n) = ast
+        .children
+        .iter()
+        .find(|n| !CHANGE_COMMANDS.contains(&n.name().as_str()))
+    {
+        bail!("{} is not a valid change command", n.name());
+    }
+    let opts = FrontendOptions {
+        build_args: BTreeMap::new(),
+        target: None,
+        labels: BTreeMap::new(),
+        network: NetworkMode::Host,
+        platform: format!("linux/{}", hoist_image::config::host_arch()),
+        file_name: FILE.into(),
+        contexts: BTreeMap::new(),
+        no_cache_filter: Vec::new(),
+        run: RunOptions::default(),
+    };
+    let mut st = StageState::over(config, &opts, ast.directives.escape);
+    for n in &ast.children {
+        let c = ins::parse_instruction(n, FILE).map_err(|e| anyhow!(e.buildkit_message()))?;
+        st.apply(&c, &[], &|_| bail!("no --from in a change"))?;
+    }
+    st.finish();
+    Ok(())
+}
+
 /// The state of one stage while its instructions are applied.
 struct StageState<'c> {
     cc: ContainerConfig,
@@ -405,12 +460,18 @@ struct StageState<'c> {
 
 impl<'c> StageState<'c> {
     fn new(config: &'c mut ImageConfig, opts: &'c FrontendOptions, escape: char) -> Self {
-        let mut cc = config.config.clone().unwrap_or_default();
+        let mut st = StageState::over(config, opts, escape);
         // As BuildKit: every stage has a PATH.
-        let env = cc.env.get_or_insert_with(Vec::new);
+        let env = st.cc.env.get_or_insert_with(Vec::new);
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         }
+        st
+    }
+
+    /// The state over `config` as it is.
+    fn over(config: &'c mut ImageConfig, opts: &'c FrontendOptions, escape: char) -> Self {
+        let cc = config.config.clone().unwrap_or_default();
         let shell = cc
             .shell
             .clone()
@@ -1100,6 +1161,65 @@ mod tests {
             p.chains[0].history[0].created_by.as_deref(),
             Some("local source for src")
         );
+    }
+
+    #[test]
+    fn import_changes_go_through_the_frontend() {
+        let mut c = ImageConfig::default();
+        let changes: Vec<String> = [
+            "ENV A=1 B=two",
+            "ENV C=${A}-$B",
+            "CMD echo $A",
+            "WORKDIR /srv",
+            "WORKDIR app",
+            "EXPOSE 80 53/udp",
+            "LABEL k=v",
+            "USER nobody",
+            "HEALTHCHECK --interval=5s CMD true",
+            "ONBUILD RUN make",
+            "STOPSIGNAL SIGTERM",
+            "VOLUME /data",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        apply_changes(&mut c, &changes).unwrap();
+        let cc = c.config.unwrap();
+        assert_eq!(
+            cc.env.unwrap(),
+            ["A=1", "B=two", "C=1-two"],
+            "no PATH is added"
+        );
+        assert_eq!(cc.cmd.unwrap(), ["/bin/sh", "-c", "echo $A"]);
+        assert_eq!(cc.working_dir.as_deref(), Some("/srv/app"));
+        let ports: Vec<String> = cc.exposed_ports.unwrap().into_keys().collect();
+        assert_eq!(ports, ["53/udp", "80/tcp"]);
+        assert_eq!(cc.labels.unwrap()["k"], "v");
+        assert_eq!(cc.user.as_deref(), Some("nobody"));
+        assert_eq!(cc.healthcheck.unwrap().interval, Some(5_000_000_000));
+        assert_eq!(cc.on_build.unwrap(), ["RUN make"]);
+        assert_eq!(cc.stop_signal.as_deref(), Some("SIGTERM"));
+        assert!(cc.volumes.unwrap().contains_key("/data"));
+        assert!(c.history.is_empty());
+        // ENTRYPOINT resets a CMD set before this build step, as in Docker.
+        let mut c = ImageConfig::default();
+        apply_changes(&mut c, &["CMD [\"a\"]".into()]).unwrap();
+        apply_changes(&mut c, &["ENTRYPOINT [\"e\"]".into()]).unwrap();
+        assert_eq!(c.config.as_ref().unwrap().cmd, None);
+        let e = |ch: &str| {
+            apply_changes(&mut ImageConfig::default(), &[ch.to_string()])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(e("RUN make"), "run is not a valid change command");
+        assert_eq!(e("COPY a b"), "copy is not a valid change command");
+        assert_eq!(e("FROM x"), "from is not a valid change command");
+        assert!(
+            e("EXPOSE 80/xyz").contains("invalid proto: xyz"),
+            "{}",
+            e("EXPOSE 80/xyz")
+        );
+        assert!(e("ENV").contains("ENV"), "{}", e("ENV"));
     }
 
     #[test]

@@ -12,8 +12,7 @@ use clap::{Args, Subcommand};
 use hoist_image::archive::{self, ImportOptions, ImportSource, SaveFormat};
 use hoist_image::display::human_size;
 use hoist_image::views::{self, HistoryView, ImagesView};
-use hoist_image::{ContainerConfig, Reference, Store};
-use serde_json::json;
+use hoist_image::{Reference, Store};
 
 use super::Global;
 
@@ -162,8 +161,8 @@ pub struct ImportArgs {
     /// Set commit message for imported image
     #[arg(short, long)]
     message: Option<String>,
-    /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL,
-    /// EXPOSE, VOLUME, STOPSIGNAL)
+    /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK,
+    /// LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)
     #[arg(short, long = "change")]
     change: Vec<String>,
 }
@@ -354,89 +353,17 @@ fn import(store: &Store, a: ImportArgs) -> anyhow::Result<ExitCode> {
             File::open(&path).with_context(|| format!("opening {}", path.display()))?,
         ))
     };
-    let mut config = ContainerConfig::default();
-    for c in &a.change {
-        apply_change(&mut config, c).with_context(|| format!("invalid --change {c:?}"))?;
-    }
+    let mut config = hoist_image::ImageConfig::default();
+    hoist_builder::dockerfile::apply_changes(&mut config, &a.change)?;
     let opts = ImportOptions {
         source_name: a.source.clone(),
         message: a.message,
-        config: (!a.change.is_empty()).then_some(config),
+        config: config.config,
         tag: a.name.as_deref().map(Reference::parse).transpose()?,
     };
     let img = archive::import(store, src, &opts)?;
     println!("{}", img.config_digest);
     Ok(ExitCode::SUCCESS)
-}
-
-/// The `docker import --change` subset: one Dockerfile instruction that sets a run-time default.
-fn apply_change(c: &mut ContainerConfig, change: &str) -> anyhow::Result<()> {
-    let (instr, rest) = change
-        .trim()
-        .split_once(char::is_whitespace)
-        .unwrap_or((change.trim(), ""));
-    let rest = rest.trim();
-    let argv = |s: &str| -> Vec<String> {
-        match serde_json::from_str::<Vec<String>>(s) {
-            Ok(v) if s.starts_with('[') => v,
-            _ => vec!["/bin/sh".into(), "-c".into(), s.into()],
-        }
-    };
-    let words = |s: &str| -> Vec<String> {
-        match serde_json::from_str::<Vec<String>>(s) {
-            Ok(v) if s.starts_with('[') => v,
-            _ => s.split_whitespace().map(String::from).collect(),
-        }
-    };
-    let pairs = |s: &str| -> Vec<(String, String)> {
-        if !s.contains('=') {
-            let (k, v) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
-            return vec![(k.to_string(), v.trim().to_string())];
-        }
-        s.split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-            .collect()
-    };
-    match instr.to_ascii_uppercase().as_str() {
-        "CMD" => c.cmd = Some(argv(rest)),
-        "ENTRYPOINT" => c.entrypoint = Some(argv(rest)),
-        "WORKDIR" => c.working_dir = Some(rest.to_string()),
-        "USER" => c.user = Some(rest.to_string()),
-        "STOPSIGNAL" => c.stop_signal = Some(rest.to_string()),
-        "ENV" => {
-            let env = c.env.get_or_insert_with(Vec::new);
-            for (k, v) in pairs(rest) {
-                env.retain(|e| e.split_once('=').map(|x| x.0) != Some(k.as_str()));
-                env.push(format!("{k}={v}"));
-            }
-        }
-        "LABEL" => c
-            .labels
-            .get_or_insert_with(Default::default)
-            .extend(pairs(rest)),
-        "EXPOSE" => {
-            for p in words(rest) {
-                let p = if p.contains('/') {
-                    p
-                } else {
-                    format!("{p}/tcp")
-                };
-                c.exposed_ports
-                    .get_or_insert_with(Default::default)
-                    .insert(p, json!({}));
-            }
-        }
-        "VOLUME" => {
-            for v in words(rest) {
-                c.volumes
-                    .get_or_insert_with(Default::default)
-                    .insert(v, json!({}));
-            }
-        }
-        other => bail!("{other} is not supported by import --change"),
-    }
-    Ok(())
 }
 
 fn export(store: &Store, a: ExportArgs) -> anyhow::Result<ExitCode> {
