@@ -714,6 +714,39 @@ fn undefined_var_check_knows_the_base_image_environment() {
         .unwrap()
         .user;
     assert_eq!(user.as_deref(), Some("/srv/app"));
+
+    // `hoist lint` and `build --check` look base images up in the store as a build does (every
+    // stage is checked); without the image, $APP_DIR is unknown in the stages built on it.
+    let df = ctx.path().join("Dockerfile");
+    let undefined = |root: &Path, args: &[&str]| -> Vec<String> {
+        let out = Command::new(common::HOIST)
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("Usage of undefined variable"))
+            .map(String::from)
+            .collect()
+    };
+    let with_store = [
+        "Usage of undefined variable '$APP_DIR' (line 2)",
+        "Usage of undefined variable '$NOPE' (line 5)",
+        "Usage of undefined variable '$NOPE_TOO' (line 7)",
+    ];
+    let (df, dir) = (df.to_str().unwrap(), ctx.path().to_str().unwrap());
+    assert_eq!(undefined(&env.root, &["lint", df]), with_store);
+    assert_eq!(undefined(&env.root, &["build", "--check", dir]), with_store);
+    let empty = env.dir.path().join("no-store");
+    let without = undefined(&empty, &["lint", df]);
+    assert!(
+        without.contains(&"Usage of undefined variable '$APP_DIR' (line 4)".to_string()),
+        "{without:?}"
+    );
+    assert!(!empty.exists(), "lint created a store");
 }
 
 /// A tree of (path, content) files under a new temp dir.

@@ -40,6 +40,23 @@ pub struct FrontendOptions {
     pub run: RunOptions,
 }
 
+impl FrontendOptions {
+    /// Defaults for `file_name`: no build args, target, labels or contexts; the host's platform.
+    pub fn new(file_name: &str) -> FrontendOptions {
+        FrontendOptions {
+            build_args: BTreeMap::new(),
+            target: None,
+            labels: BTreeMap::new(),
+            network: NetworkMode::Host,
+            platform: format!("linux/{}", hoist_image::config::host_arch()),
+            file_name: file_name.into(),
+            contexts: BTreeMap::new(),
+            no_cache_filter: Vec::new(),
+            run: RunOptions::default(),
+        }
+    }
+}
+
 /// A named context (`--build-context`) as the frontend uses it. As in BuildKit, one replaces a
 /// stage of its name (whose instructions then do not run) and an image of its name, in `FROM`,
 /// `COPY --from` and `RUN --mount=from=`.
@@ -109,28 +126,30 @@ fn reads_from(i: &Instruction) -> Vec<String> {
     }
 }
 
-/// Lowers a parsed and validated Dockerfile into a plan.
-pub fn lower(
-    df: &Dockerfile,
-    opts: &FrontendOptions,
-    resolve: &mut ImageResolver<'_>,
-) -> Result<Lowered> {
-    let err = |src: &Source, msg: String| line_error(&opts.file_name, src, msg);
-    let esc = df.escape;
-    // Predefined platform args, in PLATFORM_ARGS order.
-    let mut parts = opts.platform.split('/');
+/// `os/arch[/variant]` (arch: the host's when missing).
+fn split_platform(platform: &str) -> (String, String, String) {
+    let mut parts = platform.split('/');
     let os = parts.next().unwrap_or("linux").to_string();
+    let arch = parts.next().map_or_else(
+        || hoist_image::config::host_arch().to_string(),
+        String::from,
+    );
+    (os, arch, parts.next().unwrap_or("").to_string())
+}
+
+/// The scope `FROM` lines are expanded in: the predefined platform ARGs (in PLATFORM_ARGS order),
+/// then the global ARGs (a build arg wins over the default).
+fn global_scope(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<(String, String)>> {
+    let (os, arch, variant) = split_platform(&opts.platform);
     let host_arch = hoist_image::config::host_arch().to_string();
-    let arch = parts.next().map_or_else(|| host_arch.clone(), String::from);
-    let variant = parts.next().unwrap_or("").to_string();
     let platform_values = [
         opts.platform.clone(),
-        os.clone(),
-        arch.clone(),
-        variant.clone(),
+        os,
+        arch,
+        variant,
         format!("linux/{host_arch}"),
         "linux".into(),
-        host_arch.clone(),
+        host_arch,
         String::new(),
     ];
     let mut global: Vec<(String, String)> = ins::PLATFORM_ARGS
@@ -148,9 +167,9 @@ pub fn lower(
                 None => d
                     .default
                     .as_deref()
-                    .map(|v| ins::expand(v, global.as_slice(), esc))
+                    .map(|v| ins::expand(v, global.as_slice(), df.escape))
                     .transpose()
-                    .map_err(|e| err(&c.source, e.to_string()))?,
+                    .map_err(|e| line_error(&opts.file_name, &c.source, e.to_string()))?,
             };
             global.retain(|(k, _)| *k != d.name);
             if let Some(v) = val {
@@ -158,6 +177,30 @@ pub fn lower(
             }
         }
     }
+    Ok(global)
+}
+
+/// What each stage's `FROM` names once expanded (a stage, `scratch` or an image), as a build
+/// resolves it; None where the expansion fails.
+pub fn base_names(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<Option<String>>> {
+    let global = global_scope(df, opts)?;
+    Ok(df
+        .stages
+        .iter()
+        .map(|s| ins::expand(&s.base, global.as_slice(), df.escape).ok())
+        .collect())
+}
+
+/// Lowers a parsed and validated Dockerfile into a plan.
+pub fn lower(
+    df: &Dockerfile,
+    opts: &FrontendOptions,
+    resolve: &mut ImageResolver<'_>,
+) -> Result<Lowered> {
+    let err = |src: &Source, msg: String| line_error(&opts.file_name, src, msg);
+    let esc = df.escape;
+    let (os, arch, variant) = split_platform(&opts.platform);
+    let global = global_scope(df, opts)?;
 
     let stages = &df.stages;
     let by_name = |name: &str, before: usize| -> Option<usize> {
@@ -421,17 +464,7 @@ pub fn apply_changes(config: &mut ImageConfig, changes: &[String]) -> Result<()>
     {
         bail!("{} is not a valid change command", n.name());
     }
-    let opts = FrontendOptions {
-        build_args: BTreeMap::new(),
-        target: None,
-        labels: BTreeMap::new(),
-        network: NetworkMode::Host,
-        platform: format!("linux/{}", hoist_image::config::host_arch()),
-        file_name: FILE.into(),
-        contexts: BTreeMap::new(),
-        no_cache_filter: Vec::new(),
-        run: RunOptions::default(),
-    };
+    let opts = FrontendOptions::new(FILE);
     let mut st = StageState::over(config, &opts, ast.directives.escape);
     for n in &ast.children {
         let c = ins::parse_instruction(n, FILE).map_err(|e| anyhow!(e.buildkit_message()))?;
@@ -1059,15 +1092,8 @@ mod tests {
 
     fn opts() -> FrontendOptions {
         FrontendOptions {
-            build_args: BTreeMap::new(),
-            target: None,
-            labels: BTreeMap::new(),
-            network: NetworkMode::Host,
             platform: "linux/amd64".into(),
-            file_name: "Dockerfile".into(),
-            contexts: BTreeMap::new(),
-            no_cache_filter: Vec::new(),
-            run: RunOptions::default(),
+            ..FrontendOptions::new("Dockerfile")
         }
     }
 

@@ -2,8 +2,13 @@
 //! over a Dockerfile and renders the findings as `docker build --check` does, honouring the
 //! `# check=skip=...;error=true` directive.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use anyhow::{Result, anyhow};
 use hoist_parser::lint::{BaseEnv, CheckConfig, LintWarning};
+
+use crate::dockerfile::FrontendOptions;
 
 /// The findings for one Dockerfile.
 #[derive(Debug, Clone)]
@@ -19,6 +24,48 @@ pub struct CheckReport {
 /// Base images are not resolved: `UndefinedVar` assumes they define `PATH` only.
 pub fn check(text: &str, file: &str) -> Result<CheckReport> {
     check_with_bases(text, file, &|_| BaseEnv::Unknown)
+}
+
+/// [`check`] as a build sees the file (`hoist lint`, `hoist build --check`): base images are looked
+/// up in the store at `store_root` when it exists (never pulled, never created), so `UndefinedVar`
+/// knows their ENV; an image the store lacks is assumed to define `PATH` only. `FROM` is expanded
+/// with `build_args` and `platform` (default: the host's) as a build expands it.
+pub fn check_in_store(
+    text: &str,
+    file: &str,
+    store_root: &Path,
+    build_args: &BTreeMap<String, String>,
+    platform: Option<&str>,
+) -> Result<CheckReport> {
+    let store = store_root
+        .join("index.json")
+        .is_file()
+        .then(|| hoist_image::Store::open(store_root).ok())
+        .flatten();
+    let Some(store) = store else {
+        return check(text, file);
+    };
+    let ast = hoist_parser::parse(text.as_bytes(), file).map_err(|e| anyhow!("{e}"))?;
+    let df = hoist_parser::parse_dockerfile(&ast).map_err(|e| anyhow!(located(text, &e)))?;
+    let mut opts = FrontendOptions::new(file);
+    opts.build_args = build_args.clone();
+    if let Some(p) = platform {
+        opts.platform = p.to_string();
+    }
+    let envs: Vec<BaseEnv> = crate::dockerfile::base_names(&df, &opts)
+        .unwrap_or_default()
+        .iter()
+        .map(|b| match b.as_deref() {
+            Some("scratch") => BaseEnv::Known(Vec::new()),
+            Some(name) => store.resolve(name).map_or(BaseEnv::Unknown, |img| {
+                BaseEnv::Known(img.config.config.and_then(|c| c.env).unwrap_or_default())
+            }),
+            None => BaseEnv::Unknown,
+        })
+        .collect();
+    check_with_bases(text, file, &|i| {
+        envs.get(i).cloned().unwrap_or(BaseEnv::Unknown)
+    })
 }
 
 /// [`check`] knowing what each stage's base image defines (by stage index), as a build does once

@@ -222,7 +222,13 @@ impl BuildArgs {
                     (t, n.unwrap_or_default())
                 }
             };
-            let report = hoist_builder::lint::check(&text, &name)?;
+            let report = hoist_builder::lint::check_in_store(
+                &text,
+                &name,
+                &store_root,
+                &key_values(&self.build_args, true)?,
+                self.platform.as_deref(),
+            )?;
             print!("{}", report.render());
             return Ok(if report.failed() {
                 ExitCode::FAILURE

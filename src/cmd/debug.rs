@@ -45,7 +45,7 @@ pub enum DebugCommand {
 }
 
 impl Commands {
-    pub fn run(self, _global: &Global) -> anyhow::Result<ExitCode> {
+    pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
         match self {
             Commands::Debug {
                 command:
@@ -56,13 +56,14 @@ impl Commands {
                         file,
                     },
             } => parse(&file, json, validate || typed, typed),
-            Commands::Lint { file } => lint(&file),
+            Commands::Lint { file } => lint(&file, global),
         }
     }
 }
 
-/// Prints the check report; exits 1 when `# check=error=true` and something was found.
-pub fn lint(file: &PathBuf) -> anyhow::Result<ExitCode> {
+/// Prints the check report (base images' ENV from the store when it has them); exits 1 when
+/// `# check=error=true` and something was found.
+pub fn lint(file: &PathBuf, global: &Global) -> anyhow::Result<ExitCode> {
     let (text, name) = if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -78,7 +79,12 @@ pub fn lint(file: &PathBuf) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| "Dockerfile".into());
         (s, name)
     };
-    let report = hoist_builder::lint::check(&text, &name)?;
+    let root = global
+        .root
+        .clone()
+        .unwrap_or_else(hoist_image::default_root);
+    let report =
+        hoist_builder::lint::check_in_store(&text, &name, &root, &Default::default(), None)?;
     print!("{}", report.render());
     Ok(if report.failed() {
         ExitCode::FAILURE
