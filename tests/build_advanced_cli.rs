@@ -544,6 +544,23 @@ fn add_git_repositories_by_ref_and_subdir() {
     let out = env.hoist(&["build", ctx.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected checksum to match"));
+    // A repository as a named build context (--build-context NAME=GIT-URL#REF:SUBDIR).
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY --from=src inner.txt /ctx-inner\nCOPY --from=whole top.txt /ctx-top\n",
+    )
+    .unwrap();
+    env.build(&[
+        "-t",
+        "gctx",
+        "--build-context",
+        &format!("src={url}#v1:sub"),
+        "--build-context",
+        &format!("whole={url}"),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(env.read("gctx", "/ctx-inner"), "inner\n");
+    assert_eq!(env.read("gctx", "/ctx-top"), "v3\n");
 }
 
 #[test]
