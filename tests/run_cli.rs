@@ -904,6 +904,106 @@ fn run_security_opts() {
 }
 
 #[test]
+fn run_seccomp_profile_file() {
+    let s = Store::new();
+    let profile = s.root().join("deny-mkdir.json");
+    // Docker's format: mkdir denied with EPERM unless CAP_SYS_ADMIN is kept, kill with SIGUSR1
+    // (argument 1 == 10) denied, an unknown syscall name skipped, everything else allowed.
+    std::fs::write(
+        &profile,
+        r#"{
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat", "no_such_syscall"], "action": "SCMP_ACT_ERRNO",
+                 "errnoRet": 1, "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+                 "args": [{"index": 1, "value": 10, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let script = "mkdir /x; echo mkdir=$?; touch /y && echo touched; \
+                  kill -USR1 $$; echo usr1=$?; kill -0 $$ && echo signal0";
+    let out = s.run(&["run", "--security-opt", &opt, "busybox", "sh", "-c", script]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout, "mkdir=1\ntouched\nusr1=1\nsignal0\n", "{stderr}");
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
+    // Rules excluded for a capability do not apply when it is kept (as Docker's builtin profile).
+    let out = s.ok(&[
+        "run",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /x && echo made",
+    ]);
+    assert_eq!(out, "made\n");
+    // Bad JSON and a bad action: Docker's errors, naming the file, exit 125.
+    let bad = s.root().join("bad.json");
+    for (text, err) in [
+        (
+            "{\"defaultAction\": ",
+            format!(
+                "compacting json for seccomp profile ({}) failed",
+                bad.display()
+            ),
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_SOMETIMES"}"#,
+            format!(
+                "Decoding seccomp profile ({}) failed: invalid action \"SCMP_ACT_SOMETIMES\"",
+                bad.display()
+            ),
+        ),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let opt = format!("seccomp={}", bad.display());
+        let out = s.run(&["run", "--security-opt", &opt, "busybox", "true"]);
+        assert_eq!(code(&out), 125);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&err),
+            "{out:?}"
+        );
+    }
+}
+
+#[test]
+fn run_systempaths_unconfined() {
+    let s = Store::new();
+    // Mounts under /proc and /sys, and whether /sys is read-only.
+    let script = "grep -cE ' /(proc|sys)/' /proc/mounts; grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1";
+    // Docker's masked and read-only paths by default (/proc/bus, /proc/fs, /proc/irq, /proc/sys
+    // read-only at least).
+    let masked = s.ok(&["run", "busybox", "sh", "-c", script]);
+    let count: u32 = masked.lines().next().unwrap().parse().unwrap();
+    assert!(count >= 4, "{masked}");
+    // None with systempaths=unconfined; /sys stays read-only (only --privileged changes that).
+    let out = s.ok(&[
+        "run",
+        "--security-opt",
+        "systempaths=unconfined",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(out, "0\nro\n");
+    let out = s.run(&[
+        "run",
+        "--security-opt",
+        "systempaths=confined",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code(&out), 125);
+}
+
+#[test]
 fn run_ulimit_hosts_dns_groups_tmpfs() {
     let s = Store::new();
     assert_eq!(

@@ -210,8 +210,7 @@ pub struct Command {
     /// `-t`: the pty is opened inside and becomes stdio and the controlling terminal.
     pub console: Option<Console>,
     /// Seccomp filters, installed in order (empty: none).
-    pub seccomp: Cow<'static, [libc::sock_filter]>,
-    pub seccomp_extra: Cow<'static, [libc::sock_filter]>,
+    pub seccomp: Vec<Cow<'static, [libc::sock_filter]>>,
     /// Set no_new_privs (then seccomp is installed last; without it, before the user changes, while
     /// CAP_SYS_ADMIN still allows it, as runc does).
     pub no_new_privs: bool,
@@ -715,10 +714,7 @@ unsafe fn command_main(plan: &Plan) -> ! {
 
 /// Installs the command's seccomp filters, in order.
 unsafe fn install_seccomp(plan: &Plan) {
-    for filter in [&plan.cmd.seccomp, &plan.cmd.seccomp_extra] {
-        if filter.is_empty() {
-            continue;
-        }
+    for filter in &plan.cmd.seccomp {
         let prog = libc::sock_fprog {
             len: filter.len() as u16,
             filter: filter.as_ptr() as *mut libc::sock_filter,

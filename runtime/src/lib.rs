@@ -26,6 +26,7 @@ mod mounts;
 mod rootfs;
 mod scratch;
 mod seccomp;
+mod seccomp_json;
 mod seccomp_profile;
 mod security;
 mod spec;
@@ -302,6 +303,9 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     let mut tracker = Tracker::default();
     let privileged = spec.security.privileged;
     mounts::standard(&mut ops, &mut tracker, ids, spec.network, privileged)?;
+    if !spec.security.unmasked_paths {
+        mounts::system_path_masks(&mut ops)?;
+    }
     if privileged {
         security::host_devices(&mut ops, ids.rootless())?;
     }
@@ -491,8 +495,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
                 .collect(),
             stdio: stdio_raw,
             console,
-            seccomp: filters.main,
-            seccomp_extra: filters.clone3,
+            seccomp: filters.programs,
             no_new_privs: spec.security.no_new_privileges,
         },
     };

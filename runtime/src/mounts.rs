@@ -204,8 +204,8 @@ fn sys(ops: &mut Vec<Op>, ids: &IdMap, network: Network, privileged: bool) -> Re
     Ok(())
 }
 
-/// /proc, /dev, /sys and their masks, for a sandbox in the user namespace `ids` on `network`.
-/// `privileged` (`--privileged`): no masks, /sys read-write.
+/// /proc, /dev and /sys, for a sandbox in the user namespace `ids` on `network`.
+/// `privileged` (`--privileged`): /sys read-write, /dev not `nodev`.
 pub fn standard(
     ops: &mut Vec<Op>,
     tracker: &mut Tracker,
@@ -213,7 +213,7 @@ pub fn standard(
     network: Network,
     privileged: bool,
 ) -> Result<()> {
-    use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT};
+    use libc::{MS_NODEV, MS_NOEXEC, MS_NOSUID};
     ops.push(ensure("/proc", false, false, Some(tracker))?);
     ops.push(mount(
         Some("proc"),
@@ -277,9 +277,13 @@ pub fn standard(
     }
     ops.push(ensure("/sys", false, false, Some(tracker))?);
     sys(ops, ids, network, privileged)?;
-    if privileged {
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// Docker's masked and read-only paths in /proc and /sys (none with `--privileged` or
+/// `--security-opt systempaths=unconfined`).
+pub fn system_path_masks(ops: &mut Vec<Op>) -> Result<()> {
+    use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT};
     for path in MASKED {
         ops.push(Op::Mask {
             target: cstr(path)?,

@@ -1,9 +1,11 @@
-//! Docker's default seccomp profile, compiled to BPF with `seccompiler`, for a given capability set
-//! (Docker's profile allows some syscalls only with a capability: `mount` with CAP_SYS_ADMIN, ...).
-//! The build script (runtime/build.rs) compiles it for Docker's default capabilities and embeds the
-//! result, so a default run never compiles it; other sets (`--cap-add`) are compiled at run time.
+//! The one seccomp compiler: a profile in Docker's model (a default action, and rules naming syscalls
+//! with an action, argument checks and the capabilities they need or exclude) compiled with
+//! `seccompiler` to BPF for an architecture and a capability set. The build script (runtime/build.rs)
+//! includes this file to compile Docker's default profile ([`docker_default`]) for Docker's default
+//! capabilities; the same code compiles other capability sets and `--security-opt seccomp=FILE`
+//! profiles at run time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Syscalls Docker allows unconditionally.
 const ALLOWED: &str = "accept accept4 access adjtimex alarm bind brk cachestat capget capset chdir chmod \
@@ -70,7 +72,8 @@ const GATED: &[(u32, &str)] = &[
 /// CAP_SYS_ADMIN: `clone` with namespace flags and `clone3` are allowed with it.
 const CAP_SYS_ADMIN: u32 = 21;
 
-/// The capabilities the profile depends on (two sets equal under this mask give the same filter).
+/// The capabilities Docker's default profile depends on (two sets equal under this mask give the
+/// same filters).
 pub const GATED_MASK: u64 = {
     let mut m = 0u64;
     let mut i = 0;
@@ -88,38 +91,228 @@ const AF_VSOCK: u64 = 40;
 /// Personas Docker allows: PER_LINUX, UNAME26, PER_LINUX32, PER_LINUX32|UNAME26, query.
 const PERSONAS: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
-fn target(arch: &str) -> Result<seccompiler::TargetArch, String> {
-    seccompiler::TargetArch::try_from(arch).map_err(|e| e.to_string())
+/// A seccomp profile: what a syscall no rule matches gets, and the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub default_action: Action,
+    pub rules: Vec<Rule>,
 }
 
-/// (allowlist, clone3 filter) for `arch` (Rust's `target_arch` name) and the capability mask `caps`
-/// (bit n = capability n), as (code, jt, jf, k). The clone3 filter is empty with CAP_SYS_ADMIN.
-pub fn compile(arch: &str, caps: u64) -> Result<(Vec<Insn>, Vec<Insn>), String> {
-    let mut names: BTreeSet<&str> = ALLOWED.split_whitespace().collect();
-    for (cap, gated) in GATED {
-        if caps & (1 << cap) != 0 {
-            names.extend(gated.split_whitespace());
+/// What a filter answers (libseccomp's `SCMP_ACT_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Action {
+    #[default]
+    Allow,
+    Errno(u32),
+    KillThread,
+    KillProcess,
+    Trap,
+    Trace(u32),
+    Log,
+}
+
+/// Syscalls (names; those this architecture lacks are skipped) that get `action` when every
+/// argument check holds, for a capability set holding all of `includes_caps` and none of
+/// `excludes_caps` (capability numbers; 64 and above: never held).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rule {
+    pub names: Vec<String>,
+    pub action: Action,
+    pub args: Vec<Arg>,
+    pub includes_caps: Vec<u32>,
+    pub excludes_caps: Vec<u32>,
+}
+
+/// An argument check: argument `index` (64 bits) compared with `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arg {
+    pub index: u8,
+    pub op: CmpOp,
+    pub value: u64,
+}
+
+/// libseccomp's `SCMP_CMP_*`; `MaskedEq(mask)`: `arg & mask == value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    MaskedEq(u64),
+}
+
+impl Rule {
+    /// Allows the whitespace-separated `names`.
+    fn allow(names: &str) -> Rule {
+        Rule {
+            names: names.split_whitespace().map(str::to_string).collect(),
+            ..Rule::default()
         }
     }
-    let admin = caps & (1 << CAP_SYS_ADMIN) != 0;
+
+    /// The rule applies to the capability mask `caps`.
+    fn applies(&self, caps: u64) -> bool {
+        let held = |c: &u32| *c < 64 && caps & (1 << c) != 0;
+        self.includes_caps.iter().all(held) && !self.excludes_caps.iter().any(held)
+    }
+
+    /// The alternatives (any may hold) of checks (all must hold); none: unconditional. As runc
+    /// does, checks of one argument index given twice are alternatives each.
+    fn alternatives(&self) -> Option<Vec<Vec<Arg>>> {
+        if self.args.is_empty() {
+            return None;
+        }
+        let indexes: BTreeSet<u8> = self.args.iter().map(|a| a.index).collect();
+        Some(if indexes.len() == self.args.len() {
+            vec![self.args.clone()]
+        } else {
+            self.args.iter().map(|a| vec![*a]).collect()
+        })
+    }
+}
+
+/// Docker's default profile (moby `profiles/seccomp/default.json`): an allowlist answering EPERM to
+/// everything else, `clone` without namespace flags and `clone3` answering ENOSYS (so libcs fall
+/// back to `clone`) unless CAP_SYS_ADMIN is kept, `socket` without AF_VSOCK, `personality` limited
+/// to the usual personas, and the syscalls some capabilities unlock.
+pub fn docker_default() -> Profile {
+    let mut rules = vec![Rule::allow(ALLOWED)];
+    for (cap, names) in GATED {
+        rules.push(Rule {
+            includes_caps: vec![*cap],
+            ..Rule::allow(names)
+        });
+    }
+    let arg0 = |op, value| {
+        vec![Arg {
+            index: 0,
+            op,
+            value,
+        }]
+    };
+    rules.push(Rule {
+        args: arg0(CmpOp::MaskedEq(CLONE_NS_MASK), 0),
+        excludes_caps: vec![CAP_SYS_ADMIN],
+        ..Rule::allow("clone")
+    });
+    rules.push(Rule {
+        args: arg0(CmpOp::Ne, AF_VSOCK),
+        ..Rule::allow("socket")
+    });
+    for p in PERSONAS {
+        rules.push(Rule {
+            args: arg0(CmpOp::Eq, *p),
+            ..Rule::allow("personality")
+        });
+    }
+    rules.push(Rule {
+        action: Action::Errno(libc::ENOSYS as u32),
+        excludes_caps: vec![CAP_SYS_ADMIN],
+        ..Rule::allow("clone3")
+    });
+    Profile {
+        default_action: Action::Errno(libc::EPERM as u32),
+        rules,
+    }
+}
+
+/// One BPF instruction: (code, jt, jf, k).
+pub type Insn = (u16, u8, u8, u32);
+
+/// One seccompiler filter: `matched` for the rules' syscalls, `mismatched` for the others.
+struct Filter<'a> {
+    mismatched: Action,
+    matched: Action,
+    rules: Vec<&'a Rule>,
+}
+
+/// `profile` for `arch` (Rust's `target_arch` name) and the capability mask `caps` (bit n =
+/// capability n), as BPF programs to install in order. A filter answers one action for its
+/// syscalls, so a profile is several: the first answers the default action to the syscalls no rule
+/// names (if that is not "allow"), one per other action answers it to its rules' syscalls. The
+/// kernel applies the most restrictive answer of all the filters, so each syscall gets its rule's.
+pub fn compile(profile: &Profile, arch: &str, caps: u64) -> Result<Vec<Vec<Insn>>, String> {
+    let target = seccompiler::TargetArch::try_from(arch).map_err(|e| e.to_string())?;
+    let rules: Vec<&Rule> = profile
+        .rules
+        .iter()
+        .filter(|r| r.applies(caps) && r.action != profile.default_action)
+        .collect();
+    let mut filters = Vec::new();
+    if profile.default_action != Action::Allow {
+        filters.push(Filter {
+            mismatched: profile.default_action,
+            matched: Action::Allow,
+            rules: rules.clone(),
+        });
+    }
+    let mut actions: Vec<Action> = Vec::new();
+    for r in &rules {
+        if r.action != Action::Allow && !actions.contains(&r.action) {
+            actions.push(r.action);
+        }
+    }
+    for action in actions {
+        filters.push(Filter {
+            mismatched: Action::Allow,
+            matched: action,
+            rules: rules
+                .iter()
+                .copied()
+                .filter(|r| r.action == action)
+                .collect(),
+        });
+    }
+    let unknown = unknown_names(&rules, target)?;
+    let json = filters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| filter_json(f, &unknown).map(|j| format!(r#""{i}":{j}"#)))
+        .collect::<Vec<_>>();
+    let mut map =
+        seccompiler::compile_from_json(format!("{{{}}}", json.join(",")).as_bytes(), target)
+            .map_err(|e| format!("compiling the seccomp profile: {e}"))?;
+    Ok((0..filters.len())
+        .filter_map(|i| map.remove(&i.to_string()))
+        .map(|p| p.into_iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect())
+        .collect())
+}
+
+/// The names of `rules` this architecture has no syscall for (Docker skips them).
+fn unknown_names(
+    rules: &[&Rule],
+    target: seccompiler::TargetArch,
+) -> Result<BTreeSet<String>, String> {
+    let names: BTreeSet<&str> = rules
+        .iter()
+        .flat_map(|r| &r.names)
+        .map(String::as_str)
+        .collect();
+    let mut rest: Vec<&str> = names.into_iter().collect();
+    let mut unknown = BTreeSet::new();
     loop {
-        let json = main_json(&names, admin);
-        match seccompiler::compile_from_json(json.as_bytes(), target(arch)?) {
-            Ok(mut map) => {
-                let main = insns(map.remove("main").unwrap_or_default());
-                let clone3 = if admin {
-                    Vec::new()
-                } else {
-                    compile_clone3(arch)?
-                };
-                return Ok((main, clone3));
-            }
-            // A name this architecture lacks (e.g. `arch_prctl` on aarch64): drop it and retry.
-            Err(e) => match unknown_name(&e.to_string()) {
-                Some(name) if names.contains(name.as_str()) => {
-                    names.remove(name.as_str());
+        let list: Vec<String> = rest
+            .iter()
+            .map(|n| format!(r#"{{"syscall":{}}}"#, json_str(n)))
+            .collect();
+        let json = format!(
+            r#"{{"probe":{{"mismatch_action":"allow","match_action":"trap","filter":[{}]}}}}"#,
+            list.join(",")
+        );
+        match seccompiler::compile_from_json(json.as_bytes(), target) {
+            Ok(_) => return Ok(unknown),
+            // seccompiler resolves the names in order and stops at the first it cannot: those
+            // before it are known, the rest are probed again.
+            Err(e) => match unknown_name(&e.to_string())
+                .and_then(|name| Some((rest.iter().position(|n| *n == name)?, name)))
+            {
+                Some((at, name)) => {
+                    rest.drain(..=at);
+                    unknown.insert(name);
                 }
-                _ => return Err(format!("compiling the seccomp profile: {e}")),
+                None => return Err(format!("compiling the seccomp profile: {e}")),
             },
         }
     }
@@ -128,50 +321,85 @@ pub fn compile(arch: &str, caps: u64) -> Result<(Vec<Insn>, Vec<Insn>), String> 
 /// The syscall name in seccompiler's "Invalid syscall name: NAME for given arch" error.
 fn unknown_name(msg: &str) -> Option<String> {
     let rest = &msg[msg.find("Invalid syscall name: ")? + 22..];
-    Some(rest[..rest.find(' ')?].to_string())
+    Some(rest[..rest.find(" for given arch")?].to_string())
 }
 
-/// `admin`: CAP_SYS_ADMIN is kept, so `clone` is in `names` and needs no flag check.
-fn main_json(names: &BTreeSet<&str>, admin: bool) -> String {
-    let mut rules: Vec<String> = names
-        .iter()
-        .map(|n| format!(r#"{{"syscall":"{n}"}}"#))
-        .collect();
-    if !admin {
-        rules.push(format!(
-            r#"{{"syscall":"clone","args":[{{"index":0,"type":"qword","op":{{"masked_eq":{CLONE_NS_MASK}}},"val":0}}]}}"#
-        ));
+/// `f` in seccompiler's JSON (none if it has no syscall this architecture knows and would change
+/// nothing). A syscall one rule allows unconditionally needs no argument checks from the others.
+fn filter_json(f: &Filter, unknown: &BTreeSet<String>) -> Option<String> {
+    let mut syscalls: BTreeMap<&str, Option<Vec<Vec<Arg>>>> = BTreeMap::new();
+    for rule in &f.rules {
+        for name in rule.names.iter().filter(|n| !unknown.contains(*n)) {
+            let entry = syscalls.entry(name).or_insert_with(|| Some(Vec::new()));
+            match (entry.as_mut(), rule.alternatives()) {
+                (Some(alts), Some(more)) => alts.extend(more),
+                _ => *entry = None,
+            }
+        }
     }
-    rules.push(format!(
-        r#"{{"syscall":"socket","args":[{{"index":0,"type":"dword","op":"ne","val":{AF_VSOCK}}}]}}"#
-    ));
-    for p in PERSONAS {
-        rules.push(format!(
-            r#"{{"syscall":"personality","args":[{{"index":0,"type":"dword","op":"eq","val":{p}}}]}}"#
-        ));
+    if syscalls.is_empty() && f.mismatched == Action::Allow {
+        return None;
     }
-    format!(
-        r#"{{"main":{{"mismatch_action":{{"errno":{}}},"match_action":"allow","filter":[{}]}}}}"#,
-        libc::EPERM,
+    let mut rules = Vec::new();
+    for (name, alts) in syscalls {
+        let name = json_str(name);
+        match alts {
+            None => rules.push(format!(r#"{{"syscall":{name}}}"#)),
+            Some(alts) => rules.extend(alts.iter().map(|checks| {
+                let args: Vec<String> = checks.iter().map(arg_json).collect();
+                format!(r#"{{"syscall":{name},"args":[{}]}}"#, args.join(","))
+            })),
+        }
+    }
+    Some(format!(
+        r#"{{"mismatch_action":{},"match_action":{},"filter":[{}]}}"#,
+        action_json(f.mismatched),
+        action_json(f.matched),
         rules.join(",")
+    ))
+}
+
+fn arg_json(a: &Arg) -> String {
+    let op = match a.op {
+        CmpOp::Eq => r#""eq""#.to_string(),
+        CmpOp::Ne => r#""ne""#.to_string(),
+        CmpOp::Lt => r#""lt""#.to_string(),
+        CmpOp::Le => r#""le""#.to_string(),
+        CmpOp::Gt => r#""gt""#.to_string(),
+        CmpOp::Ge => r#""ge""#.to_string(),
+        CmpOp::MaskedEq(mask) => format!(r#"{{"masked_eq":{mask}}}"#),
+    };
+    format!(
+        r#"{{"index":{},"type":"qword","op":{op},"val":{}}}"#,
+        a.index, a.value
     )
 }
 
-fn compile_clone3(arch: &str) -> Result<Vec<Insn>, String> {
-    let json = format!(
-        r#"{{"main":{{"mismatch_action":"allow","match_action":{{"errno":{}}},"filter":[{{"syscall":"clone3"}}]}}}}"#,
-        libc::ENOSYS
-    );
-    let mut map = seccompiler::compile_from_json(json.as_bytes(), target(arch)?)
-        .map_err(|e| format!("compiling the clone3 filter: {e}"))?;
-    Ok(insns(map.remove("main").unwrap_or_default()))
+fn action_json(a: Action) -> String {
+    match a {
+        Action::Allow => r#""allow""#.into(),
+        Action::Errno(n) => format!(r#"{{"errno":{n}}}"#),
+        Action::KillThread => r#""kill_thread""#.into(),
+        Action::KillProcess => r#""kill_process""#.into(),
+        Action::Trap => r#""trap""#.into(),
+        Action::Trace(n) => format!(r#"{{"trace":{n}}}"#),
+        Action::Log => r#""log""#.into(),
+    }
 }
 
-/// One BPF instruction: (code, jt, jf, k).
-pub type Insn = (u16, u8, u8, u32);
-
-fn insns(prog: seccompiler::BpfProgram) -> Vec<Insn> {
-    prog.into_iter()
-        .map(|i| (i.code, i.jt, i.jf, i.k))
-        .collect()
+/// `s` as a JSON string (syscall names from a profile may hold anything).
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

@@ -5,12 +5,14 @@
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::capabilities::{self, CapSet};
 use crate::error::{Error, Result};
 use crate::init::Op;
 use crate::mounts::{cstr, ensure};
 use crate::seccomp::{self, Filters};
+use crate::seccomp_profile::Profile;
 
 /// Privileges of the sandboxed process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,16 +27,28 @@ pub struct Security {
     /// read-write, the host's device nodes. (Capabilities and seccomp are the fields above:
     /// [`Security::privileged`] sets them all.)
     pub privileged: bool,
+    /// `--security-opt systempaths=unconfined`: no masked or read-only paths in /proc and /sys
+    /// (as with `privileged`, which implies it).
+    pub unmasked_paths: bool,
 }
 
 /// The seccomp filter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Seccomp {
     /// Docker's default profile for the capability set.
     #[default]
     Default,
     /// None (`--security-opt seccomp=unconfined`, `--privileged`).
     Unconfined,
+    /// A profile in Docker's JSON format (`--security-opt seccomp=FILE`), for the capability set.
+    Profile(Arc<Profile>),
+}
+
+impl Seccomp {
+    /// The profile in Docker's JSON format at `file`; errors name it.
+    pub fn from_file(file: &str) -> std::result::Result<Seccomp, String> {
+        crate::seccomp_json::load(file).map(|p| Seccomp::Profile(Arc::new(p)))
+    }
 }
 
 impl Default for Security {
@@ -45,6 +59,7 @@ impl Default for Security {
             seccomp: Seccomp::Default,
             no_new_privileges: true,
             privileged: false,
+            unmasked_paths: false,
         }
     }
 }
@@ -58,16 +73,18 @@ impl Security {
             seccomp: Seccomp::Unconfined,
             no_new_privileges: false,
             privileged: true,
+            unmasked_paths: true,
         }
     }
 
     /// The capability set and seccomp filters to apply in the child.
     pub(crate) fn prepare(&self) -> Result<(CapSet, Filters)> {
-        let filters = match self.seccomp {
-            Seccomp::Default => seccomp::for_capabilities(self.capabilities)
-                .map_err(|e| Error::Invalid(format!("seccomp profile: {e}")))?,
-            Seccomp::Unconfined => Filters::default(),
-        };
+        let filters = match &self.seccomp {
+            Seccomp::Default => seccomp::for_capabilities(self.capabilities),
+            Seccomp::Profile(p) => seccomp::for_profile(p, self.capabilities),
+            Seccomp::Unconfined => Ok(Filters::default()),
+        }
+        .map_err(|e| Error::Invalid(format!("seccomp profile: {e}")))?;
         Ok((CapSet::new(self.capabilities), filters))
     }
 }
@@ -170,7 +187,7 @@ mod tests {
         assert_eq!(p.capabilities, capabilities::all_mask());
         assert_eq!(p.seccomp, Seccomp::Unconfined);
         let (_, filters) = p.prepare().unwrap();
-        assert!(filters.main.is_empty() && filters.clone3.is_empty());
+        assert!(filters.programs.is_empty());
     }
 
     #[test]

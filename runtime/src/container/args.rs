@@ -2,7 +2,6 @@
 //! sizes, `--ulimit`, `--add-host`, `--dns*`, `--security-opt`, `--network`, `-e`/`--env-file`.
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use crate::spec::{Network, Rlimit, Seccomp};
 
@@ -194,14 +193,16 @@ pub fn resolv_conf(base: &str, dns: &[IpAddr], search: &[String], options: &[Str
 }
 
 /// What `--security-opt` sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SecurityOpts {
     pub seccomp: Seccomp,
     pub no_new_privileges: bool,
+    /// `systempaths=unconfined`.
+    pub unmasked_paths: bool,
 }
 
 /// `--security-opt`, as the Docker CLI (values required, `seccomp=FILE` read) and daemon (known
-/// keys) check them. `label=...` and `apparmor=...` are accepted and ignored, as Docker does on a
+/// keys, the profile's contents) check them. `label=...` and `apparmor=...` are accepted and ignored, as Docker does on a
 /// host without SELinux or AppArmor.
 pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, String> {
     let mut out = SecurityOpts::default();
@@ -211,6 +212,11 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, String> {
             continue;
         }
         if opt == "disable" {
+            continue;
+        }
+        // The CLI's own option (other spellings reach the daemon, which refuses them).
+        if opt == "systempaths=unconfined" {
+            out.unmasked_paths = true;
             continue;
         }
         let (k, v) = opt
@@ -224,14 +230,7 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, String> {
                 out.seccomp = match v {
                     "unconfined" => Seccomp::Unconfined,
                     "builtin" => Seccomp::Default,
-                    file => {
-                        std::fs::read(Path::new(file))
-                            .map_err(|e| format!("opening seccomp profile ({file}) failed: {e}"))?;
-                        return Err(format!(
-                            "seccomp profile {file}: hoist only has Docker's default profile \
-                             (seccomp=builtin) and seccomp=unconfined"
-                        ));
-                    }
+                    file => Seccomp::from_file(file)?,
                 }
             }
             "no-new-privileges" => {

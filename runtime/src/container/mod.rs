@@ -185,6 +185,7 @@ impl RunOptions {
             },
             no_new_privileges: sec.no_new_privileges,
             privileged: self.privileged,
+            unmasked_paths: self.privileged || sec.unmasked_paths,
         };
         if self.tty && self.interactive && !std::io::stdin().is_terminal() {
             return Err(Error::Invalid("the input device is not a TTY".into()));
