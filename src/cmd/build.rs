@@ -91,7 +91,7 @@ pub struct BuildArgs {
     /// Push the image to its registry after the build (every -t name)
     #[arg(long)]
     push: bool,
-    /// Output destination: "type=local,dest=DIR" (or just DIR), "type=oci|docker|tar,dest=FILE|-", "-" (tar on stdout), "type=registry,name=REGISTRY/REPO:TAG"
+    /// Output destination: "type=local,dest=DIR" (or just DIR), "type=oci|docker|tar,dest=FILE|-", "-" (tar on stdout), "type=registry,name=REGISTRY/REPO:TAG", "type=docker" (the store); exports alone leave no image in the store (add -t or --load)
     #[arg(short = 'o', long = "output", value_name = "PATH|TYPE=...")]
     outputs: Vec<String>,
     /// External cache sources (e.g. "type=registry,ref=REGISTRY/REPO:TAG", "type=local,src=DIR", or an image with an inline cache)
