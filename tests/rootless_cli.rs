@@ -655,7 +655,6 @@ fn a_failing_newuidmap_falls_back_to_root_only_with_a_warning() {
 }
 
 #[test]
-#[ignore = "builder/src/union.rs reads only trusted.overlay.opaque: COPY --from shows what a rootless opaque directory hides"]
 fn copy_from_a_stage_honours_opaque_directories() {
     let u = User::new(WITH_SUBIDS, true);
     u.make_busybox();
