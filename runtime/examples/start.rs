@@ -1,10 +1,12 @@
 //! One sandbox start-to-exit on a directory: `start ROOTFS_LOWER [ARGS...]` runs ARGS (default `true`)
 //! with ROOTFS_LOWER as the only overlay lower and a fresh upper, network none. Used by
-//! bench/run-start.sh, one process per run like `runc run`.
+//! bench/run-start.sh, one process per run like `runc run`; rootless when started unprivileged.
 
 use hoist_runtime::{Process, Rootfs, Spec, Stdio, run};
 
 fn main() {
+    // Unprivileged (bench/run-start.sh's rootless runs): into a user namespace first, as hoist does.
+    hoist_runtime::userns::enter();
     let mut args = std::env::args().skip(1);
     let lower = args.next().expect("usage: start ROOTFS [ARGS...]");
     let mut argv: Vec<String> = args.collect();
