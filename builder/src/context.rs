@@ -1,6 +1,7 @@
 //! The build context: a directory filtered by `.dockerignore` (or `FILE.dockerignore` next to the
 //! Dockerfile), and content hashing of what COPY/ADD read, with a persistent metadata index
-//! (path, size, mtime, ctime, inode -> sha256) so an unchanged context is never re-read.
+//! (path, size, mtime, ctime, inode -> sha256) so an unchanged context is never re-read; small files
+//! it does read are kept ([`Contents`]) for the copy that follows, so no file is read twice.
 
 use std::collections::HashMap;
 use std::fs;

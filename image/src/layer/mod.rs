@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod entries;
+mod pargz;
 mod rootless;
 mod tarw;
 mod write;
@@ -124,7 +125,8 @@ impl LayerInfo {
     }
 }
 
-/// Layers at least this big are gzip-compressed on all cores (pigz-style blocks).
+/// Layers at least this big are gzip-compressed on all cores (pigz-style blocks, incompressible ones
+/// stored: see `pargz`).
 pub const PARALLEL_GZIP_THRESHOLD: u64 = 8 << 20;
 
 /// Compresses `input` into `out` (gzip level 6 / zstd level 3), on all cores.
@@ -143,7 +145,7 @@ pub fn compress<R: Read, W: Write + Send + 'static>(
 pub enum Compressor<W: Write + Send + 'static> {
     None(W),
     Gzip(flate2::write::GzEncoder<W>),
-    ParGzip(gzp::par::compress::ParCompress<'static, gzp::deflate::Gzip, W>),
+    ParGzip(gzp::par::compress::ParCompress<'static, pargz::StoringGzip, W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
@@ -155,9 +157,10 @@ impl<W: Write + Send + 'static> Compressor<W> {
         Ok(match c {
             Compression::None => Compressor::None(out),
             // The block layout depends only on the size threshold, not on the core count, so the
-            // compressed digest of a layer is the same on every machine.
+            // compressed digest of a layer is the same on every machine. Incompressible blocks are
+            // stored, not deflated (see [`pargz`]).
             Compression::Gzip if size_hint >= PARALLEL_GZIP_THRESHOLD => {
-                let par = gzp::par::compress::ParCompressBuilder::<gzp::deflate::Gzip>::new()
+                let par = gzp::par::compress::ParCompressBuilder::<pargz::StoringGzip>::new()
                     .num_threads(threads)
                     .map_err(io::Error::other)?
                     .compression_level(gzp::Compression::new(6))
