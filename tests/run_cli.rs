@@ -43,6 +43,16 @@ impl Store {
     fn ok(&self, args: &[&str]) -> String {
         expect_success(&format!("hoist {args:?}"), self.run(args))
     }
+
+    /// Asserts hoist refuses `args` as Docker does: exit 125 and `err` in its stderr.
+    fn refused(&self, args: &[&str], err: &str) {
+        let out = self.run(args);
+        assert_eq!(code(&out), 125, "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(err),
+            "{args:?}: {out:?}"
+        );
+    }
 }
 
 fn code(out: &Output) -> i32 {
@@ -92,9 +102,7 @@ fn run_exit_codes() {
     assert_eq!(code(&out), 127);
     assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
     assert_eq!(code(&s.run(&["run", "busybox", "/etc/passwd"])), 126);
-    let out = s.run(&["run", "no-such-image"]);
-    assert_eq!(code(&out), 125);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to find image"));
+    s.refused(&["run", "no-such-image"], "Unable to find image");
     // Default CMD ["sh"] with stdin closed exits 0.
     assert_eq!(s.ok(&["run", "busybox"]), "");
 }
@@ -785,18 +793,13 @@ fn run_capabilities() {
     );
     assert_ne!(code(&s.run(&["run", "busybox", "sh", "-c", mount])), 0);
     // Unknown names: Docker's error, before the image is even looked up.
-    let out = s.run(&["run", "--cap-add", "FOO", "no-such-image"]);
-    assert_eq!(code(&out), 125);
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("invalid CapAdd: unknown capability: \"CAP_FOO\""),
-        "{out:?}"
+    s.refused(
+        &["run", "--cap-add", "FOO", "no-such-image"],
+        "invalid CapAdd: unknown capability: \"CAP_FOO\"",
     );
-    let out = s.run(&["run", "--cap-drop", "nope", "busybox", "true"]);
-    assert_eq!(code(&out), 125);
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("invalid CapDrop: unknown capability: \"CAP_NOPE\"")
+    s.refused(
+        &["run", "--cap-drop", "nope", "busybox", "true"],
+        "invalid CapDrop: unknown capability: \"CAP_NOPE\"",
     );
 }
 
@@ -894,12 +897,7 @@ fn run_security_opts() {
             "opening seccomp profile (/nonexistent.json) failed",
         ),
     ] {
-        let out = s.run(&["run", "--security-opt", flag, "busybox", "true"]);
-        assert_eq!(code(&out), 125);
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(err),
-            "{out:?}"
-        );
+        s.refused(&["run", "--security-opt", flag, "busybox", "true"], err);
     }
 }
 
@@ -963,12 +961,7 @@ fn run_seccomp_profile_file() {
     ] {
         std::fs::write(&bad, text).unwrap();
         let opt = format!("seccomp={}", bad.display());
-        let out = s.run(&["run", "--security-opt", &opt, "busybox", "true"]);
-        assert_eq!(code(&out), 125);
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(&err),
-            "{out:?}"
-        );
+        s.refused(&["run", "--security-opt", &opt, "busybox", "true"], &err);
     }
 }
 
@@ -1066,9 +1059,10 @@ fn run_ulimit_hosts_dns_groups_tmpfs() {
         ]),
         "65534 4242\n"
     );
-    let out = s.run(&["run", "--group-add", "ghost", "busybox", "true"]);
-    assert_eq!(code(&out), 125);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unable to find group ghost"));
+    s.refused(
+        &["run", "--group-add", "ghost", "busybox", "true"],
+        "unable to find group ghost",
+    );
     // --tmpfs: noexec,nosuid,nodev by default, options as mount(8) takes them.
     let out = s.ok(&[
         "run",
@@ -1106,12 +1100,7 @@ fn run_ulimit_hosts_dns_groups_tmpfs() {
         let mut all = vec!["run"];
         all.extend(args);
         all.extend(["no-such-image", "true"]);
-        let out = s.run(&all);
-        assert_eq!(code(&out), 125, "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(err),
-            "{args:?}: {out:?}"
-        );
+        s.refused(&all, err);
     }
 }
 
