@@ -80,20 +80,24 @@ fn secrets_reach_the_step_and_nothing_else() {
     std::fs::write(&sfile, secret).unwrap();
     let ctx = testdata("secret");
     let src = format!("id=tok,src={}", sfile.display());
-    let progress = env.ok(env
-        .cmd(&[
-            "build",
-            "--progress",
-            "plain",
-            "--secret",
-            &src,
-            "--secret",
-            "id=fromenv,env=HOIST_TEST_SECRET_ENV",
-            "-t",
-            "sec",
-            ctx.to_str().unwrap(),
-        ])
-        .env("HOIST_TEST_SECRET_ENV", "env-secret-55aa"));
+    // Builds the context as `tag` with both secrets, the env one holding `env_value`.
+    let build = |tag: &str, env_value: &str| {
+        env.ok(env
+            .cmd(&[
+                "build",
+                "--progress",
+                "plain",
+                "--secret",
+                &src,
+                "--secret",
+                "id=fromenv,env=HOIST_TEST_SECRET_ENV",
+                "-t",
+                tag,
+                ctx.to_str().unwrap(),
+            ])
+            .env("HOIST_TEST_SECRET_ENV", env_value))
+    };
+    let progress = build("sec", "env-secret-55aa");
     let sha = sha256_hex(secret);
     assert_eq!(env.read("sec", "/file-sha").trim(), sha);
     assert_eq!(env.read("sec", "/env-sha").trim(), sha);
@@ -128,20 +132,7 @@ fn secrets_reach_the_step_and_nothing_else() {
 
     // The value is not part of the cache key: another value is a cache hit (as in BuildKit).
     std::fs::write(&sfile, b"another-value").unwrap();
-    let again = env.ok(env
-        .cmd(&[
-            "build",
-            "--progress",
-            "plain",
-            "--secret",
-            &src,
-            "--secret",
-            "id=fromenv,env=HOIST_TEST_SECRET_ENV",
-            "-t",
-            "sec2",
-            ctx.to_str().unwrap(),
-        ])
-        .env("HOIST_TEST_SECRET_ENV", "x"));
+    let again = build("sec2", "x");
     assert_eq!(again.matches("CACHED").count(), 6, "{again}");
     assert_eq!(env.image_id("sec"), env.image_id("sec2"));
 

@@ -11,8 +11,8 @@ use common::*;
 use hoist_image::Store;
 use hoist_registry::manifest::{Descriptor, Index, Manifest, OCI_INDEX, OCI_MANIFEST};
 use hoist_registry::{
-    Client, ClientOptions, Credentials, ImageRef, Platform, Progress, ProgressMode, PullOptions,
-    PushOptions, fetch_blobs, pull, push, push_manifest,
+    Client, ClientOptions, Credentials, ImageRef, Platform, PullOptions, PushOptions, fetch_blobs,
+    pull, push, push_manifest,
 };
 
 fn client() -> Client {
@@ -23,16 +23,6 @@ fn client() -> Client {
         ..Default::default()
     })
     .unwrap()
-}
-
-fn quiet() -> Progress {
-    Progress::new(ProgressMode::Plain)
-}
-
-fn store() -> (tempfile::TempDir, Store) {
-    let d = tempfile::tempdir().unwrap();
-    let s = Store::open(d.path().join("store")).unwrap();
-    (d, s)
 }
 
 #[tokio::test(flavor = "multi_thread")]

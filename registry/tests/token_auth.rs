@@ -21,8 +21,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::*;
 use hoist_image::{ImageConfig, LayerOptions, Reference, Store};
 use hoist_registry::{
-    Client, ClientOptions, Credentials, ImageRef, Progress, ProgressMode, PullOptions, PushOptions,
-    pull, push,
+    Client, ClientOptions, Credentials, ImageRef, PullOptions, PushOptions, pull, push,
 };
 use serde_json::{Value, json};
 
@@ -308,16 +307,6 @@ fn start(lifetime: u64, field: TokenField) -> (TokenServer, TestRegistry) {
     let tokens = TokenServer::start(lifetime, field);
     let reg = TestRegistry::start_with(None, &tokens.registry_auth());
     (tokens, reg)
-}
-
-fn quiet() -> Progress {
-    Progress::new(ProgressMode::Plain)
-}
-
-fn store() -> (tempfile::TempDir, Store) {
-    let d = tempfile::tempdir().unwrap();
-    let s = Store::open(d.path().join("store")).unwrap();
-    (d, s)
 }
 
 /// A client reading credentials from a Docker config file in `dir` holding `auths` for `registry`

@@ -286,6 +286,18 @@ fn serve(
     Ok(())
 }
 
+/// Plain progress for library calls in tests.
+pub fn quiet() -> hoist_registry::Progress {
+    hoist_registry::Progress::new(hoist_registry::ProgressMode::Plain)
+}
+
+/// An empty store in a fresh temp dir (kept alive by the returned guard).
+pub fn store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path().join("store")).unwrap();
+    (d, s)
+}
+
 /// Runs a command, panicking with its output on failure; returns stdout.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd
