@@ -7,7 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
-use sha2::{Digest as _, Sha256};
 
 /// A downloaded file.
 #[derive(Debug)]
@@ -22,7 +21,7 @@ pub struct Download {
 /// Downloads `url` into a fresh temp dir under `tmp`; with `checksum` (`sha256:<hex>`), refuses
 /// other content.
 pub fn download(url: &str, tmp: &Path, checksum: Option<&str>) -> Result<Download> {
-    let resp = reqwest::blocking::Client::builder()
+    let mut resp = reqwest::blocking::Client::builder()
         .user_agent("hoist")
         .build()?
         .get(url)
@@ -53,15 +52,12 @@ pub fn download(url: &str, tmp: &Path, checksum: Option<&str>) -> Result<Downloa
     let dir = tempfile::Builder::new().prefix("add-").tempdir_in(tmp)?;
     let path = dir.path().join(&name);
     // Streamed to disk and hashed on the way: a large download never sits in memory.
-    let mut hashing = HashingFile {
-        file: fs::File::create(&path)?,
-        hash: Sha256::new(),
-    };
-    let mut resp = resp;
+    let mut hashing = hoist_image::HashingWriter::new(fs::File::create(&path)?);
     resp.copy_to(&mut hashing)
         .with_context(|| format!("failed to load {url}"))?;
-    hashing.file.flush()?;
-    let digest = format!("sha256:{}", hex::encode(hashing.hash.finalize()));
+    hashing.flush()?;
+    let (_, digest, _) = hashing.finish();
+    let digest = digest.to_string();
     if let Some(want) = checksum
         && want != digest
     {
@@ -72,21 +68,4 @@ pub fn download(url: &str, tmp: &Path, checksum: Option<&str>) -> Result<Downloa
         filetime::set_file_mtime(&path, filetime::FileTime::from_unix_time(t, 0))?;
     }
     Ok(Download { dir, name, digest })
-}
-
-/// A file that hashes what is written to it.
-struct HashingFile {
-    file: fs::File,
-    hash: Sha256,
-}
-
-impl Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
 }
