@@ -37,8 +37,23 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
     Ok((cwd, data))
 }
 
+/// Lowers, topmost first, each directory once: overlayfs refuses a lower list that names one
+/// directory twice (ELOOP). Layers are content-addressed, so two equal layers (two steps that change
+/// nothing) share a directory, and dropping the lower occurrence changes nothing in the merged view.
+fn top_first_unique(lowers: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(lowers.len());
+    for p in lowers.iter().rev() {
+        let p = absolute(p)?;
+        if seen.insert(p.clone()) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 fn layer_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<(PathBuf, String)> {
-    let lowers: Vec<PathBuf> = lowers.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
+    let lowers = top_first_unique(lowers)?;
     let upper = absolute(upper)?;
     let work = absolute(work)?;
     let build = |base: &Path| -> Result<String> {
@@ -50,7 +65,7 @@ fn layer_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<(PathB
                     .unwrap_or(p),
             )
         };
-        let lower: Vec<String> = lowers.iter().rev().map(|p| rel(p)).collect::<Result<_>>()?;
+        let lower: Vec<String> = lowers.iter().map(|p| rel(p)).collect::<Result<_>>()?;
         Ok(format!(
             "lowerdir={},upperdir={},workdir={}",
             lower.join(":"),
@@ -176,4 +191,26 @@ pub fn remove_created(rootfs: &Rootfs, tracker: &Tracker, created: &[u8]) -> io:
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_layers_are_named_once_topmost_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let [a, b, c] = ["a", "b", "c"].map(|n| {
+            let p = t.path().join(n);
+            fs::create_dir(&p).unwrap();
+            p
+        });
+        let (upper, work) = (t.path().join("c"), t.path().join("a"));
+        // image order a, b, b, c, b: overlay order (top first) b, c, a.
+        let lowers = [a.clone(), b.clone(), b.clone(), c.clone(), b.clone()];
+        let (_, data) = layer_options(&lowers, &upper, &work).unwrap();
+        let list = data.split(',').next().unwrap().trim_start_matches("lowerdir=");
+        let want = [&b, &c, &a].map(|p| p.to_string_lossy().into_owned()).join(":");
+        assert_eq!(list, want);
+    }
 }
