@@ -202,7 +202,7 @@ fn sandbox(o: &crate::plan::RunOptions) -> PreparedMounts {
         }
     }
     if !o.extra_hosts.is_empty() {
-        let mut hosts = rt::default_hosts("hoist");
+        let mut hosts = rt::build_hosts(rt::BUILD_HOSTNAME);
         for h in &o.extra_hosts {
             hosts.push_str(h);
             hosts.push('\n');

@@ -693,7 +693,8 @@ impl Solver {
                 rlimits: prepared.rlimits.clone(),
                 ..Default::default()
             },
-            hostname: String::new(),
+            hostname: rt::BUILD_HOSTNAME.into(),
+            flavor: rt::Flavor::Build,
             network: match e.network {
                 NetworkMode::Host => rt::Network::Host,
                 NetworkMode::None => rt::Network::None,

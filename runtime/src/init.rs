@@ -134,6 +134,10 @@ pub enum Op {
     },
     /// Hide `target`: /dev/null over a file, a read-only empty tmpfs over a directory (if it exists).
     Mask { target: CString },
+    /// mount_setattr(2) with `AT_RECURSIVE`: `set` (`MOUNT_ATTR_*`) added to the mount at `target` and
+    /// to every mount below it (a remount only reaches the top one). It only adds restrictions, which
+    /// a user namespace may do even on mounts it inherited.
+    SetAttr { target: CString, set: u64 },
     /// mknodat(dir, name) for a character device.
     Mknod {
         dir: CString,
@@ -171,6 +175,9 @@ pub struct Plan {
     /// container (CAP_MKNOD is a default capability) cannot be opened, as Docker's device cgroup
     /// allows `mknod` but not access.
     pub root_flags: libc::c_ulong,
+    /// A directory root is bound with its submounts (`MS_REC`): set when they can be made `nodev`
+    /// too (or need not be), else only the directory's own mount is bound.
+    pub root_recursive: bool,
     pub ops: Vec<Op>,
     pub hostname: CString,
     pub lo_up: bool,
@@ -341,11 +348,12 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
                 }
             }
             None => {
+                let rec = if plan.root_recursive { libc::MS_REC } else { 0 };
                 if libc::mount(
                     plan.root.as_ptr(),
                     plan.root.as_ptr(),
                     ptr::null(),
-                    libc::MS_BIND | libc::MS_REC,
+                    libc::MS_BIND | rec,
                     ptr::null(),
                 ) != 0
                 {
@@ -542,6 +550,26 @@ unsafe fn run_ops(plan: &Plan, root: c_int) {
                         )
                     };
                     if r != 0 {
+                        fail(plan, ST_MOUNT, i, 125);
+                    }
+                    libc::close(fd);
+                }
+                Op::SetAttr { target, set } => {
+                    let fd = open_in_root(root, target, 0);
+                    if fd < 0 {
+                        fail(plan, ST_MOUNT, i, 125);
+                    }
+                    let mut attr: libc::mount_attr = std::mem::zeroed();
+                    attr.attr_set = *set;
+                    if libc::syscall(
+                        libc::SYS_mount_setattr,
+                        fd,
+                        c"".as_ptr(),
+                        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+                        &attr as *const libc::mount_attr,
+                        std::mem::size_of::<libc::mount_attr>(),
+                    ) != 0
+                    {
                         fail(plan, ST_MOUNT, i, 125);
                     }
                     libc::close(fd);

@@ -21,6 +21,7 @@ mod capabilities;
 mod cgroups;
 pub mod container;
 mod error;
+mod etc;
 mod init;
 mod mounts;
 mod rootfs;
@@ -44,8 +45,11 @@ use std::sync::atomic::Ordering;
 
 pub use capabilities::DOCKER_DEFAULT as DEFAULT_CAPABILITIES;
 pub use error::{Error, Result};
+pub use etc::{
+    BUILD_HOSTNAME, build_hosts, build_resolv_conf, default_hosts, default_resolv_conf,
+};
 pub use spec::{
-    EtcFiles, ExitStatus, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs,
+    EtcFiles, ExitStatus, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs,
     Seccomp, Security, Spec, Stdio,
 };
 pub use user::{User, resolve as resolve_user};
@@ -64,41 +68,6 @@ pub fn lookup_user(rootfs: &Rootfs, user: Option<&str>) -> Result<User> {
         &rootfs::read_file(rootfs, "etc/passwd"),
         &rootfs::read_file(rootfs, "etc/group"),
     )
-}
-
-/// Docker-like default /etc/hosts for `hostname`.
-pub fn default_hosts(hostname: &str) -> String {
-    format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
-         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-    )
-}
-
-/// The host's resolv.conf without loopback nameservers (unreachable from a new network namespace),
-/// falling back to public resolvers as Docker does.
-pub fn default_resolv_conf(network: Network) -> String {
-    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    if network == Network::Host {
-        return host;
-    }
-    let mut out = String::new();
-    let mut has_ns = false;
-    for line in host.lines() {
-        let mut words = line.split_whitespace();
-        if words.next() == Some("nameserver") {
-            let addr = words.next().unwrap_or("");
-            if addr.starts_with("127.") || addr == "::1" {
-                continue;
-            }
-            has_ns = true;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if !has_ns {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-    }
-    out
 }
 
 /// The shared page the children report through.
@@ -242,10 +211,10 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         return Err(Error::Invalid("no command given".into()));
     }
     let scratch = Scratch::new().map_err(setup_err("creating the scratch directory"))?;
-    let hostname = if spec.hostname.is_empty() {
-        "hoist"
-    } else {
-        &spec.hostname
+    let hostname = match (spec.hostname.as_str(), spec.flavor) {
+        ("", Flavor::Container) => "hoist",
+        ("", Flavor::Build) => BUILD_HOSTNAME,
+        (name, _) => name,
     };
 
     // Root filesystem.
@@ -302,6 +271,18 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     let mut ops = Vec::new();
     let mut tracker = Tracker::default();
     let privileged = spec.security.privileged;
+    // A directory root is bound, not mounted `nodev` as the overlay is: made `nodev` with its
+    // submounts, or bound without them where that cannot be done.
+    let root_recursive = privileged || mounts::setattr_supported();
+    if let Rootfs::Dir(_) = spec.rootfs
+        && !privileged
+    {
+        ops.push(if root_recursive {
+            mounts::set_attr(".", libc::MS_NODEV)?
+        } else {
+            mounts::remount(".", libc::MS_NODEV | mounts::locked_flags(&root))?
+        });
+    }
     mounts::standard(&mut ops, &mut tracker, ids, spec.network, privileged)?;
     if !spec.security.unmasked_paths {
         mounts::system_path_masks(&mut ops)?;
@@ -309,42 +290,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     if privileged {
         security::host_devices(&mut ops, ids.rootless())?;
     }
-    let etc = [
-        (
-            "hosts",
-            spec.etc
-                .hosts
-                .clone()
-                .unwrap_or_else(|| default_hosts(hostname)),
-        ),
-        (
-            "resolv.conf",
-            spec.etc
-                .resolv_conf
-                .clone()
-                .unwrap_or_else(|| default_resolv_conf(spec.network)),
-        ),
-        (
-            "hostname",
-            spec.etc
-                .hostname
-                .clone()
-                .unwrap_or_else(|| format!("{hostname}\n")),
-        ),
-    ];
-    for (name, content) in etc {
-        let src = scratch.dir.join(name);
-        fs::write(&src, content).map_err(setup_err("writing /etc files"))?;
-        mounts::etc_file(&mut ops, &mut tracker, &src, &format!("/etc/{name}"))?;
-        if spec.readonly_rootfs {
-            let locked = mounts::locked_flags(&src);
-            ops.push(security::readonly_remount(
-                &format!("etc/{name}"),
-                locked,
-                true,
-            )?);
-        }
-    }
+    etc_files(spec, hostname, &scratch, &mut ops, &mut tracker)?;
     mounts::user(&mut ops, &mut tracker, &spec.mounts, privileged)?;
     let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
     ops.push(mounts::ensure(cwd, false, false, None)?);
@@ -353,7 +299,9 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
             Rootfs::Dir(_) => mounts::locked_flags(&root),
             Rootfs::Overlay { .. } => 0,
         };
-        ops.push(security::readonly_remount(".", locked, false)?);
+        // A remount sets every flag: the root's `nodev` is kept (an image may hold device nodes).
+        let keep = locked | mounts::nodev(privileged);
+        ops.push(security::readonly_remount(".", keep, false)?);
     }
 
     // Limits and security.
@@ -462,6 +410,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         } else {
             libc::MS_NODEV
         },
+        root_recursive,
         ops,
         hostname: cstr(hostname)?,
         lo_up: spec.network == Network::None,
@@ -620,6 +569,62 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
             io::Error::other(format!("exit code {}", libc::WEXITSTATUS(status))),
         )),
     }
+}
+
+/// The /etc files of `spec`'s flavor, written to the scratch directory and bound over the image's.
+fn etc_files(
+    spec: &Spec,
+    hostname: &str,
+    scratch: &Scratch,
+    ops: &mut Vec<init::Op>,
+    tracker: &mut Tracker,
+) -> Result<()> {
+    let etc = &spec.etc;
+    let files = match spec.flavor {
+        Flavor::Container => vec![
+            (
+                "hosts",
+                etc.hosts.clone().unwrap_or_else(|| default_hosts(hostname)),
+            ),
+            (
+                "resolv.conf",
+                etc.resolv_conf
+                    .clone()
+                    .unwrap_or_else(|| default_resolv_conf(spec.network)),
+            ),
+            (
+                "hostname",
+                etc.hostname.clone().unwrap_or_else(|| format!("{hostname}\n")),
+            ),
+        ],
+        Flavor::Build => vec![
+            (
+                "hosts",
+                etc.hosts.clone().unwrap_or_else(|| build_hosts(hostname)),
+            ),
+            (
+                "resolv.conf",
+                etc.resolv_conf
+                    .clone()
+                    .unwrap_or_else(|| build_resolv_conf(spec.network)),
+            ),
+        ],
+    };
+    for (name, content) in files {
+        let src = scratch.dir.join(name);
+        fs::write(&src, content).map_err(setup_err("writing /etc files"))?;
+        mounts::etc_file(ops, tracker, &src, &format!("/etc/{name}"))?;
+        let target = format!("etc/{name}");
+        let locked = mounts::locked_flags(&src);
+        if spec.flavor == Flavor::Build {
+            // BuildKit's: read-only, nosuid, nodev, noexec (a write fails with EROFS).
+            let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | locked;
+            ops.push(security::readonly_remount(&target, flags, true)?);
+        } else if spec.readonly_rootfs {
+            ops.push(security::readonly_remount(&target, locked, true)?);
+        }
+    }
+    Ok(())
 }
 
 /// Prints the run's phases (`HOIST_RUNTIME_TRACE`), in microseconds since `run` was called.

@@ -317,9 +317,45 @@ pub fn etc_file(ops: &mut Vec<Op>, tracker: &mut Tracker, src: &Path, target: &s
     Ok(())
 }
 
+/// Whether this kernel has mount_setattr(2) (Linux 5.12), asked once: an attribute size of 0 is
+/// EINVAL where the call exists (ENOSYS without it, EPERM where a seccomp filter denies it).
+pub(crate) fn setattr_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        // SAFETY: no pointer is dereferenced: the descriptor is invalid, the attribute size is 0.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                -1,
+                c"".as_ptr(),
+                0,
+                std::ptr::null::<libc::mount_attr>(),
+                0usize,
+            )
+        };
+        r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+    })
+}
+
+/// `MS_NODEV` unless `privileged`.
+///
+/// Without `--privileged` no mount of a sandbox lets a device node be opened, whatever the caller
+/// asked (`--tmpfs /t:dev` included), except the bound standard devices. Docker lets `dev` through
+/// because its device cgroup refuses opening any node but the standard ones; hoist has no device
+/// cgroup (none on cgroup v1 hosts without a devices hierarchy it may write, none rootless), so
+/// `nodev` is the only thing between a container with CAP_MKNOD and the host's disks.
+pub(crate) fn nodev(privileged: bool) -> libc::c_ulong {
+    if privileged { 0 } else { libc::MS_NODEV }
+}
+
 /// The caller's mounts, parents before children.
-/// `privileged`: binds keep device access; otherwise they are remounted `nodev` (a host directory
-/// of device nodes is not a way around the container's device rules).
+///
+/// Binds take their submounts along (`rbind`) where mount_setattr(2) can then restrict the whole
+/// tree: `nodev` unless `privileged` (see [`nodev`]: a host directory of device nodes, or the
+/// host's /dev below a bound `/`, is no way around it), and read-only for `readonly` (recursively,
+/// as Docker does on Linux 5.12+). On older kernels a bind is not recursive unless `privileged`:
+/// its own mount is remounted, keeping the flags a user namespace may not clear.
+/// tmpfs mounts are `nodev` unless `privileged` asks for `dev`.
 pub fn user(
     ops: &mut Vec<Op>,
     tracker: &mut Tracker,
@@ -339,25 +375,26 @@ pub fn user(
                     Error::Invalid(format!("bind source path {}: {e}", src.display()))
                 })?;
                 ops.push(ensure(&m.target, !meta.is_dir(), false, Some(tracker))?);
+                let recursive = setattr_supported();
+                let rec = if recursive || privileged {
+                    libc::MS_REC
+                } else {
+                    0
+                };
                 ops.push(Op::Mount {
                     src: Some(cpath(src)?),
                     target: cstr(&rel)?,
                     fstype: None,
-                    flags: libc::MS_BIND | libc::MS_REC,
+                    flags: libc::MS_BIND | rec,
                     data: None,
                     optional: false,
                 });
                 let ro = if *readonly { libc::MS_RDONLY } else { 0 };
-                let nodev = if privileged { 0 } else { libc::MS_NODEV };
-                if ro | nodev != 0 {
-                    ops.push(mount(
-                        None,
-                        &rel,
-                        None,
-                        libc::MS_BIND | libc::MS_REMOUNT | ro | nodev | locked_flags(src),
-                        None,
-                        false,
-                    )?);
+                let restrict = ro | nodev(privileged);
+                if restrict != 0 && recursive {
+                    ops.push(set_attr(&rel, restrict)?);
+                } else if restrict != 0 {
+                    ops.push(remount(&rel, restrict | locked_flags(src))?);
                 }
             }
             MountKind::Tmpfs { size, mode } => {
@@ -381,7 +418,7 @@ pub fn user(
                     Some("tmpfs"),
                     &rel,
                     Some("tmpfs"),
-                    *flags as libc::c_ulong,
+                    *flags as libc::c_ulong | nodev(privileged),
                     Some(data),
                     false,
                 )?);
@@ -389,4 +426,37 @@ pub fn user(
         }
     }
     Ok(())
+}
+
+/// A recursive mount_setattr(2) of `target` (relative to the new root) adding `flags` (`MS_RDONLY`,
+/// `MS_NODEV`).
+pub(crate) fn set_attr(target: &str, flags: libc::c_ulong) -> Result<Op> {
+    Ok(Op::SetAttr {
+        target: cstr(target)?,
+        set: mount_attrs(flags),
+    })
+}
+
+/// A bind remount of `target` (relative to the new root) with exactly `flags`.
+pub(crate) fn remount(target: &str, flags: libc::c_ulong) -> Result<Op> {
+    mount(
+        None,
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | flags,
+        None,
+        false,
+    )
+}
+
+/// `MOUNT_ATTR_*` for the `MS_RDONLY` and `MS_NODEV` in `flags`.
+fn mount_attrs(flags: libc::c_ulong) -> u64 {
+    let mut attrs = 0;
+    if flags & libc::MS_RDONLY != 0 {
+        attrs |= libc::MOUNT_ATTR_RDONLY;
+    }
+    if flags & libc::MS_NODEV != 0 {
+        attrs |= libc::MOUNT_ATTR_NODEV;
+    }
+    attrs
 }

@@ -21,7 +21,7 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 /// Per-run directory name prefix.
 const PREFIX: &str = "hoist-run-";
 /// The mountpoint skeleton (bump the suffix when its contents change).
-const SKELETON: &str = "skeleton-1";
+const SKELETON: &str = "skeleton-2";
 
 fn is_tmpfs(path: &Path) -> bool {
     let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
@@ -179,9 +179,10 @@ impl Drop for Scratch {
     }
 }
 
-/// Empty mountpoints every sandbox needs (/proc, /dev, /sys, the /etc files), as a read-only bottom
-/// overlay layer: an image lacking them then shows them without the runtime creating (and later
-/// deleting) them in the upper. Built once, atomically (built aside, then renamed into place).
+/// Empty mountpoints every sandbox needs (/proc, /dev, /sys, /etc/hosts, /etc/resolv.conf), as a
+/// read-only bottom overlay layer: an image lacking them then shows them without the runtime
+/// creating (and later deleting) them in the upper. Not /etc/hostname: a build step sees the
+/// image's own (or none), as in BuildKit; a container's is created as a tracked mountpoint. Built once, atomically (built aside, then renamed into place).
 pub fn skeleton() -> io::Result<PathBuf> {
     let base = base();
     let dir = base.join(SKELETON);
@@ -202,7 +203,7 @@ pub fn skeleton() -> io::Result<PathBuf> {
         for d in ["proc", "dev", "sys", "etc"] {
             b.create(tmp.join(d))?;
         }
-        for f in ["etc/hosts", "etc/resolv.conf", "etc/hostname"] {
+        for f in ["etc/hosts", "etc/resolv.conf"] {
             fs::write(tmp.join(f), "")?;
             fs::set_permissions(tmp.join(f), fs::Permissions::from_mode(0o644))?;
         }

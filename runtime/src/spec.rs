@@ -10,14 +10,17 @@ pub use crate::security::{Seccomp, Security};
 pub struct Spec {
     pub rootfs: Rootfs,
     pub process: Process,
-    /// Host name inside the UTS namespace (also written to /etc/hostname). Empty: "hoist".
+    /// Host name inside the UTS namespace (also written to /etc/hostname for a container). Empty:
+    /// the flavor's ("hoist" for a container, `buildkitsandbox` for a build step).
     pub hostname: String,
+    /// Whose sandbox this is: `docker run`'s or a BuildKit RUN step's (host name, /etc files).
+    pub flavor: Flavor,
     pub network: Network,
     /// Extra mounts, applied in order after the standard ones (/proc, /dev, /sys, /etc files).
     pub mounts: Vec<Mount>,
     pub limits: Limits,
     /// Contents of /etc/hosts, /etc/resolv.conf and /etc/hostname (bind-mounted from temp files, so they
-    /// never land in the rootfs). `None` = a Docker-like default.
+    /// never land in the rootfs). `None` = the flavor's default.
     pub etc: EtcFiles,
     /// Who is PID 1: hoist's tiny init (default) or the command.
     pub pid1: Pid1,
@@ -26,6 +29,19 @@ pub struct Spec {
     /// Mount the root filesystem read-only (`--read-only`; the /etc files too, as Docker does; the
     /// caller's mounts and /dev stay writable). Mountpoints and the working directory are created first.
     pub readonly_rootfs: bool,
+}
+
+/// Whose conventions the sandbox follows for its host name and /etc files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Flavor {
+    /// `docker run`: Docker's /etc/hosts and /etc/resolv.conf, and /etc/hostname, bound
+    /// read-write (read-only with `readonly_rootfs`).
+    #[default]
+    Container,
+    /// A RUN step, as BuildKit runs it: its /etc/hosts and /etc/resolv.conf bound read-only
+    /// (nosuid, nodev, noexec); no /etc/hostname mount (the image's own file, which a step may
+    /// change). Mountpoints the runtime creates for them are removed afterwards.
+    Build,
 }
 
 /// Who is PID 1 in the sandbox.
@@ -139,7 +155,7 @@ pub struct Limits {
     pub pids: Option<i64>,
 }
 
-/// Contents for the three files provided by bind mount.
+/// Contents for the files provided by bind mount (`hostname`: a [`Flavor::Container`] only).
 #[derive(Debug, Clone, Default)]
 pub struct EtcFiles {
     pub hosts: Option<String>,

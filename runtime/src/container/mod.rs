@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use crate::capabilities;
 use crate::spec::{
-    EtcFiles, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs, Seccomp, Security,
+    EtcFiles, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs, Seccomp, Security,
     Spec, Stdio,
 };
 use crate::volume::Volumes;
@@ -397,6 +397,7 @@ impl Validated {
                 groups: o.group_add.clone(),
             },
             hostname,
+            flavor: Flavor::Container,
             network: self.network,
             mounts,
             limits: self.limits,
