@@ -1,0 +1,246 @@
+//! The sandbox of a RUN step as BuildKit gives it (host name `buildkitsandbox`, its read-only
+//! /etc/hosts and /etc/resolv.conf, the image's own /etc/hostname, no mountpoint left in a layer),
+//! `hoist run`'s Docker container beside it, and images whose layers repeat (equal layers).
+
+use std::path::{Path, PathBuf};
+
+use build_support::{Env, context_with};
+use hoist_image::Store;
+
+mod build_support;
+mod common;
+
+/// BuildKit's /etc/hosts (executor/oci/hosts.go).
+const BUILDKIT_HOSTS: &str =
+    "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/// Every path in a layer directory, relative, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The unpacked layer of each history entry of `name` that made one, as (created_by, layer dir).
+fn layers(env: &Env, name: &str) -> Vec<(String, PathBuf)> {
+    let store = Store::open(&env.root).unwrap();
+    let img = store.resolve(name).unwrap();
+    let dirs = store.unpacked_layers(&img).unwrap();
+    let made: Vec<String> = img
+        .config
+        .history
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .map(|h| h.created_by.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(made.len(), dirs.len());
+    made.into_iter().zip(dirs).collect()
+}
+
+/// The entries of the last layer of `name`, which `created_by` made.
+fn last_layer(env: &Env, name: &str, created_by: &str) -> Vec<String> {
+    let layers = layers(env, name);
+    let (by, dir) = layers.last().unwrap();
+    assert!(by.contains(created_by), "{by}");
+    entries(dir)
+}
+
+fn build(env: &Env, name: &str, dockerfile: &str, files: &[(&str, &[u8])]) -> String {
+    let ctx = context_with(dockerfile, files);
+    env.build(&["-t", name, ctx.path().to_str().unwrap()])
+}
+
+fn run(env: &Env, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend(args);
+    env.ok(&mut env.cmd(&all))
+}
+
+#[test]
+fn run_steps_get_buildkits_host_name_and_etc_files() {
+    let env = Env::new();
+    build(
+        &env,
+        "sandbox",
+        "FROM busybox\n\
+         RUN hostname > /hostname.txt; cat /etc/hosts > /hosts.txt; \
+             (test -e /etc/hostname && echo present || echo absent) > /etc-hostname.txt; \
+             grep -E ' /etc/(hosts|resolv.conf) ' /proc/mounts | cut -d' ' -f2,4 | \
+             sed -E 's/^([^ ]+ [^,]+,[^,]+,[^,]+,[^,]+).*/\\1/' | sort > /mounts.txt\n",
+        &[],
+    );
+    assert_eq!(env.read("sandbox", "/hostname.txt"), "buildkitsandbox\n");
+    assert_eq!(env.read("sandbox", "/hosts.txt"), BUILDKIT_HOSTS);
+    // /etc/hostname is not mounted: the busybox image has none.
+    assert_eq!(env.read("sandbox", "/etc-hostname.txt"), "absent\n");
+    assert_eq!(
+        env.read("sandbox", "/mounts.txt"),
+        "/etc/hosts ro,nosuid,nodev,noexec\n/etc/resolv.conf ro,nosuid,nodev,noexec\n"
+    );
+    // Nothing but the step's own files in its layer.
+    assert_eq!(
+        last_layer(&env, "sandbox", "RUN "),
+        [
+            "etc-hostname.txt",
+            "hostname.txt",
+            "hosts.txt",
+            "mounts.txt"
+        ]
+    );
+    // --add-host lines follow BuildKit's two.
+    let ctx = context_with("FROM busybox\nRUN cat /etc/hosts > /hosts.txt\n", &[]);
+    env.build(&[
+        "--add-host",
+        "db=10.1.2.3",
+        "-t",
+        "added",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        env.read("added", "/hosts.txt"),
+        format!("{BUILDKIT_HOSTS}10.1.2.3\tdb\n")
+    );
+}
+
+/// A write to /etc/hosts or /etc/resolv.conf fails as in BuildKit: EROFS, the step's exit code 1.
+#[test]
+fn etc_hosts_and_resolv_conf_are_read_only_in_run() {
+    let env = Env::new();
+    for file in ["hosts", "resolv.conf"] {
+        let ctx = context_with(&format!("FROM busybox\nRUN echo x >> /etc/{file}\n"), &[]);
+        let out = env.hoist(&["build", "--progress", "plain", ctx.path().to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{text}");
+        for want in [
+            format!("/bin/sh: can't create /etc/{file}: Read-only file system"),
+            format!(
+                "process \"/bin/sh -c echo x >> /etc/{file}\" did not complete successfully: exit code: 1"
+            ),
+        ] {
+            assert!(text.contains(&want), "{want:?} missing:\n{text}");
+        }
+    }
+}
+
+/// /etc/hostname is the image's file in a RUN: a step's write lands in its layer, the next steps
+/// see it, and nothing else of the /etc mounts does.
+#[test]
+fn etc_hostname_written_by_a_run_step_lands_in_its_layer() {
+    let env = Env::new();
+    build(
+        &env,
+        "named",
+        "FROM busybox\nRUN echo myhost > /etc/hostname\nRUN cat /etc/hostname > /seen\n",
+        &[],
+    );
+    assert_eq!(env.read("named", "/etc/hostname"), "myhost\n");
+    assert_eq!(env.read("named", "/seen"), "myhost\n");
+    let layers = layers(&env, "named");
+    let (by, dir) = &layers[layers.len() - 2];
+    assert!(by.contains("echo myhost"), "{by}");
+    assert_eq!(entries(dir), ["etc", "etc/hostname"]);
+    // A container still gets Docker's: its own host name, in a writable /etc/hosts too.
+    let out = run(
+        &env,
+        &[
+            "named",
+            "sh",
+            "-c",
+            "hostname; cat /etc/hostname; echo 10.9.9.9 extra >> /etc/hosts && tail -n1 /etc/hosts",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].len() == 12 && lines[0].chars().all(|c| c.is_ascii_hexdigit()),
+        "{out}"
+    );
+    assert_eq!(lines[1], lines[0], "{out}");
+    assert_eq!(lines[2], "10.9.9.9 extra");
+}
+
+/// The mountpoints a step needs (/etc/hosts, /etc/resolv.conf, /proc, /dev, /sys, `--mount`
+/// targets) never reach a layer, even in an image that has no /etc at all; an image's own
+/// /etc/hosts is covered while the step runs and kept.
+#[test]
+fn mountpoints_leave_no_trace_in_layers() {
+    let env = Env::new();
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    build(
+        &env,
+        "bare",
+        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"true\"]\n\
+         RUN --mount=type=tmpfs,target=/var/t --mount=type=cache,target=/opt/c/d [\"/bin/busybox\", \"true\"]\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /etc/hosts > /hosts.txt\"]\n",
+        &[("busybox", &busybox)],
+    );
+    let layers = layers(&env, "bare");
+    let got: Vec<(&str, Vec<String>)> = layers[1..]
+        .iter()
+        .map(|(by, dir)| (by.as_str(), entries(dir)))
+        .collect();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[0].1.is_empty() && got[1].1.is_empty(), "{got:?}");
+    assert_eq!(got[2].1, ["hosts.txt"], "{got:?}");
+    assert_eq!(env.read("bare", "/hosts.txt"), BUILDKIT_HOSTS);
+
+    build(
+        &env,
+        "own",
+        "FROM busybox\nCOPY hosts /etc/hosts\nRUN cat /etc/hosts > /seen\nRUN true\n",
+        &[("hosts", b"10.0.0.1 mine\n")],
+    );
+    assert_eq!(env.read("own", "/seen"), BUILDKIT_HOSTS);
+    assert_eq!(env.read("own", "/etc/hosts"), "10.0.0.1 mine\n");
+    assert!(last_layer(&env, "own", "-c true").is_empty());
+    assert!(!env.exists("own", "/etc/resolv.conf"));
+    assert!(!env.exists("own", "/etc/hostname"));
+}
+
+/// Equal layers below a step (two `RUN true`, two `WORKDIR` of an existing directory share one
+/// layer directory) do not stop later steps or containers.
+#[test]
+fn equal_layers_below_a_step() {
+    let env = Env::new();
+    build(
+        &env,
+        "twice",
+        "FROM busybox\nRUN true\nRUN true\nRUN echo ok > /ok\n\
+         WORKDIR /tmp\nWORKDIR /tmp\nRUN echo there > here\n",
+        &[],
+    );
+    let layers = layers(&env, "twice");
+    let dirs: Vec<&PathBuf> = layers.iter().map(|(_, d)| d).collect();
+    assert!(
+        dirs.iter()
+            .enumerate()
+            .any(|(i, d)| dirs[..i].contains(d)),
+        "the image repeats a layer: {layers:?}"
+    );
+    assert_eq!(env.read("twice", "/ok"), "ok\n");
+    assert_eq!(env.read("twice", "/tmp/here"), "there\n");
+    assert_eq!(
+        run(&env, &["twice", "sh", "-c", "pwd; cat /ok here"]),
+        "/tmp\nok\nthere\n"
+    );
+    // A build on top of it runs as well.
+    build(
+        &env,
+        "above",
+        "FROM twice\nRUN true\nRUN cat /ok here > both\n",
+        &[],
+    );
+    assert_eq!(env.read("above", "/tmp/both"), "ok\nthere\n");
+}
