@@ -7,7 +7,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use hoist_runtime::{
-    ExitStatus, Limits, Mount, MountKind, Network, Pid1, Process, Rootfs, Security, Spec, Stdio,
+    ExitStatus, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rootfs, Security, Spec, Stdio,
     run,
 };
 
@@ -141,6 +141,69 @@ fn hostname_and_etc_files() {
     // The /etc files and mountpoints never land in the upper.
     let left: Vec<_> = walk(&f.upper);
     assert!(left.is_empty(), "upper holds {left:?}");
+}
+
+/// A build step's sandbox is BuildKit's: its host name and /etc/hosts, both /etc files read-only,
+/// no /etc/hostname mount (a write to it is the step's change, in the upper with nothing else).
+#[test]
+fn build_flavor_is_buildkits_sandbox() {
+    let f = fixture();
+    let mut spec = f.spec(
+        "hostname; cat /etc/hosts; test -e /etc/hostname || echo no-hostname; \
+         echo x >> /etc/hosts || echo hosts-ro; echo x >> /etc/resolv.conf || echo resolv-ro; \
+         echo myhost > /etc/hostname",
+    );
+    spec.flavor = Flavor::Build;
+    assert_eq!(
+        ok(&spec),
+        "buildkitsandbox\n127.0.0.1\tlocalhost buildkitsandbox\n\
+         ::1\tlocalhost ip6-localhost ip6-loopback\nno-hostname\nhosts-ro\nresolv-ro\n"
+    );
+    let left: Vec<_> = walk(&f.upper);
+    assert_eq!(left, [f.upper.join("etc"), f.upper.join("etc/hostname")]);
+    assert_eq!(
+        fs::read_to_string(f.upper.join("etc/hostname")).unwrap(),
+        "myhost\n"
+    );
+}
+
+/// A directory root is `nodev` with the submounts below it: nodes there cannot be opened.
+#[test]
+fn dir_rootfs_is_nodev_with_its_submounts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    busybox_rootfs(&root);
+    fs::create_dir(root.join("sub")).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "hoist-test"])
+        .arg(root.join("sub"))
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    for node in [root.join("node"), root.join("sub/node")] {
+        let c = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
+        let dev = libc::makedev(1, 3);
+        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, dev) }, 0);
+    }
+    let probe = "for n in /node /sub/node; do \
+                 if (echo x > $n) 2>/dev/null; then echo open; else echo denied; fi; done";
+    let mut spec = Spec {
+        rootfs: Rootfs::Dir(root.clone()),
+        process: Process {
+            args: vec!["sh".into(), "-c".into(), probe.into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let denied = ok(&spec);
+    spec.security = Security::privileged();
+    let privileged = ok(&spec);
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(root.join("sub"))
+        .status();
+    assert_eq!(denied, "denied\ndenied\n");
+    assert_eq!(privileged, "open\nopen\n");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
