@@ -941,7 +941,7 @@ fn run_sandbox_flags_no_cache_filter_and_annotations() {
         "10.1.2.3\tdb",
         "10.1.2.4\tcache",
         "2001:db8::1\tv6",
-        "127.0.0.1\tlocalhost",
+        "127.0.0.1\tlocalhost buildkitsandbox",
     ] {
         assert!(hosts.lines().any(|l| l == line), "{line:?} in {hosts}");
     }

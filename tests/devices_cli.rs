@@ -92,9 +92,27 @@ fn container_mounts_never_open_device_nodes() {
             want
         );
     }
+    // Propagation modes are accepted and change nothing: a mount made inside stays there.
+    std::fs::create_dir(dir.join("inner")).unwrap();
+    run(
+        &env,
+        true,
+        &["-v", &v_shared],
+        "mount -t tmpfs inside /m/inner && touch /m/inner/f",
+    );
+    assert!(!dir.join("inner/f").exists(), "the mount reached the host");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&format!("{d}/inner")), "{mounts}");
     // Docker's `-v` modes have no `dev`, `suid` or `exec`.
     for mode in ["dev", "suid", "exec"] {
-        let out = env.hoist(&["run", "--rm", "-v", &format!("{d}:/m:{mode}"), "busybox", "true"]);
+        let out = env.hoist(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{d}:/m:{mode}"),
+            "busybox",
+            "true",
+        ]);
         assert_eq!(out.status.code(), Some(125));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("invalid mode: {mode}")), "{err}");
@@ -154,9 +172,11 @@ fn build_mounts_and_image_nodes_never_open() {
             probe(dir.trim_end_matches('/'))
         ));
     }
+    // The node an earlier step left in a layer.
+    dockerfile.push_str(&format!("RUN ({}) > /result-layer\n", open("/node")));
     let ctx = context_with(&dockerfile, &[]);
     env.build(&["-t", "nodes", ctx.path().to_str().unwrap()]);
-    for (name, _, _) in steps {
+    for name in steps.iter().map(|s| s.0).chain(["layer"]) {
         assert_eq!(
             env.read("nodes", &format!("/result-{name}")),
             "denied\n",

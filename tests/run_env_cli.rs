@@ -224,9 +224,7 @@ fn equal_layers_below_a_step() {
     let layers = layers(&env, "twice");
     let dirs: Vec<&PathBuf> = layers.iter().map(|(_, d)| d).collect();
     assert!(
-        dirs.iter()
-            .enumerate()
-            .any(|(i, d)| dirs[..i].contains(d)),
+        dirs.iter().enumerate().any(|(i, d)| dirs[..i].contains(d)),
         "the image repeats a layer: {layers:?}"
     );
     assert_eq!(env.read("twice", "/ok"), "ok\n");

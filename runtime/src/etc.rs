@@ -130,9 +130,14 @@ impl ResolvConf {
             !addr.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
         });
         if self.nameservers.is_empty() {
-            self.nameservers = ["8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "2001:4860:4860::8844"]
-                .map(String::from)
-                .to_vec();
+            self.nameservers = [
+                "8.8.8.8",
+                "8.8.4.4",
+                "2001:4860:4860::8888",
+                "2001:4860:4860::8844",
+            ]
+            .map(String::from)
+            .to_vec();
         }
     }
 

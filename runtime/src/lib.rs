@@ -45,9 +45,7 @@ use std::sync::atomic::Ordering;
 
 pub use capabilities::DOCKER_DEFAULT as DEFAULT_CAPABILITIES;
 pub use error::{Error, Result};
-pub use etc::{
-    BUILD_HOSTNAME, build_hosts, build_resolv_conf, default_hosts, default_resolv_conf,
-};
+pub use etc::{BUILD_HOSTNAME, build_hosts, build_resolv_conf, default_hosts, default_resolv_conf};
 pub use spec::{
     EtcFiles, ExitStatus, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs,
     Seccomp, Security, Spec, Stdio,
@@ -594,7 +592,9 @@ fn etc_files(
             ),
             (
                 "hostname",
-                etc.hostname.clone().unwrap_or_else(|| format!("{hostname}\n")),
+                etc.hostname
+                    .clone()
+                    .unwrap_or_else(|| format!("{hostname}\n")),
             ),
         ],
         Flavor::Build => vec![

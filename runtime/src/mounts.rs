@@ -343,7 +343,9 @@ pub(crate) fn setattr_supported() -> bool {
 /// asked (`--tmpfs /t:dev` included), except the bound standard devices. Docker lets `dev` through
 /// because its device cgroup refuses opening any node but the standard ones; hoist has no device
 /// cgroup (none on cgroup v1 hosts without a devices hierarchy it may write, none rootless), so
-/// `nodev` is the only thing between a container with CAP_MKNOD and the host's disks.
+/// `nodev` is the only thing between a container with CAP_MKNOD and the host's disks. (`suid` and
+/// `exec` are honoured: the root filesystem allows both, as Docker's does, so they open nothing
+/// new.)
 pub(crate) fn nodev(privileged: bool) -> libc::c_ulong {
     if privileged { 0 } else { libc::MS_NODEV }
 }

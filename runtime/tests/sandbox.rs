@@ -7,8 +7,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use hoist_runtime::{
-    ExitStatus, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rootfs, Security, Spec, Stdio,
-    run,
+    ExitStatus, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rootfs, Security, Spec,
+    Stdio, run,
 };
 
 /// A minimal image: busybox, its applets, /etc/passwd and /etc/group.
@@ -183,7 +183,10 @@ fn dir_rootfs_is_nodev_with_its_submounts() {
     for node in [root.join("node"), root.join("sub/node")] {
         let c = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
         let dev = libc::makedev(1, 3);
-        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, dev) }, 0);
+        assert_eq!(
+            unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, dev) },
+            0
+        );
     }
     let probe = "for n in /node /sub/node; do \
                  if (echo x > $n) 2>/dev/null; then echo open; else echo denied; fi; done";

@@ -19,8 +19,8 @@ use std::path::PathBuf;
 
 use crate::capabilities;
 use crate::spec::{
-    EtcFiles, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs, Seccomp, Security,
-    Spec, Stdio,
+    EtcFiles, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs, Seccomp,
+    Security, Spec, Stdio,
 };
 use crate::volume::Volumes;
 use mount_args::MountSpec;
