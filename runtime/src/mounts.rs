@@ -364,6 +364,17 @@ pub fn user(
     mounts: &[Mount],
     privileged: bool,
 ) -> Result<()> {
+    user_with(ops, tracker, mounts, privileged, setattr_supported())
+}
+
+/// [`user`], `recursive` telling whether mount_setattr(2) is there.
+fn user_with(
+    ops: &mut Vec<Op>,
+    tracker: &mut Tracker,
+    mounts: &[Mount],
+    privileged: bool,
+    recursive: bool,
+) -> Result<()> {
     let mut sorted: Vec<&Mount> = mounts.iter().collect();
     sorted.sort_by_key(|m| components(&m.target).map(|c| c.len()).unwrap_or(0));
     for m in sorted {
@@ -377,7 +388,6 @@ pub fn user(
                     Error::Invalid(format!("bind source path {}: {e}", src.display()))
                 })?;
                 ops.push(ensure(&m.target, !meta.is_dir(), false, Some(tracker))?);
-                let recursive = setattr_supported();
                 let rec = if recursive || privileged {
                     libc::MS_REC
                 } else {
@@ -461,4 +471,73 @@ fn mount_attrs(flags: libc::c_ulong) -> u64 {
         attrs |= libc::MOUNT_ATTR_NODEV;
     }
     attrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (flags, set attributes) of the mount ops `user_with` plans for `kind` at /m.
+    fn plan(kind: MountKind, privileged: bool, recursive: bool) -> Vec<(libc::c_ulong, u64)> {
+        let mut ops = Vec::new();
+        let m = Mount {
+            target: "/m".into(),
+            kind,
+        };
+        user_with(&mut ops, &mut Tracker::default(), &[m], privileged, recursive).unwrap();
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::Mount { flags, .. } => Some((*flags, 0)),
+                Op::SetAttr { set, .. } => Some((0, *set)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn binds_are_nodev_with_their_submounts_or_bound_alone() {
+        use libc::{MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_RDONLY, MS_REC};
+        let dir = std::env::temp_dir();
+        let bind = |readonly| MountKind::Bind {
+            src: dir.clone(),
+            readonly,
+        };
+        let locked = locked_flags(&dir);
+        let remount = MS_BIND | libc::MS_REMOUNT;
+        // mount_setattr(2): the whole tree restricted.
+        assert_eq!(
+            plan(bind(false), false, true),
+            [(MS_BIND | MS_REC, 0), (0, MOUNT_ATTR_NODEV)]
+        );
+        assert_eq!(
+            plan(bind(true), false, true),
+            [(MS_BIND | MS_REC, 0), (0, MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY)]
+        );
+        assert_eq!(plan(bind(false), true, true), [(MS_BIND | MS_REC, 0)]);
+        // Without it: no submounts unless privileged, the bind's own mount remounted.
+        assert_eq!(
+            plan(bind(false), false, false),
+            [(MS_BIND, 0), (remount | MS_NODEV | locked, 0)]
+        );
+        assert_eq!(
+            plan(bind(true), true, false),
+            [(MS_BIND | MS_REC, 0), (remount | MS_RDONLY | locked, 0)]
+        );
+    }
+
+    #[test]
+    fn tmpfs_is_nodev_unless_privileged() {
+        let asked = |privileged| {
+            plan(
+                MountKind::TmpfsOptions {
+                    flags: libc::MS_NOSUID,
+                    data: String::new(),
+                },
+                privileged,
+                true,
+            )
+        };
+        assert_eq!(asked(false), [(libc::MS_NOSUID | libc::MS_NODEV, 0)]);
+        assert_eq!(asked(true), [(libc::MS_NOSUID, 0)]);
+    }
 }
