@@ -112,6 +112,24 @@ fn run_steps_get_buildkits_host_name_and_etc_files() {
     );
 }
 
+/// A step may gain privileges as in BuildKit (no no_new_privs: setuid binaries work), as a user too.
+#[test]
+fn run_steps_have_no_no_new_privs() {
+    let env = Env::new();
+    build(
+        &env,
+        "privs",
+        "FROM busybox
+RUN grep NoNewPrivs /proc/self/status > /root.txt
+         USER nobody
+RUN grep NoNewPrivs /proc/self/status > /tmp/user.txt
+",
+        &[],
+    );
+    assert_eq!(env.read("privs", "/root.txt"), "NoNewPrivs:\t0\n");
+    assert_eq!(env.read("privs", "/tmp/user.txt"), "NoNewPrivs:\t0\n");
+}
+
 /// A write to /etc/hosts or /etc/resolv.conf fails as in BuildKit: EROFS, the step's exit code 1.
 #[test]
 fn etc_hosts_and_resolv_conf_are_read_only_in_run() {

@@ -704,6 +704,11 @@ impl Solver {
                 hosts: prepared.hosts.clone(),
                 ..Default::default()
             },
+            // BuildKit's RUN may gain privileges (setuid binaries work, no no_new_privs).
+            security: rt::Security {
+                no_new_privileges: false,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let (out_r, out_w) = rustix::pipe::pipe()?;
