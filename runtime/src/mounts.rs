@@ -484,7 +484,14 @@ mod tests {
             target: "/m".into(),
             kind,
         };
-        user_with(&mut ops, &mut Tracker::default(), &[m], privileged, recursive).unwrap();
+        user_with(
+            &mut ops,
+            &mut Tracker::default(),
+            &[m],
+            privileged,
+            recursive,
+        )
+        .unwrap();
         ops.iter()
             .filter_map(|op| match op {
                 Op::Mount { flags, .. } => Some((*flags, 0)),
@@ -511,7 +518,10 @@ mod tests {
         );
         assert_eq!(
             plan(bind(true), false, true),
-            [(MS_BIND | MS_REC, 0), (0, MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY)]
+            [
+                (MS_BIND | MS_REC, 0),
+                (0, MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY)
+            ]
         );
         assert_eq!(plan(bind(false), true, true), [(MS_BIND | MS_REC, 0)]);
         // Without it: no submounts unless privileged, the bind's own mount remounted.

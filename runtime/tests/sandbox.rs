@@ -184,6 +184,7 @@ fn dir_rootfs_is_nodev_with_its_submounts() {
         let c = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
         let dev = libc::makedev(1, 3);
         assert_eq!(
+            // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
             unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, dev) },
             0
         );
