@@ -84,11 +84,15 @@ fn container_mounts_never_open_device_nodes() {
         assert_eq!(run(&env, false, args, &probe("/m")), "denied\n", "{args:?}");
         assert_eq!(run(&env, true, args, &probe("/m")), *privileged, "{args:?}");
     }
-    // The host's own devices, bound.
+    // The host's own devices, bound: their directory, or one node.
     for privileged in [false, true] {
         let want = if privileged { "open\n" } else { "denied\n" };
         assert_eq!(
             run(&env, privileged, &["-v", "/dev:/m"], &open("/m/null")),
+            want
+        );
+        assert_eq!(
+            run(&env, privileged, &["-v", "/dev/null:/n"], &open("/n")),
             want
         );
     }
