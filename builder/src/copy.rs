@@ -45,10 +45,30 @@ pub struct Matched {
     pub keep: String,
 }
 
-/// A source that matched nothing: displays as BuildKit does (`"/missing": not found`).
+/// A source that matched nothing in a context: displays as BuildKit does (`failed to calculate
+/// checksum of ref SHARED::REF: "/missing": not found`).
 #[derive(Debug, thiserror::Error)]
-#[error("{0:?}: not found")]
-pub struct NotFound(pub String);
+#[error("failed to calculate checksum of ref {reference}: {path:?}: not found")]
+pub struct NotFound {
+    /// BuildKit names the context's snapshot (its session's key, then the ref); hoist names the
+    /// context directory the same way, by a digest of its path.
+    pub reference: String,
+    pub path: String,
+}
+
+/// The name [`NotFound`] gives the source root `root`, shaped as BuildKit's `SHARED::REF`.
+fn reference_of(root: &Path) -> String {
+    let h = hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()));
+    format!(
+        "{}-{}-{}-{}-{}::{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32],
+        &h[32..57]
+    )
+}
 
 /// Resolves one source as written in COPY/ADD (already variable-expanded) to the paths it names.
 pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> {
@@ -63,7 +83,14 @@ pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> 
             .filter(|n| glob_match(comp, n))
             .collect())
     };
-    match_sources(pattern, &list, &|r| visible(src, r))
+    let missing = |path: &str| -> anyhow::Error {
+        NotFound {
+            reference: reference_of(&src.root),
+            path: path.to_string(),
+        }
+        .into()
+    };
+    match_sources(pattern, &list, &|r| visible(src, r), &missing)
 }
 
 /// [`resolve_sources`] for an image or a stage seen through its layers (no flattened copy needed),
@@ -74,17 +101,20 @@ pub fn resolve_in_layers(view: &Union, pattern: &str) -> Result<Vec<Matched>> {
         view.resolve(r, true)
             .is_ok_and(|p| view.lookup(&p).is_some())
     };
-    match_sources(pattern, &unlisted, &exists)
+    // BuildKit copies from a stage's or an image's snapshot, whose missing paths fail to `lstat`.
+    let missing = |path: &str| anyhow::anyhow!("lstat {path}: no such file or directory");
+    match_sources(pattern, &unlisted, &exists, &missing)
 }
 
 /// The paths `pattern` names: wildcard components matched against `list(base dir, component)`,
 /// then kept when `visible`. As in BuildKit, a path without wildcards must exist (else
-/// [`NotFound`]), while a wildcard may match nothing (an empty list) as long as the directory
+/// `missing`), while a wildcard may match nothing (an empty list) as long as the directory
 /// before its first wildcard exists (else `lstat /dir: no such file or directory`).
 fn match_sources(
     pattern: &str,
     list: &dyn Fn(&str, &str) -> Result<Vec<String>>,
     visible: &dyn Fn(&str) -> bool,
+    missing: &dyn Fn(&str) -> anyhow::Error,
 ) -> Result<Vec<Matched>> {
     let shown = clean(&format!("/{pattern}"));
     // `--parents` keeps what follows a `/./` marker, else the whole path.
@@ -129,7 +159,7 @@ fn match_sources(
         })
         .collect();
     if out.is_empty() && wild_at.is_none() {
-        return Err(NotFound(shown).into());
+        return Err(missing(&shown));
     }
     Ok(out)
 }
@@ -510,7 +540,7 @@ fn ensure_dir(dest_fs: &DestFs, rel: &str, new: &NewDir, mtime: Option<i64>) -> 
         let last_mtime = mtime.filter(|_| i + 1 == comps.len());
         let lower = match dest_fs.tree.borrow().find(&in_image) {
             Found::Node(n) if n.is_dir() && last_mtime.is_none() => continue,
-            Found::Node(n) if n.is_dir() => Err(n.clone()),
+            Found::Node(n) if n.is_dir() => Err(Node::dir(n.uid, n.gid, n.mode, n.mtime, false)),
             Found::Node(_) | Found::Hidden => bail!("cannot copy to non-directory: {in_image}"),
             Found::Absent { lower } => Ok(lower),
         };
@@ -520,11 +550,8 @@ fn ensure_dir(dest_fs: &DestFs, rel: &str, new: &NewDir, mtime: Option<i64>) -> 
         };
         let now = dest_fs.tree.borrow().now;
         let mut node = match (lower, below) {
-            // Already planned: only its mtime changes.
-            (Err(mut n), _) => {
-                n.children.clear();
-                n
-            }
+            // Already planned: only its mtime changes (`put` keeps its content).
+            (Err(n), _) => n,
             (_, Some((_, m))) if m.is_dir() => {
                 Node::dir(m.uid(), m.gid(), m.mode() & 0o7777, m.mtime(), false)
             }
@@ -779,18 +806,46 @@ mod tests {
     fn missing_source_message() {
         let (_c, src, _d) = setup();
         let e = resolve_sources(&src, "./nope/../missing").unwrap_err();
-        assert_eq!(e.to_string(), "\"/missing\": not found");
+        let e = e.to_string();
+        assert!(
+            e.starts_with("failed to calculate checksum of ref ")
+                && e.ends_with(": \"/missing\": not found"),
+            "{e}"
+        );
         // A wildcard may match nothing, but the directory before it must exist.
         assert_eq!(resolve_sources(&src, "*.md").unwrap(), []);
         assert_eq!(resolve_sources(&src, "dir/*.md").unwrap(), []);
         assert_eq!(resolve_sources(&src, "one.txt/*").unwrap(), []);
         let e = resolve_sources(&src, "nodir/sub/*.txt").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "lstat /nodir/sub: no such file or directory"
-        );
+        assert_eq!(e.to_string(), "lstat /nodir/sub: no such file or directory");
         let m = resolve_sources(&src, "d*/s*/*.txt").unwrap();
         assert_eq!(m[0].rel, "dir/sub/b.txt");
+    }
+
+    #[test]
+    fn a_later_source_moves_a_copied_directory_mtime() {
+        let (c, src, _d) = setup();
+        let t = filetime::FileTime::from_unix_time(1_000, 0);
+        filetime::set_file_mtime(c.path().join("dir"), t).unwrap();
+        let mtime_of = |srcs: &[&str]| {
+            let mut all = Vec::new();
+            for s in srcs {
+                all.extend(resolve_sources(&src, s).unwrap());
+            }
+            let d = DestFs::plan(Vec::new(), std::env::temp_dir());
+            plan_copy(&src, &all, &d, "/mix", &CopyOptions::default(), None).unwrap();
+            let tree = d.tree.borrow();
+            let Found::Node(n) = tree.find("/mix") else {
+                panic!("no /mix")
+            };
+            (n.mode, n.mtime, tree.now)
+        };
+        // The directory a directory's content lands in: 0755, the source's mtime.
+        assert_eq!(mtime_of(&["dir"]).0, 0o755);
+        assert_eq!(mtime_of(&["dir"]).1, 1_000);
+        // A file added by the next source makes it the build's time, as adding a file does.
+        let (_, mtime, now) = mtime_of(&["dir", "one.txt"]);
+        assert_eq!(mtime, now);
     }
 
     #[test]
@@ -813,7 +868,11 @@ mod tests {
         fs::write(p("named-anything"), gz(&tar)).unwrap();
         fs::write(p("zst"), zstd::encode_all(&tar[..], 1).unwrap()).unwrap();
         fs::write(p("text.gz"), gz(b"just text\n")).unwrap();
-        fs::write(p("text.zst"), zstd::encode_all(&b"just text\n"[..], 1).unwrap()).unwrap();
+        fs::write(
+            p("text.zst"),
+            zstd::encode_all(&b"just text\n"[..], 1).unwrap(),
+        )
+        .unwrap();
         fs::write(p("plain.tar"), "not a tar\n").unwrap();
         fs::write(p("empty.tar.gz"), "").unwrap();
         fs::write(p("short.tar"), &tar[..100]).unwrap();

@@ -93,6 +93,8 @@ pub struct Tree {
     pub root: Node,
     /// The build's time (seconds), for directories that get new entries.
     pub now: i64,
+    /// Some directory below the root has a fixed mtime (see [`Tree::unfix_mtimes`]).
+    fixed: bool,
 }
 
 fn components(path: &str) -> impl Iterator<Item = &[u8]> {
@@ -104,6 +106,7 @@ impl Tree {
         Tree {
             root: Node::dir(0, 0, 0o755, now, true),
             now,
+            fixed: false,
         }
     }
 
@@ -114,6 +117,9 @@ impl Tree {
     /// Lets every directory's mtime move again when entries are added to it (a directory copied
     /// from a source keeps the source's mtime only until a later source adds to it).
     pub fn unfix_mtimes(&mut self) {
+        if !std::mem::take(&mut self.fixed) {
+            return;
+        }
         fn walk(n: &mut Node) {
             for c in n.children.values_mut().filter(|c| c.is_dir()) {
                 c.fixed_mtime = false;
@@ -148,6 +154,7 @@ impl Tree {
         let Some((name, parents)) = comps.split_last() else {
             return false;
         };
+        self.fixed |= node.fixed_mtime;
         let mut dir = &mut self.root;
         for c in parents {
             match dir.children.get_mut(*c) {

@@ -481,15 +481,7 @@ mod tests {
             let idx = HashIndex::default();
             digest_sources(&src, &matched, &opts, &idx, Some(&mut reads)).unwrap();
             let dest = DestFs::plan(Vec::new(), store.tmp_dir());
-            plan_copy(
-                &src,
-                &matched,
-                &dest,
-                "/app/",
-                &opts,
-                Some(&reads.walks),
-            )
-            .unwrap();
+            plan_copy(&src, &matched, &dest, "/app/", &opts, Some(&reads.walks)).unwrap();
             let lopts = LayerOptions {
                 source_date_epoch: epoch,
             };
