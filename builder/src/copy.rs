@@ -465,7 +465,7 @@ pub fn plan_copy(
             let scratch = tempfile::Builder::new()
                 .prefix("add-")
                 .tempdir_in(&dest_fs.scratch)?;
-            unpack_archive(&path, scratch.path())?;
+            unpack_archive(&path, scratch.path(), opts.chown.is_none())?;
             // The archive's entries keep their owners (or take --chown's) and modes (never
             // --chmod's): owners are set on the layer's entries, so chown never clears a setuid bit.
             let as_is = CopyOptions {
@@ -690,12 +690,12 @@ pub fn is_archive(path: &Path) -> bool {
         .is_ok_and(|mut it| matches!(it.next(), Some(Ok(_))))
 }
 
-/// Unpacks a (possibly compressed) tar into `dir` with its owners, modes and mtimes (directories'
-/// set after their content); entries never land outside it.
-pub fn unpack_archive(path: &Path, dir: &Path) -> Result<()> {
+/// Unpacks a (possibly compressed) tar into `dir` with its modes, mtimes (directories' set after
+/// their content) and, with `owners`, owners; entries never land outside it.
+pub fn unpack_archive(path: &Path, dir: &Path, owners: bool) -> Result<()> {
     let mut ar = tar::Archive::new(decompressed(path)?);
     ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
+    ar.set_preserve_ownerships(owners);
     ar.set_preserve_mtime(true);
     ar.set_overwrite(true);
     ar.set_unpack_xattrs(false);
