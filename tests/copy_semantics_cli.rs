@@ -449,3 +449,23 @@ fn hardlinks_stay_hardlinks_within_one_source() {
     let l1 = layer_listing(&env, "links", 2);
     assert!(!l1.contains("link to"), "{l1}");
 }
+
+#[test]
+fn several_sources_are_copied_one_after_the_other() {
+    let env = Env::new();
+    // No `/` and no directory there: each file lands on the name in turn, the last one stays;
+    // a directory's content makes it a directory the next file goes into.
+    let ctx = context_with(
+        "FROM busybox\nCOPY *.txt /dst\nCOPY d1 a.txt /app\n",
+        &[("a.txt", b"a"), ("b.txt", b"b"), ("d1/in", b"in")],
+    );
+    env.build(&["-t", "several", ctx.path().to_str().unwrap()]);
+    assert_eq!(env.read("several", "/dst"), "b");
+    assert_eq!(env.read("several", "/app/in"), "in");
+    assert_eq!(env.read("several", "/app/a.txt"), "a");
+    // A file, then a directory onto it.
+    let df = ctx.path().join("Dockerfile");
+    fs::write(&df, "FROM busybox\nCOPY a.txt d1 /app2\n").unwrap();
+    let err = build_fails(&env, "several2", ctx.path());
+    assert!(err.contains("cannot copy to non-directory: /app2"), "{err}");
+}

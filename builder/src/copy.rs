@@ -331,10 +331,10 @@ impl DestFs {
 
     /// A new hardlink group: BuildKit keeps hardlinks only among the files of one copied source
     /// (a directory or an archive), never across sources.
-    fn link_group(&self) -> Option<u64> {
+    fn link_group(&self) -> u64 {
         let g = self.groups.get() + 1;
         self.groups.set(g);
-        Some(g)
+        g
     }
 
     /// Resolves `path` in the merged view (the plan over the layers).
@@ -450,7 +450,7 @@ pub fn plan_copy(
                     &walked
                 }
             };
-            let links = dest_fs.link_group();
+            let links = Some(dest_fs.link_group());
             for e in entries {
                 put_entry(dest_fs, e, &join_abs(&target, &e.rel), opts, links, false)?;
             }
@@ -474,7 +474,7 @@ pub fn plan_copy(
                 preserve_owner: true,
                 ..CopyOptions::default()
             };
-            let links = dest_fs.link_group();
+            let links = Some(dest_fs.link_group());
             for e in walk(&SourceRoot::plain(scratch.path()), "", None)? {
                 put_entry(dest_fs, &e, &join_abs(&target, &e.rel), &as_is, links, true)?;
             }
