@@ -90,7 +90,12 @@ pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> 
         }
         .into()
     };
-    match_sources(pattern, &list, &|r| visible(src, r), &missing)
+    let real_dir = |rel: &str| {
+        resolve_in_root(&src.root, rel, false)
+            .and_then(fs::symlink_metadata)
+            .is_ok_and(|m| m.is_dir())
+    };
+    match_sources(pattern, &list, &|r| visible(src, r), &real_dir, &missing)
 }
 
 /// [`resolve_sources`] for an image or a stage seen through its layers (no flattened copy needed),
@@ -103,17 +108,20 @@ pub fn resolve_in_layers(view: &Union, pattern: &str) -> Result<Vec<Matched>> {
     };
     // BuildKit copies from a stage's or an image's snapshot, whose missing paths fail to `lstat`.
     let missing = |path: &str| anyhow::anyhow!("lstat {path}: no such file or directory");
-    match_sources(pattern, &unlisted, &exists, &missing)
+    match_sources(pattern, &unlisted, &exists, &|_| true, &missing)
 }
 
 /// The paths `pattern` names: wildcard components matched against `list(base dir, component)`,
 /// then kept when `visible`. As in BuildKit, a path without wildcards must exist (else
 /// `missing`), while a wildcard may match nothing (an empty list) as long as the directory
-/// before its first wildcard exists (else `lstat /dir: no such file or directory`).
+/// before its first wildcard exists (else `lstat /dir: no such file or directory`). From the
+/// first wildcard on, the path is matched by walking the tree: only `real_dir`s (not symlinks
+/// to directories) lead further.
 fn match_sources(
     pattern: &str,
     list: &dyn Fn(&str, &str) -> Result<Vec<String>>,
     visible: &dyn Fn(&str) -> bool,
+    real_dir: &dyn Fn(&str) -> bool,
     missing: &dyn Fn(&str) -> anyhow::Error,
 ) -> Result<Vec<Matched>> {
     let shown = clean(&format!("/{pattern}"));
@@ -133,7 +141,10 @@ fn match_sources(
         }
     }
     let mut found: Vec<String> = vec![String::new()];
-    for comp in comps {
+    for (i, comp) in comps.into_iter().enumerate() {
+        if wild_at.is_some_and(|w| i > w) {
+            found.retain(|b| real_dir(b));
+        }
         let mut next = Vec::new();
         for base in &found {
             if has_wildcard(comp) {
@@ -820,6 +831,14 @@ mod tests {
         assert_eq!(e.to_string(), "lstat /nodir/sub: no such file or directory");
         let m = resolve_sources(&src, "d*/s*/*.txt").unwrap();
         assert_eq!(m[0].rel, "dir/sub/b.txt");
+        // After a wildcard, a symlink to a directory leads nowhere (BuildKit walks the tree).
+        symlink("dir", src.root.join("link")).unwrap();
+        assert_eq!(resolve_sources(&src, "l*/a.txt").unwrap(), []);
+        assert_eq!(resolve_sources(&src, "l*").unwrap()[0].rel, "link");
+        assert_eq!(
+            resolve_sources(&src, "link/*.txt").unwrap()[0].rel,
+            "link/a.txt"
+        );
     }
 
     #[test]
