@@ -45,10 +45,30 @@ pub struct Matched {
     pub keep: String,
 }
 
-/// A source that matched nothing: displays as BuildKit does (`"/missing": not found`).
+/// A source that matched nothing in a context: displays as BuildKit does (`failed to calculate
+/// checksum of ref SHARED::REF: "/missing": not found`).
 #[derive(Debug, thiserror::Error)]
-#[error("{0:?}: not found")]
-pub struct NotFound(pub String);
+#[error("failed to calculate checksum of ref {reference}: {path:?}: not found")]
+pub struct NotFound {
+    /// BuildKit names the context's snapshot (its session's key, then the ref); hoist names the
+    /// context directory the same way, by a digest of its path.
+    pub reference: String,
+    pub path: String,
+}
+
+/// The name [`NotFound`] gives the source root `root`, shaped as BuildKit's `SHARED::REF`.
+fn reference_of(root: &Path) -> String {
+    let h = hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()));
+    format!(
+        "{}-{}-{}-{}-{}::{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32],
+        &h[32..57]
+    )
+}
 
 /// Resolves one source as written in COPY/ADD (already variable-expanded) to the paths it names.
 pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> {
@@ -63,7 +83,19 @@ pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> 
             .filter(|n| glob_match(comp, n))
             .collect())
     };
-    match_sources(pattern, &list, &|r| visible(src, r))
+    let missing = |path: &str| -> anyhow::Error {
+        NotFound {
+            reference: reference_of(&src.root),
+            path: path.to_string(),
+        }
+        .into()
+    };
+    let real_dir = |rel: &str| {
+        resolve_in_root(&src.root, rel, false)
+            .and_then(fs::symlink_metadata)
+            .is_ok_and(|m| m.is_dir())
+    };
+    match_sources(pattern, &list, &|r| visible(src, r), &real_dir, &missing)
 }
 
 /// [`resolve_sources`] for an image or a stage seen through its layers (no flattened copy needed),
@@ -74,15 +106,23 @@ pub fn resolve_in_layers(view: &Union, pattern: &str) -> Result<Vec<Matched>> {
         view.resolve(r, true)
             .is_ok_and(|p| view.lookup(&p).is_some())
     };
-    match_sources(pattern, &unlisted, &exists)
+    // BuildKit copies from a stage's or an image's snapshot, whose missing paths fail to `lstat`.
+    let missing = |path: &str| anyhow::anyhow!("lstat {path}: no such file or directory");
+    match_sources(pattern, &unlisted, &exists, &|_| true, &missing)
 }
 
 /// The paths `pattern` names: wildcard components matched against `list(base dir, component)`,
-/// then kept when `visible`.
+/// then kept when `visible`. As in BuildKit, a path without wildcards must exist (else
+/// `missing`), while a wildcard may match nothing (an empty list) as long as the directory
+/// before its first wildcard exists (else `lstat /dir: no such file or directory`). From the
+/// first wildcard on, the path is matched by walking the tree: only `real_dir`s (not symlinks
+/// to directories) lead further.
 fn match_sources(
     pattern: &str,
     list: &dyn Fn(&str, &str) -> Result<Vec<String>>,
     visible: &dyn Fn(&str) -> bool,
+    real_dir: &dyn Fn(&str) -> bool,
+    missing: &dyn Fn(&str) -> anyhow::Error,
 ) -> Result<Vec<Matched>> {
     let shown = clean(&format!("/{pattern}"));
     // `--parents` keeps what follows a `/./` marker, else the whole path.
@@ -92,8 +132,19 @@ fn match_sources(
             .to_string()
     });
     let rel = shown.trim_start_matches('/').to_string();
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    let wild_at = comps.iter().position(|c| has_wildcard(c));
+    if let Some(i) = wild_at {
+        let base = comps[..i].join("/");
+        if !base.is_empty() && !visible(&base) {
+            bail!("lstat /{base}: no such file or directory");
+        }
+    }
     let mut found: Vec<String> = vec![String::new()];
-    for comp in rel.split('/').filter(|c| !c.is_empty()) {
+    for (i, comp) in comps.into_iter().enumerate() {
+        if wild_at.is_some_and(|w| i > w) {
+            found.retain(|b| real_dir(b));
+        }
         let mut next = Vec::new();
         for base in &found {
             if has_wildcard(comp) {
@@ -118,8 +169,8 @@ fn match_sources(
             rel: r,
         })
         .collect();
-    if out.is_empty() {
-        return Err(NotFound(shown).into());
+    if out.is_empty() && wild_at.is_none() {
+        return Err(missing(&shown));
     }
     Ok(out)
 }
@@ -169,7 +220,13 @@ pub fn digest_sources(
         if meta.is_dir() {
             let start = rel_of(src, &path, &m.rel);
             let entries = walk(src, &start, exclude.as_ref())?;
+            // Which files are hardlinks of which (kept in the layer) is part of what is copied.
+            let mut inodes = std::collections::HashMap::new();
             for e in &entries {
+                if e.meta.is_file() && e.meta.nlink() > 1 {
+                    let first = inodes.entry((e.meta.dev(), e.meta.ino())).or_insert(&e.rel);
+                    h.update(format!("link {} {first}\n", e.rel));
+                }
                 hash_entry(
                     &mut h,
                     &e.rel,
@@ -252,6 +309,8 @@ pub struct DestFs {
     pub scratch: PathBuf,
     /// Scratch trees the plan reads from (kept until the plan is written).
     pub keep: RefCell<Vec<tempfile::TempDir>>,
+    /// Hardlink groups handed out so far (see [`DestFs::link_group`]).
+    groups: std::cell::Cell<u64>,
 }
 
 impl DestFs {
@@ -277,7 +336,16 @@ impl DestFs {
             tree: RefCell::new(Tree::new(now)),
             scratch,
             keep: RefCell::new(Vec::new()),
+            groups: std::cell::Cell::new(0),
         }
+    }
+
+    /// A new hardlink group: BuildKit keeps hardlinks only among the files of one copied source
+    /// (a directory or an archive), never across sources.
+    fn link_group(&self) -> u64 {
+        let g = self.groups.get() + 1;
+        self.groups.set(g);
+        g
     }
 
     /// Resolves `path` in the merged view (the plan over the layers).
@@ -327,16 +395,14 @@ impl DestFs {
 
 /// Copies the matched sources into `dest_fs` at `dest` (absolute, in-image), then writes them into
 /// its `upper` directory (replacing what is there, merging directories).
-/// `several` says whether the instruction names more than one source (then `dest` must be a dir).
 pub fn copy_into(
     src: &SourceRoot,
     matched: &[Matched],
     dest_fs: &DestFs,
     dest: &str,
-    several: bool,
     opts: &CopyOptions,
 ) -> Result<()> {
-    plan_copy(src, matched, dest_fs, dest, several, opts, None)?;
+    plan_copy(src, matched, dest_fs, dest, opts, None)?;
     let upper = dest_fs
         .upper
         .as_deref()
@@ -348,38 +414,44 @@ pub fn copy_into(
     Ok(())
 }
 
-/// Plans copying the matched sources into `dest_fs` at `dest` (absolute, in-image) with Docker's
-/// rules. `several` says whether the instruction names more than one source (then `dest` must be a
-/// dir). `walks` are source directories already walked (while hashing), reused instead of walked again.
+/// Plans copying the matched sources into `dest_fs` at `dest` (absolute, in-image) with BuildKit's
+/// rules: each source is copied on its own, into `dest` when it ends with `/` or is a directory by
+/// then, else onto `dest` (so several files onto one name leave the last). `walks` are source
+/// directories already walked (while hashing), reused instead of walked again.
 pub fn plan_copy(
     src: &SourceRoot,
     matched: &[Matched],
     dest_fs: &DestFs,
     dest: &str,
-    several: bool,
     opts: &CopyOptions,
     walks: Option<&Walks>,
 ) -> Result<()> {
     let exclude = exclude_of(opts)?;
     let dest_is_dir_syntax = dest.ends_with('/') || dest.ends_with("/.") || dest == ".";
     let dest_clean = clean(dest);
-    let dest_exists_dir = dest_fs.is_dir(&dest_clean);
-    if (several || matched.len() > 1) && !dest_is_dir_syntax && !dest_exists_dir {
-        bail!(
-            "When using COPY with more than one source file, the destination must be a directory and end with a /"
-        );
-    }
-    let into_dir = dest_is_dir_syntax || dest_exists_dir || several || matched.len() > 1;
+    // Directories the copy creates: `--chmod`'s octal bits (without setuid/setgid/sticky) or 0755,
+    // owned by `--chown`'s user or root.
+    let new_dir = NewDir {
+        mode: opts
+            .chmod
+            .as_ref()
+            .and_then(|c| c.octal())
+            .map_or(0o755, |m| m & 0o777),
+        owner: opts.chown.unwrap_or((0, 0)),
+    };
     for m in matched {
+        // A directory's mtime is set after its own copy; later sources change it again.
+        dest_fs.tree.borrow_mut().unfix_mtimes();
         let path = resolve_in_root(&src.root, &m.rel, true)?;
         let meta = fs::symlink_metadata(&path)?;
+        let into_dir = dest_is_dir_syntax || dest_fs.is_dir(&dest_clean);
         if meta.is_dir() {
             let target_rel = if opts.parents {
                 join_rel(&dest_clean, &m.keep)
             } else {
                 dest_clean.clone()
             };
-            let target = ensure_dir(dest_fs, &target_rel, Some(&meta), opts)?;
+            let target = ensure_dir(dest_fs, &target_rel, &new_dir, Some(meta.mtime()))?;
             let start = rel_of(src, &path, &m.rel);
             let walked;
             let entries = match walks.and_then(|w| w.get(&start)) {
@@ -389,25 +461,33 @@ pub fn plan_copy(
                     &walked
                 }
             };
+            let links = Some(dest_fs.link_group());
             for e in entries {
-                put_entry(dest_fs, e, &join_abs(&target, &e.rel), opts, false)?;
+                put_entry(dest_fs, e, &join_abs(&target, &e.rel), opts, links, false)?;
             }
-        } else if opts.unpack_archives && meta.is_file() && archive_kind(&path)?.is_some() {
-            let target = ensure_dir(dest_fs, &dest_clean, None, opts)?;
+        } else if opts.unpack_archives && meta.is_file() && is_archive(&path) {
+            // BuildKit makes an archive's destination 0755 whatever `--chmod` says.
+            let archive_dir = NewDir {
+                mode: 0o755,
+                ..new_dir
+            };
+            let target = ensure_dir(dest_fs, &dest_clean, &archive_dir, None)?;
             fs::create_dir_all(&dest_fs.scratch)?;
             let scratch = tempfile::Builder::new()
                 .prefix("add-")
                 .tempdir_in(&dest_fs.scratch)?;
-            unpack_archive(&path, scratch.path(), opts)?;
-            // The archive's entries keep their owners (or --chown's) and modes (never --chmod's).
+            unpack_archive(&path, scratch.path(), opts.chown.is_none())?;
+            // The archive's entries keep their owners (or take --chown's) and modes (never
+            // --chmod's): owners are set on the layer's entries, so chown never clears a setuid bit.
             let as_is = CopyOptions {
-                chown: None,
+                chown: opts.chown,
                 chmod: None,
                 preserve_owner: true,
                 ..CopyOptions::default()
             };
+            let links = Some(dest_fs.link_group());
             for e in walk(&SourceRoot::plain(scratch.path()), "", None)? {
-                put_entry(dest_fs, &e, &join_abs(&target, &e.rel), &as_is, true)?;
+                put_entry(dest_fs, &e, &join_abs(&target, &e.rel), &as_is, links, true)?;
             }
             dest_fs.keep.borrow_mut().push(scratch);
         } else {
@@ -426,7 +506,7 @@ pub fn plan_copy(
                 .parent()
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "/".into());
-            let pdir = ensure_dir(dest_fs, &parent, None, opts)?;
+            let pdir = ensure_dir(dest_fs, &parent, &new_dir, None)?;
             let fname = Path::new(&file_rel)
                 .file_name()
                 .unwrap_or_default()
@@ -436,7 +516,7 @@ pub fn plan_copy(
                 path: path.clone(),
                 meta,
             };
-            put_entry(dest_fs, &e, &join_abs(&pdir, &fname), opts, false)?;
+            put_entry(dest_fs, &e, &join_abs(&pdir, &fname), opts, None, false)?;
         }
     }
     Ok(())
@@ -450,48 +530,49 @@ fn join_abs(dir: &str, rel: &str) -> String {
     format!("{}/{rel}", dir.trim_end_matches('/'))
 }
 
+/// Mode and owner of the directories a copy creates.
+#[derive(Debug, Clone, Copy)]
+struct NewDir {
+    mode: u32,
+    owner: (u32, u32),
+}
+
 /// Plans `rel` (in-image path, symlinks resolved in the image) as a directory of the layer and
 /// returns its resolved in-image path. Directories that exist below are copied up with their
-/// metadata; new ones get `like`'s mode (or 0755), the chown owner and the build's time (the last
-/// one `like`'s mtime).
-fn ensure_dir(
-    dest_fs: &DestFs,
-    rel: &str,
-    like: Option<&fs::Metadata>,
-    opts: &CopyOptions,
-) -> Result<String> {
+/// metadata; new ones get `new`'s mode and owner and the build's time. With `mtime` (the target of
+/// a directory's copy), the last one, new or not, takes that mtime once its content is in.
+fn ensure_dir(dest_fs: &DestFs, rel: &str, new: &NewDir, mtime: Option<i64>) -> Result<String> {
     let resolved = dest_fs.resolve(rel, true)?;
     let comps: Vec<&str> = resolved.split('/').filter(|c| !c.is_empty()).collect();
     let mut in_image = String::new();
     for (i, comp) in comps.iter().enumerate() {
         in_image.push('/');
         in_image.push_str(comp);
+        let last_mtime = mtime.filter(|_| i + 1 == comps.len());
         let lower = match dest_fs.tree.borrow().find(&in_image) {
-            Found::Node(n) if n.is_dir() => continue,
+            Found::Node(n) if n.is_dir() && last_mtime.is_none() => continue,
+            Found::Node(n) if n.is_dir() => Err(Node::dir(n.uid, n.gid, n.mode, n.mtime, false)),
             Found::Node(_) | Found::Hidden => bail!("cannot copy to non-directory: {in_image}"),
-            Found::Absent { lower } => lower,
+            Found::Absent { lower } => Ok(lower),
         };
-        let below = if lower {
-            dest_fs.view.lookup(&in_image)
-        } else {
-            None
+        let below = match lower {
+            Ok(true) => dest_fs.view.lookup(&in_image),
+            _ => None,
         };
-        let node = match below {
-            Some((_, m)) if m.is_dir() => {
+        let now = dest_fs.tree.borrow().now;
+        let mut node = match (lower, below) {
+            // Already planned: only its mtime changes (`put` keeps its content).
+            (Err(n), _) => n,
+            (_, Some((_, m))) if m.is_dir() => {
                 Node::dir(m.uid(), m.gid(), m.mode() & 0o7777, m.mtime(), false)
             }
-            Some(_) => bail!("cannot copy to non-directory: {in_image}"),
-            None => {
-                // `--chmod` is for the copied files, not for the directories created to hold them.
-                let mode = like.map(|m| m.mode() & 0o7777).unwrap_or(0o755);
-                let (uid, gid) = opts.chown.unwrap_or((0, 0));
-                let now = dest_fs.tree.borrow().now;
-                match like {
-                    Some(m) if i + 1 == comps.len() => Node::dir(uid, gid, mode, m.mtime(), true),
-                    _ => Node::dir(uid, gid, mode, now, false),
-                }
-            }
+            (_, Some(_)) => bail!("cannot copy to non-directory: {in_image}"),
+            (_, None) => Node::dir(new.owner.0, new.owner.1, new.mode, now, false),
         };
+        if let Some(t) = last_mtime {
+            node.mtime = t;
+            node.fixed_mtime = true;
+        }
         dest_fs.put(&in_image, node)?;
     }
     Ok(resolved)
@@ -499,12 +580,14 @@ fn ensure_dir(
 
 /// Plans one file, directory (not its content), symlink or special file at `to` (in-image),
 /// replacing what is there unless both are directories. Sockets are skipped (layers cannot hold
-/// them). `scratch`: the source is a scratch file hoist made (see [`FileSource::scratch`]).
+/// them). Files of one `links` group sharing an inode stay hardlinks of each other. `scratch`: the
+/// source is a scratch file hoist made (see [`FileSource::scratch`]).
 fn put_entry(
     dest_fs: &DestFs,
     e: &WalkEntry,
     to: &str,
     opts: &CopyOptions,
+    links: Option<u64>,
     scratch: bool,
 ) -> Result<()> {
     let ft = e.meta.file_type();
@@ -520,7 +603,10 @@ fn put_entry(
         Kind::File(FileSource {
             path: e.path.clone(),
             size: e.meta.len(),
-            scratch: scratch.then(|| (e.meta.dev(), e.meta.ino())),
+            scratch,
+            link: links
+                .filter(|_| e.meta.nlink() > 1)
+                .map(|g| (g, e.meta.dev(), e.meta.ino())),
         })
     } else if ft.is_socket() {
         return Ok(());
@@ -556,19 +642,18 @@ fn put_entry(
     dest_fs.put(to, node)
 }
 
-/// The compression of a tar archive, or None when the file is not an archive.
+/// Compressions BuildKit (moby's archive package) recognises by their magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ArchiveKind {
-    Tar,
+enum Compression {
+    None,
     Gzip,
     Bzip2,
     Xz,
     Zstd,
 }
 
-/// Detects an archive by its magic bytes (compressed) or the `ustar` header (plain tar).
-pub fn archive_kind(path: &Path) -> io::Result<Option<ArchiveKind>> {
-    let mut head = [0u8; 512];
+fn compression_of(path: &Path) -> io::Result<Compression> {
+    let mut head = [0u8; 6];
     let mut f = fs::File::open(path)?;
     let mut n = 0;
     while n < head.len() {
@@ -579,48 +664,71 @@ pub fn archive_kind(path: &Path) -> io::Result<Option<ArchiveKind>> {
         n += r;
     }
     let h = &head[..n];
-    Ok(if h.starts_with(&[0x1f, 0x8b]) {
-        Some(ArchiveKind::Gzip)
+    Ok(if h.starts_with(&[0x1f, 0x8b, 0x08]) {
+        Compression::Gzip
     } else if h.starts_with(b"BZh") {
-        Some(ArchiveKind::Bzip2)
+        Compression::Bzip2
     } else if h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Some(ArchiveKind::Xz)
+        Compression::Xz
     } else if h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(ArchiveKind::Zstd)
-    } else if n >= 262 && &h[257..262] == b"ustar" {
-        Some(ArchiveKind::Tar)
+        Compression::Zstd
     } else {
-        None
+        Compression::None
     })
 }
 
-/// Unpacks a (possibly compressed) tar into `dir`; entries never land outside it.
-pub fn unpack_archive(path: &Path, dir: &Path, opts: &CopyOptions) -> Result<()> {
+/// The file's content, decompressed by its magic bytes.
+fn decompressed(path: &Path) -> io::Result<Box<dyn Read>> {
     let f = io::BufReader::new(fs::File::open(path)?);
-    let reader: Box<dyn Read> = match archive_kind(path)? {
-        Some(ArchiveKind::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(f)),
-        Some(ArchiveKind::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(f)),
-        Some(ArchiveKind::Xz) => Box::new(xz2::read::XzDecoder::new_multi_decoder(f)),
-        Some(ArchiveKind::Zstd) => Box::new(zstd::stream::read::Decoder::new(f)?),
-        Some(ArchiveKind::Tar) => Box::new(f),
-        None => bail!("{} is not an archive", path.display()),
+    Ok(match compression_of(path)? {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(f)),
+        Compression::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(f)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(f)?),
+        Compression::None => Box::new(f),
+    })
+}
+
+/// Whether ADD unpacks `path`: as BuildKit decides, by content and never by name, when its
+/// (decompressed) content starts with a valid tar header. Anything else (an empty file, a
+/// compressed file that is not a tar, a `.tar` of text, a bad header) is copied as it is.
+pub fn is_archive(path: &Path) -> bool {
+    let Ok(r) = decompressed(path) else {
+        return false;
     };
-    let mut ar = tar::Archive::new(reader);
+    let mut ar = tar::Archive::new(r);
+    ar.entries()
+        .is_ok_and(|mut it| matches!(it.next(), Some(Ok(_))))
+}
+
+/// Unpacks a (possibly compressed) tar into `dir` with its modes, mtimes (directories' set after
+/// their content) and, with `owners`, owners; entries never land outside it.
+pub fn unpack_archive(path: &Path, dir: &Path, owners: bool) -> Result<()> {
+    let mut ar = tar::Archive::new(decompressed(path)?);
     ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(opts.chown.is_none());
+    ar.set_preserve_ownerships(owners);
     ar.set_preserve_mtime(true);
     ar.set_overwrite(true);
     ar.set_unpack_xattrs(false);
+    let mut dir_times = Vec::new();
     for entry in ar.entries()? {
         let mut entry = entry?;
         let name = entry.path()?.into_owned();
         if !entry.unpack_in(dir)? {
-            bail!("archive entry {} escapes the destination", name.display());
+            bail!(
+                "{}: archive entry {} escapes the destination",
+                path.display(),
+                name.display()
+            );
         }
-        if let Some((u, g)) = opts.chown {
-            let p = dir.join(&name);
-            std::os::unix::fs::lchown(&p, Some(u), Some(g))?;
+        if entry.header().entry_type().is_dir() {
+            let mtime = entry.header().mtime().unwrap_or(0) as i64;
+            dir_times.push((dir.join(&name), mtime));
         }
+    }
+    for (p, t) in dir_times.into_iter().rev() {
+        let t = filetime::FileTime::from_unix_time(t, 0);
+        filetime::set_symlink_file_times(&p, t, t)?;
     }
     Ok(())
 }
@@ -655,7 +763,7 @@ mod tests {
             all.extend(resolve_sources(src, s)?);
         }
         let d = DestFs::new(Vec::new(), root.to_path_buf());
-        copy_into(src, &all, &d, dest, srcs.len() > 1, opts)
+        copy_into(src, &all, &d, dest, opts)
     }
 
     #[test]
@@ -691,14 +799,16 @@ mod tests {
         )
         .unwrap();
         assert!(dst.path().join("y/one.txt").is_file());
-        let e = cp(
+        // Several sources onto a name that is not a directory: each in turn, the last one stays.
+        cp(
             &src,
             dst.path(),
             &["one.txt", "two.txt"],
             "/z",
             &CopyOptions::default(),
-        );
-        assert!(e.unwrap_err().to_string().contains("must be a directory"));
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(dst.path().join("z")).unwrap(), "2");
         cp(&src, dst.path(), &["*.txt"], "/w/", &CopyOptions::default()).unwrap();
         assert!(dst.path().join("w/one.txt").is_file() && dst.path().join("w/two.txt").is_file());
     }
@@ -707,8 +817,103 @@ mod tests {
     fn missing_source_message() {
         let (_c, src, _d) = setup();
         let e = resolve_sources(&src, "./nope/../missing").unwrap_err();
-        assert_eq!(e.to_string(), "\"/missing\": not found");
-        assert!(resolve_sources(&src, "*.md").is_err());
+        let e = e.to_string();
+        assert!(
+            e.starts_with("failed to calculate checksum of ref ")
+                && e.ends_with(": \"/missing\": not found"),
+            "{e}"
+        );
+        // A wildcard may match nothing, but the directory before it must exist.
+        assert_eq!(resolve_sources(&src, "*.md").unwrap(), []);
+        assert_eq!(resolve_sources(&src, "dir/*.md").unwrap(), []);
+        assert_eq!(resolve_sources(&src, "one.txt/*").unwrap(), []);
+        let e = resolve_sources(&src, "nodir/sub/*.txt").unwrap_err();
+        assert_eq!(e.to_string(), "lstat /nodir/sub: no such file or directory");
+        let m = resolve_sources(&src, "d*/s*/*.txt").unwrap();
+        assert_eq!(m[0].rel, "dir/sub/b.txt");
+        // After a wildcard, a symlink to a directory leads nowhere (BuildKit walks the tree).
+        symlink("dir", src.root.join("link")).unwrap();
+        assert_eq!(resolve_sources(&src, "l*/a.txt").unwrap(), []);
+        assert_eq!(resolve_sources(&src, "l*").unwrap()[0].rel, "link");
+        assert_eq!(
+            resolve_sources(&src, "link/*.txt").unwrap()[0].rel,
+            "link/a.txt"
+        );
+    }
+
+    #[test]
+    fn a_later_source_moves_a_copied_directory_mtime() {
+        let (c, src, _d) = setup();
+        let t = filetime::FileTime::from_unix_time(1_000, 0);
+        filetime::set_file_mtime(c.path().join("dir"), t).unwrap();
+        let mtime_of = |srcs: &[&str]| {
+            let mut all = Vec::new();
+            for s in srcs {
+                all.extend(resolve_sources(&src, s).unwrap());
+            }
+            let d = DestFs::plan(Vec::new(), std::env::temp_dir());
+            plan_copy(&src, &all, &d, "/mix", &CopyOptions::default(), None).unwrap();
+            let tree = d.tree.borrow();
+            let Found::Node(n) = tree.find("/mix") else {
+                panic!("no /mix")
+            };
+            (n.mode, n.mtime, tree.now)
+        };
+        // The directory a directory's content lands in: 0755, the source's mtime.
+        assert_eq!(mtime_of(&["dir"]).0, 0o755);
+        assert_eq!(mtime_of(&["dir"]).1, 1_000);
+        // A file added by the next source makes it the build's time, as adding a file does.
+        let (_, mtime, now) = mtime_of(&["dir", "one.txt"]);
+        assert_eq!(mtime, now);
+    }
+
+    #[test]
+    fn archives_are_recognised_by_content() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |n: &str| d.path().join(n);
+        let tar_of = |dir: &Path| {
+            let mut b = tar::Builder::new(Vec::new());
+            fs::write(dir.join("in"), "in").unwrap();
+            b.append_path_with_name(dir.join("in"), "in").unwrap();
+            b.into_inner().unwrap()
+        };
+        let tar = tar_of(d.path());
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut e, data).unwrap();
+            e.finish().unwrap()
+        };
+        fs::write(p("a.tar"), &tar).unwrap();
+        fs::write(p("named-anything"), gz(&tar)).unwrap();
+        fs::write(p("zst"), zstd::encode_all(&tar[..], 1).unwrap()).unwrap();
+        fs::write(p("text.gz"), gz(b"just text\n")).unwrap();
+        fs::write(
+            p("text.zst"),
+            zstd::encode_all(&b"just text\n"[..], 1).unwrap(),
+        )
+        .unwrap();
+        fs::write(p("plain.tar"), "not a tar\n").unwrap();
+        fs::write(p("empty.tar.gz"), "").unwrap();
+        fs::write(p("short.tar"), &tar[..100]).unwrap();
+        fs::write(p("zeros.tar"), vec![0u8; 1024]).unwrap();
+        let mut bad = tar.clone();
+        bad[148..152].copy_from_slice(b"ZZZZ");
+        fs::write(p("badsum.tar"), bad).unwrap();
+        for yes in ["a.tar", "named-anything", "zst"] {
+            assert!(is_archive(&p(yes)), "{yes}");
+        }
+        for no in [
+            "text.gz",
+            "text.zst",
+            "plain.tar",
+            "empty.tar.gz",
+            "short.tar",
+            "zeros.tar",
+            "badsum.tar",
+            "in",
+        ] {
+            assert!(!is_archive(&p(no)), "{no}");
+        }
     }
 
     #[test]

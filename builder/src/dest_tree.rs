@@ -45,9 +45,15 @@ pub struct FileSource {
     pub path: PathBuf,
     pub size: u64,
     /// A file in a scratch tree hoist made (an unpacked ADD archive): it may be moved into the
-    /// unpacked layer instead of copied, and files sharing an inode (`(dev, ino)`) stay hardlinks.
-    pub scratch: Option<(u64, u64)>,
+    /// unpacked layer instead of copied.
+    pub scratch: bool,
+    /// Files with the same key are one file under several names (hardlinks) in the layer: the
+    /// first in the layer's order holds the content, the others link to it.
+    pub link: Option<LinkKey>,
 }
+
+/// A hardlink group of one copied source and the source inode: `(group, dev, ino)`.
+pub type LinkKey = (u64, u64, u64);
 
 impl Node {
     /// A directory.
@@ -87,6 +93,8 @@ pub struct Tree {
     pub root: Node,
     /// The build's time (seconds), for directories that get new entries.
     pub now: i64,
+    /// Some directory below the root has a fixed mtime (see [`Tree::unfix_mtimes`]).
+    fixed: bool,
 }
 
 fn components(path: &str) -> impl Iterator<Item = &[u8]> {
@@ -98,11 +106,27 @@ impl Tree {
         Tree {
             root: Node::dir(0, 0, 0o755, now, true),
             now,
+            fixed: false,
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.root.children.is_empty()
+    }
+
+    /// Lets every directory's mtime move again when entries are added to it (a directory copied
+    /// from a source keeps the source's mtime only until a later source adds to it).
+    pub fn unfix_mtimes(&mut self) {
+        if !std::mem::take(&mut self.fixed) {
+            return;
+        }
+        fn walk(n: &mut Node) {
+            for c in n.children.values_mut().filter(|c| c.is_dir()) {
+                c.fixed_mtime = false;
+                walk(c);
+            }
+        }
+        walk(&mut self.root);
     }
 
     /// The entry at `path` (absolute in-image, cleaned, not resolved).
@@ -130,6 +154,7 @@ impl Tree {
         let Some((name, parents)) = comps.split_last() else {
             return false;
         };
+        self.fixed |= node.fixed_mtime;
         let mut dir = &mut self.root;
         for c in parents {
             match dir.children.get_mut(*c) {
@@ -153,29 +178,41 @@ impl Tree {
 
     /// A digest of the layer this tree makes: every entry's path, type, owner, mode, mtime (as the
     /// layer stores it: `clamp`ed), link target, device and file content (`content` gives a file's
-    /// digest). Equal digests mean byte-identical layers. None when a content digest is unknown or
-    /// the tree keeps scratch hardlinks.
+    /// digest) and which files are hardlinks of which. Equal digests mean byte-identical layers.
+    /// None when a content digest is unknown (scratch files are never hashed).
     pub fn digest(
         &self,
         clamp: &dyn Fn(i64) -> i64,
         content: &dyn Fn(&FileSource) -> Option<String>,
     ) -> Option<String> {
         use sha2::Digest as _;
-        fn walk(
-            n: &Node,
-            path: &mut Vec<u8>,
-            h: &mut sha2::Sha256,
-            clamp: &dyn Fn(i64) -> i64,
-            content: &dyn Fn(&FileSource) -> Option<String>,
-        ) -> Option<()> {
+        struct Ctx<'a> {
+            h: sha2::Sha256,
+            clamp: &'a dyn Fn(i64) -> i64,
+            content: &'a dyn Fn(&FileSource) -> Option<String>,
+            /// Each hardlink group's first path.
+            links: std::collections::HashMap<LinkKey, Vec<u8>>,
+        }
+        fn walk(n: &Node, path: &mut Vec<u8>, cx: &mut Ctx<'_>) -> Option<()> {
             for (name, c) in &n.children {
                 let len = path.len();
                 path.push(b'/');
                 path.extend_from_slice(name);
+                let first = match &c.kind {
+                    Kind::File(FileSource { link: Some(k), .. }) => match cx.links.get(k) {
+                        Some(p) => Some(hex::encode(p)),
+                        None => {
+                            cx.links.insert(*k, path.clone());
+                            None
+                        }
+                    },
+                    _ => None,
+                };
                 let what = match &c.kind {
                     Kind::Dir => "d".to_string(),
-                    Kind::File(f) if f.scratch.is_some() => return None,
-                    Kind::File(f) => format!("f {} {}", f.size, content(f)?),
+                    Kind::File(_) if first.is_some() => format!("h {}", first.unwrap_or_default()),
+                    Kind::File(f) if f.scratch => return None,
+                    Kind::File(f) => format!("f {} {}", f.size, (cx.content)(f)?),
                     Kind::Symlink(t) => format!("l {}", hex::encode(t)),
                     Kind::Special { file_type, rdev } => format!("s {file_type:o} {rdev}"),
                 };
@@ -185,18 +222,23 @@ impl Tree {
                     c.uid,
                     c.gid,
                     c.mode,
-                    clamp(c.mtime)
+                    (cx.clamp)(c.mtime)
                 );
-                h.update(line.as_bytes());
-                walk(c, path, h, clamp, content)?;
+                cx.h.update(line.as_bytes());
+                walk(c, path, cx)?;
                 path.truncate(len);
             }
             Some(())
         }
-        let mut h = sha2::Sha256::new();
-        h.update(b"hoist-layer-tree-v1\n");
-        walk(&self.root, &mut Vec::new(), &mut h, clamp, content)?;
-        Some(format!("sha256:{}", hex::encode(h.finalize())))
+        let mut cx = Ctx {
+            h: sha2::Sha256::new(),
+            clamp,
+            content,
+            links: Default::default(),
+        };
+        cx.h.update(b"hoist-layer-tree-v2\n");
+        walk(&self.root, &mut Vec::new(), &mut cx)?;
+        Some(format!("sha256:{}", hex::encode(cx.h.finalize())))
     }
 
     /// Every entry, depth first in the layer tar's order, with its path relative to the root.
@@ -223,7 +265,8 @@ mod tests {
             kind: Kind::File(FileSource {
                 path: p.into(),
                 size: 0,
-                scratch: None,
+                scratch: false,
+                link: None,
             }),
             uid: 0,
             gid: 0,

@@ -20,7 +20,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::context::{Contents, read_file};
-use crate::dest_tree::{FileSource, Kind, Node, Tree};
+use crate::dest_tree::{FileSource, Kind, LinkKey, Node, Tree};
 use crate::lay_pool::{Job, Pool, own, times, write_file};
 
 /// Writes `tree` as a layer blob in `store` and returns it; with `lay`, also lays its files down in
@@ -110,8 +110,8 @@ struct Pass<'a, W: Write> {
     lay: Option<Lay>,
     contents: Option<&'a mut Contents>,
     epoch: Option<i64>,
-    /// Scratch files already written, by `(dev, ino)`: their layer path.
-    links: HashMap<(u64, u64), Vec<u8>>,
+    /// The first file of each hardlink group written: its layer path.
+    links: HashMap<LinkKey, Vec<u8>>,
 }
 
 /// A directory being laid down and the pool worker its small files go to.
@@ -223,7 +223,7 @@ impl<W: Write> Pass<'_, W> {
                 self.children(node, sub.as_ref(), path)?;
             }
             Kind::File(src) => {
-                let first = src.scratch.and_then(|k| self.links.get(&k).cloned());
+                let first = src.link.and_then(|k| self.links.get(&k).cloned());
                 if let Some(first) = first {
                     e.kind = EntryKind::HardLink;
                     e.link = Some(&first);
@@ -241,7 +241,7 @@ impl<W: Write> Pass<'_, W> {
                     }
                     return Ok(());
                 }
-                if let Some(k) = src.scratch {
+                if let Some(k) = src.link {
                     self.links.insert(k, path.clone());
                 }
                 e.kind = EntryKind::File;
@@ -290,7 +290,7 @@ impl<W: Write> Pass<'_, W> {
         let opening =
             || File::open(&src.path).with_context(|| format!("opening {}", src.path.display()));
         // A scratch file is moved into place rather than copied.
-        if let (Some(d), Some(_)) = (dir, src.scratch) {
+        if let (Some(d), true) = (dir, src.scratch) {
             if let Some(t) = &mut self.tar {
                 e.size = src.size;
                 t.append(e, &mut opening()?)?;
@@ -322,9 +322,10 @@ impl<W: Write> Pass<'_, W> {
                     mode: node.mode,
                     mtime: e.mtime,
                 };
+                // A file other names will link to must exist before they do: not pooled.
                 match self.lay.as_ref().and_then(|l| l.pool.as_ref()) {
-                    Some(p) => p.send(d.lane, job)?,
-                    None => write_file(d.fd.as_fd(), &job)?,
+                    Some(p) if src.link.is_none() => p.send(d.lane, job)?,
+                    _ => write_file(d.fd.as_fd(), &job)?,
                 }
             }
             return Ok(());
@@ -480,16 +481,7 @@ mod tests {
             let idx = HashIndex::default();
             digest_sources(&src, &matched, &opts, &idx, Some(&mut reads)).unwrap();
             let dest = DestFs::plan(Vec::new(), store.tmp_dir());
-            plan_copy(
-                &src,
-                &matched,
-                &dest,
-                "/app/",
-                false,
-                &opts,
-                Some(&reads.walks),
-            )
-            .unwrap();
+            plan_copy(&src, &matched, &dest, "/app/", &opts, Some(&reads.walks)).unwrap();
             let lopts = LayerOptions {
                 source_date_epoch: epoch,
             };
@@ -542,7 +534,7 @@ mod tests {
         fs::write(out.path().join("link"), "was a file").unwrap();
         let d = DestFs::new(Vec::new(), out.path().to_path_buf());
         let m = resolve_sources(&src, "src").unwrap();
-        crate::copy::copy_into(&src, &m, &d, "/", false, &CopyOptions::default()).unwrap();
+        crate::copy::copy_into(&src, &m, &d, "/", &CopyOptions::default()).unwrap();
         assert_eq!(fs::read(out.path().join("a.txt")).unwrap(), b"a");
         assert_eq!(fs::read(out.path().join("sub/keep")).unwrap(), b"k");
         assert_eq!(

@@ -453,7 +453,7 @@ fn copy_of(root: &SourceRoot, source: &str, dir: &Path) -> Result<PathBuf> {
         ..Default::default()
     };
     let dest = DestFs::new(Vec::new(), dir.to_path_buf());
-    copy_into(root, &matched, &dest, "/", false, &opts)?;
+    copy_into(root, &matched, &dest, "/", &opts)?;
     Ok(dir.to_path_buf())
 }
 

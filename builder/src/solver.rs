@@ -587,7 +587,6 @@ impl Solver {
         if let Some(c) = &f.chown {
             opts.chown = Some(crate::users::resolve_chown(c, &dest_fs.view)?);
         }
-        let several = f.sources.len() > 1;
         if p.root.is_none() && !p.matched.is_empty() {
             p.root = Some(self.input_root(&f.from, wait)?);
         }
@@ -597,7 +596,6 @@ impl Solver {
                 &p.matched,
                 &dest_fs,
                 &f.dest,
-                several,
                 &opts,
                 Some(&p.reads.walks),
             )?;
@@ -609,7 +607,7 @@ impl Solver {
                 unpack_archives: false,
                 ..opts.clone()
             };
-            plan_copy(&src, &m, &dest_fs, &f.dest, several, &o, None)?;
+            plan_copy(&src, &m, &dest_fs, &f.dest, &o, None)?;
         }
         // A layer already stored with exactly this content (same entries, same file contents) is
         // taken as it is: nothing is written. Steps that read its files unpack it on demand.
