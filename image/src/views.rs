@@ -16,6 +16,15 @@ pub fn list_images(
     filters: &[String],
 ) -> Result<Vec<ImageSummary>> {
     let mut rows = store.list_images()?;
+    // Docker's size (uncompressed layer content), the same in every store: see [`crate::df`].
+    for row in &mut rows {
+        if let Ok(size) = store
+            .load_image(&row.manifest_digest)
+            .and_then(|img| crate::df::image_size(store, &img))
+        {
+            row.size = size;
+        }
+    }
     if let Some(r) = repository {
         let want = Reference::parse(r)?;
         let explicit_tag = r.rsplit('/').next().is_some_and(|l| l.contains(':'));
@@ -220,7 +229,7 @@ pub fn inspect(store: &Store, img: &Image) -> Result<Inspect> {
         architecture: c.architecture.clone(),
         variant: c.variant.clone(),
         os: c.os.clone(),
-        size: store.image_size(img),
+        size: crate::df::image_size(store, img).unwrap_or_else(|_| store.image_size(img)),
         graph_driver: json!({ "Data": null, "Name": "overlay2" }),
         root_fs: json!({ "Type": c.rootfs.kind, "Layers": c.rootfs.diff_ids }),
         metadata: json!({ "LastTagTime": "0001-01-01T00:00:00Z" }),
