@@ -268,6 +268,8 @@ fn image_size_is_dockers_and_the_same_in_every_store() {
         .unwrap()
         .to_string();
     assert_eq!(size, "1.98MB", "{shown}");
+    let history = h.ok(&["history", "busybox"]);
+    assert!(history.contains("   1.98MB   "), "{history}");
 
     // The same image through `save` (gzip layers in an OCI archive) into another store.
     let archive = tmp.path().join("bb.tar");
@@ -283,6 +285,7 @@ fn image_size_is_dockers_and_the_same_in_every_store() {
     other.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(inspect(&other, "busybox")["Size"], want);
     assert_eq!(other.ok(&["images", "busybox"]), shown);
+    assert_eq!(other.ok(&["history", "busybox"]), history);
 }
 
 #[test]

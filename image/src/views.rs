@@ -262,9 +262,11 @@ impl HistoryView {
     }
 }
 
-/// `docker history` output: newest entry first, the image ID on it and `<missing>` below.
-pub fn render_history(img: &Image, view: &HistoryView) -> String {
+/// `docker history` output: newest entry first, the image ID on it and `<missing>` below. Layer
+/// sizes are Docker's (see [`crate::df`]), the same in every store.
+pub fn render_history(store: &Store, img: &Image, view: &HistoryView) -> String {
     let layers = img.manifest.layers();
+    let diff_ids = &img.config.rootfs.diff_ids;
     let mut li = 0;
     let mut rows = Vec::new();
     for h in &img.config.history {
@@ -272,7 +274,11 @@ pub fn render_history(img: &Image, view: &HistoryView) -> String {
             0
         } else {
             li += 1;
-            layers.get(li - 1).map(|l| l.size()).unwrap_or(0)
+            diff_ids
+                .get(li - 1)
+                .and_then(|d| crate::df::layer_size(store, d).ok())
+                .or_else(|| layers.get(li - 1).map(|l| l.size()))
+                .unwrap_or(0)
         };
         rows.push((h, size));
     }
