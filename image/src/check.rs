@@ -627,3 +627,88 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::ApplyMode;
+
+    fn layer_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_mode(if kind == tar::EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
+            if let Some(l) = link {
+                h.set_link_name(l).unwrap();
+            }
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        add("etc/", tar::EntryType::Directory, b"", None);
+        add("etc/conf", tar::EntryType::Regular, b"first", None);
+        add("etc/conf", tar::EntryType::Regular, b"second", None);
+        add("etc/link", tar::EntryType::Symlink, b"", Some("conf"));
+        add("etc/hard", tar::EntryType::Link, b"", Some("etc/conf"));
+        add("etc/.wh.gone", tar::EntryType::Regular, b"", None);
+        add("var/cache/", tar::EntryType::Directory, b"", None);
+        add("var/cache/.wh..wh..opq", tar::EntryType::Regular, b"", None);
+        b.into_inner().unwrap()
+    }
+
+    fn unpack(tar: &[u8]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        layer::apply_layer(tar, dir.path(), ApplyMode::OverlayLower).unwrap();
+        dir
+    }
+
+    #[test]
+    fn an_unpacked_layer_matches_its_tar() {
+        let tar = layer_tar();
+        let dir = unpack(&tar);
+        assert_eq!(
+            compare_tree(&mut &tar[..], dir.path()).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn whiteouts_opaque_dirs_and_hardlinks_are_checked() {
+        let tar = layer_tar();
+        let dir = unpack(&tar);
+        let root = dir.path();
+        fs::remove_file(root.join("etc/gone")).unwrap();
+        fs::remove_file(root.join("etc/hard")).unwrap();
+        fs::write(root.join("etc/hard"), "second").unwrap();
+        if layer::is_opaque(&root.join("var/cache")) {
+            for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+                let _ = rustix::fs::removexattr(root.join("var/cache"), name);
+            }
+        }
+        let found = compare_tree(&mut &tar[..], root).unwrap();
+        let text = found.join("\n");
+        assert!(text.contains("/etc/gone whiteout is missing"), "{text}");
+        assert!(text.contains("/etc/hard hardlink does not share"), "{text}");
+        assert!(text.contains("/var/cache is not marked opaque"), "{text}");
+        assert_eq!(found.len(), 3, "{text}");
+    }
+
+    #[test]
+    fn details_are_capped() {
+        let tar = layer_tar();
+        let dir = unpack(&tar);
+        for i in 0..9 {
+            fs::write(dir.path().join(format!("extra{i}")), "x").unwrap();
+        }
+        let found = compare_tree(&mut &tar[..], dir.path()).unwrap();
+        assert_eq!(found.len(), TREE_DETAILS + 1);
+        assert_eq!(found.last().unwrap(), "and 4 more");
+    }
+}
