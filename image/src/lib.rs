@@ -20,7 +20,9 @@
 //! under `layerdb/`. Images pulled with compressed layers keep their blobs as they came.
 
 pub mod archive;
+pub mod check;
 pub mod config;
+pub mod df;
 pub mod digest;
 pub mod display;
 pub mod layer;

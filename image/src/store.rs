@@ -1176,3 +1176,48 @@ fn set_tag(idx: &mut IndexFile, t: &Reference, entry: IndexEntry) {
         .retain(|e| !(e.digest == entry.digest && e.name().is_none()));
     idx.manifests.push(entry);
 }
+
+// ---- for `hoist system check --repair` ([`crate::check`]) ----
+
+impl Store {
+    /// Every index entry as (manifest digest, its name annotation when it has one).
+    pub fn index_entries(&self) -> Result<Vec<(Digest, Option<String>)>> {
+        Ok(self
+            .read_index()?
+            .manifests
+            .into_iter()
+            .map(|e| (e.digest, e.annotations.get(REF_NAME).cloned()))
+            .collect())
+    }
+
+    /// Removes every index entry pointing at `manifest` (tagged or not); returns the names removed.
+    pub fn drop_index_entries(&self, manifest: &Digest) -> Result<Vec<String>> {
+        self.update_index(|idx| {
+            let names = idx
+                .manifests
+                .iter()
+                .filter(|e| e.digest == *manifest)
+                .filter_map(|e| e.annotations.get(REF_NAME).cloned())
+                .collect();
+            idx.manifests.retain(|e| e.digest != *manifest);
+            Ok(names)
+        })
+    }
+
+    /// The GC lock held exclusively, without waiting: None while a [`Lease`] (a build, pull, load
+    /// or running container) holds the store. Nothing writes blobs or uses unpacked layers meanwhile.
+    pub fn try_exclusive(&self) -> Result<Option<File>> {
+        let p = self.root.join("locks/gc.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx(|| format!("opening {}", p.display()))?;
+        Ok(
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_ok()
+                .then_some(f),
+        )
+    }
+}

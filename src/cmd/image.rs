@@ -267,7 +267,7 @@ fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<ExitCode> {
     if a.layers {
         print!("{}", views::render_history_layers(store, &img, &view)?);
     } else {
-        print!("{}", views::render_history(&img, &view));
+        print!("{}", views::render_history(store, &img, &view));
     }
     Ok(ExitCode::SUCCESS)
 }
