@@ -394,7 +394,8 @@ pub enum BaseEnv {
 /// WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL; RUN, CMD and ENTRYPOINT are the shell's business)
 /// that nothing defines at that point: no ARG before it in its stage, no earlier ENV line, not the
 /// environment the stage starts from. A stage built on an earlier stage starts from that stage's
-/// environment; one built on an image from what `base_env(stage index)` says of it.
+/// environment and ARGs (declared with or without a value); one built on an image from what
+/// `base_env(stage index)` says of it.
 /// `${VAR:-default}` and the other modifiers handle an unset variable on purpose: not reported.
 pub fn undefined_vars(df: &Dockerfile, base_env: &dyn Fn(usize) -> BaseEnv) -> Vec<LintWarning> {
     let lex = Lexer::new(df.escape);
@@ -504,7 +505,12 @@ pub fn undefined_vars(df: &Dockerfile, base_env: &dyn Fn(usize) -> BaseEnv) -> V
                 _ => {}
             }
         }
-        finals.push((stage.name.clone(), env));
+        // A stage built on this one sees its ENV and every ARG it declared (BuildKit's
+        // dispatch state passes its environment and build args on).
+        finals.push((
+            stage.name.clone(),
+            defined.into_iter().map(|(k, _)| k).collect(),
+        ));
     }
     out.sort_by_key(|w| w.line);
     out

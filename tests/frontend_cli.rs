@@ -1,0 +1,171 @@
+//! The Dockerfile frontend as BuildKit's: ARG and ENV scoping across `FROM <stage>`, the image
+//! config and history each instruction writes, lint rules, and bounded variable expansion. Expected
+//! values were taken from Docker 28.5 / BuildKit 0.25 building the same files.
+
+use build_support::{Env, context_with};
+use hoist_image::ImageConfig;
+
+mod build_support;
+mod common;
+
+/// `created_by` and `empty_layer` of the history entries the build added (the frontend's).
+fn frontend_history(c: &ImageConfig) -> Vec<(String, bool)> {
+    c.history
+        .iter()
+        .filter(|h| h.comment.as_deref() == Some("buildkit.dockerfile.v0"))
+        .map(|h| (h.created_by.clone().unwrap_or_default(), h.empty_layer))
+        .collect()
+}
+
+const INHERIT: &str = r#"ARG GL=gdef
+FROM busybox AS base
+ENV A=envA
+ARG A=argA
+ARG B=argB
+ENV B=envB
+RUN echo "A=$A B=$B" > /o1
+ARG C=argC
+ARG GL
+ARG UNSET
+FROM base AS child
+ARG C
+RUN echo "A=$A B=$B C=$C GL=$GL" > /o2
+WORKDIR /w/$A/$C
+LABEL l=$C u=$UNSET n=$NOPE
+FROM child AS gc
+ARG B=gcB
+RUN echo "B=$B" > /o3
+"#;
+
+#[test]
+fn stages_inherit_the_args_of_the_stage_they_are_built_on() {
+    let env = Env::new();
+    let ctx = context_with(INHERIT, &[]);
+    let dir = ctx.path().to_str().unwrap();
+    let progress = env.build(&["-t", "inherit", "--build-arg", "C=cliC", dir]);
+    // ARG after ENV wins in its stage; a child stage gets the image ENV back on top of the
+    // inherited ARG values; ARG C (no value) in the child keeps the build arg.
+    assert_eq!(env.read("inherit", "/o1"), "A=argA B=envB\n");
+    assert_eq!(env.read("inherit", "/o2"), "A=envA B=envB C=cliC GL=gdef\n");
+    assert_eq!(env.read("inherit", "/o3"), "B=gcB\n");
+    let c = env.config("inherit");
+    let cc = c.config.as_ref().unwrap();
+    assert_eq!(cc.working_dir.as_deref(), Some("/w/envA/cliC"));
+    let labels = cc.labels.as_ref().unwrap();
+    assert_eq!(
+        (labels["l"].as_str(), labels["u"].as_str(), labels["n"].as_str()),
+        ("cliC", "", "")
+    );
+    let runs: Vec<String> = frontend_history(&c)
+        .into_iter()
+        .map(|(by, _)| by)
+        .filter(|by| by.starts_with("RUN") || by.starts_with("LABEL"))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            r#"RUN |2 A=argA B=envB /bin/sh -c echo "A=$A B=$B" > /o1 # buildkit"#,
+            r#"RUN |5 A=envA B=envB C=cliC GL=gdef UNSET= /bin/sh -c echo "A=$A B=$B C=$C GL=$GL" > /o2 # buildkit"#,
+            "LABEL l=cliC u= n=",
+            r#"RUN |5 A=envA B=gcB C=cliC GL=gdef UNSET= /bin/sh -c echo "B=$B" > /o3 # buildkit"#,
+        ]
+    );
+    // Only $NOPE is undefined: inherited ARGs count, with or without a value.
+    let warned = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("UndefinedVar:") || l.starts_with("Usage of undefined"))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    assert_eq!(
+        warned(&progress),
+        ["- UndefinedVar: Usage of undefined variable '$NOPE' (line 15)"]
+    );
+    let df = ctx.path().join("Dockerfile");
+    let lint = env.ok(&mut env.cmd(&["lint", df.to_str().unwrap()]));
+    assert_eq!(
+        warned(&lint),
+        ["Usage of undefined variable '$NOPE' (line 15)"]
+    );
+}
+
+const METADATA: &str = r#"FROM busybox AS base
+ONBUILD RUN echo base-trigger > /trigger
+FROM base AS child
+ONBUILD RUN echo hi
+EXPOSE 8080 53/udp 8080 1234/udp 7000-7001
+HEALTHCHECK --interval=5s --retries=2 CMD true
+SHELL ["/bin/sh", "-ec"]
+CMD echo hi
+ENTRYPOINT echo e
+WORKDIR /usr/src/
+VOLUME /data /x
+STOPSIGNAL SIGINT
+USER nobody
+LABEL b=2 a=1
+MAINTAINER me@x
+LABEL c=3
+"#;
+
+#[test]
+fn config_and_history_as_buildkit_writes_them() {
+    let env = Env::new();
+    let ctx = context_with(METADATA, &[]);
+    env.build(&["-t", "meta", ctx.path().to_str().unwrap()]);
+    let c = env.config("meta");
+    let cc = c.config.as_ref().unwrap();
+    assert_eq!(cc.working_dir.as_deref(), Some("/usr/src/"));
+    assert_eq!(cc.args_escaped, Some(true));
+    assert_eq!(cc.on_build.as_deref().unwrap(), ["RUN echo hi"]);
+    assert_eq!(cc.cmd.as_deref().unwrap(), ["/bin/sh", "-ec", "echo hi"]);
+    assert_eq!(cc.entrypoint.as_deref().unwrap(), ["/bin/sh", "-ec", "echo e"]);
+    assert_eq!(cc.user.as_deref(), Some("nobody"));
+    assert_eq!(c.author.as_deref(), Some("me@x"));
+    let labels: Vec<(&str, &str)> = cc
+        .labels
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(labels, [("a", "1"), ("b", "2"), ("c", "3")]);
+    // A base stage's ONBUILD neither carries over nor runs.
+    assert!(!env.exists("meta", "/trigger"));
+    let hist = frontend_history(&c);
+    let expected: Vec<(String, bool)> = [
+        ("EXPOSE [1234/udp 53/udp 7000/tcp 7001/tcp 8080/tcp 8080/tcp]", true),
+        (
+            r#"HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x02'}"#,
+            true,
+        ),
+        ("SHELL [/bin/sh -ec]", true),
+        (r#"CMD ["/bin/sh" "-ec" "echo hi"]"#, true),
+        (r#"ENTRYPOINT ["/bin/sh" "-ec" "echo e"]"#, true),
+        ("WORKDIR /usr/src/", false),
+        ("VOLUME [/data /x]", true),
+        ("STOPSIGNAL SIGINT", true),
+        ("USER nobody", true),
+        ("LABEL b=2 a=1", true),
+        ("MAINTAINER me@x", true),
+        ("LABEL c=3", true),
+    ]
+    .iter()
+    .map(|(s, e)| (s.to_string(), *e))
+    .collect();
+    assert_eq!(hist, expected);
+}
+
+#[test]
+fn scratch_images_work_in_root() {
+    let env = Env::new();
+    let ctx = context_with("FROM scratch\nCMD [\"/app\"]\n", &[]);
+    env.build(&["-t", "bare", ctx.path().to_str().unwrap()]);
+    let c = env.config("bare");
+    let cc = c.config.as_ref().unwrap();
+    assert_eq!(cc.working_dir.as_deref(), Some("/"));
+    assert_eq!(cc.args_escaped, Some(true));
+    assert_eq!(
+        cc.env.as_deref().unwrap(),
+        ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    );
+}
