@@ -129,10 +129,11 @@ fn config_and_history_as_buildkit_writes_them() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     assert_eq!(labels, [("a", "1"), ("b", "2"), ("c", "3")]);
-    // A base stage's ONBUILD neither carries over nor runs.
-    assert!(!env.exists("meta", "/trigger"));
+    // A base stage's ONBUILD trigger runs (first, at the FROM line) and is consumed.
+    assert_eq!(env.read("meta", "/trigger"), "base-trigger\n");
     let hist = frontend_history(&c);
     let expected: Vec<(String, bool)> = [
+        ("RUN /bin/sh -c echo base-trigger > /trigger # buildkit", false),
         ("EXPOSE [1234/udp 53/udp 7000/tcp 7001/tcp 8080/tcp 8080/tcp]", true),
         (
             r#"HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x02'}"#,

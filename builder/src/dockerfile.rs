@@ -105,6 +105,31 @@ pub struct Lowered {
 
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
+/// The most bytes one build's frontend may produce from expansion (values, RUN environments,
+/// history text), in total. One expanded word is bounded by [`hoist_parser::shell::MAX_EXPANSION`];
+/// this bounds their sum, so a file repeating a 4 MiB value (`ARG B1=$A`, `ARG B2=$A`, ... or
+/// RUNs that each carry it in their environment and history) cannot eat the memory either. Real
+/// files use well under 1 MiB.
+const MAX_FRONTEND_BYTES: usize = 64 << 20;
+
+/// What expansion produced so far in one lowering, against [`MAX_FRONTEND_BYTES`].
+#[derive(Debug, Default)]
+struct Budget(std::cell::Cell<usize>);
+
+impl Budget {
+    fn charge(&self, bytes: usize) -> Result<()> {
+        let total = self.0.get().saturating_add(bytes);
+        self.0.set(total);
+        if total > MAX_FRONTEND_BYTES {
+            bail!(
+                "the Dockerfile expands to more than {} MiB of values, RUN environments and history (the limit on one build)",
+                MAX_FRONTEND_BYTES >> 20
+            );
+        }
+        Ok(())
+    }
+}
+
 fn line_error(file: &str, src: &Source, message: String) -> anyhow::Error {
     LineError {
         file: file.to_string(),
@@ -140,7 +165,11 @@ fn split_platform(platform: &str) -> (String, String, String) {
 
 /// The scope `FROM` lines are expanded in: the predefined platform ARGs (in PLATFORM_ARGS order),
 /// then the global ARGs (a build arg wins over the default).
-fn global_scope(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<(String, String)>> {
+fn global_scope(
+    df: &Dockerfile,
+    opts: &FrontendOptions,
+    budget: &Budget,
+) -> Result<Vec<(String, String)>> {
     let (os, arch, variant) = split_platform(&opts.platform);
     let host_arch = hoist_image::config::host_arch().to_string();
     let platform_values = [
@@ -174,6 +203,9 @@ fn global_scope(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<(String, 
             };
             global.retain(|(k, _)| *k != d.name);
             if let Some(v) = val {
+                budget
+                    .charge(v.len())
+                    .map_err(|e| line_error(&opts.file_name, &c.source, e.to_string()))?;
                 global.push((d.name.clone(), v));
             }
         }
@@ -184,7 +216,7 @@ fn global_scope(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<(String, 
 /// What each stage's `FROM` names once expanded (a stage, `scratch` or an image), as a build
 /// resolves it; None where the expansion fails.
 pub fn base_names(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<Option<String>>> {
-    let global = global_scope(df, opts)?;
+    let global = global_scope(df, opts, &Budget::default())?;
     Ok(df
         .stages
         .iter()
@@ -201,7 +233,8 @@ pub fn lower(
     let err = |src: &Source, msg: String| line_error(&opts.file_name, src, msg);
     let esc = df.escape;
     let (os, arch, variant) = split_platform(&opts.platform);
-    let global = global_scope(df, opts)?;
+    let budget = Budget::default();
+    let global = global_scope(df, opts, &budget)?;
 
     let stages = &df.stages;
     let by_name = |name: &str, before: usize| -> Option<usize> {
@@ -330,12 +363,7 @@ pub fn lower(
                 Some(j) => {
                     let c = chain_of[&j];
                     inherited = scopes.get(&j).cloned();
-                    let mut config = chains[c].config.clone();
-                    // As BuildKit: ONBUILD triggers do not carry over from a base stage.
-                    if let Some(cc) = config.config.as_mut() {
-                        cc.on_build = None;
-                    }
-                    (Base::Chain(c), config)
+                    (Base::Chain(c), chains[c].config.clone())
                 }
                 None => image_base(base_name)?,
             },
@@ -345,7 +373,7 @@ pub fn lower(
             None if single => String::new(),
             None => format!("stage-{i}"),
         };
-        let mut st = StageState::new(&mut config, opts, esc, inherited);
+        let mut st = StageState::new(&mut config, opts, esc, &budget, inherited);
         st.no_cache = s.name.as_deref().is_some_and(|n| {
             opts.no_cache_filter
                 .iter()
@@ -483,7 +511,8 @@ pub fn apply_changes(config: &mut ImageConfig, changes: &[String]) -> Result<()>
     let opts = FrontendOptions::new(FILE);
     // dockerd's CMD leaves ArgsEscaped alone (BuildKit's sets it).
     let args_escaped = config.config.as_ref().and_then(|c| c.args_escaped);
-    let mut st = StageState::over(config, &opts, ast.directives.escape);
+    let budget = Budget::default();
+    let mut st = StageState::over(config, &opts, ast.directives.escape, &budget);
     for n in &ast.children {
         let c = ins::parse_instruction(n, FILE).map_err(|e| anyhow!(e.buildkit_message()))?;
         st.apply(&c, &[], &|_| bail!("no --from in a change"))?;
@@ -555,6 +584,7 @@ struct StageState<'c> {
     history: Vec<History>,
     opts: &'c FrontendOptions,
     escape: char,
+    budget: &'c Budget,
 }
 
 impl<'c> StageState<'c> {
@@ -563,9 +593,10 @@ impl<'c> StageState<'c> {
         config: &'c mut ImageConfig,
         opts: &'c FrontendOptions,
         escape: char,
+        budget: &'c Budget,
         inherited: Option<Scope>,
     ) -> Self {
-        let mut st = StageState::over(config, opts, escape);
+        let mut st = StageState::over(config, opts, escape, budget);
         // As BuildKit: every stage has a PATH.
         let env = st.cc.env.get_or_insert_with(Vec::new);
         if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -582,7 +613,12 @@ impl<'c> StageState<'c> {
     }
 
     /// The state over `config` as it is.
-    fn over(config: &'c mut ImageConfig, opts: &'c FrontendOptions, escape: char) -> Self {
+    fn over(
+        config: &'c mut ImageConfig,
+        opts: &'c FrontendOptions,
+        escape: char,
+        budget: &'c Budget,
+    ) -> Self {
         let cc = config.config.clone().unwrap_or_default();
         let shell = cc
             .shell
@@ -617,6 +653,7 @@ impl<'c> StageState<'c> {
             history: Vec::new(),
             opts,
             escape,
+            budget,
         }
     }
 
@@ -632,7 +669,9 @@ impl<'c> StageState<'c> {
     }
 
     fn expand(&self, word: &str, vars: &[(String, String)]) -> Result<String> {
-        ins::expand(word, vars, self.escape).map_err(|e| anyhow!("{e}"))
+        let v = ins::expand(word, vars, self.escape).map_err(|e| anyhow!("{e}"))?;
+        self.budget.charge(v.len())?;
+        Ok(v)
     }
 
     fn set_env(&mut self, k: &str, v: &str) {
@@ -676,24 +715,27 @@ impl<'c> StageState<'c> {
     }
 
     /// A history entry, as BuildKit's `commitToHistory`: `layer` when the step adds one.
-    fn commit(&mut self, created_by: String, layer: bool) {
+    fn commit(&mut self, created_by: String, layer: bool) -> Result<()> {
+        self.budget.charge(created_by.len())?;
         self.history.push(History {
             created_by: Some(created_by),
             comment: Some(HISTORY_COMMENT.into()),
             empty_layer: !layer,
             ..Default::default()
         });
+        Ok(())
     }
 
     /// A layer-producing step and its history entry.
-    fn step(&mut self, c: &Command, op: Op, created_by: String) {
-        self.commit(created_by, true);
+    fn step(&mut self, c: &Command, op: Op, created_by: String) -> Result<()> {
+        self.commit(created_by, true)?;
         self.steps.push(Step {
             display: display_of(&c.source),
             location: format!("{}:{}", self.opts.file_name, c.source.start_line),
             op,
             no_cache: self.no_cache,
         });
+        Ok(())
     }
 
     fn apply(
@@ -725,7 +767,7 @@ impl<'c> StageState<'c> {
                     }
                     shown.push(format!("{k}={v}"));
                 }
-                self.commit(format!("{kw} {}", shown.join(" ")), false);
+                self.commit(format!("{kw} {}", shown.join(" ")), false)?;
             }
             Instruction::Arg(decls) => {
                 let mut shown = Vec::new();
@@ -752,13 +794,13 @@ impl<'c> StageState<'c> {
                     }
                     self.scope.args.push((d.name.clone(), val));
                 }
-                self.commit(format!("ARG {}", shown.join(" ")), false);
+                self.commit(format!("ARG {}", shown.join(" ")), false)?;
             }
             Instruction::Workdir(w) => self.workdir(c, w)?,
             Instruction::User(u) => {
                 let u = self.expand(u, &self.vars())?;
                 self.cc.user = Some(u.clone());
-                self.commit(format!("USER {u}"), false);
+                self.commit(format!("USER {u}"), false)?;
             }
             Instruction::Cmd(cmd) | Instruction::Entrypoint(cmd) => {
                 let v = match cmd {
@@ -783,12 +825,12 @@ impl<'c> StageState<'c> {
                     }
                     "ENTRYPOINT"
                 };
-                self.commit(format!("{kw} {}", go_quote_list(&v)), false);
+                self.commit(format!("{kw} {}", go_quote_list(&v)), false)?;
             }
             Instruction::Shell(argv) => {
                 self.shell = argv.clone();
                 self.cc.shell = Some(argv.clone());
-                self.commit(format!("SHELL [{}]", argv.join(" ")), false);
+                self.commit(format!("SHELL [{}]", argv.join(" ")), false)?;
             }
             Instruction::Expose(words) => {
                 let vars = self.vars();
@@ -798,9 +840,10 @@ impl<'c> StageState<'c> {
                 sorted.sort();
                 let mut ports = Vec::new();
                 for w in &sorted {
-                    for p in ins::expand_words(w, vars.as_slice(), self.escape)
-                        .map_err(|e| anyhow!("{e}"))?
-                    {
+                    let expanded = ins::expand_words(w, vars.as_slice(), self.escape)
+                        .map_err(|e| anyhow!("{e}"))?;
+                    self.budget.charge(expanded.iter().map(String::len).sum())?;
+                    for p in expanded {
                         ports.extend(values::parse_expose(&p).map_err(|e| anyhow!(e))?);
                     }
                 }
@@ -808,7 +851,7 @@ impl<'c> StageState<'c> {
                 for p in &ports {
                     map.insert(p.clone(), Value::Object(Default::default()));
                 }
-                self.commit(format!("EXPOSE [{}]", ports.join(" ")), false);
+                self.commit(format!("EXPOSE [{}]", ports.join(" ")), false)?;
             }
             Instruction::Volume(paths) => {
                 let vars = self.vars();
@@ -824,17 +867,17 @@ impl<'c> StageState<'c> {
                 for v in &vols {
                     map.insert(v.clone(), Value::Object(Default::default()));
                 }
-                self.commit(format!("VOLUME [{}]", vols.join(" ")), false);
+                self.commit(format!("VOLUME [{}]", vols.join(" ")), false)?;
             }
             Instruction::StopSignal(s) => {
                 let s = self.expand(s, &self.vars())?;
                 values::parse_signal(&s).map_err(|e| anyhow!(e))?;
                 self.cc.stop_signal = Some(s.clone());
-                self.commit(format!("STOPSIGNAL {s}"), false);
+                self.commit(format!("STOPSIGNAL {s}"), false)?;
             }
             Instruction::Healthcheck(h) => {
                 let hc = healthcheck(h);
-                self.commit(format!("HEALTHCHECK {}", healthcheck_history(&hc)), false);
+                self.commit(format!("HEALTHCHECK {}", healthcheck_history(&hc)), false)?;
                 self.cc.healthcheck = Some(hc);
             }
             // As BuildKit: a trigger in the config, no history entry.
@@ -845,7 +888,7 @@ impl<'c> StageState<'c> {
                 .push(expression.clone()),
             Instruction::Maintainer(m) => {
                 self.config.author = Some(m.clone());
-                self.commit(format!("MAINTAINER {m}"), false);
+                self.commit(format!("MAINTAINER {m}"), false)?;
             }
             Instruction::Run {
                 mounts,
@@ -899,14 +942,14 @@ impl<'c> StageState<'c> {
         self.cc.working_dir = Some(wd.clone());
         let created_by = format!("WORKDIR {wd}");
         if wd == "/" {
-            self.commit(created_by, false);
+            self.commit(created_by, false)?;
             return Ok(());
         }
         let op = Op::Mkdir(MkdirOp {
             path: self.workdir.clone(),
             user: self.cc.user.clone().filter(|u| !u.is_empty()),
         });
-        self.step(c, op, created_by);
+        self.step(c, op, created_by)?;
         Ok(())
     }
 
@@ -972,6 +1015,7 @@ impl<'c> StageState<'c> {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        self.budget.charge(env.iter().map(String::len).sum())?;
         let used_args = self.scope.run_args();
         for p in ins::PROXY_ARGS {
             if let Some(v) = self.opts.build_args.get(p) {
@@ -1005,7 +1049,7 @@ impl<'c> StageState<'c> {
             mounts,
             sandbox: self.opts.run.clone(),
         });
-        self.step(c, op, created_by);
+        self.step(c, op, created_by)?;
         Ok(())
     }
 
@@ -1040,8 +1084,10 @@ impl<'c> StageState<'c> {
             let mut inline = Vec::new();
             for f in &a.inline {
                 let body = if f.expand {
-                    ins::expand_heredoc(&f.data, vars.as_slice(), self.escape)
-                        .map_err(|e| anyhow!("{e}"))?
+                    let v = ins::expand_heredoc(&f.data, vars.as_slice(), self.escape)
+                        .map_err(|e| anyhow!("{e}"))?;
+                    self.budget.charge(v.len())?;
+                    v
                 } else {
                     f.data.clone()
                 };
@@ -1112,7 +1158,7 @@ impl<'c> StageState<'c> {
             checksum,
             keep_git_dir: a.keep_git_dir.unwrap_or(false),
         });
-        self.step(c, op, created_by);
+        self.step(c, op, created_by)?;
         Ok(())
     }
 }
