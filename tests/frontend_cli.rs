@@ -170,3 +170,54 @@ fn scratch_images_work_in_root() {
         ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     );
 }
+
+/// ARG lines that double a value at each step ("billion laughs"): `depth` levels from `A0=xx`.
+fn doubling(depth: usize) -> String {
+    let mut s = String::from("ARG A0=xx\n");
+    for i in 1..=depth {
+        s.push_str(&format!("ARG A{i}=$A{p}$A{p}\n", p = i - 1));
+    }
+    s
+}
+
+#[test]
+fn doubling_args_stop_at_the_expansion_limit() {
+    let env = Env::new();
+    let cases = [
+        // In a stage, and among the global ARGs (FROM's scope).
+        (format!("FROM scratch\n{}COPY Dockerfile /x\n", doubling(40)), 24),
+        (format!("{}FROM scratch\nCOPY Dockerfile /x\n", doubling(40)), 23),
+    ];
+    for (df, line) in cases {
+        let ctx = context_with(&df, &[]);
+        let start = std::time::Instant::now();
+        let out = env.hoist(&["build", ctx.path().to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "Dockerfile:{line}\n--------------------\n>>> ARG A22=$A21$A21\n"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("expansion exceeds 4 MiB (the limit on one expanded word)"),
+            "{err}"
+        );
+        assert!(start.elapsed().as_secs() < 60, "{:?}", start.elapsed());
+    }
+    // A value under the word limit repeated many times hits the build's total.
+    let mut df = format!("FROM scratch\n{}", doubling(20));
+    for i in 0..40 {
+        df.push_str(&format!("LABEL l{i}=$A20\n"));
+    }
+    let ctx = context_with(&df, &[]);
+    let out = env.hoist(&["build", ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(">>> LABEL l"), "{err}");
+    assert!(
+        err.contains("the Dockerfile expands to more than 64 MiB of values, RUN environments and history"),
+        "{err}"
+    );
+}
