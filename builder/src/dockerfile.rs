@@ -187,6 +187,20 @@ fn global_scope(
         .map(|k| k.to_string())
         .zip(platform_values)
         .collect();
+    // BuildKit's other predefined FROM args.
+    let target = opts
+        .target
+        .clone()
+        .or_else(|| df.stages.last().and_then(|s| s.name.clone()))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "default".into());
+    for (k, v) in [
+        ("BUILDOSVERSION", String::new()),
+        ("TARGETOSVERSION", String::new()),
+        ("TARGETSTAGE", target),
+    ] {
+        global.push((k.to_string(), v));
+    }
     for c in &df.global_args {
         let Instruction::Arg(decls) = &c.instruction else {
             continue;
@@ -216,11 +230,23 @@ fn global_scope(
 /// What each stage's `FROM` names once expanded (a stage, `scratch` or an image), as a build
 /// resolves it; None where the expansion fails.
 pub fn base_names(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<Option<String>>> {
+    Ok(expanded_bases(df, opts)?
+        .into_iter()
+        .map(Result::ok)
+        .collect())
+}
+
+/// Each stage's `FROM` expanded with the global scope, or why it cannot be (the expansion's
+/// error).
+pub fn expanded_bases(
+    df: &Dockerfile,
+    opts: &FrontendOptions,
+) -> Result<Vec<std::result::Result<String, String>>> {
     let global = global_scope(df, opts, &Budget::default())?;
     Ok(df
         .stages
         .iter()
-        .map(|s| ins::expand(&s.base, global.as_slice(), df.escape).ok())
+        .map(|s| ins::expand(&s.base, global.as_slice(), df.escape).map_err(|e| e.to_string()))
         .collect())
 }
 

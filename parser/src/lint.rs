@@ -405,7 +405,10 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
                     workdir_set = true;
                 }
                 Instruction::Expose(words) => {
-                    for w in words {
+                    // In BuildKit's order: the words sorted as written.
+                    let mut sorted = words.clone();
+                    sorted.sort();
+                    for w in &sorted {
                         for (rule, message) in expose_findings(w) {
                             warn(rule, line, message);
                         }

@@ -132,14 +132,14 @@ fn expose_rules() {
         messages("FROM alpine\nEXPOSE 80/TCP 127.0.0.1:8080:80 9000:90/udp 53/udp $P/UDP\n"),
         [
             (
-                "ExposeProtoCasing",
-                2,
-                "Defined protocol '80/TCP' in EXPOSE instruction should be lowercase".to_string()
-            ),
-            (
                 "ExposeInvalidFormat",
                 2,
                 "EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:8080:80'".to_string()
+            ),
+            (
+                "ExposeProtoCasing",
+                2,
+                "Defined protocol '80/TCP' in EXPOSE instruction should be lowercase".to_string()
             ),
             (
                 "ExposeInvalidFormat",
