@@ -393,7 +393,10 @@ fn lint_and_build_check_report_buildkit_rules() {
         let at = text
             .find(&head)
             .unwrap_or_else(|| panic!("{rule} missing:\n{text}"));
-        assert!(text[at..].contains(&format!("Dockerfile:{line}\n")), "{rule}");
+        assert!(
+            text[at..].contains(&format!("Dockerfile:{line}\n")),
+            "{rule}"
+        );
     }
     assert!(
         !text.contains("WARNING: MaintainerDeprecated"),

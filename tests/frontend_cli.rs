@@ -53,7 +53,11 @@ fn stages_inherit_the_args_of_the_stage_they_are_built_on() {
     assert_eq!(cc.working_dir.as_deref(), Some("/w/envA/cliC"));
     let labels = cc.labels.as_ref().unwrap();
     assert_eq!(
-        (labels["l"].as_str(), labels["u"].as_str(), labels["n"].as_str()),
+        (
+            labels["l"].as_str(),
+            labels["u"].as_str(),
+            labels["n"].as_str()
+        ),
         ("cliC", "", "")
     );
     let runs: Vec<String> = frontend_history(&c)
@@ -122,7 +126,10 @@ fn config_and_history_as_buildkit_writes_them() {
     assert_eq!(cc.args_escaped, Some(true));
     assert_eq!(cc.on_build.as_deref().unwrap(), ["RUN echo hi"]);
     assert_eq!(cc.cmd.as_deref().unwrap(), ["/bin/sh", "-ec", "echo hi"]);
-    assert_eq!(cc.entrypoint.as_deref().unwrap(), ["/bin/sh", "-ec", "echo e"]);
+    assert_eq!(
+        cc.entrypoint.as_deref().unwrap(),
+        ["/bin/sh", "-ec", "echo e"]
+    );
     assert_eq!(cc.user.as_deref(), Some("nobody"));
     assert_eq!(c.author.as_deref(), Some("me@x"));
     let labels: Vec<(&str, &str)> = cc
@@ -137,8 +144,14 @@ fn config_and_history_as_buildkit_writes_them() {
     assert_eq!(env.read("meta", "/trigger"), "base-trigger\n");
     let hist = frontend_history(&c);
     let expected: Vec<(String, bool)> = [
-        ("RUN /bin/sh -c echo base-trigger > /trigger # buildkit", false),
-        ("EXPOSE [1234/udp 53/udp 7000/tcp 7001/tcp 8080/tcp 8080/tcp]", true),
+        (
+            "RUN /bin/sh -c echo base-trigger > /trigger # buildkit",
+            false,
+        ),
+        (
+            "EXPOSE [1234/udp 53/udp 7000/tcp 7001/tcp 8080/tcp 8080/tcp]",
+            true,
+        ),
         (
             r#"HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x02'}"#,
             true,
@@ -189,8 +202,14 @@ fn doubling_args_stop_at_the_expansion_limit() {
     let env = Env::new();
     let cases = [
         // In a stage, and among the global ARGs (FROM's scope).
-        (format!("FROM scratch\n{}COPY Dockerfile /x\n", doubling(40)), 24),
-        (format!("{}FROM scratch\nCOPY Dockerfile /x\n", doubling(40)), 23),
+        (
+            format!("FROM scratch\n{}COPY Dockerfile /x\n", doubling(40)),
+            24,
+        ),
+        (
+            format!("{}FROM scratch\nCOPY Dockerfile /x\n", doubling(40)),
+            23,
+        ),
     ];
     for (df, line) in cases {
         let ctx = context_with(&df, &[]);
@@ -221,11 +240,12 @@ fn doubling_args_stop_at_the_expansion_limit() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(">>> LABEL l"), "{err}");
     assert!(
-        err.contains("the Dockerfile expands to more than 64 MiB of values, RUN environments and history"),
+        err.contains(
+            "the Dockerfile expands to more than 64 MiB of values, RUN environments and history"
+        ),
         "{err}"
     );
 }
-
 
 /// A file exercising the FROM, WORKDIR, SHELL, EXPOSE and casing rules.
 const CHECKED: &str = r#"arg V=1
@@ -371,5 +391,27 @@ fn a_from_that_expands_to_nothing_fails_the_check() {
     assert!(
         err.contains("Dockerfile:2\n--------------------\n>>> FROM $X\n--------------------\nbase name ($X) should not be blank"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_shebang_heredoc_is_recorded_as_buildkit_runs_it() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox\nARG WHO=you\nRUN <<EOF\n#!/bin/sh\necho hi $WHO > /o\nEOF\n",
+        &[],
+    );
+    env.build(&["-t", "sb", ctx.path().to_str().unwrap()]);
+    assert_eq!(env.read("sb", "/o"), "hi you\n");
+    let by: Vec<String> = frontend_history(&env.config("sb"))
+        .into_iter()
+        .map(|(by, _)| by)
+        .collect();
+    assert_eq!(
+        by,
+        [
+            "ARG WHO=you",
+            "RUN |1 WHO=you /bin/sh -c /dev/pipes/EOF # buildkit"
+        ]
     );
 }

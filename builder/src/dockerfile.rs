@@ -989,6 +989,8 @@ impl<'c> StageState<'c> {
         input_of: &dyn Fn(&str) -> Result<Input>,
     ) -> Result<()> {
         let mut script_mount = None;
+        // What history shows when it is not `args`.
+        let mut shown_args = None;
         let args: Vec<String> = match cmd {
             ShellOrExec::Exec(argv) => argv.clone(),
             ShellOrExec::Shell(text) => {
@@ -1010,6 +1012,11 @@ impl<'c> StageState<'c> {
                         if s.is_empty() {
                             bail!("heredoc {name}: empty shebang line");
                         }
+                        // BuildKit runs `SHELL /dev/pipes/NAME` (its history says so); the
+                        // interpreter is what that shell ends up running.
+                        let mut buildkit_args = self.shell.clone();
+                        buildkit_args.push(target.clone());
+                        shown_args = Some(buildkit_args);
                         s.push(target.clone());
                         script_mount = Some(ExecMount::Bind {
                             target,
@@ -1064,7 +1071,7 @@ impl<'c> StageState<'c> {
         if !used_args.is_empty() {
             created_by.push_str(&format!("|{} {} ", used_args.len(), used_args.join(" ")));
         }
-        created_by.push_str(&args.join(" "));
+        created_by.push_str(&shown_args.as_ref().unwrap_or(&args).join(" "));
         created_by.push_str(" # buildkit");
         let op = Op::Exec(ExecOp {
             args,

@@ -28,7 +28,12 @@ pub struct CheckReport {
 /// Parses, validates and lints a Dockerfile's text. Syntax and instruction errors are errors.
 /// Base images are not resolved: `UndefinedVar` assumes they define `PATH` only.
 pub fn check(text: &str, file: &str) -> Result<CheckReport> {
-    check_with(text, file, &|_| BaseEnv::Unknown, &FrontendOptions::new(file))
+    check_with(
+        text,
+        file,
+        &|_| BaseEnv::Unknown,
+        &FrontendOptions::new(file),
+    )
 }
 
 /// [`check`] as a build sees the file (`hoist lint`, `hoist build --check`): base images are looked

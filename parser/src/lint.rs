@@ -120,7 +120,8 @@ const ALLOW_TOKENS: [&str; 3] = ["public", "file", "version"];
 fn looks_secret(name: &str) -> bool {
     let lower = name.to_lowercase();
     let words: Vec<&str> = lower.split('_').collect();
-    words.iter().any(|t| SECRET_TOKENS.contains(t)) && !words.iter().any(|t| ALLOW_TOKENS.contains(t))
+    words.iter().any(|t| SECRET_TOKENS.contains(t))
+        && !words.iter().any(|t| ALLOW_TOKENS.contains(t))
 }
 
 /// BuildKit's EXPOSE checks on one port word as written (words with variables are skipped):

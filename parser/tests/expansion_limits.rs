@@ -53,7 +53,10 @@ fn pattern_substitutions_on_long_values_are_fast_or_refused() {
     let start = Instant::now();
     // Trims are one pass over the value.
     assert_eq!(lex.process_word("${A%%a*}", &vars).unwrap(), "");
-    assert_eq!(lex.process_word("${A#*a}", &vars).unwrap().len(), long.len() - 1);
+    assert_eq!(
+        lex.process_word("${A#*a}", &vars).unwrap().len(),
+        long.len() - 1
+    );
     assert_eq!(lex.process_word("${A%x*}", &vars).unwrap(), long);
     // A literal pattern only tries the places it can start.
     assert_eq!(lex.process_word("${A//x/y}", &vars).unwrap(), long);
@@ -65,7 +68,10 @@ fn pattern_substitutions_on_long_values_are_fast_or_refused() {
     assert_eq!(lex.process_word("${A//*x/y}", &vars).unwrap(), long);
     // Quadratic work is refused: `?*x` tries every start, each over the rest of the value.
     let e = lex.process_word("${A//?*x/y}", &vars).unwrap_err();
-    assert!(e.to_string().contains("pattern substitution too costly"), "{e}");
+    assert!(
+        e.to_string().contains("pattern substitution too costly"),
+        "{e}"
+    );
     assert!(
         start.elapsed() < Duration::from_secs(60),
         "took {:?}",

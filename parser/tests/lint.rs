@@ -92,7 +92,9 @@ FROM --platform=linux/amd64 alpine AS x
     );
     // Proxy ARGs are not FROM args; a near miss gets BuildKit's suggestion.
     assert_eq!(
-        messages("ARG VERSION=1\nFROM alpine:$VERSON\nFROM $HTTP_PROXY\nFROM alpine:$TARGETSTAGE\n"),
+        messages(
+            "ARG VERSION=1\nFROM alpine:$VERSON\nFROM $HTTP_PROXY\nFROM alpine:$TARGETSTAGE\n"
+        ),
         [
             (
                 "UndefinedArgInFrom",
@@ -158,10 +160,7 @@ fn stage_state_carries_over_to_stages_built_on_it() {
         rules(
             "arg V=1\nFROM alpine AS base\nSHELL [\"/bin/bash\", \"-c\"]\nWORKDIR app\nWORKDIR more\nFROM base\nCMD echo hi\nWORKDIR again\nFROM alpine\nCMD echo hi\n"
         ),
-        [
-            ("WorkdirRelativePath", 4),
-            ("JSONArgsRecommended", 10)
-        ]
+        [("WorkdirRelativePath", 4), ("JSONArgsRecommended", 10)]
     );
 }
 
