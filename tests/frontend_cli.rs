@@ -153,7 +153,7 @@ fn config_and_history_as_buildkit_writes_them() {
             true,
         ),
         (
-            r#"HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x02'}"#,
+            "HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:2}",
             true,
         ),
         ("SHELL [/bin/sh -ec]", true),

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Result, anyhow, bail};
 use hoist_image::{ContainerConfig, Healthcheck, History, ImageConfig};
 use hoist_parser::ast::Heredoc;
-use hoist_parser::gofmt::{go_duration, go_quote_list, go_quote_rune};
+use hoist_parser::gofmt::{go_duration, go_quote_list};
 use hoist_parser::instructions::{
     self as ins, Command, CopyArgs, Dockerfile, Instruction, ShellOrExec, Source,
 };
@@ -1224,19 +1224,20 @@ fn healthcheck(h: &ins::Healthcheck) -> Healthcheck {
     }
 }
 
-/// A healthcheck as BuildKit 0.25's history shows it: Go's `%q` of the config pointer,
-/// `&{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x02'}` (test, interval, timeout, start period,
-/// start interval, retries).
+/// A healthcheck as current BuildKit's history shows it: Go's `%+v` of the config value,
+/// `{Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:2}`.
+/// (BuildKit 0.25's frontend 1.19 printed `%q` of the pointer, `&{["CMD-SHELL" "true"] "5s" ...}`;
+/// dockerfile2llb's dispatchHealthcheck has used `%+v` since.)
 fn healthcheck_history(h: &Healthcheck) -> String {
-    let d = |v: Option<i64>| hoist_parser::dump::go_quote(&go_duration(v.unwrap_or(0)));
+    let d = |v: Option<i64>| go_duration(v.unwrap_or(0));
     format!(
-        "&{{{} {} {} {} {} {}}}",
-        go_quote_list(h.test.as_deref().unwrap_or(&[])),
+        "{{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+        h.test.as_deref().unwrap_or(&[]).join(" "),
         d(h.interval),
         d(h.timeout),
         d(h.start_period),
         d(h.start_interval),
-        go_quote_rune(h.retries.unwrap_or(0))
+        h.retries.unwrap_or(0)
     )
 }
 
@@ -1557,7 +1558,7 @@ mod tests {
         assert_eq!(by[0], "EXPOSE [53/udp 8080/tcp 8080/tcp]");
         assert_eq!(
             by[2],
-            "HEALTHCHECK &{[\"CMD-SHELL\" \"true\"] \"5s\" \"0s\" \"0s\" \"0s\" '\\x02'}"
+            "HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:2}"
         );
         assert!(c.steps.is_empty());
     }

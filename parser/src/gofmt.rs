@@ -1,37 +1,12 @@
-//! Go's `fmt` renderings that BuildKit writes into image history: `%q` of a string slice, of an
-//! integer (a quoted rune) and `time.Duration`'s `String`.
+//! Go's `fmt` renderings that BuildKit writes into image history: `%q` of a string slice and
+//! `time.Duration`'s `String`.
 
-use crate::dump::{go_quote, is_print};
+use crate::dump::go_quote;
 
 /// Go's `%q` of a `[]string`: `["a" "b"]`.
 pub fn go_quote_list(v: &[String]) -> String {
     let items: Vec<String> = v.iter().map(|s| go_quote(s)).collect();
     format!("[{}]", items.join(" "))
-}
-
-/// Go's `%q` of an integer: the rune as a single-quoted literal (`'\x02'`, `'A'`); values that are
-/// no valid rune print as `'�'`, as Go does.
-pub fn go_quote_rune(v: i64) -> String {
-    let c = u32::try_from(v)
-        .ok()
-        .and_then(char::from_u32)
-        .unwrap_or('\u{fffd}');
-    let body = match c {
-        '\'' => "\\'".to_string(),
-        '\\' => "\\\\".to_string(),
-        c if is_print(c) => c.to_string(),
-        '\x07' => "\\a".into(),
-        '\x08' => "\\b".into(),
-        '\x0c' => "\\f".into(),
-        '\n' => "\\n".into(),
-        '\r' => "\\r".into(),
-        '\t' => "\\t".into(),
-        '\x0b' => "\\v".into(),
-        c if (c as u32) < 0x20 || c == '\x7f' => format!("\\x{:02x}", c as u32),
-        c if (c as u32) < 0x10000 => format!("\\u{:04x}", c as u32),
-        c => format!("\\U{:08x}", c as u32),
-    };
-    format!("'{body}'")
 }
 
 /// `v` units of `unit` nanoseconds as Go prints them: the integer part, then the fraction with
@@ -100,14 +75,7 @@ mod tests {
     }
 
     #[test]
-    fn runes_and_lists_as_go_quotes_them() {
-        assert_eq!(go_quote_rune(2), "'\\x02'");
-        assert_eq!(go_quote_rune(0), "'\\x00'");
-        assert_eq!(go_quote_rune(10), "'\\n'");
-        assert_eq!(go_quote_rune(65), "'A'");
-        assert_eq!(go_quote_rune(39), "'\\''");
-        assert_eq!(go_quote_rune(0x85), "'\\u0085'");
-        assert_eq!(go_quote_rune(-1), "'�'");
+    fn lists_as_go_quotes_them() {
         assert_eq!(
             go_quote_list(&["CMD-SHELL".into(), "echo \"x\"\t\u{1b}".into()]),
             "[\"CMD-SHELL\" \"echo \\\"x\\\"\\t\\x1b\"]"
