@@ -43,6 +43,17 @@ pub const INDEX_DIGESTS: &str = "io.hoist.index.digests";
 /// Subdirectories managed by the store itself; [`Store::dir`] refuses them.
 const INTERNAL: &[&str] = &["blobs", "tmp", "locks", "layerdb", "unpacked", "gcroots"];
 
+/// Directories made owner-only (besides the root itself): everything holding image content.
+const PRIVATE: &[&str] = &[
+    "blobs",
+    "blobs/sha256",
+    "tmp",
+    "locks",
+    "layerdb",
+    "unpacked",
+    "gcroots",
+];
+
 /// The default store: `/var/lib/hoist` for root, `$XDG_DATA_HOME/hoist` (or
 /// `~/.local/share/hoist`) otherwise, including rootless hoist (root of a user namespace, where the
 /// environment is still the user's). `HOIST_ROOT`/`--root` are handled by the CLI.
@@ -232,19 +243,14 @@ impl BlobWriter {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`. The root and the directories holding image
+    /// content are made (and, in a store made by an older hoist, tightened to) owner-only, so other
+    /// users can reach neither setuid files nor device nodes of unpacked layers (see [`crate::perms`]).
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
-        for d in [
-            "blobs/sha256",
-            "tmp",
-            "locks",
-            "layerdb",
-            "unpacked",
-            "gcroots",
-        ] {
-            let p = root.join(d);
-            fs::create_dir_all(&p).ctx(|| format!("creating {}", p.display()))?;
+        crate::perms::private_dir(&root)?;
+        for d in PRIVATE {
+            crate::perms::private_dir(&root.join(d))?;
         }
         let s = Store { root };
         let layout = s.root.join("oci-layout");
