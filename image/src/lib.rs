@@ -71,6 +71,14 @@ pub enum Error {
         expected: Digest,
         actual: Digest,
     },
+    #[error(
+        "layer {blob} does not match the image config: its content is {actual} but the config's rootfs.diff_ids say {expected}"
+    )]
+    LayerMismatch {
+        blob: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("No such image: {0}")]
     ImageNotFound(String),
     #[error("blob {0} not found in the store")]

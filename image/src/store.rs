@@ -466,20 +466,50 @@ impl Store {
         Ok(LayerInfo::uncompressed(digest, size))
     }
 
-    /// Records that `blob` (compressed with `c`) holds the layer `diff_id` (done automatically for
-    /// manifests stored with [`Store::put_manifest`]).
+    /// Records that `blob` (compressed with `c`) holds the layer `diff_id`; the caller has verified
+    /// that it does ([`Store::verify_layer_blob`] does both). A record already naming a stored blob
+    /// is never replaced: a later image cannot change what an existing layer reads as.
     pub fn register_layer_blob(
         &self,
         diff_id: &Digest,
         blob: &Digest,
         c: Compression,
     ) -> Result<()> {
-        if c == Compression::None {
+        if c == Compression::None || self.layer_blob(diff_id, c).is_some() {
             return Ok(());
         }
         let dir = self.root.join("layerdb").join(diff_id.hex());
         fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
         self.write_atomic(&dir.join(c.name()), blob.as_str().as_bytes())
+    }
+
+    /// Checks that the stored blob `blob` is the layer `diff_id` (its uncompressed content hashes to
+    /// `diff_id`) and records it as that layer's compressed form. A blob that is the layer itself
+    /// or is already recorded for it is not read again.
+    pub fn verify_layer_blob(&self, diff_id: &Digest, blob: &Digest) -> Result<()> {
+        if !self.has_blob(blob) {
+            return Err(Error::BlobNotFound(blob.clone()));
+        }
+        if blob == diff_id
+            || [Compression::Gzip, Compression::Zstd]
+                .iter()
+                .any(|c| self.layer_blob(diff_id, *c).as_ref() == Some(blob))
+        {
+            return Ok(());
+        }
+        let mut r = BufReader::with_capacity(1 << 20, self.open_blob(blob)?);
+        let c = layer::detect(&mut r)?;
+        let mut h = crate::HashingReader::new(layer::decompress(r)?);
+        std::io::copy(&mut h, &mut std::io::sink()).ctx(|| format!("reading layer blob {blob}"))?;
+        let (_, actual, _) = h.finish();
+        if actual != *diff_id {
+            return Err(Error::LayerMismatch {
+                blob: blob.clone(),
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        self.register_layer_blob(diff_id, blob, c)
     }
 
     /// The stored blob holding `diff_id` in compression `c`, if any.
@@ -679,17 +709,62 @@ impl Store {
     }
 
     /// Stores a manifest (OCI or Docker schema 2) whose config and layer blobs are already in the
-    /// store, records compressed layer blobs, and points `tags` at it. Used by pulls and loads.
+    /// store, and points `tags` at it, once every layer is verified against the config's diff_ids
+    /// (see [`Store::put_manifests`]). Used by pulls and loads.
     pub fn put_manifest(&self, bytes: &[u8], tags: &[Reference]) -> Result<Image> {
+        let mut images = self.put_manifests(&[(bytes.to_vec(), tags.to_vec())])?;
+        Ok(images.remove(0))
+    }
+
+    /// Stores several manifests as one transaction: every layer blob of every image is verified to
+    /// be the layer its config's `diff_ids` names (compressed forms decompressed and hashed, unless
+    /// already verified), and only then are the manifests written and the tags moved, all in one
+    /// index update. On any error nothing visible has changed: no tag moved, no layer record
+    /// written for a layer that did not verify.
+    pub fn put_manifests(&self, images: &[(Vec<u8>, Vec<Reference>)]) -> Result<Vec<Image>> {
+        let _lease = self.lease()?;
+        let mut staged = Vec::new();
+        for (bytes, _) in images {
+            staged.push(self.verify_manifest(bytes)?);
+        }
+        let mut digests = Vec::new();
+        for ((bytes, _), mt) in images.iter().zip(&staged) {
+            digests.push((self.put_blob_bytes(bytes)?, mt.clone(), bytes.len() as u64));
+        }
+        self.update_index(|idx| {
+            for ((_, tags), (md, mt, size)) in images.iter().zip(&digests) {
+                let entry = |name: Option<&Reference>| IndexEntry {
+                    media_type: mt.clone(),
+                    digest: md.clone(),
+                    size: *size,
+                    annotations: name
+                        .map(|n| BTreeMap::from([(REF_NAME.to_string(), n.to_string())]))
+                        .unwrap_or_default(),
+                    extra: Default::default(),
+                };
+                for t in tags {
+                    set_tag(idx, t, entry(Some(t)));
+                }
+                if !idx.manifests.iter().any(|e| e.digest == *md) {
+                    idx.manifests.push(entry(None));
+                }
+            }
+            Ok(())
+        })?;
+        digests
+            .iter()
+            .map(|(md, _, _)| self.load_image(md))
+            .collect()
+    }
+
+    /// Checks a manifest before it is stored: it parses, its config is stored and parses, and each
+    /// layer blob is stored and is the layer its diff_id names. Returns the manifest's media type.
+    fn verify_manifest(&self, bytes: &[u8]) -> Result<String> {
         let manifest: ImageManifest =
             serde_json::from_slice(bytes).map_err(|e| Error::Invalid {
                 what: "image manifest".into(),
                 why: e.to_string(),
             })?;
-        let mt = match manifest.media_type() {
-            Some(m) => m.to_string(),
-            None => media_type::MANIFEST.to_string(),
-        };
         let cfg_digest = Digest::from_oci(manifest.config().digest())?;
         let config: ImageConfig =
             serde_json::from_slice(&self.read_blob(&cfg_digest)?).map_err(|e| Error::Invalid {
@@ -699,40 +774,20 @@ impl Store {
         if config.rootfs.diff_ids.len() != manifest.layers().len() {
             return Err(Error::Invalid {
                 what: "image manifest".into(),
-                why: "layer count differs from the config's diff_ids".into(),
+                why: format!(
+                    "{} layers but {} diff_ids in the config {cfg_digest}",
+                    manifest.layers().len(),
+                    config.rootfs.diff_ids.len()
+                ),
             });
         }
         for (diff_id, l) in config.rootfs.diff_ids.iter().zip(manifest.layers()) {
-            let b = Digest::from_oci(l.digest())?;
-            if !self.has_blob(&b) {
-                return Err(Error::BlobNotFound(b));
-            }
-            let c = Compression::from_media_type(l.media_type().as_ref());
-            if b != *diff_id {
-                self.register_layer_blob(diff_id, &b, c)?;
-            }
+            self.verify_layer_blob(diff_id, &Digest::from_oci(l.digest())?)?;
         }
-        let md = self.put_blob_bytes(bytes)?;
-        let size = bytes.len() as u64;
-        self.update_index(|idx| {
-            let entry = |name: Option<&Reference>| IndexEntry {
-                media_type: mt.clone(),
-                digest: md.clone(),
-                size,
-                annotations: name
-                    .map(|n| BTreeMap::from([(REF_NAME.to_string(), n.to_string())]))
-                    .unwrap_or_default(),
-                extra: Default::default(),
-            };
-            for t in tags {
-                set_tag(idx, t, entry(Some(t)));
-            }
-            if !idx.manifests.iter().any(|e| e.digest == md) {
-                idx.manifests.push(entry(None));
-            }
-            Ok(())
-        })?;
-        self.load_image(&md)
+        Ok(match manifest.media_type() {
+            Some(m) => m.to_string(),
+            None => media_type::MANIFEST.to_string(),
+        })
     }
 
     /// Records that the stored manifest `manifest_digest` was selected from the manifest list
