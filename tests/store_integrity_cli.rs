@@ -2,7 +2,7 @@
 //! permissions, layers verified against the config's diff_ids, loads that change nothing when they
 //! fail, no temp files left by an interrupted save, and docker-save archives as Docker writes them.
 
-use std::fs;
+use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -367,4 +367,73 @@ fn docker_archives_with_layers_linked_to_another_images_layer_load() {
         h.fails(&["load", "-i", a.to_str().unwrap()]);
         assert!(!h.ok(&["images"]).contains("evil"), "{target}");
     }
+}
+
+/// Names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_save_killed_mid_write_leaves_no_temp_file_after_the_next_save() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let h = Hoist::new(&store);
+    let rootfs = t.path().join("rootfs");
+    fs::create_dir(&rootfs).unwrap();
+    // 128 MiB of layer: the save takes long enough to be killed while writing.
+    File::create(rootfs.join("big"))
+        .unwrap()
+        .set_len(128 << 20)
+        .unwrap();
+    h.ok(&["import", rootfs.to_str().unwrap(), "big:1"]);
+    let out_dir = t.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("big.tar");
+    let mut child = h
+        .command(&["save", "-o", out.to_str().unwrap(), "big:1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let temp_size = || {
+        fs::read_dir(&out_dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+            .max()
+    };
+    while !temp_size().is_some_and(|n| n > 0) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "save finished before it could be killed"
+        );
+        assert!(start.elapsed().as_secs() < 60, "no temp file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = names_in(&out_dir);
+    assert!(
+        !out.exists(),
+        "a killed save left a partial {}",
+        out.display()
+    );
+    assert_eq!(left.len(), 1, "the killed save's temp file: {left:?}");
+
+    // The next save to that directory (of any file) removes it.
+    let other = out_dir.join("small.tar");
+    make_busybox(&store);
+    h.ok(&["save", "-o", other.to_str().unwrap(), "busybox"]);
+    assert_eq!(names_in(&out_dir), vec!["small.tar".to_string()]);
+    let loaded = h.ok(&["load", "-i", other.to_str().unwrap()]);
+    assert!(loaded.contains("Loaded image: busybox:latest"), "{loaded}");
 }

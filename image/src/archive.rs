@@ -140,6 +140,17 @@ pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out:
     tar.into_inner().ctx(|| "finishing archive")
 }
 
+/// [`save`] to the file `path`, which appears whole or not at all; the temp file of a save that was
+/// killed is removed by the next one to that directory (see [`crate::outfile`]).
+pub fn save_to_file(
+    store: &Store,
+    images: &[String],
+    format: SaveFormat,
+    path: &Path,
+) -> Result<()> {
+    crate::outfile::write_file_atomically(path, |w| Ok((save(store, images, format, w)?, ())))
+}
+
 fn header(size: u64, mode: u32) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_size(size);

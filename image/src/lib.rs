@@ -24,6 +24,7 @@ pub mod config;
 pub mod digest;
 pub mod display;
 pub mod layer;
+pub mod outfile;
 pub mod perms;
 pub mod reference;
 pub mod store;
