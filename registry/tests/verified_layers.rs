@@ -87,6 +87,9 @@ async fn a_config_lying_about_its_layers_is_refused_and_the_good_image_keeps_wor
             dst.resolve(&evil_ref.to_string()).is_err(),
             "evil image recorded"
         );
+        // Refused while it streamed: the lying blob never entered the store.
+        assert!(!ContentStore::has_blob(&dst, &other.layers[0].digest));
+        assert_eq!(files_in(&dst.tmp_dir()), 0, "temp files left behind");
         if good_first {
             // The good image's layer still reads as itself: its record was not repointed.
             reads_whole(&dst, &diff_id).unwrap();
