@@ -437,3 +437,32 @@ fn a_save_killed_mid_write_leaves_no_temp_file_after_the_next_save() {
     let loaded = h.ok(&["load", "-i", other.to_str().unwrap()]);
     assert!(loaded.contains("Loaded image: busybox:latest"), "{loaded}");
 }
+
+#[test]
+fn what_the_current_docker_save_writes_loads() {
+    let t = tempfile::tempdir().unwrap();
+    let h = Hoist::new(&t.path().join("store"));
+    let archive =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/store-integrity/docker-28-save.tar");
+    let out = h.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        "Loaded image: wtf-scratch:1\nLoaded image: wtf-scratch:2\n"
+    );
+    assert_eq!(
+        h.ok(&["images", "-q", "--no-trunc"]).trim(),
+        "sha256:0349cf1c666abe78c415f89b827860454146b7c565db0db1c9987839664e4049"
+    );
+    // Saved again and loaded into another store: the same image.
+    let again = t.path().join("again.tar");
+    h.ok(&["save", "-o", again.to_str().unwrap(), "wtf-scratch:2"]);
+    let h2 = Hoist::new(&t.path().join("store2"));
+    assert_eq!(
+        h2.ok(&["load", "-i", again.to_str().unwrap()]),
+        "Loaded image: wtf-scratch:2\n"
+    );
+    assert_eq!(
+        h2.ok(&["images", "-q", "--no-trunc"]).trim(),
+        "sha256:0349cf1c666abe78c415f89b827860454146b7c565db0db1c9987839664e4049"
+    );
+}
