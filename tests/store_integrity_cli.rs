@@ -466,3 +466,29 @@ fn what_the_current_docker_save_writes_loads() {
         "sha256:0349cf1c666abe78c415f89b827860454146b7c565db0db1c9987839664e4049"
     );
 }
+
+#[test]
+fn what_a_killed_load_left_in_the_store_tmp_is_removed_on_the_next_run() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let h = Hoist::new(&store);
+    make_busybox(&store);
+    // As a `hoist load` killed while extracting leaves it: an old directory in tmp/, and a blob
+    // being written by a load still running (young).
+    let left = store.join("tmp/load-AbC123");
+    fs::create_dir_all(left.join("blobs/sha256")).unwrap();
+    File::create(left.join("blobs/sha256/big"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    common::run(
+        Command::new("touch")
+            .args(["-h", "-d", "2 hours ago"])
+            .arg(&left),
+    );
+    let young = store.join("tmp/.tmpXyZ987");
+    fs::write(&young, b"being written").unwrap();
+    h.ok(&["images"]);
+    assert!(!left.exists(), "a killed load's files kept");
+    assert!(young.exists(), "a file still being written removed");
+}

@@ -14,7 +14,7 @@ use oci_spec::image::Descriptor;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::layer::{self, ApplyMode, Compression, LayerOptions};
+use crate::layer::{self, ApplyMode, LayerOptions};
 use crate::store::Store;
 use crate::{Digest, Error, History, Image, ImageConfig, IoContext, Reference, Result, media_type};
 
@@ -346,17 +346,8 @@ fn load_docker(store: &Store, dir: &Path) -> Result<Staged> {
         let mut descs = Vec::new();
         for (l, diff_id) in item.layers.iter().zip(&config.rootfs.diff_ids) {
             let p = safe_join(dir, l)?;
-            let mut f = io::BufReader::new(File::open(&p).ctx(|| format!("opening {l}"))?);
-            let c = layer::detect(&mut f)?;
-            let expected = (c == Compression::None).then_some(diff_id);
-            let (b, size) = store.put_blob(f, expected).map_err(|e| match e {
-                Error::DigestMismatch { actual, .. } => Error::LayerMismatch {
-                    blob: actual.clone(),
-                    expected: diff_id.clone(),
-                    actual,
-                },
-                e => e,
-            })?;
+            let f = File::open(&p).ctx(|| format!("opening {l}"))?;
+            let (b, size, c) = store.put_layer_blob(f, None, diff_id)?;
             descs.push(Descriptor::new(c.media_type().into(), size, b.to_oci()));
         }
         let manifest = json!({
@@ -453,8 +444,31 @@ fn load_oci(store: &Store, dir: &Path) -> Result<Staged> {
         }
         let cfg: Digest = v["config"]["digest"].as_str().unwrap_or_default().parse()?;
         put(&cfg)?;
-        for l in v["layers"].as_array().cloned().unwrap_or_default() {
-            put(&l["digest"].as_str().unwrap_or_default().parse()?)?;
+        let diff_ids = serde_json::from_slice::<ImageConfig>(&store.read_blob(&cfg)?)
+            .map(|c| c.rootfs.diff_ids)
+            .unwrap_or_default();
+        let layers = v["layers"].as_array().cloned().unwrap_or_default();
+        for (i, l) in layers.iter().enumerate() {
+            let d: Digest = l["digest"].as_str().unwrap_or_default().parse()?;
+            match diff_ids.get(i).filter(|_| diff_ids.len() == layers.len()) {
+                // Checked against its diff_id as it is copied, so a compressed layer is read once.
+                Some(diff_id) if !store.has_blob(&d) => {
+                    let f =
+                        File::open(blob(&d)).ctx(|| format!("opening blob {d} in the archive"))?;
+                    store
+                        .put_layer_blob(f, Some(&d), diff_id)
+                        .map_err(|e| match e {
+                            Error::DigestMismatch { actual, .. } => Error::DigestMismatch {
+                                what: format!("blobs/sha256/{} in the archive", d.hex()),
+                                expected: d.clone(),
+                                actual,
+                            },
+                            e => e,
+                        })?;
+                }
+                // Already stored, or a config that does not match (refused when recorded).
+                _ => put(&d)?,
+            }
         }
         out.push((bytes, name.into_iter().collect()));
     }

@@ -253,6 +253,7 @@ impl Store {
             crate::perms::private_dir(&root.join(d))?;
         }
         let s = Store { root };
+        s.sweep_tmp();
         let layout = s.root.join("oci-layout");
         if !layout.exists() {
             s.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -269,6 +270,45 @@ impl Store {
             }
         }
         Ok(s)
+    }
+
+    /// Removes what killed processes left in `tmp/` (a load's extracted archive, a blob half
+    /// written): only while no [`Lease`] is held anywhere (so nothing is writing there) and only
+    /// entries untouched for a minute ([`Store::write_atomic`] writes there without a lease, for
+    /// milliseconds). Best effort.
+    fn sweep_tmp(&self) {
+        let Ok(f) = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("locks/gc.lock"))
+        else {
+            return;
+        };
+        if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            return;
+        }
+        let Ok(entries) = fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            let idle = m
+                .modified()
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|d| d.as_secs() >= 60);
+            if idle {
+                let _ = if m.is_dir() {
+                    fs::remove_dir_all(e.path())
+                } else {
+                    fs::remove_file(e.path())
+                };
+            }
+        }
     }
 
     /// The store's root directory.
@@ -385,6 +425,45 @@ impl Store {
         let mut w = self.blob_writer()?;
         std::io::copy(&mut reader, &mut w).ctx(|| "writing blob")?;
         w.commit(expected)
+    }
+
+    /// Stores a layer blob (compressed or not) from `reader`, checking while it streams that its
+    /// uncompressed content is the layer `diff_id`: on a mismatch nothing is stored. The blob is
+    /// then recorded as that layer's compressed form. With `expected`, the blob's own digest must
+    /// be that too (checked first). Returns its digest, size and compression.
+    pub fn put_layer_blob<R: Read>(
+        &self,
+        mut reader: R,
+        expected: Option<&Digest>,
+        diff_id: &Digest,
+    ) -> Result<(Digest, u64, Compression)> {
+        let mut w = self.blob_writer()?;
+        let mut d = layer::DiffIdWriter::new();
+        std::io::copy(&mut reader, &mut layer::Tee(&mut w, &mut d))
+            .ctx(|| format!("storing layer {diff_id}"))?;
+        let blob = w.inner.digest();
+        if let Some(exp) = expected
+            && *exp != blob
+        {
+            return Err(Error::DigestMismatch {
+                what: "layer blob".into(),
+                expected: exp.clone(),
+                actual: blob,
+            });
+        }
+        let (actual, c) = d
+            .finish()
+            .ctx(|| format!("decompressing layer blob {blob}"))?;
+        if actual != *diff_id {
+            return Err(Error::LayerMismatch {
+                blob,
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        let (b, size) = w.commit(None)?;
+        self.register_layer_blob(diff_id, &b, c)?;
+        Ok((b, size, c))
     }
 
     /// Stores a small blob from memory.
