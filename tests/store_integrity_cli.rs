@@ -172,8 +172,11 @@ fn extracted_busybox(store: &Path, dir: &Path) -> (Vec<u8>, PathBuf) {
     (cfg, dir.join(m[0]["Layers"][0].as_str().unwrap()))
 }
 
-/// A docker-archive at `out` of one image per `(config, layer file, tags)` (all files in `dir`).
-fn docker_archive(dir: &Path, items: &[(&[u8], &str, &[&str])], out: &Path) {
+/// One image of [`docker_archive`]: config bytes, layer file, tags.
+type ArchiveItem<'a> = (&'a [u8], &'a str, &'a [&'a str]);
+
+/// A docker-archive at `out` of one image per item (all files in `dir`).
+fn docker_archive(dir: &Path, items: &[ArchiveItem], out: &Path) {
     let mut manifest = Vec::new();
     let mut names = vec!["manifest.json".to_string()];
     for (i, (cfg, layer, tags)) in items.iter().enumerate() {
@@ -253,7 +256,7 @@ fn a_failed_load_changes_no_name_and_no_layer_of_the_store() {
 
     let bad_a = other_config(&cfg, "flipped");
     let bad_b = other_config(&cfg, "lie");
-    let cases: Vec<(&str, Vec<(&[u8], &str, &[&str])>)> = vec![
+    let cases: Vec<(&str, Vec<ArchiveItem>)> = vec![
         (
             "flipped byte",
             vec![(&bad_a, "flipped.tar.gz", &["good:1"])],
@@ -411,7 +414,7 @@ fn a_save_killed_mid_write_leaves_no_temp_file_after_the_next_save() {
             .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
             .max()
     };
-    while !temp_size().is_some_and(|n| n > 0) {
+    while temp_size().unwrap_or(0) == 0 {
         assert!(
             child.try_wait().unwrap().is_none(),
             "save finished before it could be killed"

@@ -77,9 +77,8 @@ fn sweep_stale(dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with('.') && name.ends_with(SUFFIX))
-            || !e.file_type().is_ok_and(|t| t.is_file())
-        {
+        let ours = name.starts_with('.') && name.ends_with(SUFFIX);
+        if !ours || !e.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let p = e.path();

@@ -16,7 +16,7 @@ enum State {
     /// Fewer bytes than the longest magic number seen so far.
     Head(Vec<u8>),
     Plain(HashingWriter<Sink>),
-    Gzip(flate2::write::MultiGzDecoder<HashingWriter<Sink>>),
+    Gzip(Box<flate2::write::MultiGzDecoder<HashingWriter<Sink>>>),
     Zstd(Box<zstd::stream::write::Decoder<'static, HashingWriter<Sink>>>),
 }
 
@@ -40,7 +40,7 @@ impl DiffIdWriter {
     fn start(head: &[u8]) -> io::Result<State> {
         let sink = HashingWriter::new(io::sink());
         let mut state = if head.starts_with(&[0x1f, 0x8b]) {
-            State::Gzip(flate2::write::MultiGzDecoder::new(sink))
+            State::Gzip(Box::new(flate2::write::MultiGzDecoder::new(sink)))
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             State::Zstd(Box::new(zstd::stream::write::Decoder::new(sink)?))
         } else {
