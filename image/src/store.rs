@@ -6,13 +6,20 @@
 //!                                  org.opencontainers.image.ref.name = docker.io/library/busybox:latest
 //!                                  (entries without that annotation are untagged "<none>" images)
 //! ROOT/blobs/sha256/<hex>          content-addressed blobs, verified on write and read
-//! ROOT/layerdb/<diffhex>/<gzip|zstd>  digest of a cached compressed form of an uncompressed layer
+//! ROOT/layerdb/<diffhex>/<gzip|zstd>  digest of a blob verified to hold that layer compressed;
+//!                                  written once, never repointed
 //! ROOT/unpacked/<diffhex>/         a layer extracted once, for use as an overlayfs lowerdir
 //! ROOT/gcroots/<name>              digests (one per line) that GC must keep (e.g. the build cache)
 //! ROOT/tmp/                        temp files; renamed into place only when complete and verified
 //! ROOT/locks/                      flock files
 //! ROOT/<name>/                     directories reserved for other crates via [`Store::dir`]
 //! ```
+//!
+//! The root and the content directories are owner-only (0700; see [`crate::perms`]).
+//!
+//! Integrity: an image is recorded only once every layer blob is verified to be the layer its
+//! config's `diff_ids` names ([`Store::put_manifests`]); names move last, in one index update, so
+//! a failed pull, load or build changes nothing that was there.
 //!
 //! Concurrency: `index.json` is changed read-modify-write under an exclusive lock and replaced
 //! atomically; blobs appear by rename only. GC takes the `gc` lock exclusively and is skipped while
