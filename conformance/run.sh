@@ -124,7 +124,7 @@ for c in "${cases[@]}"; do
       dump "$bs" "$tag-old" "$work/out/$c.old.json"
       if ! diff -q "$golden" "$work/out/$c.old.json" >/dev/null; then
         echo "== $c: docker 20.10 (old BuildKit) differs from current BuildKit:"
-        diff -u --label current-buildkit --label docker-20.10 "$golden" "$work/out/$c.old.json" | tail -n +3 || true
+        diff -U10 --label current-buildkit --label docker-20.10 "$golden" "$work/out/$c.old.json" | tail -n +3 || true
       fi
     else
       echo "== $c: docker 20.10 failed to build:"; tail -5 "$work/out/$c.old.log"
@@ -144,7 +144,7 @@ for c in "${cases[@]}"; do
     table+=("$(printf '%-32s %s' "$c" DIFFERENT)")
     different=$((different + 1))
     echo "== $c: hoist differs from BuildKit:"
-    diff -u --label buildkit --label hoist "$golden" "$work/out/$c.hoist.json" | tail -n +3 || true
+    diff -U10 --label buildkit --label hoist "$golden" "$work/out/$c.hoist.json" | tail -n +3 || true
   fi
 done
 echo
