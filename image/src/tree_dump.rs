@@ -30,6 +30,9 @@ pub struct Node {
     pub size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The content of a small UTF-8 file, so a dump's diff shows what differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     /// Symlink target, as stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
@@ -46,6 +49,9 @@ pub struct Node {
     #[serde(skip)]
     ino: u64,
 }
+
+/// Files up to this size that are UTF-8 get their content in the dump.
+const TEXT_MAX: usize = 256;
 
 /// The merged filesystem: absolute clean path -> node.
 type Tree = BTreeMap<String, Node>;
@@ -77,6 +83,7 @@ fn dir_node(ino: u64) -> Node {
         gid: 0,
         size: None,
         sha256: None,
+        text: None,
         link: None,
         dev: None,
         hardlink: None,
@@ -177,6 +184,7 @@ fn read_layer(r: impl Read, what: &str, next_ino: &mut u64) -> Result<Vec<Change
             gid,
             size: None,
             sha256: None,
+            text: None,
             link: None,
             dev: None,
             hardlink: None,
@@ -187,9 +195,18 @@ fn read_layer(r: impl Read, what: &str, next_ino: &mut u64) -> Result<Vec<Change
         match kind {
             T::Regular | T::Continuous | T::GNUSparse => {
                 let mut hasher = Sha256::new();
-                let n = std::io::copy(&mut e, &mut hasher).map_err(&err)?;
+                let mut head = Vec::new();
+                (&mut e)
+                    .take(TEXT_MAX as u64 + 1)
+                    .read_to_end(&mut head)
+                    .map_err(&err)?;
+                hasher.update(&head);
+                let n = head.len() as u64 + std::io::copy(&mut e, &mut hasher).map_err(&err)?;
                 node.size = Some(n);
                 node.sha256 = Some(hex::encode(hasher.finalize()));
+                if head.len() <= TEXT_MAX {
+                    node.text = String::from_utf8(head).ok();
+                }
             }
             T::Directory => node.kind = "dir",
             T::Symlink => {
@@ -318,8 +335,10 @@ fn image_fields(image: &Image) -> Result<(Value, Value)> {
 }
 
 /// Builds the dump of `image`, leaving out what it shares with `base` when `base`'s layers are the
-/// first layers of `image` (`base_layers` in the output says how many were left out, 0 if none).
-pub fn dump(store: &Store, image: &Image, base: Option<&Image>) -> Result<Value> {
+/// first layers of `image` (`base_layers` in the output says how many were left out, 0 if none),
+/// and the paths in `exclude` with everything under them (files whose content is a build's date,
+/// such as logs).
+pub fn dump(store: &Store, image: &Image, base: Option<&Image>, exclude: &[String]) -> Result<Value> {
     let layers = image.config.rootfs.diff_ids.clone();
     let base_layers = base
         .map(|b| &b.config.rootfs.diff_ids)
@@ -358,6 +377,14 @@ pub fn dump(store: &Store, image: &Image, base: Option<&Image>) -> Result<Value>
         }
         tree.retain(|p, n| bt.get(p).is_none_or(|b| !same(b, n)));
     }
+    let exclude: Vec<String> = exclude.iter().map(|e| clean(e)).collect();
+    let excluded = |p: &str| {
+        exclude
+            .iter()
+            .any(|e| p == e || e == "/" || p.starts_with(&format!("{e}/")))
+    };
+    tree.retain(|p, _| !excluded(p));
+    deleted.retain(|p| !excluded(p));
     let (top, config) = image_fields(image)?;
     let mut out = Map::new();
     out.insert("image".into(), top);

@@ -48,6 +48,9 @@ pub enum DebugCommand {
         /// Leave out the files and history this image shares with IMAGE (when built on it).
         #[arg(long, value_name = "IMAGE")]
         base: Option<String>,
+        /// Leave out PATH and everything under it (repeatable).
+        #[arg(long, value_name = "PATH")]
+        exclude: Vec<String>,
         /// The image (name or ID) in the store.
         image: String,
     },
@@ -66,8 +69,12 @@ impl Commands {
                     },
             } => parse(&file, json, validate || typed, typed),
             Commands::Debug {
-                command: DebugCommand::DumpImage { base, image },
-            } => dump_image(global, &image, base.as_deref()),
+                command: DebugCommand::DumpImage {
+                        base,
+                        exclude,
+                        image,
+                    },
+            } => dump_image(global, &image, base.as_deref(), &exclude),
             Commands::Lint { file } => lint(&file, global),
         }
     }
@@ -139,7 +146,12 @@ fn parse(file: &PathBuf, json: bool, validate: bool, typed: bool) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-fn dump_image(global: &Global, image: &str, base: Option<&str>) -> anyhow::Result<ExitCode> {
+fn dump_image(
+    global: &Global,
+    image: &str,
+    base: Option<&str>,
+    exclude: &[String],
+) -> anyhow::Result<ExitCode> {
     let root = global
         .root
         .clone()
@@ -148,7 +160,7 @@ fn dump_image(global: &Global, image: &str, base: Option<&str>) -> anyhow::Resul
         .with_context(|| format!("opening store {}", root.display()))?;
     let img = store.resolve(image)?;
     let base = base.map(|b| store.resolve(b)).transpose()?;
-    let dump = hoist_image::tree_dump::dump(&store, &img, base.as_ref())?;
+    let dump = hoist_image::tree_dump::dump(&store, &img, base.as_ref(), exclude)?;
     println!("{}", serde_json::to_string_pretty(&dump)?);
     Ok(ExitCode::SUCCESS)
 }
