@@ -10,7 +10,7 @@ src=$(cd "$1" && pwd)
 dest=$2
 mkdir -p "$dest"
 cp -a "$src"/. "$dest"/
-rm -f "$dest/build.args" "$dest/prepare.sh"
+rm -f "$dest/build.args" "$dest/prepare.sh" "$dest/volatile"
 chmod -R u+rwX,go+rX,go-w "$dest"
 if [ -f "$src/prepare.sh" ]; then
   (cd "$dest" && bash -euo pipefail "$src/prepare.sh")

@@ -93,8 +93,14 @@ read_args() { # CASE_DIR -> args array
   done <"$1/build.args"
 }
 
-# dump STORE IMAGE OUT: the normalised image
-dump() { "$HOIST" --root "$1" debug dump-image --base busybox:latest "$2" >"$3"; }
+# dump STORE IMAGE OUT: the normalised image (apps: on the Debian base, without the paths the
+# case's `volatile` file lists, whose content is the build's date)
+excludes=()
+dump() {
+  local base=busybox:latest
+  [ $apps = 1 ] && base=debian:bookworm
+  "$HOIST" --root "$1" debug dump-image --base "$base" "${excludes[@]}" "$2" >"$3"
+}
 
 same=0 different=0 failed=0
 table=()
@@ -104,6 +110,13 @@ for c in "${cases[@]}"; do
   ctx=$work/ctx/$c
   bash "$here/prepare.sh" "$dir" "$ctx"
   read_args "$dir"
+  excludes=()
+  if [ -f "$dir/volatile" ]; then
+    while read -r p; do
+      case $p in ''|'#'*) continue ;; esac
+      excludes+=(--exclude "$p")
+    done <"$dir/volatile"
+  fi
   tag=conformance-$c
   golden=$here/golden/$c.json
   [ $apps = 1 ] && golden=$here/golden/apps/$c.json
