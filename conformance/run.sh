@@ -64,12 +64,12 @@ ensure_busybox "$db"
 if [ $apps = 1 ]; then
   deb=$work/debian.tar
   mmdebstrap --quiet --variant=minbase bookworm "$deb" >/dev/null
-  for s in "$hs" "$bs"; do
-    "$HOIST" --root "$s" import --change 'CMD ["bash"]' \
-      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-      "$deb" debian:bookworm >/dev/null
-  done
-  "$HOIST" --root "$hs" save debian:bookworm | "$db" load >/dev/null
+  "$HOIST" --root "$hs" import --change 'CMD ["bash"]' \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    "$deb" debian:bookworm >/dev/null
+  "$HOIST" --root "$hs" save -o "$work/debian-image.tar" debian:bookworm
+  "$HOIST" --root "$bs" load -i "$work/debian-image.tar" >/dev/null
+  "$db" load -i "$work/debian-image.tar" >/dev/null
 fi
 
 if [ $old = 1 ]; then

@@ -338,7 +338,12 @@ fn image_fields(image: &Image) -> Result<(Value, Value)> {
 /// first layers of `image` (`base_layers` in the output says how many were left out, 0 if none),
 /// and the paths in `exclude` with everything under them (files whose content is a build's date,
 /// such as logs).
-pub fn dump(store: &Store, image: &Image, base: Option<&Image>, exclude: &[String]) -> Result<Value> {
+pub fn dump(
+    store: &Store,
+    image: &Image,
+    base: Option<&Image>,
+    exclude: &[String],
+) -> Result<Value> {
     let layers = image.config.rootfs.diff_ids.clone();
     let base_layers = base
         .map(|b| &b.config.rootfs.diff_ids)
@@ -412,7 +417,10 @@ pub fn dump(store: &Store, image: &Image, base: Option<&Image>, exclude: &[Strin
 /// A layer's tar. An uncompressed blob is read as is: hashing it again to verify it would double
 /// the cost of a dump, which only reads.
 fn open_layer(store: &Store, diff_id: &crate::Digest) -> Result<Box<dyn Read>> {
-    if store.layer_blob(diff_id, crate::Compression::None).is_some() {
+    if store
+        .layer_blob(diff_id, crate::Compression::None)
+        .is_some()
+    {
         let path = store.blob_path(diff_id);
         let f = std::fs::File::open(&path).map_err(|e| Error::Io {
             context: format!("opening {}", path.display()),

@@ -69,7 +69,8 @@ impl Commands {
                     },
             } => parse(&file, json, validate || typed, typed),
             Commands::Debug {
-                command: DebugCommand::DumpImage {
+                command:
+                    DebugCommand::DumpImage {
                         base,
                         exclude,
                         image,
