@@ -12,7 +12,8 @@
 #   --apps   the real-app cases (conformance/apps, Debian base made with mmdebstrap; slow)
 #   --keep   keep the work directory (contexts, stores, dumps) and print its path
 # Environment: HOIST (hoist binary; default target/debug/hoist, built first), PEERS (default
-# /work/shared/peers), OLD_DOCKER (default /usr/bin/docker), OLD_DOCKERD (default /usr/sbin/dockerd).
+# /work/shared/peers), OLD_DOCKER (default /usr/bin/docker), OLD_DOCKERD (default /usr/sbin/dockerd),
+# DEBIAN_TAR (--apps: a bookworm minbase rootfs tar to use instead of running mmdebstrap).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -62,8 +63,8 @@ ensure_busybox "$db"
 
 # Apps need a Debian base in both stores and in the peer.
 if [ $apps = 1 ]; then
-  deb=$work/debian.tar
-  mmdebstrap --quiet --variant=minbase bookworm "$deb" >/dev/null
+  deb=${DEBIAN_TAR:-$work/debian.tar}
+  [ -f "$deb" ] || mmdebstrap --quiet --variant=minbase bookworm "$deb" >/dev/null
   "$HOIST" --root "$hs" import --change 'CMD ["bash"]' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     "$deb" debian:bookworm >/dev/null
