@@ -14,6 +14,7 @@
 //! - [`perms`]: owner-only store directories.
 //! - [`archive`]: `save`/`load` (OCI and docker-archive), `import`, `export`.
 //! - [`outfile`]: a user's output file written whole or not at all (`save -o`).
+//! - [`tree_dump`]: the date-free JSON description of an image (config, history, merged files).
 //!
 //! Store format: layers are kept **uncompressed** in the local store (`application/vnd.oci.image.layer.v1.tar`,
 //! so a layer's blob digest is its diff_id), as Docker's and buildah's stores do: committing a layer is
@@ -32,6 +33,7 @@ pub mod outfile;
 pub mod perms;
 pub mod reference;
 pub mod store;
+pub mod tree_dump;
 pub mod views;
 pub mod waste;
 
