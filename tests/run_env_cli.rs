@@ -188,31 +188,60 @@ fn etc_hostname_written_by_a_run_step_lands_in_its_layer() {
     assert_eq!(lines[2], "10.9.9.9 extra");
 }
 
-/// The mountpoints a step needs (/etc/hosts, /etc/resolv.conf, /proc, /dev, /sys, `--mount`
-/// targets) never reach a layer, even in an image that has no /etc at all; an image's own
-/// /etc/hosts is covered while the step runs and kept.
+/// The mountpoints a step needs (/etc/hosts, /etc/resolv.conf, `--mount` targets of every kind,
+/// their missing parents) never reach a layer, even in an image that has no /etc at all; an
+/// image's own /etc/hosts is covered while the step runs and kept. /dev, /proc and /sys are the
+/// exception, as in BuildKit (runc makes them): the first step of an image without them leaves
+/// them in its layer, root's and 0755.
 #[test]
 fn mountpoints_leave_no_trace_in_layers() {
+    use std::os::unix::fs::MetadataExt;
     let env = Env::new();
     let busybox = std::fs::read("/bin/busybox").unwrap();
-    build(
-        &env,
-        "bare",
+    let secret = env.dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let ctx = context_with(
         "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"true\"]\n\
          RUN --mount=type=tmpfs,target=/var/t --mount=type=cache,target=/opt/c/d [\"/bin/busybox\", \"true\"]\n\
+         RUN --mount=type=secret,id=s --mount=type=secret,id=s,target=/a/b/sec \
+             --mount=type=bind,target=/x/y/z --mount=type=cache,target=/cache \
+             --mount=type=bind,source=busybox,target=/f/g/file [\"/bin/busybox\", \"true\"]\n\
          RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /etc/hosts > /hosts.txt\"]\n",
         &[("busybox", &busybox)],
     );
+    env.build(&[
+        "--secret",
+        &format!("id=s,src={}", secret.display()),
+        "-t",
+        "bare",
+        ctx.path().to_str().unwrap(),
+    ]);
     let layers = layers(&env, "bare");
     let got: Vec<(&str, Vec<String>)> = layers[1..]
         .iter()
         .map(|(by, dir)| (by.as_str(), entries(dir)))
         .collect();
-    assert_eq!(got.len(), 3, "{got:?}");
-    assert!(got[0].1.is_empty() && got[1].1.is_empty(), "{got:?}");
-    assert_eq!(got[2].1, ["hosts.txt"], "{got:?}");
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0].1, ["dev", "proc", "sys"], "{got:?}");
+    for d in ["dev", "proc", "sys"] {
+        let m = std::fs::symlink_metadata(layers[1].1.join(d)).unwrap();
+        assert!(m.is_dir(), "{d}");
+        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o755, 0, 0), "{d}");
+    }
+    assert!(got[1].1.is_empty() && got[2].1.is_empty(), "{got:?}");
+    assert_eq!(got[3].1, ["hosts.txt"], "{got:?}");
     assert_eq!(env.read("bare", "/hosts.txt"), BUILDKIT_HOSTS);
+
+    // An image with /etc (no /etc/hosts) and /var: their copies made for the mountpoints go too.
+    build(
+        &env,
+        "etc",
+        "FROM busybox\nRUN rm -f /etc/hosts /etc/resolv.conf; mkdir -p /var/lib\n\
+         RUN --mount=type=cache,target=/var/lib/c --mount=type=tmpfs,target=/etc/t true\n",
+        &[],
+    );
+    assert!(last_layer(&env, "etc", "true").is_empty());
 
     build(
         &env,
@@ -225,6 +254,96 @@ fn mountpoints_leave_no_trace_in_layers() {
     assert!(last_layer(&env, "own", "-c true").is_empty());
     assert!(!env.exists("own", "/etc/resolv.conf"));
     assert!(!env.exists("own", "/etc/hostname"));
+}
+
+/// A step's own files next to mountpoints stay, as do the directories it made for them; /dev,
+/// /proc and /sys come with the first step only, and not at all where the image has them.
+#[test]
+fn a_steps_own_files_beside_mountpoints_stay() {
+    let env = Env::new();
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    build(
+        &env,
+        "beside",
+        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox echo x > /etc/foo\"]\n\
+         RUN --mount=type=cache,target=/var/cache/x --mount=type=tmpfs,target=/run/secrets/s \
+             [\"/bin/busybox\", \"mkdir\", \"-p\", \"/run/secrets/other\", \"/var/cache/y\"]\n",
+        &[("busybox", &busybox)],
+    );
+    let layers = layers(&env, "beside");
+    let got: Vec<Vec<String>> = layers[1..].iter().map(|(_, dir)| entries(dir)).collect();
+    assert_eq!(
+        got,
+        [
+            vec!["dev", "etc", "etc/foo", "proc", "sys"],
+            vec![
+                "run",
+                "run/secrets",
+                "run/secrets/other",
+                "var",
+                "var/cache",
+                "var/cache/y"
+            ],
+        ]
+    );
+    // busybox has /dev, /proc and /sys.
+    build(&env, "has", "FROM busybox\nRUN true\n", &[]);
+    assert!(last_layer(&env, "has", "true").is_empty());
+}
+
+/// `--build-arg BUILDKIT_SANDBOX_HOSTNAME` names the RUN host (its /etc/hosts line too, before
+/// `--add-host` lines) without an `ARG`; an empty value is BuildKit's default; it is part of a
+/// step's cache key.
+#[test]
+fn sandbox_hostname_build_arg_names_the_run_host() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox\nRUN hostname > /h; cat /etc/hosts >> /h\n",
+        &[],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    env.build(&["-t", "default", dir]);
+    assert_eq!(
+        env.read("default", "/h"),
+        format!("buildkitsandbox\n{BUILDKIT_HOSTS}")
+    );
+    let out = env.build(&[
+        "--build-arg",
+        "BUILDKIT_SANDBOX_HOSTNAME=myhost",
+        "-t",
+        "named",
+        dir,
+    ]);
+    // The step ran again (FROM alone cached).
+    assert_eq!(out.matches("CACHED").count(), 1, "{out}");
+    assert_eq!(
+        env.read("named", "/h"),
+        "myhost\n127.0.0.1\tlocalhost myhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    );
+    env.build(&[
+        "--build-arg",
+        "BUILDKIT_SANDBOX_HOSTNAME=other",
+        "--add-host",
+        "db=10.1.2.3",
+        "-t",
+        "added",
+        dir,
+    ]);
+    assert_eq!(
+        env.read("added", "/h"),
+        "other\n127.0.0.1\tlocalhost other\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         10.1.2.3\tdb\n"
+    );
+    let out = env.build(&[
+        "--build-arg",
+        "BUILDKIT_SANDBOX_HOSTNAME=",
+        "-t",
+        "empty",
+        dir,
+    ]);
+    assert_eq!(out.matches("CACHED").count(), 2, "{out}");
+    assert_eq!(env.read("empty", "/h"), env.read("default", "/h"));
 }
 
 /// Equal layers below a step (two `RUN true`, two `WORKDIR` of an existing directory share one

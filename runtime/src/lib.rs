@@ -249,6 +249,11 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         }
     };
 
+    if spec.flavor == Flavor::Build {
+        rootfs::create_system_dirs(&spec.rootfs)
+            .map_err(setup_err("creating /dev, /proc and /sys"))?;
+    }
+
     // Identity and environment.
     let mut user = lookup_user(&spec.rootfs, p.user.as_deref())?;
     if !p.groups.is_empty() {
