@@ -379,3 +379,102 @@ fn equal_layers_below_a_step() {
     );
     assert_eq!(env.read("above", "/tmp/both"), "ok\nthere\n");
 }
+
+/// The host's cgroup v1 hierarchies as (name under /sys/fs/cgroup, this process's cgroup in it),
+/// none on a cgroup v2 host.
+fn v1_hierarchies() -> Vec<(String, String)> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let (left, right) = line.split_once(" - ").unwrap();
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        if right[0] != "cgroup" {
+            continue;
+        }
+        let opts: Vec<&str> = right[2].split(',').collect();
+        let path = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            (!ctrl.is_empty() && ctrl.split(',').all(|c| opts.contains(&c))).then_some(path)
+        });
+        if let Some(path) = path {
+            let name = left[4].rsplit('/').next().unwrap().to_string();
+            out.push((name, path.to_string()));
+        }
+    }
+    out
+}
+
+/// A RUN step runs in a cgroup of its own, which it sees read-only at /sys/fs/cgroup as in
+/// BuildKit: on cgroup v1 a tmpfs with each hierarchy's step cgroup bound read-only (its
+/// /proc/self/cgroup naming it, below hoist's own), removed after the step; on v2 its own
+/// cgroup namespace and a read-only cgroup2 mount.
+#[test]
+fn run_steps_see_their_own_cgroup_read_only() {
+    let env = Env::new();
+    build(
+        &env,
+        "cg",
+        "FROM busybox\nRUN cat /proc/self/cgroup > /cg.txt; ls /sys/fs/cgroup > /ls.txt; \
+         grep ' /sys/fs/cgroup' /proc/mounts | cut -d' ' -f2,3,4 | cut -d, -f1 > /mounts.txt; \
+         for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do mkdir $d/sub 2>/dev/null && echo $d; done \
+           > /writable.txt; true\n",
+        &[],
+    );
+    let v1 = v1_hierarchies();
+    let cg = env.read("cg", "/cg.txt");
+    let mounts = env.read("cg", "/mounts.txt");
+    if v1.is_empty() {
+        assert_eq!(cg, "0::/\n");
+        assert!(env.read("cg", "/ls.txt").contains("cgroup.procs\n"));
+        assert_eq!(mounts, "/sys/fs/cgroup cgroup2 ro\n");
+        assert_eq!(env.read("cg", "/writable.txt"), "");
+        return;
+    }
+    // Every hierarchy, and a symlink per co-mounted controller.
+    let mut names: Vec<String> = v1.iter().map(|(n, _)| n.clone()).collect();
+    for (n, _) in &v1 {
+        names.extend(n.split(',').filter(|c| c != n).map(String::from));
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(env.read("cg", "/ls.txt"), names.join("\n") + "\n");
+    let mut want_mounts = vec!["/sys/fs/cgroup tmpfs rw".to_string()];
+    want_mounts.extend(
+        v1.iter()
+            .map(|(n, _)| format!("/sys/fs/cgroup/{n} cgroup ro")),
+    );
+    let mut got_mounts: Vec<&str> = mounts.lines().collect();
+    got_mounts[1..].sort();
+    want_mounts[1..].sort();
+    assert_eq!(got_mounts, want_mounts);
+    // Only the tmpfs takes a directory.
+    assert_eq!(env.read("cg", "/writable.txt"), "/sys/fs/cgroup\n");
+    // The step's cgroup, below hoist's (this test's) own in each hierarchy, is gone afterwards.
+    let step = cg
+        .lines()
+        .find_map(|l| l.rsplit_once("/hoist/").map(|(_, n)| n.to_string()))
+        .unwrap_or_else(|| panic!("no step cgroup in {cg}"));
+    assert!(step.starts_with("hoist-run-"), "{cg}");
+    for (name, own) in &v1 {
+        let ctrl = name.split(',').next().unwrap();
+        let line = cg
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .any(|c| c == ctrl || c == format!("name={ctrl}"))
+            })
+            .unwrap_or_else(|| panic!("{name} missing from {cg}"));
+        let inside = format!("{}/hoist/{step}", own.trim_end_matches('/'));
+        assert!(line.ends_with(&format!(":{inside}")), "{line} in {cg}");
+        let host = Path::new("/sys/fs/cgroup")
+            .join(name)
+            .join(inside.trim_start_matches('/'));
+        assert!(!host.exists(), "{} left behind", host.display());
+    }
+}
