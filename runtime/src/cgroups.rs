@@ -1,5 +1,6 @@
 //! cgroups: one cgroup per sandbox with memory, CPU and pids limits, on v2 (unified) or v1 (one
-//! hierarchy per controller), removed after the run. Created only when a limit is set.
+//! hierarchy per controller), removed after the run. Created when a limit is set, and for every
+//! RUN step (no limits, below hoist's own cgroup, as BuildKit gives each step one).
 //!
 //! Rootless, limits need cgroup v2 and a cgroup delegated to the user (systemd's `user@UID.service`
 //! subtree): the sandboxes go under the parent of hoist's own cgroup. On cgroup v1, or without a
