@@ -36,6 +36,8 @@ enum Command {
     Registry(cmd::registry::Commands),
     #[command(flatten)]
     Serve(cmd::serve::Commands),
+    #[command(flatten)]
+    System(cmd::system::Commands),
 }
 
 impl Command {
@@ -43,7 +45,10 @@ impl Command {
     /// as `docker images | head` does. Commands that feed pipes of their own (run, build, serve)
     /// keep Rust's default of seeing EPIPE as an error instead.
     fn dies_on_broken_pipe(&self) -> bool {
-        matches!(self, Command::Debug(_) | Command::Image(_))
+        matches!(
+            self,
+            Command::Debug(_) | Command::Image(_) | Command::System(_)
+        )
     }
 }
 
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         Command::Builder(c) => c.run(&cli.global),
         Command::Registry(c) => c.run(&cli.global),
         Command::Serve(c) => c.run(&cli.global),
+        Command::System(c) => c.run(&cli.global),
     };
     match result {
         Ok(code) => code,

@@ -393,7 +393,10 @@ fn lint_and_build_check_report_buildkit_rules() {
         let at = text
             .find(&head)
             .unwrap_or_else(|| panic!("{rule} missing:\n{text}"));
-        assert!(text[at..].contains(&format!("(line {line})")), "{rule}");
+        assert!(
+            text[at..].contains(&format!("Dockerfile:{line}\n")),
+            "{rule}"
+        );
     }
     assert!(
         !text.contains("WARNING: MaintainerDeprecated"),
@@ -734,10 +737,13 @@ fn undefined_var_check_knows_the_base_image_environment() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{args:?}");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with("Usage of undefined variable"))
-            .map(String::from)
+        // Each message is followed by its location (`Dockerfile:N`).
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .windows(2)
+            .filter(|w| w[0].starts_with("Usage of undefined variable"))
+            .map(|w| format!("{} (line {})", w[0], w[1].rsplit(':').next().unwrap()))
             .collect()
     };
     let with_store = [

@@ -1150,3 +1150,116 @@ fn status_token_guards_the_page_and_api_but_not_webhooks() {
         "{dom}"
     );
 }
+
+/// A signed GitHub push of `sha` to main, with delivery id `delivery`; returns the status and body.
+fn github_push(serve: &Serve, sha: &str, delivery: &str) -> (u16, String) {
+    let body = format!(
+        r#"{{"ref":"refs/heads/main","before":"{z}","after":"{sha}","repository":{{"full_name":"app"}}}}"#,
+        z = "0".repeat(40)
+    );
+    let sig = format!("sha256={}", hmac_hex(body.as_bytes()));
+    serve.request(
+        "POST",
+        "/hooks/app",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", delivery),
+            ("X-Hub-Signature-256", &sig),
+        ],
+        body.as_bytes(),
+    )
+}
+
+fn queued_id(reply: &(u16, String)) -> i64 {
+    assert_eq!(reply.0, 202, "{}", reply.1);
+    let v: Value = serde_json::from_str(&reply.1).unwrap();
+    v["queued"][0].as_i64().unwrap()
+}
+
+#[test]
+fn replayed_and_late_pushes_never_roll_the_tag_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = TestRegistry::start(None);
+    // The gate holds the first build's push, so the second push arrives while it still runs.
+    let gate = Gate::start(registry.port);
+    let reg = format!("127.0.0.1:{}", gate.port);
+    let (work, bare) = repos(tmp.path());
+    let config = write_config(tmp.path(), &reg, &bare, 2);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let old_sha = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    let serve = Serve::start(&config);
+
+    let old = queued_id(&github_push(&serve, &old_sha, "delivery-old"));
+    wait_for_push(&serve, old);
+    let new_sha = commit(&work, "hello.txt", "hello 2\n");
+    git(&work, &["push", "-q", "origin", "main"]);
+    let new = queued_id(&github_push(&serve, &new_sha, "delivery-new"));
+    // Two workers, but the newer build of the same tag waits for the older one to push.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serve.build(new)["log"]
+        .as_str()
+        .unwrap()
+        .contains("waiting for another build of")
+    {
+        assert!(Instant::now() < deadline, "{:#}", serve.build(new));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gate.open.store(true, Ordering::SeqCst);
+    let (o, n) = (serve.wait_final(old), serve.wait_final(new));
+    assert_eq!(o["state"], "succeeded", "{}", o["log"].as_str().unwrap());
+    assert_eq!(n["state"], "succeeded", "{}", n["log"].as_str().unwrap());
+    assert!(n["finished_at"].as_i64() >= o["finished_at"].as_i64());
+    let latest = format!("{}/team/app:latest", registry_host(registry.port));
+    let new_digest = n["digest"].as_str().unwrap().to_string();
+    assert_ne!(o["digest"], n["digest"]);
+    assert_eq!(
+        skopeo_inspect(&latest, false)["Digest"],
+        new_digest.as_str()
+    );
+
+    // The captured old request, replayed as is: refused, logged, nothing queued.
+    let before = serve.builds().len();
+    let (status, body) = github_push(&serve, &old_sha, "delivery-old");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("replay"), "{body}");
+    assert!(
+        serve
+            .log()
+            .contains("delivery github:delivery-old was seen before")
+    );
+    assert_eq!(serve.builds().len(), before);
+
+    // The same signed body under a fresh delivery id: queued, but the old commit is not main's tip,
+    // so nothing is built or pushed and the tag stays on the newer image.
+    let replay = queued_id(&github_push(&serve, &old_sha, "delivery-forged"));
+    let r = serve.wait_final(replay);
+    assert_eq!(r["state"], "cancelled", "{r:#}");
+    let why = r["error"].as_str().unwrap();
+    assert!(
+        why.contains("superseded") && why.contains(&new_sha[..12]),
+        "{why}"
+    );
+    assert!(!r["log"].as_str().unwrap().contains("hoist build"), "{r:#}");
+    assert_eq!(
+        skopeo_inspect(&latest, false)["Digest"],
+        new_digest.as_str()
+    );
+
+    // Delivery ids outlive a restart.
+    serve.kill();
+    let serve = Serve::start(&config);
+    assert_eq!(github_push(&serve, &new_sha, "delivery-new").0, 409);
+    assert_eq!(github_push(&serve, &old_sha, "delivery-old").0, 409);
+
+    // A force-push that rewinds main is the tip, so its build runs and moves the tag.
+    git(&work, &["reset", "-q", "--hard", &old_sha]);
+    git(&work, &["push", "-q", "-f", "origin", "main"]);
+    let rewind = queued_id(&github_push(&serve, &old_sha, "delivery-rewind"));
+    let w = serve.wait_final(rewind);
+    assert_eq!(w["state"], "succeeded", "{}", w["log"].as_str().unwrap());
+    assert_eq!(
+        skopeo_inspect(&latest, false)["Digest"],
+        o["digest"].as_str().unwrap()
+    );
+}

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Result, anyhow, bail};
 use hoist_image::{ContainerConfig, Healthcheck, History, ImageConfig};
 use hoist_parser::ast::Heredoc;
+use hoist_parser::gofmt::{go_duration, go_quote_list};
 use hoist_parser::instructions::{
     self as ins, Command, CopyArgs, Dockerfile, Instruction, ShellOrExec, Source,
 };
@@ -104,6 +105,31 @@ pub struct Lowered {
 
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
+/// The most bytes one build's frontend may produce from expansion (values, RUN environments,
+/// history text), in total. One expanded word is bounded by [`hoist_parser::shell::MAX_EXPANSION`];
+/// this bounds their sum, so a file repeating a 4 MiB value (`ARG B1=$A`, `ARG B2=$A`, ... or
+/// RUNs that each carry it in their environment and history) cannot eat the memory either. Real
+/// files use well under 1 MiB.
+const MAX_FRONTEND_BYTES: usize = 64 << 20;
+
+/// What expansion produced so far in one lowering, against [`MAX_FRONTEND_BYTES`].
+#[derive(Debug, Default)]
+struct Budget(std::cell::Cell<usize>);
+
+impl Budget {
+    fn charge(&self, bytes: usize) -> Result<()> {
+        let total = self.0.get().saturating_add(bytes);
+        self.0.set(total);
+        if total > MAX_FRONTEND_BYTES {
+            bail!(
+                "the Dockerfile expands to more than {} MiB of values, RUN environments and history (the limit on one build)",
+                MAX_FRONTEND_BYTES >> 20
+            );
+        }
+        Ok(())
+    }
+}
+
 fn line_error(file: &str, src: &Source, message: String) -> anyhow::Error {
     LineError {
         file: file.to_string(),
@@ -139,7 +165,11 @@ fn split_platform(platform: &str) -> (String, String, String) {
 
 /// The scope `FROM` lines are expanded in: the predefined platform ARGs (in PLATFORM_ARGS order),
 /// then the global ARGs (a build arg wins over the default).
-fn global_scope(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<(String, String)>> {
+fn global_scope(
+    df: &Dockerfile,
+    opts: &FrontendOptions,
+    budget: &Budget,
+) -> Result<Vec<(String, String)>> {
     let (os, arch, variant) = split_platform(&opts.platform);
     let host_arch = hoist_image::config::host_arch().to_string();
     let platform_values = [
@@ -157,6 +187,20 @@ fn global_scope(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<(String, 
         .map(|k| k.to_string())
         .zip(platform_values)
         .collect();
+    // BuildKit's other predefined FROM args.
+    let target = opts
+        .target
+        .clone()
+        .or_else(|| df.stages.last().and_then(|s| s.name.clone()))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "default".into());
+    for (k, v) in [
+        ("BUILDOSVERSION", String::new()),
+        ("TARGETOSVERSION", String::new()),
+        ("TARGETSTAGE", target),
+    ] {
+        global.push((k.to_string(), v));
+    }
     for c in &df.global_args {
         let Instruction::Arg(decls) = &c.instruction else {
             continue;
@@ -173,6 +217,9 @@ fn global_scope(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<(String, 
             };
             global.retain(|(k, _)| *k != d.name);
             if let Some(v) = val {
+                budget
+                    .charge(v.len())
+                    .map_err(|e| line_error(&opts.file_name, &c.source, e.to_string()))?;
                 global.push((d.name.clone(), v));
             }
         }
@@ -183,11 +230,23 @@ fn global_scope(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<(String, 
 /// What each stage's `FROM` names once expanded (a stage, `scratch` or an image), as a build
 /// resolves it; None where the expansion fails.
 pub fn base_names(df: &Dockerfile, opts: &FrontendOptions) -> Result<Vec<Option<String>>> {
-    let global = global_scope(df, opts)?;
+    Ok(expanded_bases(df, opts)?
+        .into_iter()
+        .map(Result::ok)
+        .collect())
+}
+
+/// Each stage's `FROM` expanded with the global scope, or why it cannot be (the expansion's
+/// error).
+pub fn expanded_bases(
+    df: &Dockerfile,
+    opts: &FrontendOptions,
+) -> Result<Vec<std::result::Result<String, String>>> {
+    let global = global_scope(df, opts, &Budget::default())?;
     Ok(df
         .stages
         .iter()
-        .map(|s| ins::expand(&s.base, global.as_slice(), df.escape).ok())
+        .map(|s| ins::expand(&s.base, global.as_slice(), df.escape).map_err(|e| e.to_string()))
         .collect())
 }
 
@@ -200,7 +259,8 @@ pub fn lower(
     let err = |src: &Source, msg: String| line_error(&opts.file_name, src, msg);
     let esc = df.escape;
     let (os, arch, variant) = split_platform(&opts.platform);
-    let global = global_scope(df, opts)?;
+    let budget = Budget::default();
+    let global = global_scope(df, opts, &budget)?;
 
     let stages = &df.stages;
     let by_name = |name: &str, before: usize| -> Option<usize> {
@@ -272,6 +332,7 @@ pub fn lower(
     let mut chains: Vec<Chain> = Vec::new();
     let mut chain_of: BTreeMap<usize, usize> = BTreeMap::new();
     let mut base_env = vec![BaseEnv::Skip; stages.len()];
+    let mut scopes: BTreeMap<usize, Scope> = BTreeMap::new();
     let single = stages.len() == 1;
     for (i, s) in stages.iter().enumerate() {
         if !needed.contains(&i) {
@@ -279,10 +340,15 @@ pub fn lower(
         }
         let base_name = &base_names[i];
         base_env[i] = BaseEnv::Known(Vec::new());
+        // BuildKit's empty image: working directory `/` (PATH is added below, as for any stage).
         let scratch = || ImageConfig {
             architecture: arch.clone(),
             os: os.clone(),
             variant: (!variant.is_empty()).then(|| variant.clone()),
+            config: Some(ContainerConfig {
+                working_dir: Some("/".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let mut image_base = |name: &str| -> Result<(Base, ImageConfig)> {
@@ -309,6 +375,8 @@ pub fn lower(
         });
         // A local directory as the stage's root: laid down by the stage's first step.
         let mut local_root = None;
+        // A stage built on an earlier stage inherits its variables (see [`Scope`]).
+        let mut inherited = None;
         let (base, mut config) = match &context {
             Some((_, NamedInput::Image(r))) => image_base(r)?,
             Some((_, NamedInput::Scratch)) => (Base::Scratch, scratch()),
@@ -320,6 +388,7 @@ pub fn lower(
             None => match by_name(base_name, i) {
                 Some(j) => {
                     let c = chain_of[&j];
+                    inherited = scopes.get(&j).cloned();
                     (Base::Chain(c), chains[c].config.clone())
                 }
                 None => image_base(base_name)?,
@@ -330,7 +399,7 @@ pub fn lower(
             None if single => String::new(),
             None => format!("stage-{i}"),
         };
-        let mut st = StageState::new(&mut config, opts, esc);
+        let mut st = StageState::new(&mut config, opts, esc, &budget, inherited);
         st.no_cache = s.name.as_deref().is_some_and(|n| {
             opts.no_cache_filter
                 .iter()
@@ -402,6 +471,7 @@ pub fn lower(
                 labels.insert(k.clone(), v.clone());
             }
         }
+        scopes.insert(i, st.scope.clone());
         let (steps, history) = st.finish();
         let mut cfg = config.clone();
         cfg.history.clear();
@@ -465,21 +535,72 @@ pub fn apply_changes(config: &mut ImageConfig, changes: &[String]) -> Result<()>
         bail!("{} is not a valid change command", n.name());
     }
     let opts = FrontendOptions::new(FILE);
-    let mut st = StageState::over(config, &opts, ast.directives.escape);
+    // dockerd's CMD leaves ArgsEscaped alone (BuildKit's sets it).
+    let args_escaped = config.config.as_ref().and_then(|c| c.args_escaped);
+    let budget = Budget::default();
+    let mut st = StageState::over(config, &opts, ast.directives.escape, &budget);
     for n in &ast.children {
         let c = ins::parse_instruction(n, FILE).map_err(|e| anyhow!(e.buildkit_message()))?;
         st.apply(&c, &[], &|_| bail!("no --from in a change"))?;
     }
+    st.cc.args_escaped = args_escaped;
     st.finish();
     Ok(())
+}
+
+/// ARGs BuildKit never puts in the environment.
+const NON_ENV_ARGS: [&str; 2] = ["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"];
+
+/// The variables of a stage as BuildKit's dispatch state keeps them. A stage built `FROM` another
+/// starts from that stage's scope (its ARGs included, build-arg overrides and all), with the image
+/// config's ENV applied again on top.
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    /// The environment expansion and RUN see: image ENV, ENV lines and ARG values, the latest
+    /// setting of a name wins (so `ENV A=1` then `ARG A=2` gives 2), in order of last setting.
+    env: Vec<(String, String)>,
+    /// Every ARG declared so far (a base stage's first), with its value; None: declared without
+    /// one. RUN's history lists them (`RUN |2 A=1 UNSET= ...`).
+    args: Vec<(String, Option<String>)>,
+}
+
+impl Scope {
+    fn set(&mut self, k: &str, v: &str) {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.to_string(), v.to_string()));
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// BuildKit's `runCommandString` prefix: each declared ARG once (first declaration's place),
+    /// valued from the environment, else its own value, else empty.
+    fn run_args(&self) -> Vec<String> {
+        let mut shown: Vec<(String, String)> = Vec::new();
+        for (k, own) in &self.args {
+            let v = self
+                .get(k)
+                .map(String::from)
+                .or_else(|| own.clone())
+                .unwrap_or_default();
+            match shown.iter_mut().find(|(key, _)| key == k) {
+                Some(e) => e.1 = v,
+                None => shown.push((k.clone(), v)),
+            }
+        }
+        shown.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
 }
 
 /// The state of one stage while its instructions are applied.
 struct StageState<'c> {
     cc: ContainerConfig,
     config: &'c mut ImageConfig,
-    /// Declared ARGs with their values (None: declared without value).
-    args: Vec<(String, Option<String>)>,
+    scope: Scope,
     shell: Vec<String>,
     workdir: String,
     cmd_set: bool,
@@ -489,21 +610,41 @@ struct StageState<'c> {
     history: Vec<History>,
     opts: &'c FrontendOptions,
     escape: char,
+    budget: &'c Budget,
 }
 
 impl<'c> StageState<'c> {
-    fn new(config: &'c mut ImageConfig, opts: &'c FrontendOptions, escape: char) -> Self {
-        let mut st = StageState::over(config, opts, escape);
+    /// A stage over its base's `config`; `inherited`: the scope of the stage it is built on.
+    fn new(
+        config: &'c mut ImageConfig,
+        opts: &'c FrontendOptions,
+        escape: char,
+        budget: &'c Budget,
+        inherited: Option<Scope>,
+    ) -> Self {
+        let mut st = StageState::over(config, opts, escape, budget);
         // As BuildKit: every stage has a PATH.
         let env = st.cc.env.get_or_insert_with(Vec::new);
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         }
+        if let Some(mut scope) = inherited {
+            for e in st.cc.env.iter().flatten() {
+                let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                scope.set(k, v);
+            }
+            st.scope = scope;
+        }
         st
     }
 
     /// The state over `config` as it is.
-    fn over(config: &'c mut ImageConfig, opts: &'c FrontendOptions, escape: char) -> Self {
+    fn over(
+        config: &'c mut ImageConfig,
+        opts: &'c FrontendOptions,
+        escape: char,
+        budget: &'c Budget,
+    ) -> Self {
         let cc = config.config.clone().unwrap_or_default();
         let shell = cc
             .shell
@@ -511,13 +652,25 @@ impl<'c> StageState<'c> {
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
         let workdir = cc
             .working_dir
-            .clone()
+            .as_deref()
             .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into());
+            .map_or_else(|| "/".into(), |w| clean(&format!("/{w}")));
+        let env = cc
+            .env
+            .iter()
+            .flatten()
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
         StageState {
             cc,
             config,
-            args: Vec::new(),
+            scope: Scope {
+                env,
+                args: Vec::new(),
+            },
             shell,
             workdir,
             cmd_set: false,
@@ -526,6 +679,7 @@ impl<'c> StageState<'c> {
             history: Vec::new(),
             opts,
             escape,
+            budget,
         }
     }
 
@@ -535,30 +689,19 @@ impl<'c> StageState<'c> {
         (self.steps, self.history)
     }
 
-    fn env(&self) -> Vec<String> {
-        self.cc.env.clone().unwrap_or_default()
-    }
-
-    /// Variables for expansion: declared args, then ENV (ENV wins).
+    /// Variables for expansion: the stage's environment ([`Scope::env`]).
     fn vars(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self
-            .args
-            .iter()
-            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-            .collect();
-        for e in self.env() {
-            if let Some((k, val)) = e.split_once('=') {
-                v.push((k.to_string(), val.to_string()));
-            }
-        }
-        v
+        self.scope.env.clone()
     }
 
     fn expand(&self, word: &str, vars: &[(String, String)]) -> Result<String> {
-        ins::expand(word, vars, self.escape).map_err(|e| anyhow!("{e}"))
+        let v = ins::expand(word, vars, self.escape).map_err(|e| anyhow!("{e}"))?;
+        self.budget.charge(v.len())?;
+        Ok(v)
     }
 
     fn set_env(&mut self, k: &str, v: &str) {
+        self.scope.set(k, v);
         let env = self.cc.env.get_or_insert_with(Vec::new);
         let prefix = format!("{k}=");
         if let Some(e) = env.iter_mut().find(|e| e.starts_with(&prefix)) {
@@ -598,24 +741,27 @@ impl<'c> StageState<'c> {
     }
 
     /// A history entry, as BuildKit's `commitToHistory`: `layer` when the step adds one.
-    fn commit(&mut self, created_by: String, layer: bool) {
+    fn commit(&mut self, created_by: String, layer: bool) -> Result<()> {
+        self.budget.charge(created_by.len())?;
         self.history.push(History {
             created_by: Some(created_by),
             comment: Some(HISTORY_COMMENT.into()),
             empty_layer: !layer,
             ..Default::default()
         });
+        Ok(())
     }
 
     /// A layer-producing step and its history entry.
-    fn step(&mut self, c: &Command, op: Op, created_by: String) {
-        self.commit(created_by, true);
+    fn step(&mut self, c: &Command, op: Op, created_by: String) -> Result<()> {
+        self.commit(created_by, true)?;
         self.steps.push(Step {
             display: display_of(&c.source),
             location: format!("{}:{}", self.opts.file_name, c.source.start_line),
             op,
             no_cache: self.no_cache,
         });
+        Ok(())
     }
 
     fn apply(
@@ -647,7 +793,7 @@ impl<'c> StageState<'c> {
                     }
                     shown.push(format!("{k}={v}"));
                 }
-                self.commit(format!("{kw} {}", shown.join(" ")), false);
+                self.commit(format!("{kw} {}", shown.join(" ")), false)?;
             }
             Instruction::Arg(decls) => {
                 let mut shown = Vec::new();
@@ -667,16 +813,20 @@ impl<'c> StageState<'c> {
                         Some(v) => format!("{}={v}", d.name),
                         None => d.name.clone(),
                     });
-                    self.args.retain(|(k, _)| *k != d.name);
-                    self.args.push((d.name.clone(), val));
+                    if let Some(v) = &val
+                        && !NON_ENV_ARGS.contains(&d.name.as_str())
+                    {
+                        self.scope.set(&d.name, v);
+                    }
+                    self.scope.args.push((d.name.clone(), val));
                 }
-                self.commit(format!("ARG {}", shown.join(" ")), false);
+                self.commit(format!("ARG {}", shown.join(" ")), false)?;
             }
             Instruction::Workdir(w) => self.workdir(c, w)?,
             Instruction::User(u) => {
                 let u = self.expand(u, &self.vars())?;
                 self.cc.user = Some(u.clone());
-                self.commit(format!("USER {u}"), false);
+                self.commit(format!("USER {u}"), false)?;
             }
             Instruction::Cmd(cmd) | Instruction::Entrypoint(cmd) => {
                 let v = match cmd {
@@ -690,6 +840,8 @@ impl<'c> StageState<'c> {
                 };
                 let kw = if matches!(c.instruction, Instruction::Cmd(_)) {
                     self.cc.cmd = Some(v.clone());
+                    // As BuildKit's dispatchCmd, whatever the form (Docker's legacy field).
+                    self.cc.args_escaped = Some(true);
                     self.cmd_set = true;
                     "CMD"
                 } else {
@@ -699,21 +851,25 @@ impl<'c> StageState<'c> {
                     }
                     "ENTRYPOINT"
                 };
-                self.commit(format!("{kw} {}", go_quote_list(&v)), false);
+                self.commit(format!("{kw} {}", go_quote_list(&v)), false)?;
             }
             Instruction::Shell(argv) => {
                 self.shell = argv.clone();
                 self.cc.shell = Some(argv.clone());
-                self.commit(format!("SHELL [{}]", argv.join(" ")), false);
+                self.commit(format!("SHELL [{}]", argv.join(" ")), false)?;
             }
             Instruction::Expose(words) => {
                 let vars = self.vars();
-                // Sorted and deduplicated, as Go prints BuildKit's port map.
-                let mut ports = BTreeSet::new();
-                for w in words {
-                    for p in ins::expand_words(w, vars.as_slice(), self.escape)
-                        .map_err(|e| anyhow!("{e}"))?
-                    {
+                // As BuildKit: the words as written are sorted, then each is expanded and parsed
+                // (a range gives one entry per port); history lists them all, duplicates kept.
+                let mut sorted = words.clone();
+                sorted.sort();
+                let mut ports = Vec::new();
+                for w in &sorted {
+                    let expanded = ins::expand_words(w, vars.as_slice(), self.escape)
+                        .map_err(|e| anyhow!("{e}"))?;
+                    self.budget.charge(expanded.iter().map(String::len).sum())?;
+                    for p in expanded {
                         ports.extend(values::parse_expose(&p).map_err(|e| anyhow!(e))?);
                     }
                 }
@@ -721,8 +877,7 @@ impl<'c> StageState<'c> {
                 for p in &ports {
                     map.insert(p.clone(), Value::Object(Default::default()));
                 }
-                let shown: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
-                self.commit(format!("EXPOSE map[{}]", shown.join(" ")), false);
+                self.commit(format!("EXPOSE [{}]", ports.join(" ")), false)?;
             }
             Instruction::Volume(paths) => {
                 let vars = self.vars();
@@ -738,35 +893,28 @@ impl<'c> StageState<'c> {
                 for v in &vols {
                     map.insert(v.clone(), Value::Object(Default::default()));
                 }
-                self.commit(format!("VOLUME [{}]", vols.join(" ")), false);
+                self.commit(format!("VOLUME [{}]", vols.join(" ")), false)?;
             }
             Instruction::StopSignal(s) => {
                 let s = self.expand(s, &self.vars())?;
                 values::parse_signal(&s).map_err(|e| anyhow!(e))?;
                 self.cc.stop_signal = Some(s.clone());
-                self.commit(format!("STOPSIGNAL {s}"), false);
+                self.commit(format!("STOPSIGNAL {s}"), false)?;
             }
             Instruction::Healthcheck(h) => {
                 let hc = healthcheck(h);
-                self.commit(
-                    format!(
-                        "HEALTHCHECK {}",
-                        go_quote_list(hc.test.as_deref().unwrap_or(&[]))
-                    ),
-                    false,
-                );
+                self.commit(format!("HEALTHCHECK {}", healthcheck_history(&hc)), false)?;
                 self.cc.healthcheck = Some(hc);
             }
-            Instruction::OnBuild { expression, .. } => {
-                self.cc
-                    .on_build
-                    .get_or_insert_with(Vec::new)
-                    .push(expression.clone());
-                self.commit(format!("ONBUILD {expression}"), false);
-            }
+            // As BuildKit: a trigger in the config, no history entry.
+            Instruction::OnBuild { expression, .. } => self
+                .cc
+                .on_build
+                .get_or_insert_with(Vec::new)
+                .push(expression.clone()),
             Instruction::Maintainer(m) => {
                 self.config.author = Some(m.clone());
-                self.commit(format!("MAINTAINER {m}"), false);
+                self.commit(format!("MAINTAINER {m}"), false)?;
             }
             Instruction::Run {
                 mounts,
@@ -799,24 +947,35 @@ impl<'c> StageState<'c> {
     /// nothing later writes to it. Like BuildKit's, the step always adds a layer, an empty one when
     /// the directory already exists (the 32-byte `4f4fb700ef54...` layer of many official images);
     /// `WORKDIR /` adds none.
+    ///
+    /// As BuildKit's `NormalizeWorkdir`, an absolute path is kept as written (`/usr/src/` keeps
+    /// its slash in the config and history), a relative one is joined to the current directory
+    /// and cleaned, an empty one is the current directory.
     fn workdir(&mut self, c: &Command, w: &str) -> Result<()> {
         let w = self.expand(w, &self.vars())?;
-        self.workdir = if w.starts_with('/') {
-            clean(&w)
+        let wd = if w.starts_with('/') {
+            w
+        } else if w.is_empty() {
+            self.cc
+                .working_dir
+                .clone()
+                .filter(|d| d.starts_with('/'))
+                .unwrap_or_else(|| self.workdir.clone())
         } else {
             clean(&format!("{}/{w}", self.workdir))
         };
-        self.cc.working_dir = Some(self.workdir.clone());
-        let created_by = format!("WORKDIR {}", self.workdir);
-        if self.workdir == "/" {
-            self.commit(created_by, false);
+        self.workdir = clean(&wd);
+        self.cc.working_dir = Some(wd.clone());
+        let created_by = format!("WORKDIR {wd}");
+        if wd == "/" {
+            self.commit(created_by, false)?;
             return Ok(());
         }
         let op = Op::Mkdir(MkdirOp {
             path: self.workdir.clone(),
             user: self.cc.user.clone().filter(|u| !u.is_empty()),
         });
-        self.step(c, op, created_by);
+        self.step(c, op, created_by)?;
         Ok(())
     }
 
@@ -830,6 +989,8 @@ impl<'c> StageState<'c> {
         input_of: &dyn Fn(&str) -> Result<Input>,
     ) -> Result<()> {
         let mut script_mount = None;
+        // What history shows when it is not `args`.
+        let mut shown_args = None;
         let args: Vec<String> = match cmd {
             ShellOrExec::Exec(argv) => argv.clone(),
             ShellOrExec::Shell(text) => {
@@ -851,6 +1012,11 @@ impl<'c> StageState<'c> {
                         if s.is_empty() {
                             bail!("heredoc {name}: empty shebang line");
                         }
+                        // BuildKit runs `SHELL /dev/pipes/NAME` (its history says so); the
+                        // interpreter is what that shell ends up running.
+                        let mut buildkit_args = self.shell.clone();
+                        buildkit_args.push(target.clone());
+                        shown_args = Some(buildkit_args);
                         s.push(target.clone());
                         script_mount = Some(ExecMount::Bind {
                             target,
@@ -875,17 +1041,15 @@ impl<'c> StageState<'c> {
                 s
             }
         };
-        // Environment: image ENV, then declared ARGs ENV does not override, then proxy build args.
-        let mut env = self.env();
-        let mut used_args = Vec::new();
-        for (k, v) in &self.args {
-            if let Some(v) = v
-                && !env.iter().any(|e| e.starts_with(&format!("{k}=")))
-            {
-                env.push(format!("{k}={v}"));
-                used_args.push(format!("{k}={v}"));
-            }
-        }
+        // Environment: the stage's (image ENV, ENV lines, ARG values), then proxy build args.
+        let mut env: Vec<String> = self
+            .scope
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        self.budget.charge(env.iter().map(String::len).sum())?;
+        let used_args = self.scope.run_args();
         for p in ins::PROXY_ARGS {
             if let Some(v) = self.opts.build_args.get(p) {
                 env.push(format!("{p}={v}"));
@@ -907,7 +1071,7 @@ impl<'c> StageState<'c> {
         if !used_args.is_empty() {
             created_by.push_str(&format!("|{} {} ", used_args.len(), used_args.join(" ")));
         }
-        created_by.push_str(&args.join(" "));
+        created_by.push_str(&shown_args.as_ref().unwrap_or(&args).join(" "));
         created_by.push_str(" # buildkit");
         let op = Op::Exec(ExecOp {
             args,
@@ -918,7 +1082,7 @@ impl<'c> StageState<'c> {
             mounts,
             sandbox: self.opts.run.clone(),
         });
-        self.step(c, op, created_by);
+        self.step(c, op, created_by)?;
         Ok(())
     }
 
@@ -953,8 +1117,10 @@ impl<'c> StageState<'c> {
             let mut inline = Vec::new();
             for f in &a.inline {
                 let body = if f.expand {
-                    ins::expand_heredoc(&f.data, vars.as_slice(), self.escape)
-                        .map_err(|e| anyhow!("{e}"))?
+                    let v = ins::expand_heredoc(&f.data, vars.as_slice(), self.escape)
+                        .map_err(|e| anyhow!("{e}"))?;
+                    self.budget.charge(v.len())?;
+                    v
                 } else {
                     f.data.clone()
                 };
@@ -1025,7 +1191,7 @@ impl<'c> StageState<'c> {
             checksum,
             keep_git_dir: a.keep_git_dir.unwrap_or(false),
         });
-        self.step(c, op, created_by);
+        self.step(c, op, created_by)?;
         Ok(())
     }
 }
@@ -1058,6 +1224,23 @@ fn healthcheck(h: &ins::Healthcheck) -> Healthcheck {
     }
 }
 
+/// A healthcheck as current BuildKit's history shows it: Go's `%+v` of the config value,
+/// `{Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:2}`.
+/// (BuildKit 0.25's frontend 1.19 printed `%q` of the pointer, `&{["CMD-SHELL" "true"] "5s" ...}`;
+/// dockerfile2llb's dispatchHealthcheck has used `%+v` since.)
+fn healthcheck_history(h: &Healthcheck) -> String {
+    let d = |v: Option<i64>| go_duration(v.unwrap_or(0));
+    format!(
+        "{{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+        h.test.as_deref().unwrap_or(&[]).join(" "),
+        d(h.interval),
+        d(h.timeout),
+        d(h.start_period),
+        d(h.start_interval),
+        h.retries.unwrap_or(0)
+    )
+}
+
 /// The instruction as progress shows it: its first line, keyword upper-cased.
 fn display_of(src: &Source) -> String {
     let first = src.original.lines().next().unwrap_or("").trim();
@@ -1072,17 +1255,6 @@ fn display_of(src: &Source) -> String {
 fn is_lone_heredoc(text: &str) -> bool {
     let t = text.trim();
     t.starts_with("<<") && !t.contains(char::is_whitespace)
-}
-
-/// Go's `%q` of a string slice: `["a" "b"]`.
-fn go_quote_list(v: &[String]) -> String {
-    format!(
-        "[{}]",
-        v.iter()
-            .map(|s| serde_json::to_string(s).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
 }
 
 #[cfg(test)]
@@ -1383,8 +1555,11 @@ mod tests {
             .iter()
             .map(|h| h.created_by.as_deref().unwrap())
             .collect();
-        assert_eq!(by[0], "EXPOSE map[53/udp:{} 8080/tcp:{}]");
-        assert_eq!(by[2], "HEALTHCHECK [\"CMD-SHELL\" \"true\"]");
+        assert_eq!(by[0], "EXPOSE [53/udp 8080/tcp 8080/tcp]");
+        assert_eq!(
+            by[2],
+            "HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:2}"
+        );
         assert!(c.steps.is_empty());
     }
 }

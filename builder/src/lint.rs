@@ -17,13 +17,23 @@ pub struct CheckReport {
     pub file: String,
     pub warnings: Vec<LintWarning>,
     pub config: CheckConfig,
+    /// The error BuildKit's conversion stops at (line, message), e.g. a blank base name: the
+    /// check fails with it.
+    pub error: Option<(usize, String)>,
     lines: Vec<String>,
+    /// Each instruction's last line by its first (a snippet marks all of its lines).
+    spans: BTreeMap<usize, usize>,
 }
 
 /// Parses, validates and lints a Dockerfile's text. Syntax and instruction errors are errors.
 /// Base images are not resolved: `UndefinedVar` assumes they define `PATH` only.
 pub fn check(text: &str, file: &str) -> Result<CheckReport> {
-    check_with_bases(text, file, &|_| BaseEnv::Unknown)
+    check_with(
+        text,
+        file,
+        &|_| BaseEnv::Unknown,
+        &FrontendOptions::new(file),
+    )
 }
 
 /// [`check`] as a build sees the file (`hoist lint`, `hoist build --check`): base images are looked
@@ -42,16 +52,16 @@ pub fn check_in_store(
         .is_file()
         .then(|| hoist_image::Store::open(store_root).ok())
         .flatten();
-    let Some(store) = store else {
-        return check(text, file);
-    };
-    let ast = hoist_parser::parse(text.as_bytes(), file).map_err(|e| anyhow!("{e}"))?;
-    let df = hoist_parser::parse_dockerfile(&ast).map_err(|e| anyhow!(located(text, &e)))?;
     let mut opts = FrontendOptions::new(file);
     opts.build_args = build_args.clone();
     if let Some(p) = platform {
         opts.platform = p.to_string();
     }
+    let Some(store) = store else {
+        return check_with(text, file, &|_| BaseEnv::Unknown, &opts);
+    };
+    let ast = hoist_parser::parse(text.as_bytes(), file).map_err(|e| anyhow!("{e}"))?;
+    let df = hoist_parser::parse_dockerfile(&ast).map_err(|e| anyhow!(located(text, &e)))?;
     let envs: Vec<BaseEnv> = crate::dockerfile::base_names(&df, &opts)
         .unwrap_or_default()
         .iter()
@@ -63,9 +73,12 @@ pub fn check_in_store(
             None => BaseEnv::Unknown,
         })
         .collect();
-    check_with_bases(text, file, &|i| {
-        envs.get(i).cloned().unwrap_or(BaseEnv::Unknown)
-    })
+    check_with(
+        text,
+        file,
+        &|i| envs.get(i).cloned().unwrap_or(BaseEnv::Unknown),
+        &opts,
+    )
 }
 
 /// [`check`] knowing what each stage's base image defines (by stage index), as a build does once
@@ -75,18 +88,97 @@ pub fn check_with_bases(
     file: &str,
     base_env: &dyn Fn(usize) -> BaseEnv,
 ) -> Result<CheckReport> {
+    check_with(text, file, base_env, &FrontendOptions::new(file))
+}
+
+/// Rules BuildKit reports before it converts the stages' instructions: all it reports when the
+/// conversion stops at a FROM line.
+const BEFORE_CONVERSION: &[&str] = &[
+    "NoEmptyContinuation",
+    "StageNameCasing",
+    "FromAsCasing",
+    "DuplicateStageName",
+    "ReservedStageName",
+    "ConsistentInstructionCasing",
+    "InvalidDefaultArgInFrom",
+];
+
+/// Rules about a FROM line, reported as BuildKit reaches each stage.
+const FROM_LINE: &[&str] = &[
+    "UndefinedArgInFrom",
+    "RedundantTargetPlatform",
+    "FromPlatformFlagConstDisallowed",
+];
+
+fn check_with(
+    text: &str,
+    file: &str,
+    base_env: &dyn Fn(usize) -> BaseEnv,
+    opts: &FrontendOptions,
+) -> Result<CheckReport> {
     let ast = hoist_parser::parse(text.as_bytes(), file).map_err(|e| anyhow!("{e}"))?;
     let df = hoist_parser::parse_dockerfile(&ast).map_err(|e| anyhow!(located(text, &e)))?;
     let (mut warnings, config) = hoist_parser::lint::lint(&ast, &df).map_err(|e| anyhow!("{e}"))?;
     if !config.skips("UndefinedVar") {
         warnings.extend(hoist_parser::lint::undefined_vars(&df, base_env));
     }
+    // InvalidDefaultArgInFrom: each FROM expanded with the global ARGs' defaults only (no build
+    // args) must be a valid image reference.
+    let mut defaults = opts.clone();
+    defaults.build_args.clear();
+    if !config.skips("InvalidDefaultArgInFrom")
+        && let Ok(bases) = crate::dockerfile::expanded_bases(&df, &defaults)
+        && bases.iter().all(|b| b.is_ok())
+    {
+        for (stage, base) in df.stages.iter().zip(bases.into_iter().flatten()) {
+            if hoist_image::Reference::parse(&base).is_err() {
+                warnings.push(LintWarning {
+                    rule: "InvalidDefaultArgInFrom",
+                    message: format!(
+                        "Default value for ARG {} results in empty or invalid base image name",
+                        stage.base
+                    ),
+                    line: stage.source.start_line,
+                });
+            }
+        }
+    }
+    // The conversion error a build would stop at: a FROM that does not expand, or to nothing.
+    let error = crate::dockerfile::expanded_bases(&df, opts)?
+        .into_iter()
+        .zip(&df.stages)
+        .find_map(|(b, stage)| {
+            let line = stage.source.start_line;
+            match b {
+                Err(e) => Some((line, e)),
+                Ok(b) if b.is_empty() => Some((
+                    line,
+                    format!("base name ({}) should not be blank", stage.base),
+                )),
+                Ok(_) => None,
+            }
+        });
+    if let Some((at, _)) = &error {
+        warnings.retain(|w| {
+            BEFORE_CONVERSION.contains(&w.rule) || (FROM_LINE.contains(&w.rule) && w.line <= *at)
+        });
+    }
     warnings.sort_by_key(|w| w.line);
     Ok(CheckReport {
         file: file.to_string(),
         warnings,
         config,
-        lines: text.lines().map(String::from).collect(),
+        error,
+        spans: ast
+            .children
+            .iter()
+            .map(|n| (n.start_line, n.end_line))
+            .collect(),
+        // As BuildKit's snippets: split at newlines, so a final newline shows an empty last line.
+        lines: text
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+            .collect(),
     })
 }
 
@@ -132,9 +224,53 @@ pub fn kebab(rule: &str) -> String {
 }
 
 impl CheckReport {
-    /// Whether the checks fail the build (`# check=error=true` and something was found).
+    /// Whether the checks fail: a conversion error, or `# check=error=true` and something was
+    /// found.
     pub fn failed(&self) -> bool {
-        self.config.error && !self.warnings.is_empty()
+        self.error.is_some() || (self.config.error && !self.warnings.is_empty())
+    }
+
+    /// The instruction at `line` as BuildKit's `errdefs.Source.Print` shows it: `FILE:LINE`,
+    /// then its lines (marked `>>>`) padded with context (two lines either side for a one-line
+    /// instruction, one for a longer one) between dashes.
+    fn snippet(&self, line: usize) -> String {
+        let n = self.lines.len();
+        if line == 0 || line > n {
+            return String::new();
+        }
+        let last = self.spans.get(&line).copied().unwrap_or(line).min(n);
+        let (mut from, mut to) = (line, last);
+        let pad = if from == to { 4 } else { 2 };
+        let mut p = 0;
+        while p < pad {
+            if from > 1 {
+                from -= 1;
+                p += 1;
+            }
+            if to != n {
+                to += 1;
+                p += 1;
+            }
+            p += 1;
+        }
+        let mut s = format!("{}:{line}\n--------------------\n", self.file);
+        for l in from..=to {
+            let mark = if (line..=last).contains(&l) {
+                ">>>"
+            } else {
+                "   "
+            };
+            s.push_str(&format!(" {l:>3} | {mark} {}\n", self.lines[l - 1]));
+        }
+        s.push_str("--------------------\n");
+        s
+    }
+
+    /// The conversion error as `docker build --check` prints it on stderr, if there is one.
+    pub fn render_error(&self) -> Option<String> {
+        self.error
+            .as_ref()
+            .map(|(line, msg)| format!("ERROR: {msg}\n{}\n", self.snippet(*line)))
     }
 
     /// The report as `docker build --check` prints it.
@@ -147,24 +283,18 @@ impl CheckReport {
         };
         for w in &self.warnings {
             s.push_str(&format!(
-                "\nWARNING: {} - https://docs.docker.com/go/dockerfile/rule/{}/\n{} (line {})\n",
+                "\nWARNING: {} - https://docs.docker.com/go/dockerfile/rule/{}/\n{}\n",
                 w.rule,
                 kebab(w.rule),
                 w.message,
-                w.line
             ));
-            if w.line > 0 && w.line <= self.lines.len() {
-                s.push_str(&format!("{}:{}\n--------------------\n", self.file, w.line));
-                let from = w.line.saturating_sub(1).max(1);
-                let to = (w.line + 1).min(self.lines.len());
-                for l in from..=to {
-                    let mark = if l == w.line { ">>>" } else { "   " };
-                    s.push_str(&format!(" {l:>3} | {mark} {}\n", self.lines[l - 1]));
-                }
-                s.push_str("--------------------\n");
-            }
+            s.push_str(&self.snippet(w.line));
         }
-        if self.failed() {
+        // Docker's client ends the list with an empty line when the check also failed to convert.
+        if self.error.is_some() {
+            s.push('\n');
+        }
+        if self.config.error && !self.warnings.is_empty() {
             let mut rules: Vec<&str> = self.warnings.iter().map(|w| w.rule).collect();
             rules.dedup();
             s.push_str(&format!(

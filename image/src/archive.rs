@@ -8,13 +8,13 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::image::Descriptor;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::layer::{self, ApplyMode, Compression, LayerOptions};
+use crate::layer::{self, ApplyMode, LayerOptions};
 use crate::store::Store;
 use crate::{Digest, Error, History, Image, ImageConfig, IoContext, Reference, Result, media_type};
 
@@ -140,6 +140,17 @@ pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out:
     tar.into_inner().ctx(|| "finishing archive")
 }
 
+/// [`save`] to the file `path`, which appears whole or not at all; the temp file of a save that was
+/// killed is removed by the next one to that directory (see [`crate::outfile`]).
+pub fn save_to_file(
+    store: &Store,
+    images: &[String],
+    format: SaveFormat,
+    path: &Path,
+) -> Result<()> {
+    crate::outfile::write_file_atomically(path, |w| Ok((save(store, images, format, w)?, ())))
+}
+
 fn header(size: u64, mode: u32) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_size(size);
@@ -173,6 +184,10 @@ struct DockerManifestItem {
 
 /// Loads every image in a `save`d archive (OCI layout or docker-archive, possibly compressed).
 /// Returns Docker's lines: `Loaded image: NAME` or `Loaded image ID: sha256:...`.
+///
+/// One transaction: every blob is verified (layers against their config's diff_ids) before any
+/// image is recorded, and the names move last, all at once; a load that fails changes no name and
+/// no existing layer.
 pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<String>> {
     let _lease = store.lease()?;
     let dir = tempfile::Builder::new()
@@ -181,33 +196,39 @@ pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<String>> {
         .ctx(|| "creating temp dir")?;
     unpack_plain(layer::decompress(reader)?, dir.path())?;
     let d = dir.path();
-    if d.join("manifest.json").is_file() {
-        load_docker(store, d)
+    let staged = if d.join("manifest.json").is_file() {
+        load_docker(store, d)?
     } else if d.join("index.json").is_file() {
-        load_oci(store, d)
+        load_oci(store, d)?
     } else {
-        Err(Error::Invalid {
+        return Err(Error::Invalid {
             what: "archive".into(),
             why: "neither manifest.json (docker-archive) nor index.json (OCI layout) found".into(),
-        })
+        });
+    };
+    let images = store.put_manifests(&staged)?;
+    let mut out = Vec::new();
+    for (img, (_, tags)) in images.iter().zip(&staged) {
+        loaded_lines(&mut out, img, tags);
     }
+    Ok(out)
 }
 
+/// A manifest ready for [`Store::put_manifests`] and the names it is loaded under.
+type Staged = Vec<(Vec<u8>, Vec<Reference>)>;
+
 /// Extracts a save archive (regular files and dirs only) into `dir`, refusing unsafe paths.
+/// Symlinks and hardlinks to files (`docker save` links a layer shared by several images to its
+/// first copy) are resolved inside the archive once everything is extracted, whatever their order;
+/// a link leaving the archive is refused.
 fn unpack_plain<R: Read>(reader: R, dir: &Path) -> Result<()> {
     let mut ar = tar::Archive::new(reader);
+    let mut links: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
     for e in ar.entries().ctx(|| "reading archive")? {
         let mut e = e.ctx(|| "reading archive")?;
-        let path = e.path().ctx(|| "reading archive")?.into_owned();
-        if path.is_absolute()
-            || path
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(Error::UnsafePath {
-                path: path.display().to_string(),
-                why: "outside the archive".into(),
-            });
+        let path = normalize(Path::new(""), &e.path().ctx(|| "reading archive")?)?;
+        if path.as_os_str().is_empty() {
+            continue;
         }
         let dest = dir.join(&path);
         match e.header().entry_type() {
@@ -220,39 +241,80 @@ fn unpack_plain<R: Read>(reader: R, dir: &Path) -> Result<()> {
                 }
                 let mut f = File::create(&dest).ctx(|| format!("creating {}", dest.display()))?;
                 io::copy(&mut e, &mut f).ctx(|| format!("writing {}", dest.display()))?;
+                links.remove(&path);
             }
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                // Old docker-archives link duplicate layers; resolve them to their target inside the archive.
-                let target = e
-                    .link_name()
-                    .ctx(|| "reading archive")?
-                    .map(|t| t.into_owned());
-                if let Some(t) = target {
-                    let base = if e.header().entry_type() == tar::EntryType::Link {
-                        dir.to_path_buf()
-                    } else {
-                        dest.parent().unwrap_or(dir).to_path_buf()
-                    };
-                    let src = base.join(&t);
-                    // Only links resolving to a file inside the archive are honoured.
-                    if let Ok(canon) = fs::canonicalize(&src)
-                        && canon.starts_with(fs::canonicalize(dir).ctx(|| "canonicalize")?)
-                        && canon.is_file()
-                    {
-                        if let Some(p) = dest.parent() {
-                            fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
-                        }
-                        fs::copy(&canon, &dest).ctx(|| format!("copying {}", dest.display()))?;
-                    }
-                }
+            kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
+                let Some(t) = e.link_name().ctx(|| "reading archive")? else {
+                    continue;
+                };
+                // A symlink is relative to its directory, a hardlink to the archive's root.
+                let base = match kind {
+                    tar::EntryType::Symlink => path.parent().unwrap_or(Path::new("")),
+                    _ => Path::new(""),
+                };
+                let target = normalize(base, &t).map_err(|_| Error::UnsafePath {
+                    path: format!("{} -> {}", path.display(), t.display()),
+                    why: "link leaves the archive".into(),
+                })?;
+                links.insert(path, target);
             }
             _ => {}
+        }
+    }
+    for (link, _) in links.iter() {
+        let mut target = link.clone();
+        for _ in 0..=links.len() {
+            match links.get(&target) {
+                Some(next) => target = next.clone(),
+                None => break,
+            }
+        }
+        let src = dir.join(&target);
+        if links.contains_key(&target) || !src.is_file() {
+            // Dangling, looping or naming a directory: not a file of the archive. Left out; a
+            // manifest naming it fails with that path.
+            continue;
+        }
+        let dest = dir.join(link);
+        if let Some(p) = dest.parent() {
+            fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
+        }
+        if fs::hard_link(&src, &dest).is_err() {
+            fs::copy(&src, &dest).ctx(|| format!("copying {}", dest.display()))?;
         }
     }
     Ok(())
 }
 
-fn load_docker(store: &Store, dir: &Path) -> Result<Vec<String>> {
+/// `rel` resolved lexically against `base` (both inside the archive): `.` and `..` are applied, a
+/// leading `/` means the archive's root. Errors when it would leave the archive.
+fn normalize(base: &Path, rel: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
+    if !rel.is_absolute() {
+        out.extend(base.components().filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        }));
+    }
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                if out.pop().is_none() {
+                    return Err(Error::UnsafePath {
+                        path: rel.display().to_string(),
+                        why: "outside the archive".into(),
+                    });
+                }
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    Ok(out.iter().collect())
+}
+
+fn load_docker(store: &Store, dir: &Path) -> Result<Staged> {
     let items: Vec<DockerManifestItem> = serde_json::from_slice(
         &fs::read(dir.join("manifest.json")).ctx(|| "reading manifest.json")?,
     )
@@ -272,23 +334,20 @@ fn load_docker(store: &Store, dir: &Path) -> Result<Vec<String>> {
         if config.rootfs.diff_ids.len() != item.layers.len() {
             return Err(Error::Invalid {
                 what: "manifest.json".into(),
-                why: "layer count differs from the config".into(),
+                why: format!(
+                    "{} layers for {} but {} diff_ids in its config",
+                    item.layers.len(),
+                    item.config,
+                    config.rootfs.diff_ids.len()
+                ),
             });
         }
         let cfg = store.put_blob_bytes(&cfg_bytes)?;
         let mut descs = Vec::new();
         for (l, diff_id) in item.layers.iter().zip(&config.rootfs.diff_ids) {
             let p = safe_join(dir, l)?;
-            let mut f = io::BufReader::new(File::open(&p).ctx(|| format!("opening {l}"))?);
-            let c = layer::detect(&mut f)?;
-            let (b, size) = store.put_blob(
-                f,
-                if c == Compression::None {
-                    Some(diff_id)
-                } else {
-                    None
-                },
-            )?;
+            let f = File::open(&p).ctx(|| format!("opening {l}"))?;
+            let (b, size, c) = store.put_layer_blob(f, None, diff_id)?;
             descs.push(Descriptor::new(c.media_type().into(), size, b.to_oci()));
         }
         let manifest = json!({
@@ -303,13 +362,7 @@ fn load_docker(store: &Store, dir: &Path) -> Result<Vec<String>> {
             .iter()
             .map(|t| Reference::parse(t))
             .collect::<Result<_>>()?;
-        let img = store.put_manifest(&serde_json::to_vec(&manifest).expect("json"), &tags)?;
-        // Verify every layer really is its diff_id.
-        for (diff_id, _) in img.layers()? {
-            io::copy(&mut store.open_layer(&diff_id)?, &mut io::sink())
-                .ctx(|| format!("verifying layer {diff_id}"))?;
-        }
-        loaded_lines(&mut out, &img, &tags);
+        out.push((serde_json::to_vec(&manifest).expect("json"), tags));
     }
     Ok(out)
 }
@@ -323,25 +376,22 @@ fn loaded_lines(out: &mut Vec<String>, img: &Image, tags: &[Reference]) {
     }
 }
 
-fn safe_join(dir: &Path, rel: &str) -> Result<std::path::PathBuf> {
-    let p = Path::new(rel);
-    if p.is_absolute()
-        || p.components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(Error::UnsafePath {
-            path: rel.into(),
-            why: "outside the archive".into(),
-        });
-    }
-    Ok(dir.join(p))
+fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf> {
+    Ok(dir.join(normalize(Path::new(""), Path::new(rel))?))
 }
 
-fn load_oci(store: &Store, dir: &Path) -> Result<Vec<String>> {
+fn load_oci(store: &Store, dir: &Path) -> Result<Staged> {
     let blob = |d: &Digest| dir.join("blobs/sha256").join(d.hex());
     let put = |d: &Digest| -> Result<()> {
         let f = File::open(blob(d)).ctx(|| format!("opening blob {d} in the archive"))?;
-        store.put_blob(f, Some(d)).map(|_| ())
+        store.put_blob(f, Some(d)).map(|_| ()).map_err(|e| match e {
+            Error::DigestMismatch { actual, .. } => Error::DigestMismatch {
+                what: format!("blobs/sha256/{} in the archive", d.hex()),
+                expected: d.clone(),
+                actual,
+            },
+            e => e,
+        })
     };
     let index: Value =
         serde_json::from_slice(&fs::read(dir.join("index.json")).ctx(|| "reading index.json")?)
@@ -349,7 +399,7 @@ fn load_oci(store: &Store, dir: &Path) -> Result<Vec<String>> {
                 what: "index.json".into(),
                 why: e.to_string(),
             })?;
-    let mut out = Vec::new();
+    let mut out: Staged = Vec::new();
     let mut stack: Vec<(Value, Option<Reference>)> = index["manifests"]
         .as_array()
         .cloned()
@@ -394,12 +444,33 @@ fn load_oci(store: &Store, dir: &Path) -> Result<Vec<String>> {
         }
         let cfg: Digest = v["config"]["digest"].as_str().unwrap_or_default().parse()?;
         put(&cfg)?;
-        for l in v["layers"].as_array().cloned().unwrap_or_default() {
-            put(&l["digest"].as_str().unwrap_or_default().parse()?)?;
+        let diff_ids = serde_json::from_slice::<ImageConfig>(&store.read_blob(&cfg)?)
+            .map(|c| c.rootfs.diff_ids)
+            .unwrap_or_default();
+        let layers = v["layers"].as_array().cloned().unwrap_or_default();
+        for (i, l) in layers.iter().enumerate() {
+            let d: Digest = l["digest"].as_str().unwrap_or_default().parse()?;
+            match diff_ids.get(i).filter(|_| diff_ids.len() == layers.len()) {
+                // Checked against its diff_id as it is copied, so a compressed layer is read once.
+                Some(diff_id) if !store.has_blob(&d) => {
+                    let f =
+                        File::open(blob(&d)).ctx(|| format!("opening blob {d} in the archive"))?;
+                    store
+                        .put_layer_blob(f, Some(&d), diff_id)
+                        .map_err(|e| match e {
+                            Error::DigestMismatch { actual, .. } => Error::DigestMismatch {
+                                what: format!("blobs/sha256/{} in the archive", d.hex()),
+                                expected: d.clone(),
+                                actual,
+                            },
+                            e => e,
+                        })?;
+                }
+                // Already stored, or a config that does not match (refused when recorded).
+                _ => put(&d)?,
+            }
         }
-        let tags: Vec<Reference> = name.into_iter().collect();
-        let img = store.put_manifest(&bytes, &tags)?;
-        loaded_lines(&mut out, &img, &tags);
+        out.push((bytes, name.into_iter().collect()));
     }
     Ok(out)
 }

@@ -144,6 +144,10 @@ impl<W: Write> HashingWriter<W> {
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        self.hasher.clone().finish()
+    }
     /// Returns the inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Digest, u64) {
         let len = self.hasher.len();

@@ -9,9 +9,11 @@
 //! - [`Reference`]: Docker-normalised image names.
 //! - [`ImageConfig`]: the config blob, OCI plus Docker's extensions.
 //! - [`layer`]: writing layer tars (from a directory or an overlayfs upper dir), compression, and
-//!   applying layers safely onto a directory.
+//!   applying layers safely onto a directory, a layer's diff_id from its blob as it streams.
 //! - [`Store`]: the OCI image-layout store (blobs, index/tags, images, GC, unpacked layer cache).
+//! - [`perms`]: owner-only store directories.
 //! - [`archive`]: `save`/`load` (OCI and docker-archive), `import`, `export`.
+//! - [`outfile`]: a user's output file written whole or not at all (`save -o`).
 //!
 //! Store format: layers are kept **uncompressed** in the local store (`application/vnd.oci.image.layer.v1.tar`,
 //! so a layer's blob digest is its diff_id), as Docker's and buildah's stores do: committing a layer is
@@ -20,10 +22,14 @@
 //! under `layerdb/`. Images pulled with compressed layers keep their blobs as they came.
 
 pub mod archive;
+pub mod check;
 pub mod config;
+pub mod df;
 pub mod digest;
 pub mod display;
 pub mod layer;
+pub mod outfile;
+pub mod perms;
 pub mod reference;
 pub mod store;
 pub mod views;
@@ -67,6 +73,14 @@ pub enum Error {
     #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
     DigestMismatch {
         what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error(
+        "layer {blob} does not match the image config: its content is {actual} but the config's rootfs.diff_ids say {expected}"
+    )]
+    LayerMismatch {
+        blob: Digest,
         expected: Digest,
         actual: Digest,
     },

@@ -6,13 +6,20 @@
 //!                                  org.opencontainers.image.ref.name = docker.io/library/busybox:latest
 //!                                  (entries without that annotation are untagged "<none>" images)
 //! ROOT/blobs/sha256/<hex>          content-addressed blobs, verified on write and read
-//! ROOT/layerdb/<diffhex>/<gzip|zstd>  digest of a cached compressed form of an uncompressed layer
+//! ROOT/layerdb/<diffhex>/<gzip|zstd>  digest of a blob verified to hold that layer compressed;
+//!                                  written once, never repointed
 //! ROOT/unpacked/<diffhex>/         a layer extracted once, for use as an overlayfs lowerdir
 //! ROOT/gcroots/<name>              digests (one per line) that GC must keep (e.g. the build cache)
 //! ROOT/tmp/                        temp files; renamed into place only when complete and verified
 //! ROOT/locks/                      flock files
 //! ROOT/<name>/                     directories reserved for other crates via [`Store::dir`]
 //! ```
+//!
+//! The root and the content directories are owner-only (0700; see [`crate::perms`]).
+//!
+//! Integrity: an image is recorded only once every layer blob is verified to be the layer its
+//! config's `diff_ids` names ([`Store::put_manifests`]); names move last, in one index update, so
+//! a failed pull, load or build changes nothing that was there.
 //!
 //! Concurrency: `index.json` is changed read-modify-write under an exclusive lock and replaced
 //! atomically; blobs appear by rename only. GC takes the `gc` lock exclusively and is skipped while
@@ -42,6 +49,17 @@ pub const INDEX_DIGESTS: &str = "io.hoist.index.digests";
 
 /// Subdirectories managed by the store itself; [`Store::dir`] refuses them.
 const INTERNAL: &[&str] = &["blobs", "tmp", "locks", "layerdb", "unpacked", "gcroots"];
+
+/// Directories made owner-only (besides the root itself): everything holding image content.
+const PRIVATE: &[&str] = &[
+    "blobs",
+    "blobs/sha256",
+    "tmp",
+    "locks",
+    "layerdb",
+    "unpacked",
+    "gcroots",
+];
 
 /// The default store: `/var/lib/hoist` for root, `$XDG_DATA_HOME/hoist` (or
 /// `~/.local/share/hoist`) otherwise, including rootless hoist (root of a user namespace, where the
@@ -232,21 +250,17 @@ impl BlobWriter {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`. The root and the directories holding image
+    /// content are made (and, in a store made by an older hoist, tightened to) owner-only, so other
+    /// users can reach neither setuid files nor device nodes of unpacked layers (see [`crate::perms`]).
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
-        for d in [
-            "blobs/sha256",
-            "tmp",
-            "locks",
-            "layerdb",
-            "unpacked",
-            "gcroots",
-        ] {
-            let p = root.join(d);
-            fs::create_dir_all(&p).ctx(|| format!("creating {}", p.display()))?;
+        crate::perms::private_dir(&root)?;
+        for d in PRIVATE {
+            crate::perms::private_dir(&root.join(d))?;
         }
         let s = Store { root };
+        s.sweep_tmp();
         let layout = s.root.join("oci-layout");
         if !layout.exists() {
             s.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -263,6 +277,45 @@ impl Store {
             }
         }
         Ok(s)
+    }
+
+    /// Removes what killed processes left in `tmp/` (a load's extracted archive, a blob half
+    /// written): only while no [`Lease`] is held anywhere (so nothing is writing there) and only
+    /// entries untouched for a minute ([`Store::write_atomic`] writes there without a lease, for
+    /// milliseconds). Best effort.
+    fn sweep_tmp(&self) {
+        let Ok(f) = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("locks/gc.lock"))
+        else {
+            return;
+        };
+        if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            return;
+        }
+        let Ok(entries) = fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            let idle = m
+                .modified()
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|d| d.as_secs() >= 60);
+            if idle {
+                let _ = if m.is_dir() {
+                    fs::remove_dir_all(e.path())
+                } else {
+                    fs::remove_file(e.path())
+                };
+            }
+        }
     }
 
     /// The store's root directory.
@@ -381,6 +434,45 @@ impl Store {
         w.commit(expected)
     }
 
+    /// Stores a layer blob (compressed or not) from `reader`, checking while it streams that its
+    /// uncompressed content is the layer `diff_id`: on a mismatch nothing is stored. The blob is
+    /// then recorded as that layer's compressed form. With `expected`, the blob's own digest must
+    /// be that too (checked first). Returns its digest, size and compression.
+    pub fn put_layer_blob<R: Read>(
+        &self,
+        mut reader: R,
+        expected: Option<&Digest>,
+        diff_id: &Digest,
+    ) -> Result<(Digest, u64, Compression)> {
+        let mut w = self.blob_writer()?;
+        let mut d = layer::DiffIdWriter::new();
+        std::io::copy(&mut reader, &mut layer::Tee(&mut w, &mut d))
+            .ctx(|| format!("storing layer {diff_id}"))?;
+        let blob = w.inner.digest();
+        if let Some(exp) = expected
+            && *exp != blob
+        {
+            return Err(Error::DigestMismatch {
+                what: "layer blob".into(),
+                expected: exp.clone(),
+                actual: blob,
+            });
+        }
+        let (actual, c) = d
+            .finish()
+            .ctx(|| format!("decompressing layer blob {blob}"))?;
+        if actual != *diff_id {
+            return Err(Error::LayerMismatch {
+                blob,
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        let (b, size) = w.commit(None)?;
+        self.register_layer_blob(diff_id, &b, c)?;
+        Ok((b, size, c))
+    }
+
     /// Stores a small blob from memory.
     pub fn put_blob_bytes(&self, bytes: &[u8]) -> Result<Digest> {
         let d = Digest::of(bytes);
@@ -460,20 +552,50 @@ impl Store {
         Ok(LayerInfo::uncompressed(digest, size))
     }
 
-    /// Records that `blob` (compressed with `c`) holds the layer `diff_id` (done automatically for
-    /// manifests stored with [`Store::put_manifest`]).
+    /// Records that `blob` (compressed with `c`) holds the layer `diff_id`; the caller has verified
+    /// that it does ([`Store::verify_layer_blob`] does both). A record already naming a stored blob
+    /// is never replaced: a later image cannot change what an existing layer reads as.
     pub fn register_layer_blob(
         &self,
         diff_id: &Digest,
         blob: &Digest,
         c: Compression,
     ) -> Result<()> {
-        if c == Compression::None {
+        if c == Compression::None || self.layer_blob(diff_id, c).is_some() {
             return Ok(());
         }
         let dir = self.root.join("layerdb").join(diff_id.hex());
         fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
         self.write_atomic(&dir.join(c.name()), blob.as_str().as_bytes())
+    }
+
+    /// Checks that the stored blob `blob` is the layer `diff_id` (its uncompressed content hashes to
+    /// `diff_id`) and records it as that layer's compressed form. A blob that is the layer itself
+    /// or is already recorded for it is not read again.
+    pub fn verify_layer_blob(&self, diff_id: &Digest, blob: &Digest) -> Result<()> {
+        if !self.has_blob(blob) {
+            return Err(Error::BlobNotFound(blob.clone()));
+        }
+        if blob == diff_id
+            || [Compression::Gzip, Compression::Zstd]
+                .iter()
+                .any(|c| self.layer_blob(diff_id, *c).as_ref() == Some(blob))
+        {
+            return Ok(());
+        }
+        let mut r = BufReader::with_capacity(1 << 20, self.open_blob(blob)?);
+        let c = layer::detect(&mut r)?;
+        let mut h = crate::HashingReader::new(layer::decompress(r)?);
+        std::io::copy(&mut h, &mut std::io::sink()).ctx(|| format!("reading layer blob {blob}"))?;
+        let (_, actual, _) = h.finish();
+        if actual != *diff_id {
+            return Err(Error::LayerMismatch {
+                blob: blob.clone(),
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        self.register_layer_blob(diff_id, blob, c)
     }
 
     /// The stored blob holding `diff_id` in compression `c`, if any.
@@ -673,17 +795,62 @@ impl Store {
     }
 
     /// Stores a manifest (OCI or Docker schema 2) whose config and layer blobs are already in the
-    /// store, records compressed layer blobs, and points `tags` at it. Used by pulls and loads.
+    /// store, and points `tags` at it, once every layer is verified against the config's diff_ids
+    /// (see [`Store::put_manifests`]). Used by pulls and loads.
     pub fn put_manifest(&self, bytes: &[u8], tags: &[Reference]) -> Result<Image> {
+        let mut images = self.put_manifests(&[(bytes.to_vec(), tags.to_vec())])?;
+        Ok(images.remove(0))
+    }
+
+    /// Stores several manifests as one transaction: every layer blob of every image is verified to
+    /// be the layer its config's `diff_ids` names (compressed forms decompressed and hashed, unless
+    /// already verified), and only then are the manifests written and the tags moved, all in one
+    /// index update. On any error nothing visible has changed: no tag moved, no layer record
+    /// written for a layer that did not verify.
+    pub fn put_manifests(&self, images: &[(Vec<u8>, Vec<Reference>)]) -> Result<Vec<Image>> {
+        let _lease = self.lease()?;
+        let mut staged = Vec::new();
+        for (bytes, _) in images {
+            staged.push(self.verify_manifest(bytes)?);
+        }
+        let mut digests = Vec::new();
+        for ((bytes, _), mt) in images.iter().zip(&staged) {
+            digests.push((self.put_blob_bytes(bytes)?, mt.clone(), bytes.len() as u64));
+        }
+        self.update_index(|idx| {
+            for ((_, tags), (md, mt, size)) in images.iter().zip(&digests) {
+                let entry = |name: Option<&Reference>| IndexEntry {
+                    media_type: mt.clone(),
+                    digest: md.clone(),
+                    size: *size,
+                    annotations: name
+                        .map(|n| BTreeMap::from([(REF_NAME.to_string(), n.to_string())]))
+                        .unwrap_or_default(),
+                    extra: Default::default(),
+                };
+                for t in tags {
+                    set_tag(idx, t, entry(Some(t)));
+                }
+                if !idx.manifests.iter().any(|e| e.digest == *md) {
+                    idx.manifests.push(entry(None));
+                }
+            }
+            Ok(())
+        })?;
+        digests
+            .iter()
+            .map(|(md, _, _)| self.load_image(md))
+            .collect()
+    }
+
+    /// Checks a manifest before it is stored: it parses, its config is stored and parses, and each
+    /// layer blob is stored and is the layer its diff_id names. Returns the manifest's media type.
+    fn verify_manifest(&self, bytes: &[u8]) -> Result<String> {
         let manifest: ImageManifest =
             serde_json::from_slice(bytes).map_err(|e| Error::Invalid {
                 what: "image manifest".into(),
                 why: e.to_string(),
             })?;
-        let mt = match manifest.media_type() {
-            Some(m) => m.to_string(),
-            None => media_type::MANIFEST.to_string(),
-        };
         let cfg_digest = Digest::from_oci(manifest.config().digest())?;
         let config: ImageConfig =
             serde_json::from_slice(&self.read_blob(&cfg_digest)?).map_err(|e| Error::Invalid {
@@ -693,40 +860,20 @@ impl Store {
         if config.rootfs.diff_ids.len() != manifest.layers().len() {
             return Err(Error::Invalid {
                 what: "image manifest".into(),
-                why: "layer count differs from the config's diff_ids".into(),
+                why: format!(
+                    "{} layers but {} diff_ids in the config {cfg_digest}",
+                    manifest.layers().len(),
+                    config.rootfs.diff_ids.len()
+                ),
             });
         }
         for (diff_id, l) in config.rootfs.diff_ids.iter().zip(manifest.layers()) {
-            let b = Digest::from_oci(l.digest())?;
-            if !self.has_blob(&b) {
-                return Err(Error::BlobNotFound(b));
-            }
-            let c = Compression::from_media_type(l.media_type().as_ref());
-            if b != *diff_id {
-                self.register_layer_blob(diff_id, &b, c)?;
-            }
+            self.verify_layer_blob(diff_id, &Digest::from_oci(l.digest())?)?;
         }
-        let md = self.put_blob_bytes(bytes)?;
-        let size = bytes.len() as u64;
-        self.update_index(|idx| {
-            let entry = |name: Option<&Reference>| IndexEntry {
-                media_type: mt.clone(),
-                digest: md.clone(),
-                size,
-                annotations: name
-                    .map(|n| BTreeMap::from([(REF_NAME.to_string(), n.to_string())]))
-                    .unwrap_or_default(),
-                extra: Default::default(),
-            };
-            for t in tags {
-                set_tag(idx, t, entry(Some(t)));
-            }
-            if !idx.manifests.iter().any(|e| e.digest == md) {
-                idx.manifests.push(entry(None));
-            }
-            Ok(())
-        })?;
-        self.load_image(&md)
+        Ok(match manifest.media_type() {
+            Some(m) => m.to_string(),
+            None => media_type::MANIFEST.to_string(),
+        })
     }
 
     /// Records that the stored manifest `manifest_digest` was selected from the manifest list
@@ -1175,4 +1322,49 @@ fn set_tag(idx: &mut IndexFile, t: &Reference, entry: IndexEntry) {
     idx.manifests
         .retain(|e| !(e.digest == entry.digest && e.name().is_none()));
     idx.manifests.push(entry);
+}
+
+// ---- for `hoist system check --repair` ([`crate::check`]) ----
+
+impl Store {
+    /// Every index entry as (manifest digest, its name annotation when it has one).
+    pub fn index_entries(&self) -> Result<Vec<(Digest, Option<String>)>> {
+        Ok(self
+            .read_index()?
+            .manifests
+            .into_iter()
+            .map(|e| (e.digest, e.annotations.get(REF_NAME).cloned()))
+            .collect())
+    }
+
+    /// Removes every index entry pointing at `manifest` (tagged or not); returns the names removed.
+    pub fn drop_index_entries(&self, manifest: &Digest) -> Result<Vec<String>> {
+        self.update_index(|idx| {
+            let names = idx
+                .manifests
+                .iter()
+                .filter(|e| e.digest == *manifest)
+                .filter_map(|e| e.annotations.get(REF_NAME).cloned())
+                .collect();
+            idx.manifests.retain(|e| e.digest != *manifest);
+            Ok(names)
+        })
+    }
+
+    /// The GC lock held exclusively, without waiting: None while a [`Lease`] (a build, pull, load
+    /// or running container) holds the store. Nothing writes blobs or uses unpacked layers meanwhile.
+    pub fn try_exclusive(&self) -> Result<Option<File>> {
+        let p = self.root.join("locks/gc.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx(|| format!("opening {}", p.display()))?;
+        Ok(
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_ok()
+                .then_some(f),
+        )
+    }
 }

@@ -16,6 +16,15 @@ pub fn list_images(
     filters: &[String],
 ) -> Result<Vec<ImageSummary>> {
     let mut rows = store.list_images()?;
+    // Docker's size (uncompressed layer content), the same in every store: see [`crate::df`].
+    for row in &mut rows {
+        if let Ok(size) = store
+            .load_image(&row.manifest_digest)
+            .and_then(|img| crate::df::image_size(store, &img))
+        {
+            row.size = size;
+        }
+    }
     if let Some(r) = repository {
         let want = Reference::parse(r)?;
         let explicit_tag = r.rsplit('/').next().is_some_and(|l| l.contains(':'));
@@ -220,7 +229,7 @@ pub fn inspect(store: &Store, img: &Image) -> Result<Inspect> {
         architecture: c.architecture.clone(),
         variant: c.variant.clone(),
         os: c.os.clone(),
-        size: store.image_size(img),
+        size: crate::df::image_size(store, img).unwrap_or_else(|_| store.image_size(img)),
         graph_driver: json!({ "Data": null, "Name": "overlay2" }),
         root_fs: json!({ "Type": c.rootfs.kind, "Layers": c.rootfs.diff_ids }),
         metadata: json!({ "LastTagTime": "0001-01-01T00:00:00Z" }),
@@ -253,9 +262,11 @@ impl HistoryView {
     }
 }
 
-/// `docker history` output: newest entry first, the image ID on it and `<missing>` below.
-pub fn render_history(img: &Image, view: &HistoryView) -> String {
+/// `docker history` output: newest entry first, the image ID on it and `<missing>` below. Layer
+/// sizes are Docker's (see [`crate::df`]), the same in every store.
+pub fn render_history(store: &Store, img: &Image, view: &HistoryView) -> String {
     let layers = img.manifest.layers();
+    let diff_ids = &img.config.rootfs.diff_ids;
     let mut li = 0;
     let mut rows = Vec::new();
     for h in &img.config.history {
@@ -263,7 +274,11 @@ pub fn render_history(img: &Image, view: &HistoryView) -> String {
             0
         } else {
             li += 1;
-            layers.get(li - 1).map(|l| l.size()).unwrap_or(0)
+            diff_ids
+                .get(li - 1)
+                .and_then(|d| crate::df::layer_size(store, d).ok())
+                .or_else(|| layers.get(li - 1).map(|l| l.size()))
+                .unwrap_or(0)
         };
         rows.push((h, size));
     }

@@ -255,3 +255,67 @@ fn unpacked_layers_stack_as_overlay_lowers_with_whiteouts() {
     assert_eq!(seen.0, ["dir", "keep"], "the whiteout hides `a`");
     assert_eq!(seen.1, ["new"], "the opaque dir hides the lower `dir/old`");
 }
+
+/// The manifest of `image` with its one layer replaced by the blob `layer` (media type `mt`).
+fn manifest_over(image: &hoist_image::Image, layer: &Digest, size: u64, mt: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": image.config_digest,
+            "size": image.manifest.config().size(),
+        },
+        "layers": [{ "mediaType": mt, "digest": layer, "size": size }],
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_manifest_whose_layers_are_not_its_diff_ids_is_refused_and_changes_nothing() {
+    let (_d, s) = store();
+    let good = image_with(&s, b"good", Some("good:1"));
+    let diff_id = good.config.rootfs.diff_ids[0].clone();
+    let gz = s.compressed_layer(&diff_id, Compression::Gzip).unwrap();
+    let gz = Digest::from_oci(gz.digest()).unwrap();
+    let other = image_with(&s, b"other", None);
+    let other_gz = s
+        .compressed_layer(&other.config.rootfs.diff_ids[0], Compression::Gzip)
+        .unwrap();
+    let other_gz_digest = Digest::from_oci(other_gz.digest()).unwrap();
+    let index_before = fs::read(s.root().join("index.json")).unwrap();
+    for (blob, size, mt) in [
+        // Another layer's gzip blob, or its uncompressed blob, under good's diff_id.
+        (
+            &other_gz_digest,
+            other_gz.size(),
+            hoist_image::media_type::LAYER_GZIP,
+        ),
+        (
+            &other.config.rootfs.diff_ids[0],
+            s.blob_size(&other.config.rootfs.diff_ids[0]).unwrap(),
+            hoist_image::media_type::LAYER,
+        ),
+    ] {
+        let bytes = manifest_over(&good, blob, size, mt);
+        let err = s
+            .put_manifest(&bytes, &[Reference::parse("good:1").unwrap()])
+            .unwrap_err();
+        assert!(matches!(err, Error::LayerMismatch { .. }), "{err}");
+        assert_eq!(fs::read(s.root().join("index.json")).unwrap(), index_before);
+        assert_eq!(s.layer_blob(&diff_id, Compression::Gzip), Some(gz.clone()));
+    }
+    // A record naming a stored blob is never repointed, even by a caller that skips verification.
+    s.register_layer_blob(&diff_id, &other_gz_digest, Compression::Gzip)
+        .unwrap();
+    assert_eq!(s.layer_blob(&diff_id, Compression::Gzip), Some(gz.clone()));
+    // The true gzip form verifies and is stored.
+    let bytes = manifest_over(
+        &good,
+        &gz,
+        s.blob_size(&gz).unwrap(),
+        hoist_image::media_type::LAYER_GZIP,
+    );
+    s.put_manifest(&bytes, &[Reference::parse("gz:1").unwrap()])
+        .unwrap();
+}

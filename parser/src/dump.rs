@@ -5,7 +5,7 @@ use unicode_general_category::{GeneralCategory as G, get_general_category};
 use crate::ast::{Ast, Node};
 
 /// Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space.
-fn is_print(c: char) -> bool {
+pub(crate) fn is_print(c: char) -> bool {
     if c.is_ascii() {
         return (' '..='~').contains(&c);
     }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::ast::{Ast, Node};
 use crate::error::ParseError;
-use crate::instructions::{Dockerfile, Instruction, PLATFORM_ARGS, PROXY_ARGS, ShellOrExec};
+use crate::instructions::{Dockerfile, Instruction, PLATFORM_ARGS, ShellOrExec};
 use crate::shell::{EmptyEnv, Lexer};
 
 /// One lint finding.
@@ -72,12 +72,33 @@ impl CheckConfig {
     }
 }
 
+/// ARGs BuildKit defines for FROM lines beside the platform ones (not the proxy ARGs).
+const MORE_FROM_ARGS: [&str; 3] = ["BUILDOSVERSION", "TARGETOSVERSION", "TARGETSTAGE"];
+
 /// Build args every Dockerfile may use in FROM without declaring them.
 fn predefined(name: &str) -> bool {
-    PLATFORM_ARGS.contains(&name) || PROXY_ARGS.contains(&name)
+    PLATFORM_ARGS.contains(&name) || MORE_FROM_ARGS.contains(&name)
 }
 
-/// Words that make an ARG/ENV name look like a secret.
+/// BuildKit's suggestion for a misspelt name (`suggest.Search`): the first option at the
+/// smallest Levenshtein distance under 3, case-sensitive; none when `name` is an option.
+pub fn suggest<'a>(name: &str, options: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best = None;
+    let mut min = 3;
+    for opt in options {
+        if opt == name {
+            return None;
+        }
+        let d = strsim::levenshtein(name, opt);
+        if d < min {
+            min = d;
+            best = Some(opt);
+        }
+    }
+    best
+}
+
+/// Words that make an ARG/ENV name look like a secret (BuildKit's `secretTokens`).
 const SECRET_TOKENS: [&str; 10] = [
     "apikey",
     "auth",
@@ -91,10 +112,48 @@ const SECRET_TOKENS: [&str; 10] = [
     "token",
 ];
 
+/// Words that clear such a name (BuildKit's `allowTokens`): `SSH_PUBLIC_KEY`, `KEY_FILE`.
+const ALLOW_TOKENS: [&str; 3] = ["public", "file", "version"];
+
+/// BuildKit's `(?i)(?:_|^)(?:token)(?:_|$)` deny and allow patterns: a `_`-separated word of the
+/// name is a secret token and none is an allow token.
 fn looks_secret(name: &str) -> bool {
-    name.to_lowercase()
-        .split('_')
-        .any(|t| SECRET_TOKENS.contains(&t))
+    let lower = name.to_lowercase();
+    let words: Vec<&str> = lower.split('_').collect();
+    words.iter().any(|t| SECRET_TOKENS.contains(t))
+        && !words.iter().any(|t| ALLOW_TOKENS.contains(t))
+}
+
+/// BuildKit's EXPOSE checks on one port word as written (words with variables are skipped):
+/// an upper-case protocol, an IP or host port.
+fn expose_findings(word: &str) -> Vec<(&'static str, String)> {
+    if word.contains('$') {
+        return Vec::new();
+    }
+    let parts: Vec<&str> = word.split(':').collect();
+    let container = parts[parts.len() - 1];
+    let (_, proto) = container.split_once('/').unwrap_or((container, "tcp"));
+    let mut out = Vec::new();
+    if proto != proto.to_lowercase() {
+        out.push((
+            "ExposeProtoCasing",
+            format!("Defined protocol '{word}' in EXPOSE instruction should be lowercase"),
+        ));
+    }
+    let ip_or_host = match parts.len() {
+        1 => false,
+        2 => !parts[0].is_empty(),
+        n => !parts[..n - 1].iter().all(|p| p.is_empty()),
+    };
+    if ip_or_host {
+        out.push((
+            "ExposeInvalidFormat",
+            format!(
+                "EXPOSE instruction should not define an IP address or host-port mapping, found '{word}'"
+            ),
+        ));
+    }
+    out
 }
 
 fn casing(word: &str) -> Option<bool> {
@@ -140,9 +199,15 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
         );
     }
 
-    // ConsistentInstructionCasing: flag keywords not in the majority's case.
+    // ConsistentInstructionCasing: flag keywords not in the majority's case (ties: upper). As
+    // BuildKit, only stages count: not the global ARGs before the first FROM.
+    let stage_nodes: Vec<&Node> = ast
+        .children
+        .iter()
+        .skip_while(|n| n.name() != "from")
+        .collect();
     let (mut upper, mut lower) = (0, 0);
-    for n in &ast.children {
+    for n in &stage_nodes {
         match casing(&n.keyword) {
             Some(true) => upper += 1,
             Some(false) => lower += 1,
@@ -150,7 +215,7 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
         }
     }
     let majority_upper = upper >= lower;
-    for n in &ast.children {
+    for n in &stage_nodes {
         if casing(&n.keyword) != Some(majority_upper) {
             let case = if majority_upper {
                 "uppercase"
@@ -168,20 +233,7 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
         }
     }
 
-    for c in &df.global_args {
-        if let Instruction::Arg(decls) = &c.instruction {
-            for a in decls.iter().filter(|a| looks_secret(&a.name)) {
-                warn(
-                    "SecretsUsedInArgOrEnv",
-                    c.source.start_line,
-                    format!(
-                        "Do not use ARG or ENV instructions for sensitive data (ARG {})",
-                        crate::dump::go_quote(&a.name)
-                    ),
-                );
-            }
-        }
-    }
+    // (Global ARGs are not checked for secrets: BuildKit checks ARG and ENV in stages only.)
     let globals: Vec<String> = df.global_arg_decls().into_iter().map(|a| a.name).collect();
     let mut seen_names: Vec<String> = Vec::new();
     let lex = {
@@ -190,6 +242,8 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
         l
     };
     let from_nodes: Vec<&Node> = ast.children.iter().filter(|n| n.name() == "from").collect();
+    // Per stage (by name): whether SHELL and WORKDIR were set by its end.
+    let mut stage_flags: Vec<(Option<String>, (bool, bool))> = Vec::new();
     for (stage, node) in df.stages.iter().zip(from_nodes) {
         let line = stage.source.start_line;
         if let (Some(name), Some(written)) = (&stage.name, node.args.get(2)) {
@@ -236,42 +290,78 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
             }
             seen_names.push(name.clone());
         }
-        if let Some(p) = &stage.platform {
-            if p == "$TARGETPLATFORM" || p == "${TARGETPLATFORM}" {
-                warn(
-                    "RedundantTargetPlatform",
-                    line,
-                    format!(
-                        "Setting platform to predefined {p} in FROM is redundant as this is the default behavior"
-                    ),
-                );
-            } else if !p.contains('$') {
-                warn(
-                    "FromPlatformFlagConstDisallowed",
-                    line,
-                    format!(
-                        "FROM --platform flag should not use constant value {}",
-                        crate::dump::go_quote(p)
-                    ),
-                );
-            }
-        }
         for expr in std::iter::once(&stage.base).chain(stage.platform.iter()) {
             if let Ok(e) = lex.process(expr, &EmptyEnv) {
                 for v in e.unmatched {
                     if !globals.contains(&v) && !predefined(&v) {
+                        let options = globals
+                            .iter()
+                            .map(String::as_str)
+                            .chain(PLATFORM_ARGS)
+                            .chain(MORE_FROM_ARGS);
+                        let hint = suggest(&v, options)
+                            .map(|m| format!(" (did you mean {m}?)"))
+                            .unwrap_or_default();
                         warn(
                             "UndefinedArgInFrom",
                             line,
-                            format!("FROM argument '{v}' is not declared"),
+                            format!("FROM argument '{v}' is not declared{hint}"),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(p) = &stage.platform {
+            // As BuildKit: redundant when TARGETPLATFORM alone was substituted and the result is
+            // its value; constant when nothing was substituted and the value parses, unless the
+            // stage name mentions its OS or architecture.
+            const MARK: &str = "\u{1}target\u{1}";
+            let target = [("TARGETPLATFORM", MARK)];
+            let plain = Lexer::new(df.escape);
+            if let Ok(e) = plain.process(p, &target) {
+                let only_target = e.matched.len() == 1
+                    && e.matched.contains("TARGETPLATFORM")
+                    && e.unmatched.is_empty();
+                if only_target && e.result == MARK {
+                    warn(
+                        "RedundantTargetPlatform",
+                        line,
+                        format!(
+                            "Setting platform to predefined {p} in FROM is redundant as this is the default behavior"
+                        ),
+                    );
+                } else if e.matched.is_empty()
+                    && e.unmatched.is_empty()
+                    && let Ok(parsed) = crate::values::parse_platform(&e.result)
+                {
+                    let name = stage.name.as_deref().unwrap_or("");
+                    if !name.contains(parsed.os.as_str())
+                        && !name.contains(parsed.architecture.as_str())
+                    {
+                        warn(
+                            "FromPlatformFlagConstDisallowed",
+                            line,
+                            format!(
+                                "FROM --platform flag should not use constant value {}",
+                                crate::dump::go_quote(&e.result)
+                            ),
                         );
                     }
                 }
             }
         }
 
-        let mut shell_set = false;
-        let mut abs_workdir = false;
+        // A stage built on an earlier one starts with its SHELL and WORKDIR state (BuildKit's
+        // image config and `workdirSet` carry over).
+        let base = lex
+            .process_word(&stage.base, &EmptyEnv)
+            .unwrap_or_default()
+            .to_lowercase();
+        let (mut shell_set, mut workdir_set) = stage_flags
+            .iter()
+            .rev()
+            .find(|(n, _)| n.as_deref() == Some(base.as_str()))
+            .map_or((false, false), |(_, f)| *f);
         let mut last: Vec<(&str, usize)> = Vec::new();
         for c in &stage.commands {
             let line = c.source.start_line;
@@ -301,9 +391,9 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
                     "Maintainer instruction is deprecated in favor of using label".into(),
                 ),
                 Instruction::Workdir(w) => {
-                    if w.starts_with('/') || w.starts_with('$') {
-                        abs_workdir = true;
-                    } else if !abs_workdir {
+                    // Only the first WORKDIR is checked; a variable is taken as absolute.
+                    let relative = !(w.starts_with('/') || w.starts_with('$'));
+                    if relative && !workdir_set {
                         warn(
                             "WorkdirRelativePath",
                             line,
@@ -312,6 +402,17 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
                                 crate::dump::go_quote(w)
                             ),
                         );
+                    }
+                    workdir_set = true;
+                }
+                Instruction::Expose(words) => {
+                    // In BuildKit's order: the words sorted as written.
+                    let mut sorted = words.clone();
+                    sorted.sort();
+                    for w in &sorted {
+                        for (rule, message) in expose_findings(w) {
+                            warn(rule, line, message);
+                        }
                     }
                 }
                 Instruction::Env(kvs) | Instruction::Label(kvs) => {
@@ -357,6 +458,7 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
                 _ => {}
             }
         }
+        stage_flags.push((stage.name.clone(), (shell_set, workdir_set)));
         for kw in ["CMD", "ENTRYPOINT", "HEALTHCHECK"] {
             let lines: Vec<usize> = last
                 .iter()
@@ -394,7 +496,8 @@ pub enum BaseEnv {
 /// WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL; RUN, CMD and ENTRYPOINT are the shell's business)
 /// that nothing defines at that point: no ARG before it in its stage, no earlier ENV line, not the
 /// environment the stage starts from. A stage built on an earlier stage starts from that stage's
-/// environment; one built on an image from what `base_env(stage index)` says of it.
+/// environment and ARGs (declared with or without a value); one built on an image from what
+/// `base_env(stage index)` says of it.
 /// `${VAR:-default}` and the other modifiers handle an unset variable on purpose: not reported.
 pub fn undefined_vars(df: &Dockerfile, base_env: &dyn Fn(usize) -> BaseEnv) -> Vec<LintWarning> {
     let lex = Lexer::new(df.escape);
@@ -450,10 +553,8 @@ pub fn undefined_vars(df: &Dockerfile, base_env: &dyn Fn(usize) -> BaseEnv) -> V
                         {
                             continue;
                         }
-                        let hint = defined
-                            .iter()
-                            .find(|(k, _)| k.eq_ignore_ascii_case(&name))
-                            .map(|(k, _)| format!(" (did you mean ${k}?)"))
+                        let hint = suggest(&name, defined.iter().map(|(k, _)| k.as_str()))
+                            .map(|k| format!(" (did you mean ${k}?)"))
                             .unwrap_or_default();
                         if !report {
                             continue;
@@ -504,7 +605,12 @@ pub fn undefined_vars(df: &Dockerfile, base_env: &dyn Fn(usize) -> BaseEnv) -> V
                 _ => {}
             }
         }
-        finals.push((stage.name.clone(), env));
+        // A stage built on this one sees its ENV and every ARG it declared (BuildKit's
+        // dispatch state passes its environment and build args on).
+        finals.push((
+            stage.name.clone(),
+            defined.into_iter().map(|(k, _)| k).collect(),
+        ));
     }
     out.sort_by_key(|w| w.line);
     out

@@ -250,6 +250,24 @@ struct ShellWord<'a, E: Env + ?Sized> {
 /// Deepest `${...${...}}` nesting accepted (BuildKit has none; this guards the stack).
 const MAX_NESTING: usize = 200;
 
+/// The longest expansion of one word, in bytes. BuildKit has no limit, so a chain of ARGs that
+/// doubles at each step (`ARG B=$A$A`, ...) eats all memory; `hoist serve` builds untrusted files.
+/// 4 MiB is 32 times what Linux accepts for one exec argument or environment string
+/// (MAX_ARG_STRLEN, 128 KiB), so no RUN can use a longer value anyway, and leaves room for large
+/// expanded COPY heredocs.
+pub const MAX_EXPANSION: usize = 4 << 20;
+
+/// How many pattern-match cells one `${V/p/r}` may compute (a fraction of a second): a long value
+/// and a pattern with `*` cost quadratic time.
+const MAX_PATTERN_WORK: usize = 50_000_000;
+
+fn too_long() -> String {
+    format!(
+        "expansion exceeds {} MiB (the limit on one expanded word)",
+        MAX_EXPANSION >> 20
+    )
+}
+
 type Res<T> = Result<T, String>;
 
 impl<E: Env + ?Sized> ShellWord<'_, E> {
@@ -299,6 +317,9 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
                 self.next();
                 return Ok((result, words.finish()));
             }
+            if result.len() > MAX_EXPANSION {
+                return Err(too_long());
+            }
             if ch == '$' {
                 let tmp = self.process_dollar()?;
                 result.push_str(&tmp);
@@ -339,6 +360,9 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
             return Err(format!(
                 "unexpected end of statement while looking for matching {stop}"
             ));
+        }
+        if result.len() > MAX_EXPANSION {
+            return Err(too_long());
         }
         Ok((result, words.finish()))
     }
@@ -407,6 +431,9 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
                 Some('$') => {
                     let v = self.process_dollar()?;
                     result.push_str(&v);
+                    if result.len() > MAX_EXPANSION {
+                        return Err(too_long());
+                    }
                 }
                 Some(_) => {
                     let mut ch = self.next().unwrap_or_default();
@@ -592,7 +619,7 @@ impl<E: Env + ?Sized> ShellWord<'_, E> {
                 let value = value.unwrap_or_default();
                 let pat = Pattern::parse(&pattern, true)
                     .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
-                Ok(pat.replace(&value, &replacement, replace_all))
+                pat.replace(&value, &replacement, replace_all)
             }
             _ => Err(format!("unsupported modifier ({chs}) in substitution")),
         }
@@ -647,12 +674,16 @@ impl Pattern {
         Ok(Pattern { toks })
     }
 
-    /// Whether the whole of `s` matches the pattern (dynamic programming, no backtracking).
-    fn matches(&self, s: &[char]) -> bool {
+    /// For each `j`, whether the pattern matches exactly `s[..j]` (dynamic programming, no
+    /// backtracking, one pass per token).
+    fn prefix_matches(&self, s: &[char]) -> Vec<bool> {
         // reach[j]: the tokens seen so far can match exactly s[..j].
         let mut reach = vec![false; s.len() + 1];
         reach[0] = true;
         for tok in &self.toks {
+            if !reach.contains(&true) {
+                break;
+            }
             let mut next = vec![false; s.len() + 1];
             match tok {
                 Tok::Star => {
@@ -673,16 +704,30 @@ impl Pattern {
             }
             reach = next;
         }
-        reach[s.len()]
+        reach
+    }
+
+    /// The pattern read backwards: it matches a reversed string where this one matches the
+    /// string.
+    fn reversed(&self) -> Pattern {
+        Pattern {
+            toks: self.toks.iter().rev().copied().collect(),
+        }
     }
 
     /// Length of the shortest (or longest) prefix of `s` that matches.
     fn prefix_len(&self, s: &[char], greedy: bool) -> Option<usize> {
+        let m = self.prefix_matches(s);
         if greedy {
-            (0..=s.len()).rev().find(|&n| self.matches(&s[..n]))
+            m.iter().rposition(|&b| b)
         } else {
-            (0..=s.len()).find(|&n| self.matches(&s[..n]))
+            m.iter().position(|&b| b)
         }
+    }
+
+    /// The longest text a match can span, when the pattern has no `*`.
+    fn fixed_len(&self) -> Option<usize> {
+        (!self.toks.contains(&Tok::Star)).then_some(self.toks.len())
     }
 
     fn trim_prefix(&self, value: &str, greedy: bool) -> String {
@@ -695,29 +740,59 @@ impl Pattern {
 
     fn trim_suffix(&self, value: &str, greedy: bool) -> String {
         let s: Vec<char> = value.chars().collect();
-        let found = if greedy {
-            (0..=s.len()).find(|&i| self.matches(&s[i..]))
-        } else {
-            (0..=s.len()).rev().find(|&i| self.matches(&s[i..]))
-        };
-        match found {
-            Some(i) => s[..i].iter().collect(),
+        // Suffixes of `s` matching: prefixes of reversed `s` matching the reversed pattern.
+        let rev: Vec<char> = s.iter().rev().copied().collect();
+        let len = self.reversed().prefix_len(&rev, greedy);
+        match len {
+            Some(n) => s[..s.len() - n].iter().collect(),
             None => value.to_string(),
         }
     }
 
-    /// Leftmost-longest match starting at or after `from`: (start, end).
-    fn find(&self, s: &[char], from: usize) -> Option<(usize, usize)> {
-        (from..=s.len()).find_map(|i| self.prefix_len(&s[i..], true).map(|n| (i, i + n)))
+    /// Leftmost-longest match starting at or after `from`: (start, end). `work` counts the
+    /// cells computed, bounded by [`MAX_PATTERN_WORK`].
+    fn find(&self, s: &[char], from: usize, work: &mut usize) -> Res<Option<(usize, usize)>> {
+        let first = match self.toks.first() {
+            Some(Tok::Lit(c)) => Some(*c),
+            _ => None,
+        };
+        let leading_star = self.toks.first() == Some(&Tok::Star);
+        let mut skip_to = from;
+        for i in from..=s.len() {
+            if i < skip_to || (first.is_some() && s.get(i).copied() != first) {
+                continue;
+            }
+            let end = self.fixed_len().map_or(s.len(), |n| (i + n).min(s.len()));
+            *work += (end - i + 1) * self.toks.len().max(1);
+            if *work > MAX_PATTERN_WORK {
+                return Err("pattern substitution too costly on a value this long".into());
+            }
+            if let Some(n) = self.prefix_len(&s[i..end], true) {
+                return Ok(Some((i, i + n)));
+            }
+            if leading_star {
+                // `*P` failing at i fails at every later start on the same line (the star could
+                // have absorbed the characters in between): go on after the next newline.
+                skip_to = s[i..]
+                    .iter()
+                    .position(|&c| c == '\n')
+                    .map_or(s.len() + 1, |p| i + p + 1);
+            }
+        }
+        Ok(None)
     }
 
-    fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
+    fn replace(&self, value: &str, replacement: &str, all: bool) -> Res<String> {
         let s: Vec<char> = value.chars().collect();
         let mut out = String::new();
         let mut last_end = 0;
         let mut search = 0;
+        let mut work = 0;
         while search <= s.len() {
-            let Some((a, b)) = self.find(&s, search) else {
+            if out.len() > MAX_EXPANSION {
+                return Err(too_long());
+            }
+            let Some((a, b)) = self.find(&s, search, &mut work)? else {
                 break;
             };
             out.extend(&s[last_end..a]);
@@ -731,7 +806,7 @@ impl Pattern {
             search = if b > search { b } else { search + 1 };
         }
         out.extend(&s[last_end.min(s.len())..]);
-        out
+        Ok(out)
     }
 }
 

@@ -59,10 +59,108 @@ fn from_args_and_platform() {
             "FROM --platform=linux/amd64 alpine:$TAG\nFROM --platform=$TARGETPLATFORM alpine\nFROM --platform=$BUILDPLATFORM alpine\n"
         ),
         [
-            ("FromPlatformFlagConstDisallowed", 1),
             ("UndefinedArgInFrom", 1),
+            ("FromPlatformFlagConstDisallowed", 1),
             ("RedundantTargetPlatform", 2)
         ]
+    );
+}
+
+fn messages(src: &str) -> Vec<(&'static str, usize, String)> {
+    run(src)
+        .into_iter()
+        .map(|w| (w.rule, w.line, w.message))
+        .collect()
+}
+
+#[test]
+fn platform_rules_follow_buildkit() {
+    // A constant platform is fine when the stage name mentions its OS or architecture; a quoted
+    // or braced $TARGETPLATFORM is still redundant; a platform mixing variables is neither.
+    assert_eq!(
+        rules(
+            "FROM --platform=linux/arm64 alpine AS build-arm64
+FROM --platform=\"${TARGETPLATFORM}\" alpine
+FROM --platform=${TARGETOS}/amd64 alpine
+FROM --platform=linux/amd64 alpine AS x
+"
+        ),
+        [
+            ("RedundantTargetPlatform", 2),
+            ("FromPlatformFlagConstDisallowed", 4)
+        ]
+    );
+    // Proxy ARGs are not FROM args; a near miss gets BuildKit's suggestion.
+    assert_eq!(
+        messages(
+            "ARG VERSION=1\nFROM alpine:$VERSON\nFROM $HTTP_PROXY\nFROM alpine:$TARGETSTAGE\n"
+        ),
+        [
+            (
+                "UndefinedArgInFrom",
+                2,
+                "FROM argument 'VERSON' is not declared (did you mean VERSION?)".to_string()
+            ),
+            (
+                "UndefinedArgInFrom",
+                3,
+                "FROM argument 'HTTP_PROXY' is not declared".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn secrets_use_buildkits_deny_and_allow_tokens() {
+    let flagged: Vec<String> = run("ARG GLOBAL_TOKEN\nFROM alpine\nARG SSH_PUBLIC_KEY GPG_KEY_FILE KEY_VERSION AWS_SECRET_ACCESS_KEY\nENV MY_KEY_ID=1 PASSWORD=x KEYS=1 APIKEY=1 PUBLIC_AUTH_TOKEN=1\n")
+        .into_iter()
+        .filter(|w| w.rule == "SecretsUsedInArgOrEnv")
+        .map(|w| w.message)
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            "Do not use ARG or ENV instructions for sensitive data (ARG \"AWS_SECRET_ACCESS_KEY\")",
+            "Do not use ARG or ENV instructions for sensitive data (ENV \"MY_KEY_ID\")",
+            "Do not use ARG or ENV instructions for sensitive data (ENV \"PASSWORD\")",
+            "Do not use ARG or ENV instructions for sensitive data (ENV \"APIKEY\")",
+        ]
+    );
+}
+
+#[test]
+fn expose_rules() {
+    assert_eq!(
+        messages("FROM alpine\nEXPOSE 80/TCP 127.0.0.1:8080:80 9000:90/udp 53/udp $P/UDP\n"),
+        [
+            (
+                "ExposeInvalidFormat",
+                2,
+                "EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:8080:80'".to_string()
+            ),
+            (
+                "ExposeProtoCasing",
+                2,
+                "Defined protocol '80/TCP' in EXPOSE instruction should be lowercase".to_string()
+            ),
+            (
+                "ExposeInvalidFormat",
+                2,
+                "EXPOSE instruction should not define an IP address or host-port mapping, found '9000:90/udp'".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn stage_state_carries_over_to_stages_built_on_it() {
+    // SHELL set in the base stage: no JSONArgsRecommended in the child; only the first WORKDIR
+    // of a chain of stages is checked; global ARGs do not count for instruction casing.
+    assert_eq!(
+        rules(
+            "arg V=1\nFROM alpine AS base\nSHELL [\"/bin/bash\", \"-c\"]\nWORKDIR app\nWORKDIR more\nFROM base\nCMD echo hi\nWORKDIR again\nFROM alpine\nCMD echo hi\n"
+        ),
+        [("WorkdirRelativePath", 4), ("JSONArgsRecommended", 10)]
     );
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use hoist_image::layer::{Compression, DiffIdWriter};
 use reqwest::header::{self, HeaderMap};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -558,7 +559,25 @@ impl Client {
         dest: &Path,
         on_bytes: &OnBytes,
     ) -> Result<()> {
-        let result = self.fetch_blob_inner(r, desc, dest, on_bytes).await;
+        self.fetch_layer(r, desc, None, dest, on_bytes)
+            .await
+            .map(drop)
+    }
+
+    /// [`Client::fetch_blob`] for a layer whose uncompressed digest must be `diff_id` (the image
+    /// config's): checked while the blob streams, by decompressing it on the fly. Returns the
+    /// blob's compression when `diff_id` was given and matched.
+    pub async fn fetch_layer(
+        &self,
+        r: &ImageRef,
+        desc: &Descriptor,
+        diff_id: Option<&str>,
+        dest: &Path,
+        on_bytes: &OnBytes,
+    ) -> Result<Option<Compression>> {
+        let result = self
+            .fetch_blob_inner(r, desc, diff_id, dest, on_bytes)
+            .await;
         if result.is_err() {
             let _ = tokio::fs::remove_file(dest).await;
         }
@@ -569,9 +588,11 @@ impl Client {
         &self,
         r: &ImageRef,
         desc: &Descriptor,
+        diff_id: Option<&str>,
         dest: &Path,
         on_bytes: &OnBytes,
-    ) -> Result<()> {
+    ) -> Result<Option<Compression>> {
+        let mut layer = diff_id.map(|_| DiffIdWriter::new());
         let url = self.url(r, &format!("blobs/{}", desc.digest));
         let mut file = tokio::fs::File::create(dest)
             .await
@@ -598,6 +619,7 @@ impl Client {
                 file.set_len(0).await?;
                 file.seek(std::io::SeekFrom::Start(0)).await?;
                 hasher = Hasher::for_digest(&desc.digest)?;
+                layer = diff_id.map(|_| DiffIdWriter::new());
                 on_bytes(-(written as i64));
                 written = 0;
             }
@@ -616,6 +638,11 @@ impl Client {
                             );
                         }
                         hasher.update(&chunk);
+                        if let Some(l) = &mut layer {
+                            std::io::Write::write_all(l, &chunk).with_context(|| {
+                                format!("layer {} from {}: decompressing", desc.digest, r.name())
+                            })?;
+                        }
                         file.write_all(&chunk).await?;
                         on_bytes(chunk.len() as i64);
                     }
@@ -661,7 +688,21 @@ impl Client {
                 desc.digest
             );
         }
-        Ok(())
+        let (Some(l), Some(want)) = (layer, diff_id) else {
+            return Ok(None);
+        };
+        let (actual, c) = l
+            .finish()
+            .with_context(|| format!("layer {} from {}: decompressing", desc.digest, r.name()))?;
+        if actual.as_str() != want {
+            bail!(
+                "layer {} from {} does not match the image config: its content is {actual} but \
+                 the config's rootfs.diff_ids say {want}",
+                desc.digest,
+                r.name()
+            );
+        }
+        Ok(Some(c))
     }
 
     /// Puts a blob into the repository unless it is there: HEAD first, then a cross-repository

@@ -15,6 +15,7 @@ use crate::digest::short;
 use crate::manifest::{Descriptor, Index, Manifest, Platform, is_index, select_platform};
 use crate::progress::Progress;
 use crate::reference::ImageRef;
+use hoist_image::layer::Compression;
 
 /// The local side of a transfer: where pulled blobs land and pushed ones are read from. The image
 /// crate's store implements it; [`crate::layout::LayoutStore`] does for an OCI layout directory.
@@ -38,6 +39,11 @@ pub trait ContentStore: Send + Sync {
     /// `layer` is then in the store and need not be downloaded.
     fn reuse_layer(&self, _diff_id: &str, _layer: &Descriptor) -> bool {
         false
+    }
+    /// Told that the stored blob `blob` (compressed with `c`) was verified, as it streamed, to be
+    /// the layer `diff_id`, so recording the image need not read it again.
+    fn layer_verified(&self, _diff_id: &str, _blob: &str, _c: Compression) -> Result<()> {
+        Ok(())
     }
     /// A hold that keeps garbage collection off while a transfer runs (dropped at the end).
     fn hold(&self) -> Result<Option<Box<dyn Send>>> {
@@ -101,10 +107,24 @@ pub async fn fetch_blobs(
     max_concurrent: usize,
     progress: &Progress,
 ) -> Result<usize> {
+    let blobs: Vec<(&Descriptor, Option<&str>)> = blobs.iter().map(|d| (d, None)).collect();
+    fetch_verified(client, store, repo, &blobs, max_concurrent, progress).await
+}
+
+/// [`fetch_blobs`] where a blob paired with a diff_id is a layer that must decompress to it
+/// (checked while it streams; a mismatch fails before the blob is stored).
+async fn fetch_verified(
+    client: &Client,
+    store: &dyn ContentStore,
+    repo: &ImageRef,
+    blobs: &[(&Descriptor, Option<&str>)],
+    max_concurrent: usize,
+    progress: &Progress,
+) -> Result<usize> {
     let downloaded = AtomicUsize::new(0);
     let tmp = store.temp_dir()?;
     stream::iter(blobs.iter().map(Ok::<_, anyhow::Error>))
-        .try_for_each_concurrent(max_concurrent.max(1), |desc| {
+        .try_for_each_concurrent(max_concurrent.max(1), |&(desc, diff_id)| {
             let tmp = &tmp;
             let downloaded = &downloaded;
             async move {
@@ -119,10 +139,13 @@ pub async fn fetch_blobs(
                     .tempfile_in(tmp)
                     .with_context(|| format!("creating a temp file in {}", tmp.display()))?;
                 let path = file.path().to_path_buf();
-                client
-                    .fetch_blob(repo, desc, &path, &bar.on_bytes())
+                let verified = client
+                    .fetch_layer(repo, desc, diff_id, &path, &bar.on_bytes())
                     .await?;
                 store.commit_blob(&path, &desc.digest)?;
+                if let (Some(c), Some(d)) = (verified, diff_id) {
+                    store.layer_verified(d, &desc.digest, c)?;
+                }
                 drop(file);
                 downloaded.fetch_add(1, Ordering::Relaxed);
                 bar.finish("Pull complete");
@@ -207,15 +230,19 @@ pub async fn pull(
         store.put_bytes(&config, &manifest.config.digest)?;
         downloaded += 1;
     }
-    downloaded += fetch_blobs(
-        client,
-        store,
-        r,
-        &manifest.layers,
-        opts.max_concurrent,
-        progress,
-    )
-    .await?;
+    // Each layer is checked against its diff_id while it downloads (when the config names one
+    // per layer; otherwise recording the image refuses it).
+    let layers: Vec<(&Descriptor, Option<&str>)> = if diff_ids.len() == manifest.layers.len() {
+        manifest
+            .layers
+            .iter()
+            .zip(&diff_ids)
+            .map(|(l, d)| (l, Some(d.as_str())))
+            .collect()
+    } else {
+        manifest.layers.iter().map(|l| (l, None)).collect()
+    };
+    downloaded += fetch_verified(client, store, r, &layers, opts.max_concurrent, progress).await?;
     store.put_bytes(&body, &digest)?;
     if let (Some(ib), Some(id)) = (&index_body, &index_digest) {
         store.put_bytes(ib, id)?;

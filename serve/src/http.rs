@@ -2,7 +2,9 @@
 //!
 //! - `POST /hooks/<repo>`: any supported webhook for a configured repository (`/hooks` alone routes by
 //!   the payload's repository full name). 202 with the queued build ids, 200 for pings and pushes that
-//!   match no rule, 401 for a bad signature (nothing queued), 404 for an unknown repository.
+//!   match no rule, 401 for a bad signature (nothing queued), 404 for an unknown repository, 409 for a
+//!   push whose delivery id was seen before (a replay: nothing queued; the id is kept in the queue
+//!   database, see [`crate::queue::DELIVERY_TTL_MS`]).
 //! - `GET /api/builds[?limit=N]`, `GET /api/builds/<id>` (with its log), `GET /api/builds/<id>/log`
 //!   (`?offset=N`, plain text), `GET /api/builds/<id>/events` (server-sent log chunks and states).
 //! - `GET /`: the status page.
@@ -187,8 +189,37 @@ async fn hook(svc: Svc, repo_name: String, headers: HeaderMap, body: Bytes) -> R
             (StatusCode::OK, Json(json!({ "ignored": why }))).into_response()
         }
         Ok(Event::Push(push)) => {
+            let delivery = webhook::delivery_id(provider, &headers, &body);
             let s = svc.clone();
-            let accepted = tokio::task::spawn_blocking(move || s.accept(&repo_name, &push)).await;
+            let accepted = tokio::task::spawn_blocking(move || {
+                if let Some(d) = &delivery {
+                    if !s.queue.remember_delivery(&repo_name, d)? {
+                        return Ok(Err(d.clone()));
+                    }
+                }
+                let accepted = s.accept(&repo_name, &push);
+                if let (Err(_), Some(d)) = (&accepted, &delivery) {
+                    let _ = s.queue.forget_delivery(&repo_name, d);
+                }
+                accepted.map(Ok)
+            })
+            .await;
+            let accepted = match accepted {
+                Ok(Ok(Err(replayed))) => {
+                    eprintln!(
+                        "{} refused {provider:?} webhook for {}: delivery {replayed} was seen before (replay)",
+                        crate::service::timestamp(),
+                        repo.name
+                    );
+                    return error(
+                        StatusCode::CONFLICT,
+                        format!("delivery {replayed} was already received: replay refused"),
+                    );
+                }
+                Ok(Ok(Ok(a))) => Ok(Ok(a)),
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(e) => Err(e),
+            };
             match accepted {
                 Ok(Ok(a)) if a.queued.is_empty() => (
                     StatusCode::OK,

@@ -7,13 +7,14 @@
 //!
 //! Flow: a webhook is authenticated ([`webhook`]), its ref matched against the repository's rules
 //! ([`rules`]), one build per distinct Dockerfile/context/args queued in SQLite ([`queue`]) before the
-//! sender gets its 202; `concurrency` workers ([`service`]) claim builds, bring the repository's bare
+//! sender gets its 202 (a delivery id seen before gets 409: a replay); `concurrency` workers ([`service`]) claim builds, bring the repository's bare
 //! mirror up to date and export the pushed commit into a clean directory ([`mirror`]), then build and
-//! push every tag. Logs stream into `state_dir/logs/<id>.log`, served by the status API and page
+//! push every tag, only while the commit is still its ref's tip and holding each tag's lock, so no
+//! older commit ever moves a tag back ([`service`]). Logs stream into `state_dir/logs/<id>.log`, served by the status API and page
 //! ([`http`]), which an optional `status_token` guards. `hoist trigger` prints a post-receive hook
 //! ([`trigger`]) for plain git servers; it keeps the webhook key off every command line.
 //!
-//! State directory: `queue.sqlite` (WAL), `mirrors/<repo>.git`, `work/<build id>/` (removed after
+//! State directory: `queue.sqlite` (WAL: builds and recent webhook delivery ids), `mirrors/<repo>.git`, `work/<build id>/` (removed after
 //! each build and on start), `logs/<build id>.log`.
 
 pub mod config;

@@ -38,8 +38,8 @@ pub fn mirror_path(mirrors_dir: &Path, repo_name: &str) -> PathBuf {
     mirrors_dir.join(format!("{}.git", repo_name.replace('/', "%2F")))
 }
 
-/// Brings the mirror of `url` up to date (cloning it the first time) and makes sure `sha` is in it.
-/// Callers serialise calls per mirror.
+/// Brings the mirror of `url` up to date (cloning it the first time, fetching every time after, so
+/// that [`tip`] is current) and makes sure `sha` is in it. Callers serialise calls per mirror.
 pub fn update(mirror: &Path, url: &str, sha: &str, log: &mut dyn Write) -> anyhow::Result<()> {
     if !mirror.join("HEAD").exists() {
         let parent = mirror.parent().context("mirror path has no parent")?;
@@ -65,8 +65,6 @@ pub fn update(mirror: &Path, url: &str, sha: &str, log: &mut dyn Write) -> anyho
         )?;
         std::fs::rename(&tmp, mirror)
             .with_context(|| format!("moving new mirror into {}", mirror.display()))?;
-    } else if has_commit(mirror, sha) {
-        writeln!(log, "{sha} already in the mirror; nothing to fetch").ok();
     } else {
         writeln!(log, "$ git fetch --prune origin").ok();
         git(
@@ -79,6 +77,32 @@ pub fn update(mirror: &Path, url: &str, sha: &str, log: &mut dyn Write) -> anyho
         bail!("commit {sha} is not in {url} (was the ref force-pushed away?)");
     }
     Ok(())
+}
+
+/// The commit `git_ref` (`refs/heads/main`, `refs/tags/v1`) points at in the mirror (tags peeled);
+/// None when the ref does not exist.
+pub fn tip(mirror: &Path, git_ref: &str) -> anyhow::Result<Option<String>> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+        .arg(format!("{git_ref}^{{commit}}"))
+        .current_dir(mirror)
+        .stderr(Stdio::null())
+        .output()
+        .context("running git rev-parse")?;
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok((out.status.success() && !name.is_empty()).then_some(name))
+}
+
+/// The commit object `sha` names (peeling an annotated tag object).
+pub fn commit_of(mirror: &Path, sha: &str) -> anyhow::Result<String> {
+    let mut log = Vec::new();
+    Ok(git(
+        &["rev-parse", "--verify", &format!("{sha}^{{commit}}")],
+        Some(mirror),
+        &mut log,
+    )?
+    .trim()
+    .to_string())
 }
 
 /// Whether the mirror holds commit `sha`.
@@ -184,9 +208,21 @@ mod tests {
         update(&mirror, &url, &c2, &mut log).unwrap();
         let log = String::from_utf8_lossy(&log);
         assert!(log.contains("git fetch") && !log.contains("clone"), "{log}");
-        let mut log = Vec::new();
-        update(&mirror, &url, &c1, &mut log).unwrap();
-        assert!(String::from_utf8_lossy(&log).contains("nothing to fetch"));
+        assert_eq!(tip(&mirror, "refs/heads/main").unwrap(), Some(c2.clone()));
+        run(&src, &["reset", "-q", "--hard", &c1]);
+        update(&mirror, &url, &c1, &mut Vec::new()).unwrap();
+        assert_eq!(
+            tip(&mirror, "refs/heads/main").unwrap(),
+            Some(c1.clone()),
+            "every update fetches: the tip follows a rewind"
+        );
+        assert_eq!(tip(&mirror, "refs/heads/gone").unwrap(), None);
+        run(&src, &["tag", "-a", "-m", "t", "v1", &c1]);
+        update(&mirror, &url, &c1, &mut Vec::new()).unwrap();
+        assert_eq!(tip(&mirror, "refs/tags/v1").unwrap(), Some(c1.clone()));
+        let tag_object = run(&src, &["rev-parse", "v1"]);
+        assert_ne!(tag_object, c1);
+        assert_eq!(commit_of(&mirror, &tag_object).unwrap(), c1);
 
         let dest = tmp.path().join("work");
         checkout(&mirror, &c2, &dest, &mut Vec::new()).unwrap();

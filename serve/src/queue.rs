@@ -128,7 +128,21 @@ CREATE TABLE IF NOT EXISTS builds (
 );
 CREATE INDEX IF NOT EXISTS builds_state ON builds(state, id);
 CREATE INDEX IF NOT EXISTS builds_ref ON builds(repo, git_ref, state);
+CREATE TABLE IF NOT EXISTS deliveries (
+    repo     TEXT NOT NULL,
+    delivery TEXT NOT NULL,
+    seen_at  INTEGER NOT NULL,
+    PRIMARY KEY (repo, delivery)
+);
+CREATE INDEX IF NOT EXISTS deliveries_seen ON deliveries(seen_at);
 ";
+
+/// How long a delivery id is remembered: longer than any sender redelivers or retries (GitHub offers
+/// redelivery for 3 days, GitLab retries for hours). An older replay is still kept from rolling a tag
+/// back: a build only publishes while its commit is the ref's tip (see `service`).
+pub const DELIVERY_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+/// At most this many delivery ids are kept (the least recently seen go first).
+pub const DELIVERY_CAP: i64 = 100_000;
 
 const COLUMNS: &str = "id, repo, git_ref, sha, state, image, dockerfile, context, build_args, tags, \
                        queued_at, started_at, finished_at, digest, error, attempts";
@@ -241,6 +255,51 @@ impl Queue {
         }
         tx.commit()?;
         Ok((ids, cancelled))
+    }
+
+    /// Records a webhook delivery id for `repo`, dropping expired ones and keeping at most
+    /// [`DELIVERY_CAP`]. Returns false (and records nothing) when the id was seen before: a replay.
+    pub fn remember_delivery(&self, repo: &str, delivery: &str) -> anyhow::Result<bool> {
+        self.remember_delivery_at(repo, delivery, now_ms())
+    }
+
+    fn remember_delivery_at(&self, repo: &str, delivery: &str, now: i64) -> anyhow::Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM deliveries WHERE seen_at < ?1",
+            params![now - DELIVERY_TTL_MS],
+        )?;
+        let new = tx.execute(
+            "INSERT OR IGNORE INTO deliveries (repo, delivery, seen_at) VALUES (?1, ?2, ?3)",
+            params![repo, delivery, now],
+        )? == 1;
+        tx.execute(
+            "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries \
+             ORDER BY seen_at DESC, rowid DESC LIMIT -1 OFFSET ?1)",
+            params![DELIVERY_CAP],
+        )?;
+        tx.commit()?;
+        Ok(new)
+    }
+
+    /// Forgets a delivery id (its push could not be queued: a redelivery must be accepted).
+    pub fn forget_delivery(&self, repo: &str, delivery: &str) -> anyhow::Result<()> {
+        self.conn().execute(
+            "DELETE FROM deliveries WHERE repo = ?1 AND delivery = ?2",
+            params![repo, delivery],
+        )?;
+        Ok(())
+    }
+
+    /// Records that a running build did not publish because its commit is no longer the ref's tip.
+    pub fn supersede(&self, id: i64, why: &str) -> anyhow::Result<()> {
+        self.conn().execute(
+            "UPDATE builds SET state = 'cancelled', finished_at = ?2, error = ?3 \
+             WHERE id = ?1 AND state = 'running'",
+            params![id, now_ms(), why],
+        )?;
+        Ok(())
     }
 
     /// Takes the oldest queued build and marks it running.
@@ -413,6 +472,37 @@ mod tests {
         assert!(q.claim().unwrap().is_some());
         assert!(q.claim().unwrap().is_none());
         assert_eq!(q.list(10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn deliveries_are_refused_once_seen_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let (q, _) = Queue::open(&path).unwrap();
+        assert!(q.remember_delivery_at("app", "d1", 1_000).unwrap());
+        assert!(!q.remember_delivery_at("app", "d1", 2_000).unwrap());
+        assert!(
+            q.remember_delivery_at("other", "d1", 2_000).unwrap(),
+            "ids are per repository"
+        );
+        drop(q);
+        let (q, _) = Queue::open(&path).unwrap();
+        assert!(
+            !q.remember_delivery_at("app", "d1", 3_000).unwrap(),
+            "remembered across a restart"
+        );
+        q.forget_delivery("app", "d1").unwrap();
+        assert!(q.remember_delivery_at("app", "d1", 4_000).unwrap());
+        let later = 4_000 + DELIVERY_TTL_MS + 1;
+        assert!(
+            q.remember_delivery_at("app", "d1", later).unwrap(),
+            "expired ids are dropped"
+        );
+        let n: i64 = q
+            .conn()
+            .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "the expired 'other' id went too");
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! The running service: state-dir layout, webhook intake (verify -> match rules -> enqueue), the
 //! workers that fetch, check out and build, and graceful shutdown.
+//!
+//! Tag order: a build holds a lock on each of its tags from its tip check to its push, and only
+//! builds (and so moves its tags) while its commit is still the tip of its ref in the freshly fetched
+//! mirror. A replayed or late push of an older commit therefore ends `cancelled` ("superseded")
+//! without touching a tag, and a slow build of an older commit cannot finish after a newer one of the
+//! same tags: the newer one waits for it, then pushes last.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -167,7 +173,7 @@ impl Service {
         }
     }
 
-    fn mirror_lock(&self, repo: &str) -> Arc<Mutex<()>> {
+    fn named_lock(&self, repo: &str) -> Arc<Mutex<()>> {
         self.mirror_locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -197,6 +203,25 @@ impl Service {
                     );
                     return;
                 }
+                if let Ok(Outcome::Superseded(why)) = &r {
+                    let _ = writeln!(log, "{} build #{} not built: {why}", timestamp(), build.id);
+                    eprintln!(
+                        "{} build #{} {} {}: {why}",
+                        timestamp(),
+                        build.id,
+                        build.repo,
+                        build.git_ref
+                    );
+                    self.remove_work(build.id);
+                    if let Err(e) = self.queue.supersede(build.id, why) {
+                        eprintln!("{} recording build #{}: {e:#}", timestamp(), build.id);
+                    }
+                    return;
+                }
+                let r = r.map(|o| match o {
+                    Outcome::Built(d) => d,
+                    Outcome::Superseded(_) => None,
+                });
                 let _ = match &r {
                     Ok(out) => writeln!(
                         log,
@@ -211,12 +236,7 @@ impl Service {
             }
             Err(e) => Err(format!("{e:#}")),
         };
-        let _ = std::fs::remove_dir_all(
-            self.config
-                .state_dir
-                .join("work")
-                .join(build.id.to_string()),
-        );
+        self.remove_work(build.id);
         eprintln!(
             "{} build #{} {} {}: {}",
             timestamp(),
@@ -233,7 +253,11 @@ impl Service {
         }
     }
 
-    fn execute_logged(&self, build: &Build, log: &mut Log) -> anyhow::Result<Option<String>> {
+    fn remove_work(&self, id: i64) {
+        let _ = std::fs::remove_dir_all(self.config.state_dir.join("work").join(id.to_string()));
+    }
+
+    fn execute_logged(&self, build: &Build, log: &mut Log) -> anyhow::Result<Outcome> {
         writeln!(
             log,
             "{} build #{} (attempt {}): {} {} at {}",
@@ -249,11 +273,43 @@ impl Service {
             .repository(&build.repo)
             .with_context(|| format!("repository {:?} is no longer configured", build.repo))?;
         let mirror = mirror::mirror_path(&self.config.state_dir.join("mirrors"), &repo.name);
+        // Held until the push is done: builds sharing a tag push in the order they passed the tip check.
+        let mut tags = build.tags.clone();
+        tags.sort();
+        tags.dedup();
+        let tag_locks: Vec<_> = tags
+            .iter()
+            .map(|t| self.named_lock(&format!("tag:{t}")))
+            .collect();
+        let mut _held = Vec::new();
+        for (lock, tag) in tag_locks.iter().zip(&tags) {
+            let guard = match lock.try_lock() {
+                Ok(g) => g,
+                Err(_) => {
+                    writeln!(log, "{} waiting for another build of {tag}", timestamp())?;
+                    lock.lock().unwrap_or_else(|e| e.into_inner())
+                }
+            };
+            _held.push(guard);
+        }
         {
-            let lock = self.mirror_lock(&repo.name);
+            let lock = self.named_lock(&format!("mirror:{}", repo.name));
             let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
             writeln!(log, "{} fetching {}", timestamp(), repo.url)?;
             mirror::update(&mirror, &repo.url, &build.sha, log)?;
+            let tip = mirror::tip(&mirror, &build.git_ref)?;
+            let commit = mirror::commit_of(&mirror, &build.sha)?;
+            if tip.as_deref() != Some(commit.as_str()) {
+                return Ok(Outcome::Superseded(match tip {
+                    Some(t) => format!(
+                        "superseded: {} is now at {} (this build's commit {} is not its tip)",
+                        build.git_ref,
+                        &t[..t.len().min(12)],
+                        &build.sha[..build.sha.len().min(12)]
+                    ),
+                    None => format!("superseded: {} no longer exists", build.git_ref),
+                }));
+            }
         }
         let checkout = self
             .config
@@ -272,8 +328,16 @@ impl Service {
         };
         writeln!(log, "{} building {}", timestamp(), build.tags.join(", "))?;
         let out = self.runner.run(&request, log)?;
-        Ok(out.digest)
+        Ok(Outcome::Built(out.digest))
     }
+}
+
+/// What running a claimed build came to.
+enum Outcome {
+    /// Built and pushed (the manifest digest, when reported).
+    Built(Option<String>),
+    /// Not built: its commit is no longer its ref's tip (why).
+    Superseded(String),
 }
 
 /// `rel` under `root`, refusing paths that leave it through symlinks in the checkout.

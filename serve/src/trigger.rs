@@ -1,5 +1,6 @@
 //! The `post-receive` hook `hoist trigger` prints: for every pushed ref it POSTs hoist's plain JSON
-//! trigger (`{"ref","before","after"}`), signed with HMAC-SHA256 of the shared secret, to `hoist serve`.
+//! trigger (`{"ref","before","after","delivery"}`, `delivery` a fresh random id so that the service
+//! can refuse the same request sent again), signed with HMAC-SHA256 of the shared secret, to `hoist serve`.
 //!
 //! The secret never appears on a command line (which any local user can read in `ps`): the hook holds
 //! the HMAC key as its two pads, `key ^ ipad` and `key ^ opad` (RFC 2104), written as octal escapes that
@@ -65,7 +66,8 @@ curl_quote() {{
 status=0
 while read -r old new ref; do
   ref_json=$(printf '%s' "$ref" | sed 's/[\\"]/\\&/g')
-  body=$(printf '{{"ref":"%s","before":"%s","after":"%s"}}' "$ref_json" "$old" "$new")
+  delivery=$(openssl rand -hex 16)
+  body=$(printf '{{"ref":"%s","before":"%s","after":"%s","delivery":"%s"}}' "$ref_json" "$old" "$new" "$delivery")
   sig=$(printf '%s' "$body" | hoist_hmac)
   if reply=$(printf 'header = "Content-Type: application/json"\nheader = "X-Hoist-Signature-256: sha256=%s"\ndata-binary = %s\n' \
       "$sig" "$(curl_quote "$body")" |
@@ -230,6 +232,11 @@ mod tests {
         assert_eq!(
             (v["before"].as_str(), v["after"].as_str()),
             (Some(&*old), Some(&*new))
+        );
+        let delivery = v["delivery"].as_str().unwrap_or_default();
+        assert!(
+            delivery.len() == 32 && delivery.bytes().all(|b| b.is_ascii_hexdigit()),
+            "a random delivery id: {body}"
         );
         assert!(
             stdout.contains(r#"hoist: refs/heads/it"s: {"queued":[7]}"#),

@@ -5,7 +5,12 @@
 //! - GitLab: `X-Gitlab-Event`, `X-Gitlab-Token: <secret>`.
 //! - Gitea/Forgejo: `X-Gitea-Event`/`X-Forgejo-Event`, `X-Gitea-Signature`/`X-Forgejo-Signature: <hex HMAC>`.
 //! - hoist's own trigger (the `post-receive` hook `hoist trigger` prints):
-//!   `X-Hoist-Signature-256: sha256=<hex HMAC>`, body `{"ref": ..., "before": ..., "after": ...}`.
+//!   `X-Hoist-Signature-256: sha256=<hex HMAC>`, body `{"ref": ..., "before": ..., "after": ...,
+//!   "delivery": <random hex>}`.
+//!
+//! Each delivery's id ([`delivery_id`]: `X-GitHub-Delivery`, `X-Gitea-Delivery`/`X-Forgejo-Delivery`,
+//! GitLab's `Idempotency-Key`/`X-Gitlab-Event-UUID`, the hook's signed `delivery` field) lets the
+//! service refuse a captured request sent again.
 
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
@@ -168,6 +173,34 @@ pub fn parse(
     }))
 }
 
+/// The sender's id of this delivery, when it gives one. Header ids are not covered by the signature:
+/// they stop a request replayed as captured, while the service's tip check stops a re-signed body.
+pub fn delivery_id(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    let names: &[&str] = match provider {
+        Provider::GitHub => &["x-github-delivery"],
+        Provider::Gitea => &[
+            "x-gitea-delivery",
+            "x-forgejo-delivery",
+            "x-github-delivery",
+        ],
+        Provider::GitLab => &["idempotency-key", "x-gitlab-event-uuid"],
+        Provider::Hoist => {
+            let v: Value = serde_json::from_slice(body).ok()?;
+            return v
+                .get("delivery")
+                .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
+                .map(|d| format!("hoist:{d}"));
+        }
+    };
+    names
+        .iter()
+        .find_map(|n| header(headers, n))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{provider:?}:{d}").to_ascii_lowercase())
+}
+
 /// The repository's full name as the payload gives it (`owner/name`), to route `/hooks` without a name.
 pub fn repository_name(body: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(body).ok()?;
@@ -260,6 +293,40 @@ mod tests {
         ));
         let h = headers(&[("x-forgejo-event", "push"), ("x-forgejo-signature", "zz")]);
         assert!(parse(Provider::Gitea, &h, body.as_bytes(), "k").is_err());
+    }
+
+    #[test]
+    fn delivery_ids_per_provider() {
+        let gh = headers(&[("x-github-delivery", "72d3162e-cc78-11e3")]);
+        assert_eq!(
+            delivery_id(Provider::GitHub, &gh, b"{}").as_deref(),
+            Some("github:72d3162e-cc78-11e3")
+        );
+        let gl = headers(&[("x-gitlab-event-uuid", "u-1")]);
+        assert_eq!(
+            delivery_id(Provider::GitLab, &gl, b"").as_deref(),
+            Some("gitlab:u-1")
+        );
+        let gl = headers(&[("x-gitlab-event-uuid", "u-1"), ("idempotency-key", "k-1")]);
+        assert_eq!(
+            delivery_id(Provider::GitLab, &gl, b"").as_deref(),
+            Some("gitlab:k-1")
+        );
+        let fj = headers(&[("x-forgejo-delivery", "F")]);
+        assert_eq!(
+            delivery_id(Provider::Gitea, &fj, b"").as_deref(),
+            Some("gitea:f")
+        );
+        let body = br#"{"ref":"refs/heads/x","delivery":"abc"}"#;
+        assert_eq!(
+            delivery_id(Provider::Hoist, &HeaderMap::new(), body).as_deref(),
+            Some("hoist:abc")
+        );
+        assert_eq!(
+            delivery_id(Provider::GitHub, &HeaderMap::new(), b"{}"),
+            None
+        );
+        assert_eq!(delivery_id(Provider::Hoist, &HeaderMap::new(), b"{}"), None);
     }
 
     #[test]

@@ -230,6 +230,9 @@ impl BuildArgs {
                 self.platform.as_deref(),
             )?;
             print!("{}", report.render());
+            if let Some(e) = report.render_error() {
+                eprint!("{e}");
+            }
             return Ok(if report.failed() {
                 ExitCode::FAILURE
             } else {

@@ -86,6 +86,9 @@ pub fn lint(file: &PathBuf, global: &Global) -> anyhow::Result<ExitCode> {
     let report =
         hoist_builder::lint::check_in_store(&text, &name, &root, &Default::default(), None)?;
     print!("{}", report.render());
+    if let Some(e) = report.render_error() {
+        eprint!("{e}");
+    }
     Ok(if report.failed() {
         ExitCode::FAILURE
     } else {

@@ -267,7 +267,7 @@ fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<ExitCode> {
     if a.layers {
         print!("{}", views::render_history_layers(store, &img, &view)?);
     } else {
-        print!("{}", views::render_history(&img, &view));
+        print!("{}", views::render_history(store, &img, &view));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -279,19 +279,7 @@ fn save(store: &Store, a: SaveArgs) -> anyhow::Result<ExitCode> {
         f => bail!("unsupported --format {f:?} (expected \"docker\" or \"oci\")"),
     };
     match &a.output {
-        Some(p) => {
-            // Write next to the target and rename, so a failed save leaves no partial file.
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("creating {}", p.display()))?;
-            let w = archive::save(store, &a.images, format, io::BufWriter::new(tmp))?;
-            let tmp = w.into_inner().map_err(|e| e.into_error())?;
-            tmp.persist(p)
-                .with_context(|| format!("writing {}", p.display()))?;
-        }
+        Some(p) => archive::save_to_file(store, &a.images, format, p)?,
         None => {
             if io::stdout().is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");

@@ -7,6 +7,7 @@ pub mod image;
 pub mod registry;
 pub mod run;
 pub mod serve;
+pub mod system;
 
 use std::path::PathBuf;
 

@@ -10,6 +10,7 @@
 //!   nodes are skipped with a warning, and only mapped ids can own files.
 
 pub mod apply;
+mod diffid;
 pub mod entries;
 mod pargz;
 mod rootless;
@@ -21,6 +22,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use crate::{Digest, Error, Result};
 
 pub use apply::{ApplyMode, apply_layer};
+pub use diffid::DiffIdWriter;
 pub use entries::{Entry, EntryKind, LayerTar};
 pub use rootless::{in_user_namespace, is_opaque, opaque_xattr};
 pub use write::{write_dir, write_overlay_upper};

@@ -1,0 +1,146 @@
+//! Writing a user's output file (`save -o FILE`) so that it appears whole or not at all, and so
+//! that an interrupted write leaves nothing behind for good: the bytes go to a hidden temp file
+//! beside FILE (`.FILE.XXXXXX.hoist-tmp`, same filesystem, so the final rename is atomic), locked
+//! (`flock`) while its writer lives. Every later write to that directory removes such temp files
+//! that no live writer holds: what a killed `hoist save` left.
+
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use rustix::fs::{FlockOperation, flock};
+
+use crate::{Error, IoContext, Result};
+
+/// The temp files' name suffix; their names also start with `.`.
+const SUFFIX: &str = ".hoist-tmp";
+
+/// Writes `path` with `write`, atomically (see the module docs).
+pub fn write_file_atomically<T>(
+    path: &Path,
+    write: impl FnOnce(BufWriter<File>) -> Result<(BufWriter<File>, T)>,
+) -> Result<T> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let base = path
+        .file_name()
+        .ok_or_else(|| Error::Other(format!("{}: not a file name", path.display())))?
+        .to_string_lossy()
+        .into_owned();
+    sweep_stale(dir);
+    let tmp = locked_temp(dir, &base)?;
+    let file = tmp
+        .reopen()
+        .ctx(|| format!("opening {}", tmp.path().display()))?;
+    let (w, out) = write(BufWriter::with_capacity(1 << 20, file))?;
+    let file = w.into_inner().map_err(|e| Error::Io {
+        context: format!("writing {}", path.display()),
+        error: e.into_error(),
+    })?;
+    file.sync_all()
+        .ctx(|| format!("writing {}", path.display()))?;
+    tmp.persist(path).map_err(|e| Error::Io {
+        context: format!("writing {}", path.display()),
+        error: e.error,
+    })?;
+    Ok(out)
+}
+
+/// A new temp file in `dir`, locked by this process. A sweeper that removed it between its creation
+/// and the lock (it looked abandoned) is noticed, and another is made.
+fn locked_temp(dir: &Path, base: &str) -> Result<tempfile::NamedTempFile> {
+    loop {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{base}."))
+            .suffix(SUFFIX)
+            .tempfile_in(dir)
+            .ctx(|| format!("creating a temp file in {}", dir.display()))?;
+        flock(tmp.as_file(), FlockOperation::LockExclusive)
+            .ctx(|| format!("locking {}", tmp.path().display()))?;
+        let held = tmp.as_file().metadata().ctx(|| "stat temp file")?;
+        if fs::symlink_metadata(tmp.path())
+            .is_ok_and(|m| m.ino() == held.ino() && m.dev() == held.dev())
+        {
+            return Ok(tmp);
+        }
+    }
+}
+
+/// Removes the temp files in `dir` no live writer holds. Best effort: errors are ignored.
+fn sweep_stale(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with('.') && name.ends_with(SUFFIX);
+        if !ours || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let p = e.path();
+        let Ok(f) = File::open(&p) else { continue };
+        if flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            // Still the file we locked (not replaced meanwhile): its writer is gone.
+            if let (Ok(a), Ok(b)) = (f.metadata(), fs::symlink_metadata(&p))
+                && a.ino() == b.ino()
+                && a.dev() == b.dev()
+            {
+                let _ = fs::remove_file(&p);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn writes_whole_and_sweeps_only_abandoned_temp_files() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out.tar");
+        let abandoned = t.path().join(".out.tar.abcdef.hoist-tmp");
+        fs::write(&abandoned, b"partial").unwrap();
+        let live = t.path().join(".other.tar.ghijkl.hoist-tmp");
+        let held = File::create(&live).unwrap();
+        flock(&held, FlockOperation::LockExclusive).unwrap();
+        let mine = t.path().join("mine.hoist-tmp");
+        fs::write(&mine, b"a user's file").unwrap();
+        write_file_atomically(&out, |mut w| {
+            w.write_all(b"whole").unwrap();
+            Ok((w, ()))
+        })
+        .unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"whole");
+        assert!(!abandoned.exists(), "abandoned temp file kept");
+        assert!(live.exists(), "a live writer's temp file removed");
+        assert!(
+            mine.exists(),
+            "a file not named as hoist's temp files removed"
+        );
+        let err = write_file_atomically(&out, |_| -> Result<(BufWriter<File>, ())> {
+            Err(Error::Other("failed".into()))
+        });
+        assert!(err.is_err());
+        assert_eq!(
+            fs::read(&out).unwrap(),
+            b"whole",
+            "a failed write replaced the file"
+        );
+        let left: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left.len(),
+            3,
+            "temp file of the failed write left: {left:?}"
+        );
+    }
+}
