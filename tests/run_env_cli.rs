@@ -188,31 +188,60 @@ fn etc_hostname_written_by_a_run_step_lands_in_its_layer() {
     assert_eq!(lines[2], "10.9.9.9 extra");
 }
 
-/// The mountpoints a step needs (/etc/hosts, /etc/resolv.conf, /proc, /dev, /sys, `--mount`
-/// targets) never reach a layer, even in an image that has no /etc at all; an image's own
-/// /etc/hosts is covered while the step runs and kept.
+/// The mountpoints a step needs (/etc/hosts, /etc/resolv.conf, `--mount` targets of every kind,
+/// their missing parents) never reach a layer, even in an image that has no /etc at all; an
+/// image's own /etc/hosts is covered while the step runs and kept. /dev, /proc and /sys are the
+/// exception, as in BuildKit (runc makes them): the first step of an image without them leaves
+/// them in its layer, root's and 0755.
 #[test]
 fn mountpoints_leave_no_trace_in_layers() {
+    use std::os::unix::fs::MetadataExt;
     let env = Env::new();
     let busybox = std::fs::read("/bin/busybox").unwrap();
-    build(
-        &env,
-        "bare",
+    let secret = env.dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let ctx = context_with(
         "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"true\"]\n\
          RUN --mount=type=tmpfs,target=/var/t --mount=type=cache,target=/opt/c/d [\"/bin/busybox\", \"true\"]\n\
+         RUN --mount=type=secret,id=s --mount=type=secret,id=s,target=/a/b/sec \
+             --mount=type=bind,target=/x/y/z --mount=type=cache,target=/cache \
+             --mount=type=bind,source=busybox,target=/f/g/file [\"/bin/busybox\", \"true\"]\n\
          RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /etc/hosts > /hosts.txt\"]\n",
         &[("busybox", &busybox)],
     );
+    env.build(&[
+        "--secret",
+        &format!("id=s,src={}", secret.display()),
+        "-t",
+        "bare",
+        ctx.path().to_str().unwrap(),
+    ]);
     let layers = layers(&env, "bare");
     let got: Vec<(&str, Vec<String>)> = layers[1..]
         .iter()
         .map(|(by, dir)| (by.as_str(), entries(dir)))
         .collect();
-    assert_eq!(got.len(), 3, "{got:?}");
-    assert!(got[0].1.is_empty() && got[1].1.is_empty(), "{got:?}");
-    assert_eq!(got[2].1, ["hosts.txt"], "{got:?}");
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0].1, ["dev", "proc", "sys"], "{got:?}");
+    for d in ["dev", "proc", "sys"] {
+        let m = std::fs::symlink_metadata(layers[1].1.join(d)).unwrap();
+        assert!(m.is_dir(), "{d}");
+        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o755, 0, 0), "{d}");
+    }
+    assert!(got[1].1.is_empty() && got[2].1.is_empty(), "{got:?}");
+    assert_eq!(got[3].1, ["hosts.txt"], "{got:?}");
     assert_eq!(env.read("bare", "/hosts.txt"), BUILDKIT_HOSTS);
+
+    // An image with /etc (no /etc/hosts) and /var: their copies made for the mountpoints go too.
+    build(
+        &env,
+        "etc",
+        "FROM busybox\nRUN rm -f /etc/hosts /etc/resolv.conf; mkdir -p /var/lib\n\
+         RUN --mount=type=cache,target=/var/lib/c --mount=type=tmpfs,target=/etc/t true\n",
+        &[],
+    );
+    assert!(last_layer(&env, "etc", "true").is_empty());
 
     build(
         &env,
@@ -225,6 +254,96 @@ fn mountpoints_leave_no_trace_in_layers() {
     assert!(last_layer(&env, "own", "-c true").is_empty());
     assert!(!env.exists("own", "/etc/resolv.conf"));
     assert!(!env.exists("own", "/etc/hostname"));
+}
+
+/// A step's own files next to mountpoints stay, as do the directories it made for them; /dev,
+/// /proc and /sys come with the first step only, and not at all where the image has them.
+#[test]
+fn a_steps_own_files_beside_mountpoints_stay() {
+    let env = Env::new();
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    build(
+        &env,
+        "beside",
+        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox echo x > /etc/foo\"]\n\
+         RUN --mount=type=cache,target=/var/cache/x --mount=type=tmpfs,target=/run/secrets/s \
+             [\"/bin/busybox\", \"mkdir\", \"-p\", \"/run/secrets/other\", \"/var/cache/y\"]\n",
+        &[("busybox", &busybox)],
+    );
+    let layers = layers(&env, "beside");
+    let got: Vec<Vec<String>> = layers[1..].iter().map(|(_, dir)| entries(dir)).collect();
+    assert_eq!(
+        got,
+        [
+            vec!["dev", "etc", "etc/foo", "proc", "sys"],
+            vec![
+                "run",
+                "run/secrets",
+                "run/secrets/other",
+                "var",
+                "var/cache",
+                "var/cache/y"
+            ],
+        ]
+    );
+    // busybox has /dev, /proc and /sys.
+    build(&env, "has", "FROM busybox\nRUN true\n", &[]);
+    assert!(last_layer(&env, "has", "true").is_empty());
+}
+
+/// `--build-arg BUILDKIT_SANDBOX_HOSTNAME` names the RUN host (its /etc/hosts line too, before
+/// `--add-host` lines) without an `ARG`; an empty value is BuildKit's default; it is part of a
+/// step's cache key.
+#[test]
+fn sandbox_hostname_build_arg_names_the_run_host() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox\nRUN hostname > /h; cat /etc/hosts >> /h\n",
+        &[],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    env.build(&["-t", "default", dir]);
+    assert_eq!(
+        env.read("default", "/h"),
+        format!("buildkitsandbox\n{BUILDKIT_HOSTS}")
+    );
+    let out = env.build(&[
+        "--build-arg",
+        "BUILDKIT_SANDBOX_HOSTNAME=myhost",
+        "-t",
+        "named",
+        dir,
+    ]);
+    // The step ran again (FROM alone cached).
+    assert_eq!(out.matches("CACHED").count(), 1, "{out}");
+    assert_eq!(
+        env.read("named", "/h"),
+        "myhost\n127.0.0.1\tlocalhost myhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    );
+    env.build(&[
+        "--build-arg",
+        "BUILDKIT_SANDBOX_HOSTNAME=other",
+        "--add-host",
+        "db=10.1.2.3",
+        "-t",
+        "added",
+        dir,
+    ]);
+    assert_eq!(
+        env.read("added", "/h"),
+        "other\n127.0.0.1\tlocalhost other\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         10.1.2.3\tdb\n"
+    );
+    let out = env.build(&[
+        "--build-arg",
+        "BUILDKIT_SANDBOX_HOSTNAME=",
+        "-t",
+        "empty",
+        dir,
+    ]);
+    assert_eq!(out.matches("CACHED").count(), 2, "{out}");
+    assert_eq!(env.read("empty", "/h"), env.read("default", "/h"));
 }
 
 /// Equal layers below a step (two `RUN true`, two `WORKDIR` of an existing directory share one
@@ -259,4 +378,103 @@ fn equal_layers_below_a_step() {
         &[],
     );
     assert_eq!(env.read("above", "/tmp/both"), "ok\nthere\n");
+}
+
+/// The host's cgroup v1 hierarchies as (name under /sys/fs/cgroup, this process's cgroup in it),
+/// none on a cgroup v2 host.
+fn v1_hierarchies() -> Vec<(String, String)> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let (left, right) = line.split_once(" - ").unwrap();
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        if right[0] != "cgroup" {
+            continue;
+        }
+        let opts: Vec<&str> = right[2].split(',').collect();
+        let path = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            (!ctrl.is_empty() && ctrl.split(',').all(|c| opts.contains(&c))).then_some(path)
+        });
+        if let Some(path) = path {
+            let name = left[4].rsplit('/').next().unwrap().to_string();
+            out.push((name, path.to_string()));
+        }
+    }
+    out
+}
+
+/// A RUN step runs in a cgroup of its own, which it sees read-only at /sys/fs/cgroup as in
+/// BuildKit: on cgroup v1 a tmpfs with each hierarchy's step cgroup bound read-only (its
+/// /proc/self/cgroup naming it, below hoist's own), removed after the step; on v2 its own
+/// cgroup namespace and a read-only cgroup2 mount.
+#[test]
+fn run_steps_see_their_own_cgroup_read_only() {
+    let env = Env::new();
+    build(
+        &env,
+        "cg",
+        "FROM busybox\nRUN cat /proc/self/cgroup > /cg.txt; ls /sys/fs/cgroup > /ls.txt; \
+         grep ' /sys/fs/cgroup' /proc/mounts | cut -d' ' -f2,3,4 | cut -d, -f1 > /mounts.txt; \
+         for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do mkdir $d/sub 2>/dev/null && echo $d; done \
+           > /writable.txt; true\n",
+        &[],
+    );
+    let v1 = v1_hierarchies();
+    let cg = env.read("cg", "/cg.txt");
+    let mounts = env.read("cg", "/mounts.txt");
+    if v1.is_empty() {
+        assert_eq!(cg, "0::/\n");
+        assert!(env.read("cg", "/ls.txt").contains("cgroup.procs\n"));
+        assert_eq!(mounts, "/sys/fs/cgroup cgroup2 ro\n");
+        assert_eq!(env.read("cg", "/writable.txt"), "");
+        return;
+    }
+    // Every hierarchy, and a symlink per co-mounted controller.
+    let mut names: Vec<String> = v1.iter().map(|(n, _)| n.clone()).collect();
+    for (n, _) in &v1 {
+        names.extend(n.split(',').filter(|c| c != n).map(String::from));
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(env.read("cg", "/ls.txt"), names.join("\n") + "\n");
+    let mut want_mounts = vec!["/sys/fs/cgroup tmpfs rw".to_string()];
+    want_mounts.extend(
+        v1.iter()
+            .map(|(n, _)| format!("/sys/fs/cgroup/{n} cgroup ro")),
+    );
+    let mut got_mounts: Vec<&str> = mounts.lines().collect();
+    got_mounts[1..].sort();
+    want_mounts[1..].sort();
+    assert_eq!(got_mounts, want_mounts);
+    // Only the tmpfs takes a directory.
+    assert_eq!(env.read("cg", "/writable.txt"), "/sys/fs/cgroup\n");
+    // The step's cgroup, below hoist's (this test's) own in each hierarchy, is gone afterwards.
+    let step = cg
+        .lines()
+        .find_map(|l| l.rsplit_once("/hoist/").map(|(_, n)| n.to_string()))
+        .unwrap_or_else(|| panic!("no step cgroup in {cg}"));
+    assert!(step.starts_with("hoist-run-"), "{cg}");
+    for (name, own) in &v1 {
+        let ctrl = name.split(',').next().unwrap();
+        let line = cg
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .any(|c| c == ctrl || c == format!("name={ctrl}"))
+            })
+            .unwrap_or_else(|| panic!("{name} missing from {cg}"));
+        let inside = format!("{}/hoist/{step}", own.trim_end_matches('/'));
+        assert!(line.ends_with(&format!(":{inside}")), "{line} in {cg}");
+        let host = Path::new("/sys/fs/cgroup")
+            .join(name)
+            .join(inside.trim_start_matches('/'));
+        assert!(!host.exists(), "{} left behind", host.display());
+    }
 }

@@ -104,8 +104,18 @@ impl RunOptions {
             extra_hosts,
             shm_size,
             ulimits,
+            hostname: None,
         })
     }
+}
+
+/// The RUN host name `--build-arg BUILDKIT_SANDBOX_HOSTNAME=NAME` asks for (an empty value is
+/// BuildKit's default), with no `ARG` needed, as BuildKit's frontend reads it.
+fn sandbox_hostname(build_args: &BTreeMap<String, String>) -> Option<String> {
+    build_args
+        .get("BUILDKIT_SANDBOX_HOSTNAME")
+        .filter(|v| !v.is_empty())
+        .cloned()
 }
 
 /// `--annotation [TYPE[PLATFORM]:]KEY=VALUE` as buildx parses it. Manifest annotations (no type,
@@ -256,7 +266,10 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         file_name: file_name.clone(),
         contexts: named.inputs.clone(),
         no_cache_filter: opts.no_cache_filter.clone(),
-        run: opts.run.clone(),
+        run: RunOptions {
+            hostname: sandbox_hostname(&build_args),
+            ..opts.run.clone()
+        },
     };
     let mut seen: BTreeMap<String, hoist_image::Image> = BTreeMap::new();
     let mut resolver = |name: &str| -> Result<hoist_image::Image> {

@@ -188,7 +188,7 @@ impl PreparedMounts {
 }
 
 /// The build-wide sandbox settings of a RUN: a `/dev/shm` of `--shm-size` (mounted before the
-/// step's own mounts, which may replace it), `--add-host` lines, `--ulimit`s.
+/// step's own mounts, which may replace it), `--add-host` lines (after the host name's), `--ulimit`s.
 fn sandbox(o: &crate::plan::RunOptions) -> PreparedMounts {
     let mut p = PreparedMounts::default();
     if let Some(size) = o.shm_size {
@@ -202,7 +202,7 @@ fn sandbox(o: &crate::plan::RunOptions) -> PreparedMounts {
         }
     }
     if !o.extra_hosts.is_empty() {
-        let mut hosts = rt::build_hosts(rt::BUILD_HOSTNAME);
+        let mut hosts = rt::build_hosts(o.hostname.as_deref().unwrap_or(rt::BUILD_HOSTNAME));
         for h in &o.extra_hosts {
             hosts.push_str(h);
             hosts.push('\n');

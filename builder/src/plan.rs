@@ -113,8 +113,8 @@ pub struct ExecOp {
     pub sandbox: RunOptions,
 }
 
-/// What every RUN of a build gets from `docker build --add-host`, `--shm-size` and `--ulimit`;
-/// part of a step's key, as these are of BuildKit's exec op.
+/// What every RUN of a build gets from `docker build --add-host`, `--shm-size`, `--ulimit` and
+/// `--build-arg BUILDKIT_SANDBOX_HOSTNAME`; part of a step's key, as these are of BuildKit's exec op.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct RunOptions {
     /// `/etc/hosts` lines (`IP\tNAME`) after the default entries.
@@ -122,6 +122,9 @@ pub struct RunOptions {
     /// `/dev/shm` size in bytes (default: 64 MiB).
     pub shm_size: Option<u64>,
     pub ulimits: Vec<Ulimit>,
+    /// The step's host name (None: BuildKit's `buildkitsandbox`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 impl RunOptions {

@@ -691,7 +691,11 @@ impl Solver {
                 rlimits: prepared.rlimits.clone(),
                 ..Default::default()
             },
-            hostname: rt::BUILD_HOSTNAME.into(),
+            hostname: e
+                .sandbox
+                .hostname
+                .clone()
+                .unwrap_or_else(|| rt::BUILD_HOSTNAME.into()),
             flavor: rt::Flavor::Build,
             network: match e.network {
                 NetworkMode::Host => rt::Network::Host,

@@ -1,5 +1,6 @@
 //! cgroups: one cgroup per sandbox with memory, CPU and pids limits, on v2 (unified) or v1 (one
-//! hierarchy per controller), removed after the run. Created only when a limit is set.
+//! hierarchy per controller), removed after the run. Created when a limit is set, and for every
+//! RUN step (no limits, below hoist's own cgroup, as BuildKit gives each step one).
 //!
 //! Rootless, limits need cgroup v2 and a cgroup delegated to the user (systemd's `user@UID.service`
 //! subtree): the sandboxes go under the parent of hoist's own cgroup. On cgroup v1, or without a
@@ -153,6 +154,66 @@ impl Cgroup {
         Ok(())
     }
 
+    /// A RUN step's own cgroup, without limits, as BuildKit runs each step in one: `hoist/name`
+    /// below hoist's own cgroup (so whatever limits hoist runs under hold for the step too) in
+    /// every hierarchy (v1: `hierarchies`, by name with hoist's cgroup directory in each), so that
+    /// the step's /sys/fs/cgroup shows its own cgroup only. Returns it with the v1 directories by
+    /// hierarchy name. An error where cgroups cannot be made (a read-only cgroupfs): the step then
+    /// shares hoist's.
+    pub fn create_step(
+        name: &str,
+        hierarchies: &[(String, PathBuf)],
+    ) -> io::Result<(Cgroup, Vec<(String, PathBuf)>)> {
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            procs: Vec::new(),
+        };
+        let mut made = Vec::new();
+        let mut step = || -> io::Result<()> {
+            if is_v2() {
+                let own = fs::read_to_string("/proc/self/cgroup")?;
+                let own = own
+                    .lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .ok_or_else(|| io::Error::other("no cgroup v2 entry in /proc/self/cgroup"))?;
+                let parent = Path::new(ROOT)
+                    .join(own.trim_start_matches('/'))
+                    .join(PARENT);
+                fs::create_dir_all(&parent)?;
+                cg.add_dir(&parent, name, "cgroup.procs")?;
+                return Ok(());
+            }
+            for (hierarchy, own) in hierarchies {
+                let parent = own.join(PARENT);
+                fs::create_dir_all(&parent)?;
+                sweep_stale(&parent);
+                let cpuset = hierarchy.split(',').any(|c| c == "cpuset");
+                if cpuset {
+                    inherit_cpuset(own, &parent)?;
+                }
+                let dir = parent.join(name);
+                fs::create_dir_all(&dir)?;
+                cg.dirs.push(dir.clone());
+                if cpuset {
+                    inherit_cpuset(&parent, &dir)?;
+                }
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join("cgroup.procs"))?;
+                cg.procs.push(f.into());
+                made.push((hierarchy.clone(), dir));
+            }
+            Ok(())
+        };
+        match step() {
+            Ok(()) => Ok((cg, made)),
+            Err(e) => {
+                cg.remove();
+                Err(e)
+            }
+        }
+    }
+
     /// The raw `cgroup.procs` descriptors for the child.
     pub fn raw_procs(&self) -> Vec<i32> {
         self.procs.iter().map(|f| f.as_raw_fd()).collect()
@@ -199,6 +260,16 @@ fn delegated() -> Option<PathBuf> {
     };
     (parent != Path::new(ROOT) && writable("cgroup.subtree_control") && writable("cgroup.procs"))
         .then_some(parent)
+}
+
+/// A new v1 cpuset cgroup has no CPUs and memory nodes (nothing could join it): its parent's.
+fn inherit_cpuset(parent: &Path, dir: &Path) -> io::Result<()> {
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if fs::read_to_string(dir.join(f))?.trim().is_empty() {
+            write(&dir.join(f), fs::read_to_string(parent.join(f))?.trim())?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes cgroups left behind by a killed hoist: empty, and older than a minute (so a concurrent run's

@@ -180,6 +180,8 @@ pub struct Plan {
     pub root_recursive: bool,
     pub ops: Vec<Op>,
     pub hostname: CString,
+    /// Enter a new cgroup namespace once in the cgroup (rooted there).
+    pub cgroupns: bool,
     pub lo_up: bool,
     /// Open `cgroup.procs` (or `tasks`) files to write "0" into.
     pub cgroup_fds: Vec<c_int>,
@@ -317,6 +319,9 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
                 fail(plan, ST_CGROUP, 0, 125);
             }
             libc::close(fd);
+        }
+        if plan.cgroupns && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+            fail(plan, ST_CGROUP, 1, 125);
         }
         if libc::mount(
             ptr::null(),

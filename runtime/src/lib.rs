@@ -18,6 +18,7 @@
 //! hoist left one behind).
 
 mod capabilities;
+mod cgroupfs;
 mod cgroups;
 pub mod container;
 mod error;
@@ -249,6 +250,11 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         }
     };
 
+    if spec.flavor == Flavor::Build {
+        rootfs::create_system_dirs(&spec.rootfs)
+            .map_err(setup_err("creating /dev, /proc and /sys"))?;
+    }
+
     // Identity and environment.
     let mut user = lookup_user(&spec.rootfs, p.user.as_deref())?;
     if !p.groups.is_empty() {
@@ -282,6 +288,31 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         });
     }
     mounts::standard(&mut ops, &mut tracker, ids, spec.network, privileged)?;
+    // A RUN step runs in a cgroup of its own and sees it read-only, as BuildKit's (rootless: /sys
+    // as it is).
+    let mut step_cgroup = None;
+    let cgroupns = if spec.flavor == Flavor::Build && !ids.rootless() {
+        let mut v1 = cgroupfs::v1_hierarchies();
+        let own: Vec<(String, PathBuf)> = v1
+            .iter()
+            .map(|h| (h.name.clone(), h.source.clone()))
+            .collect();
+        let limits = &spec.limits;
+        let unlimited = limits.memory.is_none() && limits.cpus.is_none() && limits.pids.is_none();
+        if let Some(Ok((cg, made))) =
+            unlimited.then(|| cgroups::Cgroup::create_step(&scratch.name(), &own))
+        {
+            for h in &mut v1 {
+                if let Some((_, dir)) = made.iter().find(|(n, _)| *n == h.name) {
+                    h.source = dir.clone();
+                }
+            }
+            step_cgroup = Some(cg);
+        }
+        cgroupfs::view(&mut ops, privileged, &v1)?
+    } else {
+        false
+    };
     if !spec.security.unmasked_paths {
         mounts::system_path_masks(&mut ops)?;
     }
@@ -303,8 +334,11 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
     }
 
     // Limits and security.
-    let mut cgroup = cgroups::Cgroup::create(&scratch.name(), &spec.limits)
-        .map_err(setup_err("creating the cgroup"))?;
+    let mut cgroup = match step_cgroup {
+        Some(cg) => Some(cg),
+        None => cgroups::Cgroup::create(&scratch.name(), &spec.limits)
+            .map_err(setup_err("creating the cgroup"))?,
+    };
     let (caps, filters) = spec.security.prepare()?;
 
     // Stdio.
@@ -411,6 +445,7 @@ pub fn run_with(spec: &Spec, stdio: Stdio, started: impl FnOnce(u32)) -> Result<
         root_recursive,
         ops,
         hostname: cstr(hostname)?,
+        cgroupns,
         lo_up: spec.network == Network::None,
         cgroup_fds,
         keep_fds,

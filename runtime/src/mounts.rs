@@ -114,7 +114,7 @@ pub fn ensure(path: &str, file: bool, soft: bool, tracker: Option<&mut Tracker>)
     Ok(Op::Ensure { comps, soft })
 }
 
-fn mount(
+pub(crate) fn mount(
     src: Option<&str>,
     target: &str,
     fstype: Option<&str>,

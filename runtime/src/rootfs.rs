@@ -125,6 +125,47 @@ pub fn read_file(rootfs: &Rootfs, rel: &str) -> String {
     String::new()
 }
 
+/// The directories runc creates for /dev, /proc and /sys and BuildKit leaves in a RUN step's layer
+/// when the image lacks them (root's, 0755).
+const SYSTEM_DIRS: [&str; 3] = ["dev", "proc", "sys"];
+
+/// Whether `rel` exists in the image `rootfs` shows (the upper first, then the lowers from the
+/// topmost down; an overlay whiteout, a 0/0 character device, hides what is below it).
+fn exists_in_image(rootfs: &Rootfs, rel: &str) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let candidates: Vec<PathBuf> = match rootfs {
+        Rootfs::Dir(d) => vec![d.join(rel)],
+        Rootfs::Overlay { lowers, upper, .. } => std::iter::once(upper.join(rel))
+            .chain(lowers.iter().rev().map(|l| l.join(rel)))
+            .collect(),
+    };
+    for c in candidates {
+        if let Ok(m) = fs::symlink_metadata(&c) {
+            return !(m.file_type().is_char_device() && m.rdev() == 0);
+        }
+    }
+    false
+}
+
+/// Creates /dev, /proc and /sys (0755) in the writable layer where the image has none, as runc does
+/// for a BuildKit RUN step: they stay in the step's layer (an empty image's first RUN adds them).
+pub fn create_system_dirs(rootfs: &Rootfs) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let base = match rootfs {
+        Rootfs::Dir(d) => d,
+        Rootfs::Overlay { upper, .. } => upper,
+    };
+    for name in SYSTEM_DIRS {
+        if exists_in_image(rootfs, name) {
+            continue;
+        }
+        let dir = base.join(name);
+        fs::DirBuilder::new().mode(0o755).create(&dir)?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
 /// Opaque as overlay marked it (`user.overlay.opaque` when rootless).
 fn is_opaque(p: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {

@@ -40,7 +40,8 @@ pub enum Flavor {
     Container,
     /// A RUN step, as BuildKit runs it: its /etc/hosts and /etc/resolv.conf bound read-only
     /// (nosuid, nodev, noexec); no /etc/hostname mount (the image's own file, which a step may
-    /// change). Mountpoints the runtime creates for them are removed afterwards.
+    /// change). Mountpoints the runtime creates for them are removed afterwards, but /dev, /proc
+    /// and /sys, which runc leaves in the step's layer when the image lacks them, are kept.
     Build,
 }
 
@@ -64,7 +65,8 @@ pub enum Rootfs {
     /// They are never modified. `upper` and `work` are empty directories on the same filesystem, owned by
     /// the caller: they persist after the run so the caller can commit `upper` as a layer diff (overlay
     /// whiteouts: 0/0 char devices and `trusted.overlay.opaque` xattrs). Mountpoints the runtime had to
-    /// create (/proc, /dev, /sys, /etc/hosts, mount targets...) are removed from `upper` after the run.
+    /// create (/etc/hosts, mount targets...; /proc, /dev, /sys but for a [`Flavor::Build`]) are
+    /// removed from `upper` after the run.
     /// An empty `lowers` is allowed (scratch). The overlay is mounted `volatile` (no sync of the
     /// upper's filesystem when it is unmounted): a caller that needs `upper` durable syncs it itself.
     Overlay {
