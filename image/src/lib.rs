@@ -12,6 +12,7 @@
 //!   applying layers safely onto a directory.
 //! - [`Store`]: the OCI image-layout store (blobs, index/tags, images, GC, unpacked layer cache).
 //! - [`archive`]: `save`/`load` (OCI and docker-archive), `import`, `export`.
+//! - [`tree_dump`]: the date-free JSON description of an image (config, history, merged files).
 //!
 //! Store format: layers are kept **uncompressed** in the local store (`application/vnd.oci.image.layer.v1.tar`,
 //! so a layer's blob digest is its diff_id), as Docker's and buildah's stores do: committing a layer is
@@ -26,6 +27,7 @@ pub mod display;
 pub mod layer;
 pub mod reference;
 pub mod store;
+pub mod tree_dump;
 pub mod views;
 pub mod waste;
 

@@ -1,4 +1,5 @@
-//! Commands: `hoist debug parse [--json | --typed] [--validate] FILE` (FILE `-` reads stdin), and
+//! Commands: `hoist debug parse [--json | --typed] [--validate] FILE` (FILE `-` reads stdin),
+//! `hoist debug dump-image [--base IMAGE] IMAGE` (the conformance suite's normalised image), and
 //! `hoist lint FILE`: the build checks of `docker build --check`.
 
 use std::io::Read;
@@ -42,6 +43,17 @@ pub enum DebugCommand {
         /// The Dockerfile (`-` for standard input).
         file: PathBuf,
     },
+    /// Print an image as stable JSON: config, history and merged filesystem, without dates.
+    DumpImage {
+        /// Leave out the files and history this image shares with IMAGE (when built on it).
+        #[arg(long, value_name = "IMAGE")]
+        base: Option<String>,
+        /// Leave out PATH and everything under it (repeatable).
+        #[arg(long, value_name = "PATH")]
+        exclude: Vec<String>,
+        /// The image (name or ID) in the store.
+        image: String,
+    },
 }
 
 impl Commands {
@@ -56,6 +68,14 @@ impl Commands {
                         file,
                     },
             } => parse(&file, json, validate || typed, typed),
+            Commands::Debug {
+                command:
+                    DebugCommand::DumpImage {
+                        base,
+                        exclude,
+                        image,
+                    },
+            } => dump_image(global, &image, base.as_deref(), &exclude),
             Commands::Lint { file } => lint(&file, global),
         }
     }
@@ -124,5 +144,24 @@ fn parse(file: &PathBuf, json: bool, validate: bool, typed: bool) -> anyhow::Res
     } else {
         println!("{}", hoist_parser::dump(&ast));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dump_image(
+    global: &Global,
+    image: &str,
+    base: Option<&str>,
+    exclude: &[String],
+) -> anyhow::Result<ExitCode> {
+    let root = global
+        .root
+        .clone()
+        .unwrap_or_else(hoist_image::default_root);
+    let store = hoist_image::Store::open(&root)
+        .with_context(|| format!("opening store {}", root.display()))?;
+    let img = store.resolve(image)?;
+    let base = base.map(|b| store.resolve(b)).transpose()?;
+    let dump = hoist_image::tree_dump::dump(&store, &img, base.as_ref(), exclude)?;
+    println!("{}", serde_json::to_string_pretty(&dump)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,2 @@
+from hello import main
+main()

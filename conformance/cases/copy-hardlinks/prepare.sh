@@ -1,0 +1,2 @@
+ln a b
+ln a sub/a2

@@ -1,0 +1,2 @@
+chmod 4755 suid
+chmod 2755 sgid
