@@ -469,3 +469,84 @@ fn several_sources_are_copied_one_after_the_other() {
     let err = build_fails(&env, "several2", ctx.path());
     assert!(err.contains("cannot copy to non-directory: /app2"), "{err}");
 }
+
+/// `sh -c SCRIPT` in a container of `image`: its stdout.
+fn sh(env: &Env, image: &str, script: &str) -> String {
+    env.ok(&mut env.cmd(&["run", "--rm", image, "sh", "-c", script]))
+}
+
+#[test]
+fn a_destination_naming_a_symlink_is_written_through_it() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox AS st\n\
+         RUN echo fromstage > /sf\n\
+         FROM busybox\n\
+         RUN for t in abs rel parent esc chain chmod wd from add joined; do echo old > /t-$t; done \\\n\
+          && mkdir /rel /tdir /sub && ln -s /t-abs /l-abs && ln -s ../t-rel /rel/l-rel \\\n\
+          && ln -s /nx/new /l-dangling && ln -s new2 /l-dangling-rel \\\n\
+          && ln -s /tdir /plink && ln -s /t-parent /tdir/flink \\\n\
+          && ln -s ../../../t-esc /sub/l-esc && ln -s ../../../../etc/escaped /sub/l-esc2 \\\n\
+          && ln -s /c2 /c1 && ln -s /t-chain /c2 && ln -s /t-chmod /l-chmod \\\n\
+          && ln -s /t-wd /tdir/wlink && ln -s /t-from /l-from && ln -s /t-add /l-add \\\n\
+          && ln -s /t-joined /tdir/f && ln -s /t-joined /tdir/g\n\
+         COPY f /l-abs\n\
+         COPY f /rel/l-rel\n\
+         COPY f /l-dangling\n\
+         COPY f /l-dangling-rel\n\
+         COPY f /plink/flink\n\
+         COPY f /sub/l-esc\n\
+         COPY f /sub/l-esc2\n\
+         COPY f /c1\n\
+         COPY --chmod=600 --chown=1:2 f /l-chmod\n\
+         WORKDIR /plink\n\
+         COPY f wlink\n\
+         COPY --from=st /sf /l-from\n\
+         ADD f /l-add\n\
+         COPY f /tdir/\n",
+        &[("f", b"new\n")],
+    );
+    env.build(&["-t", "through", ctx.path().to_str().unwrap()]);
+    // The links stay as they were; what they lead to (inside the root) gets the content.
+    let links = sh(
+        &env,
+        "through",
+        "for l in /l-abs /rel/l-rel /l-dangling /l-dangling-rel /tdir/flink /sub/l-esc \
+         /sub/l-esc2 /c1 /c2 /l-chmod /tdir/wlink /l-from /l-add /tdir/g; \
+         do echo \"$l -> $(readlink $l)\"; done",
+    );
+    assert_eq!(
+        links,
+        "/l-abs -> /t-abs\n/rel/l-rel -> ../t-rel\n/l-dangling -> /nx/new\n\
+         /l-dangling-rel -> new2\n/tdir/flink -> /t-parent\n/sub/l-esc -> ../../../t-esc\n\
+         /sub/l-esc2 -> ../../../../etc/escaped\n/c1 -> /c2\n/c2 -> /t-chain\n\
+         /l-chmod -> /t-chmod\n/tdir/wlink -> /t-wd\n/l-from -> /t-from\n/l-add -> /t-add\n\
+         /tdir/g -> /t-joined\n"
+    );
+    let content = sh(
+        &env,
+        "through",
+        "for t in abs rel parent esc chain chmod wd from add joined; do echo \"$t $(cat /t-$t)\"; done; \
+         cat /nx/new /new2 /etc/escaped",
+    );
+    assert_eq!(
+        content,
+        "abs new\nrel new\nparent new\nesc new\nchain new\nchmod new\nwd new\nfrom fromstage\n\
+         add new\njoined old\nnew\nnew\nnew\n"
+    );
+    // --chmod and --chown apply to the file written, the created parent is 0755.
+    assert_eq!(
+        stat(
+            &env,
+            "through",
+            "%n %a %u:%g",
+            &["/t-chmod", "/nx", "/l-chmod"]
+        ),
+        ["/t-chmod 600 1:2", "/nx 755 0:0", "/l-chmod 777 0:0"]
+    );
+    // A name joined to a directory destination is not followed: the link there is replaced.
+    assert_eq!(
+        sh(&env, "through", "[ -L /tdir/f ] || cat /tdir/f"),
+        "new\n"
+    );
+}

@@ -495,12 +495,15 @@ pub fn plan_copy(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // As BuildKit's copier, a destination naming a symlink is written through it (the
+            // link stays; its target, within the root, is created or replaced); a name joined to a
+            // directory destination is not followed (an existing symlink there is replaced).
             let file_rel = if opts.parents {
                 join_rel(&dest_clean, &m.keep)
             } else if into_dir {
                 join_rel(&dest_clean, &name)
             } else {
-                dest_clean.clone()
+                dest_fs.resolve(&dest_clean, true)?
             };
             let parent = Path::new(&file_rel)
                 .parent()
