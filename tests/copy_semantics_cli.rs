@@ -550,3 +550,77 @@ fn a_destination_naming_a_symlink_is_written_through_it() {
         "new\n"
     );
 }
+
+#[test]
+fn a_copy_never_turns_a_directory_into_a_file_or_back() {
+    let env = Env::new();
+    // (image setup, COPY, BuildKit's error with the in-image path)
+    let cases = [
+        (
+            "mkdir /tt && echo old > /tt/sub",
+            "COPY d /tt/",
+            "cannot copy to non-directory: /tt/sub",
+        ),
+        (
+            "mkdir -p /tt/sub-target && ln -s /tt/sub-target /tt/sub",
+            "COPY d /tt/",
+            "cannot copy to non-directory: /tt/sub",
+        ),
+        (
+            "mkdir -p /tt/x/inner",
+            "COPY d /tt/",
+            "cannot replace to directory /tt/x with file",
+        ),
+        (
+            "mkdir -p /tt/f",
+            "COPY f /tt/",
+            "cannot replace to directory /tt/f with file",
+        ),
+        (
+            "echo old > /target && ln -s /target /l",
+            "COPY d /l",
+            "cannot copy to non-directory: /target",
+        ),
+        (
+            "echo old > /target && ln -s /target /l",
+            "COPY f /l/",
+            "mkdir /target: not a directory",
+        ),
+        (
+            "echo old > /target && ln -s /target /l",
+            "COPY f /l/sub/x",
+            "mkdir /target: not a directory",
+        ),
+    ];
+    for (setup, copy, want) in cases {
+        let ctx = context_with(
+            &format!("FROM busybox\nRUN {setup}\n{copy}\n"),
+            &[("f", b"f"), ("d/x", b"x"), ("d/sub/y", b"y")],
+        );
+        let err = build_fails(&env, "conflict", ctx.path());
+        assert!(err.contains(want), "{setup} / {copy}: {err}");
+    }
+    // ADD unpacks an archive over what is there, whatever the types.
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("d/sub")).unwrap();
+    fs::write(src.path().join("d/x"), "x").unwrap();
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(src.path())
+        .args(["-cf", "-", "d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ctx = context_with(
+        "FROM busybox
+RUN mkdir -p /ad/d/x && echo old > /ad/d/sub
+ADD a.tar /ad/
+",
+        &[("a.tar", &out.stdout)],
+    );
+    env.build(&["-t", "unpacked", ctx.path().to_str().unwrap()]);
+    assert_eq!(
+        stat(&env, "unpacked", "%n %F", &["/ad/d/x", "/ad/d/sub"]),
+        ["/ad/d/x regular file", "/ad/d/sub directory"]
+    );
+}
