@@ -624,3 +624,41 @@ ADD a.tar /ad/
         ["/ad/d/x regular file", "/ad/d/sub directory"]
     );
 }
+
+#[test]
+fn a_failed_copy_is_reported_as_docker_reports_it() {
+    let env = Env::new();
+    let last_line = |dockerfile: &str| {
+        let ctx = context_with(dockerfile, &[("one.txt", b"1")]);
+        let err = build_fails(&env, "report", ctx.path());
+        (err.trim_end().lines().last().unwrap().to_string(), err)
+    };
+    // A context source that is missing fails the step's cache key.
+    let (last, err) = last_line("FROM busybox\nCOPY missing one.txt /x/\n");
+    assert!(
+        last.starts_with(
+            "ERROR: failed to build: failed to solve: failed to compute cache key: \
+             failed to calculate checksum of ref "
+        ) && last.ends_with(": \"/missing\": not found"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "------\n > [2/2] COPY missing one.txt /x/:\n------\nDockerfile:2\n\
+             --------------------\n>>> COPY missing one.txt /x/\n--------------------\nERROR: "
+        ),
+        "{err}"
+    );
+    // A stage's missing path and a failed copy are not about the cache key.
+    let (last, err) = last_line("FROM busybox AS s\nFROM busybox\nCOPY --from=s /missing /x/\n");
+    assert_eq!(
+        last, "ERROR: failed to build: failed to solve: lstat /missing: no such file or directory",
+        "{err}"
+    );
+    let (last, err) = last_line("FROM busybox\nRUN mkdir -p /d/one.txt\nCOPY one.txt /d/\n");
+    assert_eq!(
+        last,
+        "ERROR: failed to build: failed to solve: cannot replace to directory /d/one.txt with file",
+        "{err}"
+    );
+}
