@@ -469,3 +469,196 @@ fn several_sources_are_copied_one_after_the_other() {
     let err = build_fails(&env, "several2", ctx.path());
     assert!(err.contains("cannot copy to non-directory: /app2"), "{err}");
 }
+
+/// `sh -c SCRIPT` in a container of `image`: its stdout.
+fn sh(env: &Env, image: &str, script: &str) -> String {
+    env.ok(&mut env.cmd(&["run", "--rm", image, "sh", "-c", script]))
+}
+
+#[test]
+fn a_destination_naming_a_symlink_is_written_through_it() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox AS st\n\
+         RUN echo fromstage > /sf\n\
+         FROM busybox\n\
+         RUN for t in abs rel parent esc chain chmod wd from add joined; do echo old > /t-$t; done \\\n\
+          && mkdir /rel /tdir /sub && ln -s /t-abs /l-abs && ln -s ../t-rel /rel/l-rel \\\n\
+          && ln -s /nx/new /l-dangling && ln -s new2 /l-dangling-rel \\\n\
+          && ln -s /tdir /plink && ln -s /t-parent /tdir/flink \\\n\
+          && ln -s ../../../t-esc /sub/l-esc && ln -s ../../../../etc/escaped /sub/l-esc2 \\\n\
+          && ln -s /c2 /c1 && ln -s /t-chain /c2 && ln -s /t-chmod /l-chmod \\\n\
+          && ln -s /t-wd /tdir/wlink && ln -s /t-from /l-from && ln -s /t-add /l-add \\\n\
+          && ln -s /t-joined /tdir/f && ln -s /t-joined /tdir/g\n\
+         COPY f /l-abs\n\
+         COPY f /rel/l-rel\n\
+         COPY f /l-dangling\n\
+         COPY f /l-dangling-rel\n\
+         COPY f /plink/flink\n\
+         COPY f /sub/l-esc\n\
+         COPY f /sub/l-esc2\n\
+         COPY f /c1\n\
+         COPY --chmod=600 --chown=1:2 f /l-chmod\n\
+         WORKDIR /plink\n\
+         COPY f wlink\n\
+         COPY --from=st /sf /l-from\n\
+         ADD f /l-add\n\
+         COPY f /tdir/\n",
+        &[("f", b"new\n")],
+    );
+    env.build(&["-t", "through", ctx.path().to_str().unwrap()]);
+    // The links stay as they were; what they lead to (inside the root) gets the content.
+    let links = sh(
+        &env,
+        "through",
+        "for l in /l-abs /rel/l-rel /l-dangling /l-dangling-rel /tdir/flink /sub/l-esc \
+         /sub/l-esc2 /c1 /c2 /l-chmod /tdir/wlink /l-from /l-add /tdir/g; \
+         do echo \"$l -> $(readlink $l)\"; done",
+    );
+    assert_eq!(
+        links,
+        "/l-abs -> /t-abs\n/rel/l-rel -> ../t-rel\n/l-dangling -> /nx/new\n\
+         /l-dangling-rel -> new2\n/tdir/flink -> /t-parent\n/sub/l-esc -> ../../../t-esc\n\
+         /sub/l-esc2 -> ../../../../etc/escaped\n/c1 -> /c2\n/c2 -> /t-chain\n\
+         /l-chmod -> /t-chmod\n/tdir/wlink -> /t-wd\n/l-from -> /t-from\n/l-add -> /t-add\n\
+         /tdir/g -> /t-joined\n"
+    );
+    let content = sh(
+        &env,
+        "through",
+        "for t in abs rel parent esc chain chmod wd from add joined; do echo \"$t $(cat /t-$t)\"; done; \
+         cat /nx/new /new2 /etc/escaped",
+    );
+    assert_eq!(
+        content,
+        "abs new\nrel new\nparent new\nesc new\nchain new\nchmod new\nwd new\nfrom fromstage\n\
+         add new\njoined old\nnew\nnew\nnew\n"
+    );
+    // --chmod and --chown apply to the file written, the created parent is 0755.
+    assert_eq!(
+        stat(
+            &env,
+            "through",
+            "%n %a %u:%g",
+            &["/t-chmod", "/nx", "/l-chmod"]
+        ),
+        ["/t-chmod 600 1:2", "/nx 755 0:0", "/l-chmod 777 0:0"]
+    );
+    // A name joined to a directory destination is not followed: the link there is replaced.
+    assert_eq!(
+        sh(&env, "through", "[ -L /tdir/f ] || cat /tdir/f"),
+        "new\n"
+    );
+}
+
+#[test]
+fn a_copy_never_turns_a_directory_into_a_file_or_back() {
+    let env = Env::new();
+    // (image setup, COPY, BuildKit's error with the in-image path)
+    let cases = [
+        (
+            "mkdir /tt && echo old > /tt/sub",
+            "COPY d /tt/",
+            "cannot copy to non-directory: /tt/sub",
+        ),
+        (
+            "mkdir -p /tt/sub-target && ln -s /tt/sub-target /tt/sub",
+            "COPY d /tt/",
+            "cannot copy to non-directory: /tt/sub",
+        ),
+        (
+            "mkdir -p /tt/x/inner",
+            "COPY d /tt/",
+            "cannot replace to directory /tt/x with file",
+        ),
+        (
+            "mkdir -p /tt/f",
+            "COPY f /tt/",
+            "cannot replace to directory /tt/f with file",
+        ),
+        (
+            "echo old > /target && ln -s /target /l",
+            "COPY d /l",
+            "cannot copy to non-directory: /target",
+        ),
+        (
+            "echo old > /target && ln -s /target /l",
+            "COPY f /l/",
+            "mkdir /target: not a directory",
+        ),
+        (
+            "echo old > /target && ln -s /target /l",
+            "COPY f /l/sub/x",
+            "mkdir /target: not a directory",
+        ),
+    ];
+    for (setup, copy, want) in cases {
+        let ctx = context_with(
+            &format!("FROM busybox\nRUN {setup}\n{copy}\n"),
+            &[("f", b"f"), ("d/x", b"x"), ("d/sub/y", b"y")],
+        );
+        let err = build_fails(&env, "conflict", ctx.path());
+        assert!(err.contains(want), "{setup} / {copy}: {err}");
+    }
+    // ADD unpacks an archive over what is there, whatever the types.
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("d/sub")).unwrap();
+    fs::write(src.path().join("d/x"), "x").unwrap();
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(src.path())
+        .args(["-cf", "-", "d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ctx = context_with(
+        "FROM busybox
+RUN mkdir -p /ad/d/x && echo old > /ad/d/sub
+ADD a.tar /ad/
+",
+        &[("a.tar", &out.stdout)],
+    );
+    env.build(&["-t", "unpacked", ctx.path().to_str().unwrap()]);
+    assert_eq!(
+        stat(&env, "unpacked", "%n %F", &["/ad/d/x", "/ad/d/sub"]),
+        ["/ad/d/x regular file", "/ad/d/sub directory"]
+    );
+}
+
+#[test]
+fn a_failed_copy_is_reported_as_docker_reports_it() {
+    let env = Env::new();
+    let last_line = |dockerfile: &str| {
+        let ctx = context_with(dockerfile, &[("one.txt", b"1")]);
+        let err = build_fails(&env, "report", ctx.path());
+        (err.trim_end().lines().last().unwrap().to_string(), err)
+    };
+    // A context source that is missing fails the step's cache key.
+    let (last, err) = last_line("FROM busybox\nCOPY missing one.txt /x/\n");
+    assert!(
+        last.starts_with(
+            "ERROR: failed to build: failed to solve: failed to compute cache key: \
+             failed to calculate checksum of ref "
+        ) && last.ends_with(": \"/missing\": not found"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "------\n > [2/2] COPY missing one.txt /x/:\n------\nDockerfile:2\n\
+             --------------------\n>>> COPY missing one.txt /x/\n--------------------\nERROR: "
+        ),
+        "{err}"
+    );
+    // A stage's missing path and a failed copy are not about the cache key.
+    let (last, err) = last_line("FROM busybox AS s\nFROM busybox\nCOPY --from=s /missing /x/\n");
+    assert_eq!(
+        last, "ERROR: failed to build: failed to solve: lstat /missing: no such file or directory",
+        "{err}"
+    );
+    let (last, err) = last_line("FROM busybox\nRUN mkdir -p /d/one.txt\nCOPY one.txt /d/\n");
+    assert_eq!(
+        last,
+        "ERROR: failed to build: failed to solve: cannot replace to directory /d/one.txt with file",
+        "{err}"
+    );
+}

@@ -370,6 +370,15 @@ impl DestFs {
         }
     }
 
+    /// Whether `path` (not resolved) is a directory in the merged view; None when absent.
+    fn existing_is_dir(&self, path: &str) -> Option<bool> {
+        match self.tree.borrow().find(path) {
+            Found::Node(n) => Some(n.is_dir()),
+            Found::Hidden | Found::Absent { lower: false } => None,
+            Found::Absent { lower: true } => self.view.lookup(path).map(|(_, m)| m.is_dir()),
+        }
+    }
+
     fn is_dir(&self, path: &str) -> bool {
         let Ok(r) = self.resolve(path, true) else {
             return false;
@@ -451,6 +460,14 @@ pub fn plan_copy(
             } else {
                 dest_clean.clone()
             };
+            // BuildKit makes the directories up to a `dir/` destination (`mkdir X: not a
+            // directory` when a file is in the way) but copies a directory onto a plain name.
+            if !dest_is_dir_syntax {
+                let resolved = dest_fs.resolve(&target_rel, true)?;
+                if dest_fs.existing_is_dir(&resolved) == Some(false) {
+                    bail!("cannot copy to non-directory: {resolved}");
+                }
+            }
             let target = ensure_dir(dest_fs, &target_rel, &new_dir, Some(meta.mtime()))?;
             let start = rel_of(src, &path, &m.rel);
             let walked;
@@ -495,12 +512,15 @@ pub fn plan_copy(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // As BuildKit's copier, a destination naming a symlink is written through it (the
+            // link stays; its target, within the root, is created or replaced); a name joined to a
+            // directory destination is not followed (an existing symlink there is replaced).
             let file_rel = if opts.parents {
                 join_rel(&dest_clean, &m.keep)
             } else if into_dir {
                 join_rel(&dest_clean, &name)
             } else {
-                dest_clean.clone()
+                dest_fs.resolve(&dest_clean, true)?
             };
             let parent = Path::new(&file_rel)
                 .parent()
@@ -552,7 +572,7 @@ fn ensure_dir(dest_fs: &DestFs, rel: &str, new: &NewDir, mtime: Option<i64>) -> 
         let lower = match dest_fs.tree.borrow().find(&in_image) {
             Found::Node(n) if n.is_dir() && last_mtime.is_none() => continue,
             Found::Node(n) if n.is_dir() => Err(Node::dir(n.uid, n.gid, n.mode, n.mtime, false)),
-            Found::Node(_) | Found::Hidden => bail!("cannot copy to non-directory: {in_image}"),
+            Found::Node(_) | Found::Hidden => bail!("mkdir {in_image}: not a directory"),
             Found::Absent { lower } => Ok(lower),
         };
         let below = match lower {
@@ -566,7 +586,7 @@ fn ensure_dir(dest_fs: &DestFs, rel: &str, new: &NewDir, mtime: Option<i64>) -> 
             (_, Some((_, m))) if m.is_dir() => {
                 Node::dir(m.uid(), m.gid(), m.mode() & 0o7777, m.mtime(), false)
             }
-            (_, Some(_)) => bail!("cannot copy to non-directory: {in_image}"),
+            (_, Some(_)) => bail!("mkdir {in_image}: not a directory"),
             (_, None) => Node::dir(new.owner.0, new.owner.1, new.mode, now, false),
         };
         if let Some(t) = last_mtime {
@@ -629,6 +649,15 @@ fn put_entry(
             .as_ref()
             .map_or(own, |c| c.apply(own, ft.is_dir()))
     };
+    // As BuildKit's copier (not its unpacker), a copy never changes an entry's type between
+    // directory and non-directory: a symlink to a directory is not a directory either.
+    if !scratch {
+        match (dest_fs.existing_is_dir(to), ft.is_dir()) {
+            (Some(false), true) => bail!("cannot copy to non-directory: {to}"),
+            (Some(true), false) => bail!("cannot replace to directory {to} with file"),
+            _ => {}
+        }
+    }
     let node = Node {
         fixed_mtime: ft.is_dir(),
         lower: true,

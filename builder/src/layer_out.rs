@@ -527,8 +527,7 @@ mod tests {
     fn lay_down_replaces_and_merges() {
         let (_c, src) = context();
         let out = tempfile::tempdir().unwrap();
-        fs::create_dir_all(out.path().join("a.txt")).unwrap();
-        fs::write(out.path().join("a.txt/old"), "x").unwrap();
+        fs::write(out.path().join("a.txt"), "old").unwrap();
         fs::create_dir_all(out.path().join("sub")).unwrap();
         fs::write(out.path().join("sub/keep"), "k").unwrap();
         fs::write(out.path().join("link"), "was a file").unwrap();

@@ -38,11 +38,11 @@ pub struct ChainResult {
     pub config: ImageConfig,
 }
 
-/// A failed step, shown as BuildKit shows it.
+/// A failed step. It displays as the last line of BuildKit's report (`failed to solve: MESSAGE`,
+/// which the CLI prefixes with `ERROR: failed to build: `); [`StepError::report`] is what
+/// precedes it.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{title}\n{tail}--------------------\n{location}\n>>> {display}\n--------------------\nfailed to solve: {message}"
-)]
+#[error("failed to solve: {message}")]
 pub struct StepError {
     pub title: String,
     pub location: String,
@@ -72,6 +72,17 @@ pub struct Solver {
     trash: Arc<Trash>,
     /// Whether any step ran (then the cache's GC roots are refreshed).
     ran: std::sync::atomic::AtomicBool,
+}
+
+impl StepError {
+    /// The lines BuildKit prints above the error: the step and the end of its output between
+    /// `------` rules, then where it is in the Dockerfile.
+    pub fn report(&self) -> String {
+        format!(
+            "------\n{}\n{}------\n{}\n--------------------\n>>> {}\n--------------------\n",
+            self.title, self.tail, self.location, self.display
+        )
+    }
 }
 
 type Slot = Option<std::result::Result<Arc<ChainResult>, String>>;
@@ -246,11 +257,17 @@ impl Solver {
                     let tail: String = v.tail().iter().map(|l| format!("{l}\n")).collect();
                     let title = format!(" > {} {}:", prefix(i + 2), step.display);
                     v.error(&msg);
+                    // A context source's checksum is part of the step's cache key in BuildKit.
+                    let message = if e.downcast_ref::<crate::copy::NotFound>().is_some() {
+                        format!("failed to compute cache key: {msg}")
+                    } else {
+                        msg
+                    };
                     return Err(StepError {
                         title,
                         location: step.location.clone(),
                         display: step.display.clone(),
-                        message: msg,
+                        message,
                         tail,
                     }
                     .into());

@@ -114,7 +114,14 @@ pub struct BuildArgs {
 impl Commands {
     pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
         match self {
-            Commands::Build(a) => a.run(global),
+            // Docker's report of a failed build: the failed step's context, then one line.
+            Commands::Build(a) => a.run(global).or_else(|e| {
+                if let Some(step) = e.downcast_ref::<hoist_builder::solver::StepError>() {
+                    eprint!("{}", step.report());
+                }
+                eprintln!("ERROR: failed to build: {e:#}");
+                Ok(ExitCode::FAILURE)
+            }),
         }
     }
 }
