@@ -38,19 +38,19 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// `"80/tcp": {}` entries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_empty")]
     pub exposed_ports: Option<BTreeMap<String, Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_empty")]
     pub env: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_empty")]
     pub entrypoint: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_empty")]
     pub cmd: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_empty")]
     pub volumes: Option<BTreeMap<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_empty")]
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
@@ -58,13 +58,13 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
     /// Docker extension (`SHELL`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_empty")]
     pub shell: Option<Vec<String>>,
     /// Docker extension (`ONBUILD` triggers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_empty")]
     pub on_build: Option<Vec<String>>,
     /// Docker extension (Windows-only meaning, kept for fidelity).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_false")]
     pub args_escaped: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -75,7 +75,7 @@ pub struct ContainerConfig {
 #[serde(rename_all = "PascalCase")]
 pub struct Healthcheck {
     /// `["NONE"]`, `["CMD", ...]` or `["CMD-SHELL", "..."]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "omit_empty")]
     pub test: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<i64>,
@@ -87,6 +87,20 @@ pub struct Healthcheck {
     pub start_interval: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<i64>,
+}
+
+/// Go's `omitempty` for the slices and maps of Docker's config: an empty one is left out, as
+/// BuildKit and Docker write configs (`CMD []` gives no `Cmd` key).
+fn omit_empty<C>(v: &Option<C>) -> bool
+where
+    for<'a> &'a C: IntoIterator,
+{
+    v.as_ref().is_none_or(|c| c.into_iter().next().is_none())
+}
+
+/// Go's `omitempty` for a bool: `false` is left out.
+fn omit_false(v: &Option<bool>) -> bool {
+    *v != Some(true)
 }
 
 /// The uncompressed layer digests, bottom first.
@@ -183,5 +197,28 @@ mod tests {
         assert!(c.history[0].empty_layer);
         let back: ImageConfig = serde_json::from_slice(&c.to_bytes()).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn empty_collections_and_false_are_omitted_as_go_does() {
+        let cc = ContainerConfig {
+            cmd: Some(vec![]),
+            env: Some(vec![]),
+            labels: Some(BTreeMap::new()),
+            exposed_ports: Some(BTreeMap::new()),
+            args_escaped: Some(false),
+            entrypoint: Some(vec!["/bin/sh".into()]),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&cc).unwrap();
+        assert_eq!(v, serde_json::json!({"Entrypoint": ["/bin/sh"]}));
+        let cc = ContainerConfig {
+            args_escaped: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&cc).unwrap(),
+            serde_json::json!({"ArgsEscaped": true})
+        );
     }
 }
