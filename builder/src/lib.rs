@@ -24,6 +24,7 @@ pub mod git;
 pub mod lay_pool;
 pub mod layer_out;
 pub mod lint;
+pub mod mount_key;
 pub mod mounts;
 pub mod named_context;
 pub mod outputs;
