@@ -159,3 +159,167 @@ RUN --mount=from=src,source=lock.txt,target=/lock cat /lock > /from-named
     );
     assert_eq!(env.read("s", "/from-named"), "v2\n");
 }
+
+/// Serves the files under `root` over plain http on a free 127.0.0.1 port (GET only; 404 for
+/// anything missing): enough for git's dumb-http protocol.
+fn serve_dir(root: &Path) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let root = root.to_path_buf();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = r.read_line(&mut line);
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let path = path.split('?').next().unwrap().trim_start_matches('/');
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                        break;
+                    }
+                }
+                let mut c = c;
+                let file = root.join(path);
+                match fs::read(&file).ok().filter(|_| !path.contains("..")) {
+                    Some(body) => {
+                        let _ = write!(
+                            c,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = c.write_all(&body);
+                    }
+                    None => {
+                        let _ = write!(
+                            c,
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A bare repository served over dumb http: `app/` holds a Dockerfile, `Other.df`, a
+/// `.dockerignore` and files; tag `v1` is the first commit, `main` the second. Returns the URL of
+/// `repo.git` and the temp dir holding it.
+fn served_repo() -> (String, tempfile::TempDir) {
+    use common::git;
+    let d = tempfile::tempdir().unwrap();
+    let work = d.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    write(
+        &work,
+        "app/Dockerfile",
+        "FROM busybox\nCOPY . /ctx/\nRUN cat /ctx/version > /version\n",
+    );
+    write(&work, "app/Other.df", "FROM busybox\nCOPY version /other\n");
+    write(&work, "app/.dockerignore", "notes.txt\n");
+    write(&work, "app/notes.txt", "notes\n");
+    write(&work, "app/version", "1\n");
+    write(&work, "top.txt", "top\n");
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "one"]);
+    git(&work, &["tag", "v1"]);
+    write(&work, "app/version", "2\n");
+    git(&work, &["commit", "-qam", "two"]);
+    let bare = d.path().join("srv/repo.git");
+    git(
+        d.path(),
+        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
+    );
+    git(&bare, &["update-server-info"]);
+    let port = serve_dir(&d.path().join("srv"));
+    (format!("http://127.0.0.1:{port}/repo.git"), d)
+}
+
+#[test]
+fn a_git_url_is_a_build_context() {
+    let env = Env::new();
+    let (repo, _srv) = served_repo();
+    let main = format!("{repo}#main:app");
+    let out = env.build(&["-t", "g", &main]);
+    assert!(out.contains(&format!("[internal] load git source {main}")), "{out}");
+    assert_eq!(env.read("g", "/version"), "2\n");
+    // The subdir is the context; as in BuildKit, the repository's .dockerignore is not applied.
+    assert_eq!(env.read("g", "/ctx/notes.txt"), "notes\n");
+    assert!(env.exists("g", "/ctx/Other.df"));
+    assert!(!env.exists("g", "/ctx/top.txt"));
+    assert!(!env.exists("g", "/ctx/.git"));
+    // Fetched again, the same content is all cached.
+    assert_eq!(steps_run(&env.build(&["-t", "g", &main])), Vec::<String>::new());
+
+    // A tag, the query form, -f relative to the subdir.
+    env.build(&["-t", "g1", &format!("{repo}#v1:app")]);
+    assert_eq!(env.read("g1", "/version"), "1\n");
+    env.build(&["-t", "q", &format!("{repo}?tag=v1&subdir=app")]);
+    assert_eq!(env.read("q", "/version"), "1\n");
+    env.build(&["-t", "o", "-f", "Other.df", &main]);
+    assert_eq!(env.read("o", "/other"), "2\n");
+
+    // The repository's root with .git kept, and a --build-context beside it.
+    let extra = tempfile::tempdir().unwrap();
+    write(extra.path(), "e.txt", "extra\n");
+    let df = env.dir.path().join("Root.df");
+    fs::write(
+        &df,
+        "FROM busybox\nCOPY . /r/\nCOPY --from=extra e.txt /e.txt\n",
+    )
+    .unwrap();
+    env.build(&[
+        "-t",
+        "root",
+        "-f",
+        df.to_str().unwrap(),
+        "--build-arg",
+        "BUILDKIT_CONTEXT_KEEP_GIT_DIR=1",
+        "--build-context",
+        &format!("extra={}", extra.path().display()),
+        &repo,
+    ]);
+    assert_eq!(env.read("root", "/r/top.txt"), "top\n");
+    assert!(env.exists("root", "/r/.git/HEAD"));
+    assert_eq!(env.read("root", "/e.txt"), "extra\n");
+
+    let out = env.hoist(&["build", "-t", "x", &format!("{repo}#nosuchref")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed to load git source"), "{err}");
+}
+
+#[test]
+fn an_http_url_is_a_build_context_tarball_or_dockerfile() {
+    use common::serve_http;
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox\nCOPY . /ctx/\n",
+        &[("a.txt", b"a\n"), ("sub/b.txt", b"b\n")],
+    );
+    let tgz = env.dir.path().join("ctx.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(ctx.path())
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let port = serve_http(fs::read(&tgz).unwrap());
+    let out = env.build(&["-t", "t", &format!("http://127.0.0.1:{port}/ctx.tar.gz")]);
+    assert!(out.contains("[internal] load remote build context"), "{out}");
+    assert_eq!(env.read("t", "/ctx/a.txt"), "a\n");
+    assert_eq!(env.read("t", "/ctx/sub/b.txt"), "b\n");
+
+    // Not an archive: the URL is the Dockerfile.
+    let port = serve_http(b"FROM busybox\nRUN echo from-url > /hi\n".to_vec());
+    env.build(&["-t", "d", &format!("http://127.0.0.1:{port}/Dockerfile")]);
+    assert_eq!(env.read("d", "/hi"), "from-url\n");
+}

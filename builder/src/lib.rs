@@ -33,6 +33,7 @@ pub mod plan;
 pub mod progress;
 pub mod prune;
 pub mod registry;
+pub mod remote_context;
 pub mod remote_cache;
 pub mod reproducible;
 pub mod secrets;

@@ -106,7 +106,8 @@ pub struct BuildArgs {
     /// Run the build checks (lint rules) on the Dockerfile and exit without building
     #[arg(long)]
     check: bool,
-    /// Build context: a directory, or "-" to read a Dockerfile from stdin (no context)
+    /// Build context: a directory, a git URL ("https://host/repo.git#REF:SUBDIR", "git@host:repo"),
+    /// an http(s) URL of a tarball or of a Dockerfile, or "-" to read a Dockerfile from stdin
     #[arg(value_name = "PATH | -")]
     context: String,
 }
