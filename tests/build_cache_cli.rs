@@ -233,7 +233,13 @@ fn served_repo() -> (String, tempfile::TempDir) {
     let bare = d.path().join("srv/repo.git");
     git(
         d.path(),
-        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
     );
     git(&bare, &["update-server-info"]);
     let port = serve_dir(&d.path().join("srv"));
@@ -246,7 +252,10 @@ fn a_git_url_is_a_build_context() {
     let (repo, _srv) = served_repo();
     let main = format!("{repo}#main:app");
     let out = env.build(&["-t", "g", &main]);
-    assert!(out.contains(&format!("[internal] load git source {main}")), "{out}");
+    assert!(
+        out.contains(&format!("[internal] load git source {main}")),
+        "{out}"
+    );
     assert_eq!(env.read("g", "/version"), "2\n");
     // The subdir is the context; as in BuildKit, the repository's .dockerignore is not applied.
     assert_eq!(env.read("g", "/ctx/notes.txt"), "notes\n");
@@ -254,7 +263,10 @@ fn a_git_url_is_a_build_context() {
     assert!(!env.exists("g", "/ctx/top.txt"));
     assert!(!env.exists("g", "/ctx/.git"));
     // Fetched again, the same content is all cached.
-    assert_eq!(steps_run(&env.build(&["-t", "g", &main])), Vec::<String>::new());
+    assert_eq!(
+        steps_run(&env.build(&["-t", "g", &main])),
+        Vec::<String>::new()
+    );
 
     // A tag, the query form, -f relative to the subdir.
     env.build(&["-t", "g1", &format!("{repo}#v1:app")]);
@@ -314,7 +326,10 @@ fn an_http_url_is_a_build_context_tarball_or_dockerfile() {
     assert!(st.success());
     let port = serve_http(fs::read(&tgz).unwrap());
     let out = env.build(&["-t", "t", &format!("http://127.0.0.1:{port}/ctx.tar.gz")]);
-    assert!(out.contains("[internal] load remote build context"), "{out}");
+    assert!(
+        out.contains("[internal] load remote build context"),
+        "{out}"
+    );
     assert_eq!(env.read("t", "/ctx/a.txt"), "a\n");
     assert_eq!(env.read("t", "/ctx/sub/b.txt"), "b\n");
 
@@ -322,4 +337,116 @@ fn an_http_url_is_a_build_context_tarball_or_dockerfile() {
     let port = serve_http(b"FROM busybox\nRUN echo from-url > /hi\n".to_vec());
     env.build(&["-t", "d", &format!("http://127.0.0.1:{port}/Dockerfile")]);
     assert_eq!(env.read("d", "/hi"), "from-url\n");
+}
+
+/// A copy of `testdata/incremental/NAME` to edit.
+fn app(name: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/incremental")
+        .join(name);
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    d
+}
+
+/// Builds the app at `ctx` with its `dockerfile`, edits `source` and rebuilds: only `COPY . .`
+/// and the build step after it run again; an edit of the dependency list re-runs the install.
+fn incremental(env: &Env, ctx: &Path, dockerfile: &str, source: &str, deps: &str, tag: &str) {
+    let df = ctx.join(dockerfile);
+    let args = ["-t", tag, "-f", df.to_str().unwrap()];
+    let first = rebuild(env, ctx, &args);
+    assert!(
+        first
+            .iter()
+            .any(|s| s.contains(" ci") || s.contains("install")),
+        "{first:?}"
+    );
+    assert_eq!(
+        rebuild(env, ctx, &args),
+        Vec::<String>::new(),
+        "{dockerfile}: nothing changed"
+    );
+
+    fs::write(
+        ctx.join(source),
+        format!(
+            "{}// edited\n",
+            fs::read_to_string(ctx.join(source)).unwrap()
+        ),
+    )
+    .unwrap();
+    let ran = rebuild(env, ctx, &args);
+    assert_eq!(ran.len(), 2, "{dockerfile} after a source edit: {ran:?}");
+    assert_eq!(ran[0], "COPY . .", "{ran:?}");
+    assert!(
+        ran[1].contains("compile") || ran[1].contains("run build"),
+        "{ran:?}"
+    );
+
+    let list = ctx.join(deps);
+    let text = fs::read_to_string(&list).unwrap();
+    fs::write(
+        &list,
+        text.replacen("4.", "5.", 1).replacen("2.32", "2.33", 1),
+    )
+    .unwrap();
+    let ran = rebuild(env, ctx, &args);
+    assert!(
+        ran.iter()
+            .any(|s| s.contains(" ci") || s.contains("install")),
+        "{dockerfile} after a dependency edit: {ran:?}"
+    );
+}
+
+#[test]
+fn a_pip_app_rebuilds_only_what_a_source_edit_reaches() {
+    let env = Env::new();
+    for df in ["Dockerfile", "Dockerfile.bind"] {
+        let ctx = app("pip");
+        incremental(
+            &env,
+            ctx.path(),
+            df,
+            "app/util.py",
+            "requirements.txt",
+            "pip-app",
+        );
+        let bundle = env.read("pip-app", "/usr/local/lib/app.bundle");
+        assert!(bundle.contains("// edited"), "{bundle}");
+        assert!(env.exists(
+            "pip-app",
+            "/usr/local/lib/python3/site-packages/click/m0.py"
+        ));
+        // The bind-mounted list and the cache directory are not in the image.
+        assert!(!env.exists("pip-app", "/tmp/r.txt"));
+        assert!(!env.exists("pip-app", "/root/.cache/pip/last-install") || df == "Dockerfile");
+    }
+}
+
+#[test]
+fn an_npm_app_rebuilds_only_what_a_source_edit_reaches() {
+    let env = Env::new();
+    for df in ["Dockerfile", "Dockerfile.bind"] {
+        let ctx = app("npm");
+        incremental(
+            &env,
+            ctx.path(),
+            df,
+            "src/lib.js",
+            "package-lock.json",
+            "npm-app",
+        );
+        let bundle = env.read("npm-app", "/app/dist/bundle.js");
+        assert!(bundle.contains("// edited"), "{bundle}");
+        assert!(env.exists("npm-app", "/app/node_modules/lodash/index.js"));
+        if df == "Dockerfile.bind" {
+            assert!(!env.exists("npm-app", "/root/.npm/last-ci"));
+        }
+    }
 }

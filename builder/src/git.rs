@@ -190,8 +190,7 @@ pub fn checkout(
             bail!("expected checksum to match {want}, got {commit}");
         }
     }
-    if g.submodules != Some(false)
-        && git(d, &["submodule", "status"]).is_ok_and(|s| !s.is_empty())
+    if g.submodules != Some(false) && git(d, &["submodule", "status"]).is_ok_and(|s| !s.is_empty())
     {
         git(
             d,
@@ -249,8 +248,8 @@ mod tests {
             (g.remote.as_str(), g.reference.as_str(), g.subdir.as_str()),
             ("https://h/r.git", "v1", "sub/dir")
         );
-        let g = parse_git_ref("https://h/r.git?branch=dev&subdir=x&keep-git-dir&checksum=ab")
-            .unwrap();
+        let g =
+            parse_git_ref("https://h/r.git?branch=dev&subdir=x&keep-git-dir&checksum=ab").unwrap();
         assert_eq!(g.reference, "refs/heads/dev");
         assert_eq!(g.subdir, "x");
         assert_eq!(g.keep_git_dir, Some(true));
@@ -264,11 +263,23 @@ mod tests {
             "https://github.com/a/b"
         );
         let g = parse_git_ref("git@github.com:a/b.git#main").unwrap();
-        assert_eq!((g.remote.as_str(), g.reference.as_str()), ("git@github.com:a/b.git", "main"));
+        assert_eq!(
+            (g.remote.as_str(), g.reference.as_str()),
+            ("git@github.com:a/b.git", "main")
+        );
         let e = |u: &str| parse_git_ref(u).unwrap_err().to_string();
-        assert_eq!(e("https://h/r.git?ref=a#b"), "ref conflicts: \"b\" vs \"a\"");
-        assert_eq!(e("https://h/r.git?subdir="), "query \"subdir\" has no value");
-        assert_eq!(e("https://h/r.git?submodules=maybe"), "invalid submodules value: \"maybe\"");
+        assert_eq!(
+            e("https://h/r.git?ref=a#b"),
+            "ref conflicts: \"b\" vs \"a\""
+        );
+        assert_eq!(
+            e("https://h/r.git?subdir="),
+            "query \"subdir\" has no value"
+        );
+        assert_eq!(
+            e("https://h/r.git?submodules=maybe"),
+            "invalid submodules value: \"maybe\""
+        );
         assert!(e("https://h/r.git?bogus=1").starts_with("unexpected query \"bogus\""));
     }
 }
