@@ -77,6 +77,24 @@ fn a_bind_mount_keys_the_run_on_the_bound_path_only() {
     assert_eq!(ran.len(), 2, "{ran:?}");
     assert!(ran[0].contains("/conf.list"), "{ran:?}");
     assert!(env.read("b", "/conf.list").contains("-rw-------"));
+
+    // A missing source, or one .dockerignore hides, fails the step's key as BuildKit's does.
+    for source in ["nope", "ignored/big.log"] {
+        fs::write(
+            c.join("Dockerfile"),
+            format!("FROM busybox\nRUN --mount=type=bind,source={source},target=/x true\n"),
+        )
+        .unwrap();
+        let out = env.hoist(&["build", c.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "failed to compute cache key: failed to calculate checksum of mount source: \"/{source}\": not found"
+            )),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -85,9 +85,9 @@ impl Solver {
                 }) => (from, source),
                 _ => continue,
             };
-            let d = self
-                .source_digest(from, source, wait)
-                .with_context(|| format!("failed to compute cache key: mount source {source:?}"))?;
+            let d = self.source_digest(from, source, wait).context(
+                "failed to compute cache key: failed to calculate checksum of mount source",
+            )?;
             out.push(d);
         }
         Ok(out)
