@@ -212,6 +212,15 @@ impl BuildArgs {
         if self.check {
             let (text, name) = match (&stdin_text, &dockerfile, &context) {
                 (Some(t), _, _) => (t.clone(), "Dockerfile".to_string()),
+                (None, f, Some(c))
+                    if hoist_builder::remote_context::is_remote(&c.to_string_lossy())
+                        && f.as_ref().is_none_or(|f| f.is_relative()) =>
+                {
+                    bail!(
+                        "--check reads the Dockerfile locally: with a URL context {}, give it as an absolute -f path",
+                        c.display()
+                    )
+                }
                 (None, f, c) => {
                     let p = f
                         .clone()
