@@ -209,14 +209,8 @@ mod tests {
         // image order a, b, b, c, b: overlay order (top first) b, c, a.
         let lowers = [a.clone(), b.clone(), b.clone(), c.clone(), b.clone()];
         let (_, data) = layer_options(&lowers, &upper, &work).unwrap();
-        let list = data
-            .split(',')
-            .next()
-            .unwrap()
-            .trim_start_matches("lowerdir=");
-        let want = [&b, &c, &a]
-            .map(|p| p.to_string_lossy().into_owned())
-            .join(":");
+        let list = data.split(',').next().unwrap().trim_start_matches("lowerdir=");
+        let want = [&b, &c, &a].map(|p| p.to_string_lossy().into_owned()).join(":");
         assert_eq!(list, want);
     }
 }
