@@ -470,3 +470,56 @@ fn an_npm_app_rebuilds_only_what_a_source_edit_reaches() {
         }
     }
 }
+
+/// `git daemon` serving `base` on a free loopback port; killed when dropped.
+struct GitDaemon(std::process::Child, u16);
+
+impl GitDaemon {
+    fn start(base: &Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // git-daemon itself (`git daemon` would fork it and leave it running when killed).
+        let exec_path = common::git(base, &["--exec-path"]);
+        let child = std::process::Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+            .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        GitDaemon(child, port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_git_protocol_url_is_a_build_context() {
+    let env = Env::new();
+    let (_, srv) = served_repo();
+    let daemon = GitDaemon::start(&srv.path().join("srv"));
+    let url = format!("git://127.0.0.1:{}/repo.git#v1:app", daemon.1);
+    env.build(&["-t", "gp", &url]);
+    assert_eq!(env.read("gp", "/version"), "1\n");
+    // The same commit again: every step cached.
+    assert_eq!(
+        steps_run(&env.build(&["-t", "gp", &url])),
+        Vec::<String>::new()
+    );
+}
