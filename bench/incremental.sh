@@ -111,7 +111,7 @@ for c in "${cases[@]}"; do
 done
 [ -n "${KEEP_STORE:-}" ] || rm -rf "$store"
 
-ratio() { echo "scale=1; $2 / $1" | bc; }
+ratio() { printf '%.1f' "$(echo "scale=3; $2 / $1" | bc)"; }
 echo "| case | cold hoist | cold BuildKit | ratio | one source edit hoist | BuildKit | ratio | no change hoist | BuildKit | ratio |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for c in "${cases[@]}"; do
