@@ -200,9 +200,42 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         .unwrap_or_else(|| format!("linux/{}", hoist_image::config::host_arch()));
     let manifest_annotations = parse_annotations(&opts.annotations, &platform)?;
 
-    let v = progress.vertex("[internal] load build definition from Dockerfile");
-    let (text, df_path, file_name) = match (&opts.dockerfile_text, &opts.dockerfile, &opts.context)
+    let store = Store::open(&opts.store_root)?;
+    // A git or http(s) URL as the context is fetched first: it holds the Dockerfile.
+    let remote = match opts
+        .context
+        .as_deref()
+        .and_then(|c| c.to_str())
+        .filter(|c| crate::remote_context::is_remote(c))
     {
+        Some(url) => {
+            let keep_git = opts
+                .build_args
+                .get("BUILDKIT_CONTEXT_KEEP_GIT_DIR")
+                .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"));
+            Some(crate::remote_context::fetch(
+                url,
+                &store.tmp_dir(),
+                keep_git,
+                &progress,
+            )?)
+        }
+        None => None,
+    };
+    let context_dir = remote
+        .as_ref()
+        .map(|r| r.root.clone())
+        .or_else(|| opts.context.clone());
+    let dockerfile = match (&remote, &opts.dockerfile_text) {
+        (Some(r), None) => Some(crate::remote_context::dockerfile_path(
+            r,
+            opts.dockerfile.as_deref(),
+        )?),
+        _ => opts.dockerfile.clone(),
+    };
+
+    let v = progress.vertex("[internal] load build definition from Dockerfile");
+    let (text, df_path, file_name) = match (&opts.dockerfile_text, &dockerfile, &context_dir) {
         (Some(t), _, _) => (t.clone(), None, "Dockerfile".to_string()),
         (None, Some(p), _) => (
             fs::read_to_string(p)
@@ -234,17 +267,18 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     let df = hoist_parser::parse_dockerfile(&ast)
         .map_err(|e| anyhow!(crate::lint::located(&text, &e)))?;
 
-    let context = match &opts.context {
-        Some(c) => {
+    let context = match (&remote, &context_dir) {
+        // BuildKit reads ignore files from local contexts only.
+        (Some(r), _) => Some(crate::context::SourceRoot::plain(r.root.clone())),
+        (None, Some(c)) => {
             let v = progress.vertex("[internal] load .dockerignore");
             let ctx = open_context(c, df_path.as_deref())?;
             v.done();
             Some(ctx)
         }
-        None => None,
+        (None, None) => None,
     };
 
-    let store = Store::open(&opts.store_root)?;
     let named = crate::named_context::prepare(&store, &progress, &opts.build_contexts)?;
     let cache = Cache::open(&store.dir("cache")?)?;
     let (cache, remote) = crate::registry::attach_cache(cache, &store, &progress, &opts.registry)?;

@@ -335,17 +335,15 @@ impl Solver {
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
         v: &Vertex,
     ) -> Result<(String, CacheRecord, bool)> {
-        let op_json = serde_json::to_string(&step.op)?;
+        let op_json = match &step.op {
+            Op::Exec(e) => crate::mount_key::exec_key_json(e)?,
+            op => serde_json::to_string(op)?,
+        };
         let mut extra = Vec::new();
         let mut prepared: Option<PreparedCopy> = None;
         match &step.op {
-            Op::Exec(e) => {
-                for m in &e.mounts {
-                    if let ExecMount::Bind { from, .. } = m {
-                        extra.push(self.input_key(from, wait)?);
-                    }
-                }
-            }
+            // What the mounts read, by content (see `mount_key`).
+            Op::Exec(e) => extra.extend(self.mount_digests(e, wait)?),
             Op::File(f) => {
                 let p = self.prepare_copy(f, wait)?;
                 extra.push(p.digest.clone());
@@ -434,7 +432,7 @@ impl Solver {
     }
 
     /// The directory of the main context or of a named local one.
-    fn local_root(&self, input: &Input) -> Result<&SourceRoot> {
+    pub(crate) fn local_root(&self, input: &Input) -> Result<&SourceRoot> {
         match input {
             Input::Local(n) => self
                 .named
@@ -442,6 +440,22 @@ impl Solver {
                 .ok_or_else(|| anyhow!("no build context named {n:?}")),
             _ => self.context(),
         }
+    }
+
+    /// The layers of a stage's result or of an image, bottom first.
+    pub(crate) fn input_diff_ids(
+        &self,
+        input: &Input,
+        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+    ) -> Result<Vec<String>> {
+        Ok(match input {
+            Input::Chain(c) => wait(*c)?.diff_ids.clone(),
+            Input::Image(r) => {
+                let ids = self.resolve_image(r)?.config.rootfs.diff_ids;
+                ids.iter().map(|d| d.to_string()).collect()
+            }
+            _ => bail!("not a stage or an image"),
+        })
     }
 
     fn resolve_image(&self, r: &str) -> Result<hoist_image::Image> {

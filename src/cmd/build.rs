@@ -106,7 +106,8 @@ pub struct BuildArgs {
     /// Run the build checks (lint rules) on the Dockerfile and exit without building
     #[arg(long)]
     check: bool,
-    /// Build context: a directory, or "-" to read a Dockerfile from stdin (no context)
+    /// Build context: a directory, a git URL ("https://host/repo.git#REF:SUBDIR", "git@host:repo"),
+    /// an http(s) URL of a tarball or of a Dockerfile, or "-" to read a Dockerfile from stdin
     #[arg(value_name = "PATH | -")]
     context: String,
 }
@@ -218,6 +219,15 @@ impl BuildArgs {
         if self.check {
             let (text, name) = match (&stdin_text, &dockerfile, &context) {
                 (Some(t), _, _) => (t.clone(), "Dockerfile".to_string()),
+                (None, f, Some(c))
+                    if hoist_builder::remote_context::is_remote(&c.to_string_lossy())
+                        && f.as_ref().is_none_or(|f| f.is_relative()) =>
+                {
+                    bail!(
+                        "--check reads the Dockerfile locally: with a URL context {}, give it as an absolute -f path",
+                        c.display()
+                    )
+                }
                 (None, f, c) => {
                     let p = f
                         .clone()

@@ -105,3 +105,40 @@ pub fn context_with(dockerfile: &str, files: &[(&str, &[u8])]) -> tempfile::Temp
     }
     ctx
 }
+
+/// Step vertices of plain progress: (`[...] INSTRUCTION` line, status: `CACHED`, `DONE ...`, `ERROR ...`).
+pub fn step_statuses(progress: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for l in progress.lines() {
+        let Some(rest) = l.strip_prefix('#') else {
+            continue;
+        };
+        let (id, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        if text.starts_with('[') && !text.starts_with("[internal]") {
+            let status = progress
+                .lines()
+                .filter(|x| x.starts_with(&format!("#{id} ")))
+                .map(|x| x[id.len() + 2..].to_string())
+                .find(|x| x == "CACHED" || x.starts_with("DONE") || x.starts_with("ERROR"))
+                .unwrap_or_default();
+            out.push((text.to_string(), status));
+        }
+    }
+    out
+}
+
+/// The instructions (`RUN ...`, `COPY ...`) of the Dockerfile steps (`[stage N/M] ...`) a build
+/// ran rather than took from the cache, in order.
+pub fn steps_run(progress: &str) -> Vec<String> {
+    step_statuses(progress)
+        .into_iter()
+        .filter(|(_, s)| s != "CACHED")
+        .filter_map(|(t, _)| {
+            let (label, instruction) = t.strip_prefix('[')?.split_once("] ")?;
+            let n = label.rsplit(' ').next()?;
+            let (i, total) = n.split_once('/')?;
+            (i.parse::<u32>().is_ok() && total.parse::<u32>().is_ok())
+                .then(|| instruction.to_string())
+        })
+        .collect()
+}

@@ -1,0 +1,5 @@
+from .util import greet
+
+
+def run():
+    print(greet("world"))
