@@ -25,7 +25,8 @@ use crate::trash::{Scratch, Trash};
 use crate::union::Union;
 
 /// Bumped whenever what a step produces for the same inputs changes (invalidates older records).
-const CACHE_VERSION: &str = "hoist-build-cache-v1";
+/// v2: COPY/ADD as BuildKit (created dir modes, --chown ids, hardlinks, symlinked destinations).
+const CACHE_VERSION: &str = "hoist-build-cache-v2";
 
 /// What a chain produced.
 #[derive(Debug, Clone)]
