@@ -56,6 +56,16 @@ pub struct NotFound {
     pub path: String,
 }
 
+impl NotFound {
+    /// `path` (absolute, as BuildKit prints it) is missing from the context rooted at `root`.
+    pub fn in_root(root: &Path, path: &str) -> NotFound {
+        NotFound {
+            reference: reference_of(root),
+            path: path.to_string(),
+        }
+    }
+}
+
 /// The name [`NotFound`] gives the source root `root`, shaped as BuildKit's `SHARED::REF`.
 fn reference_of(root: &Path) -> String {
     let h = hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()));
@@ -83,13 +93,7 @@ pub fn resolve_sources(src: &SourceRoot, pattern: &str) -> Result<Vec<Matched>> 
             .filter(|n| glob_match(comp, n))
             .collect())
     };
-    let missing = |path: &str| -> anyhow::Error {
-        NotFound {
-            reference: reference_of(&src.root),
-            path: path.to_string(),
-        }
-        .into()
-    };
+    let missing = |path: &str| -> anyhow::Error { NotFound::in_root(&src.root, path).into() };
     let real_dir = |rel: &str| {
         resolve_in_root(&src.root, rel, false)
             .and_then(fs::symlink_metadata)

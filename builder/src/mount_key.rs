@@ -150,7 +150,10 @@ pub fn tree_digest(root: &Path, source: &str) -> Result<String> {
     let top = resolve_in_root(root, source, true)?;
     let meta = fs::symlink_metadata(&top).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow::Error::new(crate::copy::NotFound(clean(&format!("/{source}"))))
+            anyhow::Error::new(crate::copy::NotFound::in_root(
+                root,
+                &clean(&format!("/{source}")),
+            ))
         } else {
             anyhow::Error::new(e).context(format!("reading {}", top.display()))
         }

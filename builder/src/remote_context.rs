@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
-use crate::copy::{ArchiveKind, CopyOptions, archive_kind, unpack_archive};
+use crate::copy::{is_archive, unpack_archive};
 use crate::progress::Progress;
 
 /// Whether a context argument names a remote context rather than a directory.
@@ -73,19 +73,17 @@ pub fn fetch(
     let file = dl.dir.path().join(&dl.name);
     let root = dl.dir.path().join("context.d");
     fs::create_dir(&root)?;
-    let dockerfile = match archive_kind(&file)? {
-        // BuildKit's frontend recognises these (not zstd).
-        Some(ArchiveKind::Tar | ArchiveKind::Gzip | ArchiveKind::Bzip2 | ArchiveKind::Xz) => {
-            unpack_archive(&file, &root, &CopyOptions::default())
-                .with_context(|| format!("unpacking the build context from {url}"))?;
-            None
-        }
-        _ => {
-            // The frontend names the downloaded Dockerfile "context".
-            let df = root.join("context");
-            fs::rename(&file, &df)?;
-            Some(df)
-        }
+    // A tar (plain or compressed, recognised by content as ADD does) is the context; anything
+    // else is the Dockerfile.
+    let dockerfile = if is_archive(&file) {
+        unpack_archive(&file, &root, false)
+            .with_context(|| format!("unpacking the build context from {url}"))?;
+        None
+    } else {
+        // The frontend names the downloaded Dockerfile "context".
+        let df = root.join("context");
+        fs::rename(&file, &df)?;
+        Some(df)
     };
     v.done();
     Ok(RemoteContext {
