@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use sha2::{Digest as _, Sha256};
 
 use crate::cache::key_of;
@@ -85,9 +85,8 @@ impl Solver {
                 }) => (from, source),
                 _ => continue,
             };
-            let d = self.source_digest(from, source, wait).context(
-                "failed to compute cache key: failed to calculate checksum of mount source",
-            )?;
+            // A missing source is copy::NotFound, which the solver reports as BuildKit does.
+            let d = self.source_digest(from, source, wait)?;
             out.push(d);
         }
         Ok(out)
@@ -222,7 +221,8 @@ mod tests {
             assert_ne!(tree_digest(r, "app").unwrap(), mode);
         }
         let e = tree_digest(r, "missing").unwrap_err();
-        assert_eq!(e.to_string(), "\"/missing\": not found");
+        let e = e.downcast::<crate::copy::NotFound>().unwrap();
+        assert_eq!(e.path, "/missing");
     }
 
     #[test]
