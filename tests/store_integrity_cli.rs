@@ -505,3 +505,56 @@ fn what_a_killed_load_left_in_the_store_tmp_is_removed_on_the_next_run() {
     assert!(!left.exists(), "a killed load's files kept");
     assert!(young.exists(), "a file still being written removed");
 }
+
+#[test]
+fn volumes_cache_mounts_and_scratch_dirs_are_owner_only() {
+    let t = open_tempdir();
+    let store = t.path().join("store");
+    make_busybox(&store);
+    let scratch = t.path().join("scratch/hoist");
+    let h = Hoist::new(&store).env("HOIST_RUNTIME_TMP", &scratch);
+    h.ok(&["volume", "create", "vol1"]);
+    h.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "vol1:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo secret > /data/s",
+    ]);
+    let ctx = t.path().join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache,target=/c echo secret > /c/s\n",
+    )
+    .unwrap();
+    h.ok(&["build", "-q", "-t", "c", ctx.to_str().unwrap()]);
+    assert_eq!(mode(&scratch), 0o700, "HOIST_RUNTIME_TMP");
+    for d in ["volumes", "cache", "containers"] {
+        assert_eq!(mode(&store.join(d)), 0o700, "{d}");
+    }
+    // Even with the store root opened by hand, nothing containers or builds wrote is readable.
+    fs::set_permissions(&store, fs::Permissions::from_mode(0o755)).unwrap();
+    let secrets = [store.join("volumes/vol1/s")]
+        .into_iter()
+        .chain(
+            fs::read_dir(store.join("cache/mounts"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path().join("s")),
+        )
+        .collect::<Vec<_>>();
+    assert_eq!(secrets.len(), 2, "{secrets:?}");
+    for s in &secrets {
+        assert_eq!(fs::read_to_string(s).unwrap(), "secret\n");
+        let out = as_nobody(Path::new("/bin/cat"), &[s.to_str().unwrap()]);
+        assert!(!out.status.success(), "nobody read {}", s.display());
+    }
+    for d in ["volumes", "cache", "containers"] {
+        let out = as_nobody(Path::new("/bin/ls"), &[store.join(d).to_str().unwrap()]);
+        assert!(!out.status.success(), "nobody listed {d}");
+    }
+}

@@ -324,7 +324,7 @@ impl Store {
     }
 
     /// A directory reserved for another part of hoist (`"volumes"`, `"cache"`, `"containers"`...),
-    /// created on demand. Names are lowercase `[a-z0-9_-]+` and not one of the store's own.
+    /// created on demand, owner-only (tightened when open to others). Names are lowercase `[a-z0-9_-]+` and not one of the store's own.
     pub fn dir(&self, name: &str) -> Result<PathBuf> {
         let ok = !name.is_empty()
             && name
@@ -336,8 +336,10 @@ impl Store {
                 "invalid or reserved store directory name {name:?}"
             )));
         }
+        // Owner-only like the store's own directories: volumes, cache mounts and containers hold
+        // what builds and containers wrote (secrets, setuid files).
         let p = self.root.join(name);
-        fs::create_dir_all(&p).ctx(|| format!("creating {}", p.display()))?;
+        crate::perms::private_dir(&p)?;
         Ok(p)
     }
 
