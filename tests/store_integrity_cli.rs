@@ -558,3 +558,63 @@ fn volumes_cache_mounts_and_scratch_dirs_are_owner_only() {
         assert!(!out.status.success(), "nobody listed {d}");
     }
 }
+
+/// Every file under the store's `blobs/` and its `index.json`: what a failed command must not
+/// change.
+fn blobs_and_index(store: &Path) -> (Vec<String>, String) {
+    let mut blobs: Vec<String> = fs::read_dir(store.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    blobs.sort();
+    (blobs, fs::read_to_string(store.join("index.json")).unwrap())
+}
+
+#[test]
+fn an_import_of_a_broken_tar_changes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    make_busybox(&store);
+    let h = Hoist::new(&store);
+    let rootfs = t.path().join("rootfs");
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    fs::write(rootfs.join("etc/big"), vec![b'x'; 5000]).unwrap();
+    let good = t.path().join("good.tar");
+    tar_c(&rootfs, &["etc"], &good);
+    let bytes = fs::read(&good).unwrap();
+    let garbage: Vec<u8> = fs::read("/bin/busybox").unwrap()[..3000].to_vec();
+    let gz = t.path().join("cut.tar.gz");
+    gzip(&good, &gz);
+    let cut_gz = fs::read(&gz).unwrap()[..fs::read(&gz).unwrap().len() - 30].to_vec();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("garbage", garbage, "invalid tar header"),
+        ("cut in a file", bytes[..3000].to_vec(), "unexpected EOF"),
+        ("cut in a header", bytes[..1600].to_vec(), "unexpected EOF"),
+        ("cut gzip", cut_gz, ""),
+    ];
+    let before = blobs_and_index(&store);
+    for (what, data, why) in cases {
+        let file = t.path().join("bad.tar");
+        fs::write(&file, &data).unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/bad.tar",
+            common::serve_http(data.clone())
+        );
+        for src in [file.to_str().unwrap(), "-", url.as_str()] {
+            // Into an existing name too: it must not move.
+            let out = h.output_with(&["import", src, "busybox:latest"], Some(&data));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{what} from {src}: imported");
+            assert!(
+                err.contains(&format!("invalid tar archive {src}")) && err.contains(why),
+                "{what} from {src}: {err}"
+            );
+            assert_eq!(blobs_and_index(&store), before, "{what} from {src}");
+        }
+    }
+    h.ok(&["run", "--rm", "busybox", "true"]);
+    // The whole archive imports.
+    h.ok(&["import", good.to_str().unwrap(), "good:1"]);
+    assert!(h.ok(&["image", "inspect", "good:1"]).contains("sha256:"));
+}

@@ -542,11 +542,16 @@ impl Store {
         ))
     }
 
-    /// Stores a layer tar given as a stream (uncompressed, gzip or zstd), uncompressed.
+    /// Stores a layer tar given as a stream (uncompressed, gzip or zstd), uncompressed, once it has
+    /// read through as a whole tar archive ([`layer::copy_checked_tar`]); otherwise nothing is
+    /// stored and the error is [`Error::Invalid`].
     pub fn commit_tar<R: Read>(&self, reader: R) -> Result<LayerInfo> {
-        let mut r = layer::decompress(reader)?;
+        let r = layer::decompress(reader)?;
         let mut w = self.blob_writer()?;
-        std::io::copy(&mut r, &mut w).ctx(|| "storing layer")?;
+        layer::copy_checked_tar(r, &mut w).map_err(|e| Error::Invalid {
+            what: "tar archive".into(),
+            why: e.to_string(),
+        })?;
         Self::layer_info(w.commit(None)?)
     }
 
