@@ -467,7 +467,7 @@ fn a_cache_layer_that_is_not_the_claimed_layer_is_refused() {
     let run_blob = meta.records[run].layer.clone().unwrap();
     let copy_blob = meta.records[copy].layer.clone().unwrap();
     meta.records[copy].layer = Some(run_blob.clone());
-    meta.records[run].layer = Some(copy_blob);
+    meta.records[run].layer = Some(copy_blob.clone());
     rt.block_on(hoist_registry::cache::export_cache(
         &client,
         &env.store(),
@@ -478,30 +478,41 @@ fn a_cache_layer_that_is_not_the_claimed_layer_is_refused() {
         &Progress::new(ProgressMode::Quiet),
     ))
     .unwrap();
+    // The same lying cache as a local directory (`type=local`).
+    let local = env.dir.path().join("bad-cache");
+    hoist_registry::cache::export_cache_local(
+        &env.store(),
+        &hoist_registry::LayoutStore::open(&local).unwrap(),
+        "latest",
+        &serde_json::to_vec(&meta).unwrap(),
+        remote.layers().to_vec(),
+    )
+    .unwrap();
 
-    env.wipe();
-    let second = env.build(&["-t", "app", "--cache-from", &bad], &ctx);
-    assert!(
-        second.contains(&format!(
-            "cache layer {run_blob} holds {}, not {}",
-            diff_ids[1], diff_ids[0]
-        )),
-        "{second}"
-    );
-    let st = steps(&second);
-    assert!(
-        st[1].0.contains("COPY a.txt") && st[1].1.starts_with("DONE"),
-        "{second}"
-    );
-    // The wrong blob was never recorded as the COPY layer's compressed form (a push would send it).
-    let d: hoist_image::Digest = diff_ids[0].parse().unwrap();
-    let store = env.store();
-    assert_ne!(
-        store
-            .layer_blob(&d, hoist_image::Compression::Gzip)
-            .map(|b| b.to_string()),
-        Some(run_blob)
-    );
-    let img = store.resolve("app").unwrap();
-    assert_eq!(img.config.rootfs.diff_ids[1].to_string(), diff_ids[0]);
+    let from_local = format!("type=local,src={}", local.display());
+    for from in [bad.as_str(), from_local.as_str()] {
+        env.wipe();
+        let second = env.build(&["-t", "app", "--cache-from", from], &ctx);
+        assert!(
+            second.contains(&format!(
+                "cache layer {run_blob} holds {}, not {}",
+                diff_ids[1], diff_ids[0]
+            )),
+            "{from}: {second}"
+        );
+        let st = steps(&second);
+        assert!(
+            st[1].0.contains("COPY a.txt") && st[1].1.starts_with("DONE"),
+            "{from}: {second}"
+        );
+        // Checked while it streamed in: neither wrong blob was stored, so none was recorded as
+        // a layer's compressed form (a push would send it).
+        let store = env.store();
+        for b in [&run_blob, &copy_blob] {
+            let d: hoist_image::Digest = b.parse().unwrap();
+            assert!(!store.has_blob(&d), "{from}: {b} was stored");
+        }
+        let img = store.resolve("app").unwrap();
+        assert_eq!(img.config.rootfs.diff_ids[1].to_string(), diff_ids[0]);
+    }
 }

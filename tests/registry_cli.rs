@@ -254,3 +254,76 @@ fn interactive_login_prompts_and_hides_the_password() {
         serde_json::from_slice(&std::fs::read(cfg.join("config.json")).unwrap()).unwrap();
     assert_eq!(v["auths"][reg.host()]["auth"], "Ym9iOmIwYi1wYXNz");
 }
+
+/// How many times `hoist ARGS` replaced the store's `index.json` (traced renames onto it).
+fn index_writes(h: &Hoist, args: &[&str]) -> usize {
+    let trace = h.root().parent().unwrap().join("trace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=rename,renameat,renameat2", "-o"])
+        .arg(&trace)
+        .arg(HOIST)
+        .arg("--root")
+        .arg(h.root())
+        .args(args);
+    common::run(&mut cmd);
+    let log = std::fs::read_to_string(&trace).unwrap();
+    log.lines()
+        .filter(|l| l.contains("/index.json\"") && !l.contains("= -1"))
+        .count()
+}
+
+#[test]
+fn a_pull_through_a_manifest_list_moves_its_names_in_one_index_update() {
+    let reg = TestRegistry::start(None);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, cfg) = (tmp.path().join("src"), tmp.path().join("docker"));
+    let name = format!("{}/test/busybox:1", reg.host());
+    make_busybox(&src, &name);
+    ok(hoist(&src, &cfg, &["push", &name], None));
+    // A manifest list over the pushed image, for this machine's platform.
+    let raw = common::run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]));
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let digest = hoist_image::Digest::of(raw.as_bytes()).to_string();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": m["mediaType"],
+            "digest": digest,
+            "size": raw.len(),
+            "platform": { "architecture": hoist_image::config::host_arch(), "os": "linux" },
+        }],
+    })
+    .to_string();
+    let index_digest = hoist_image::Digest::of(index.as_bytes()).to_string();
+    common::run(Command::new("curl").args([
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.index.v1+json",
+        "--data-binary",
+        &index,
+        &format!("http://{}/v2/test/busybox/manifests/multi", reg.host()),
+    ]));
+
+    let dst = tmp.path().join("dst");
+    let h = Hoist::new(&dst);
+    h.ok(&["images"]);
+    let multi = format!("{}/test/busybox:multi", reg.host());
+    assert_eq!(index_writes(&h, &["pull", "-q", &multi]), 1);
+    // The tag and the manifest list's digest both resolve to the pulled image.
+    let id = |r: &str| {
+        let v: serde_json::Value = serde_json::from_str(&h.ok(&["image", "inspect", r])).unwrap();
+        v[0]["Id"].as_str().unwrap().to_string()
+    };
+    let pinned = format!("{}/test/busybox@{index_digest}", reg.host());
+    assert_eq!(id(&multi), id(&pinned));
+    // A retag and a tag of the same image are one update each as well.
+    assert_eq!(index_writes(&h, &["tag", &multi, "again:1"]), 1);
+}

@@ -240,7 +240,17 @@ fn a_failed_load_changes_no_name_and_no_layer_of_the_store() {
             .contains("Loaded image: good:1")
     );
     let before = store_state(&store);
-    assert_eq!(before.1.len(), 1, "the gzip blob is recorded for the layer");
+    let blob_records: Vec<_> = before
+        .1
+        .iter()
+        .filter(|(p, _)| p.ends_with("/gzip"))
+        .collect();
+    assert_eq!(
+        blob_records.len(),
+        1,
+        "the gzip blob is recorded for the layer: {:?}",
+        before.1
+    );
 
     // (a) One flipped byte in the middle of the compressed layer.
     let mut flipped = fs::read(work.join("good.tar.gz")).unwrap();
@@ -494,4 +504,117 @@ fn what_a_killed_load_left_in_the_store_tmp_is_removed_on_the_next_run() {
     h.ok(&["images"]);
     assert!(!left.exists(), "a killed load's files kept");
     assert!(young.exists(), "a file still being written removed");
+}
+
+#[test]
+fn volumes_cache_mounts_and_scratch_dirs_are_owner_only() {
+    let t = open_tempdir();
+    let store = t.path().join("store");
+    make_busybox(&store);
+    let scratch = t.path().join("scratch/hoist");
+    let h = Hoist::new(&store).env("HOIST_RUNTIME_TMP", &scratch);
+    h.ok(&["volume", "create", "vol1"]);
+    h.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "vol1:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo secret > /data/s",
+    ]);
+    let ctx = t.path().join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache,target=/c echo secret > /c/s\n",
+    )
+    .unwrap();
+    h.ok(&["build", "-q", "-t", "c", ctx.to_str().unwrap()]);
+    assert_eq!(mode(&scratch), 0o700, "HOIST_RUNTIME_TMP");
+    for d in ["volumes", "cache", "containers"] {
+        assert_eq!(mode(&store.join(d)), 0o700, "{d}");
+    }
+    // Even with the store root opened by hand, nothing containers or builds wrote is readable.
+    fs::set_permissions(&store, fs::Permissions::from_mode(0o755)).unwrap();
+    let secrets = [store.join("volumes/vol1/s")]
+        .into_iter()
+        .chain(
+            fs::read_dir(store.join("cache/mounts"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path().join("s")),
+        )
+        .collect::<Vec<_>>();
+    assert_eq!(secrets.len(), 2, "{secrets:?}");
+    for s in &secrets {
+        assert_eq!(fs::read_to_string(s).unwrap(), "secret\n");
+        let out = as_nobody(Path::new("/bin/cat"), &[s.to_str().unwrap()]);
+        assert!(!out.status.success(), "nobody read {}", s.display());
+    }
+    for d in ["volumes", "cache", "containers"] {
+        let out = as_nobody(Path::new("/bin/ls"), &[store.join(d).to_str().unwrap()]);
+        assert!(!out.status.success(), "nobody listed {d}");
+    }
+}
+
+/// Every file under the store's `blobs/` and its `index.json`: what a failed command must not
+/// change.
+fn blobs_and_index(store: &Path) -> (Vec<String>, String) {
+    let mut blobs: Vec<String> = fs::read_dir(store.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    blobs.sort();
+    (blobs, fs::read_to_string(store.join("index.json")).unwrap())
+}
+
+#[test]
+fn an_import_of_a_broken_tar_changes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    make_busybox(&store);
+    let h = Hoist::new(&store);
+    let rootfs = t.path().join("rootfs");
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    fs::write(rootfs.join("etc/big"), vec![b'x'; 5000]).unwrap();
+    let good = t.path().join("good.tar");
+    tar_c(&rootfs, &["etc"], &good);
+    let bytes = fs::read(&good).unwrap();
+    let garbage: Vec<u8> = fs::read("/bin/busybox").unwrap()[..3000].to_vec();
+    let gz = t.path().join("cut.tar.gz");
+    gzip(&good, &gz);
+    let cut_gz = fs::read(&gz).unwrap()[..fs::read(&gz).unwrap().len() - 30].to_vec();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("garbage", garbage, "invalid tar header"),
+        ("cut in a file", bytes[..3000].to_vec(), "unexpected EOF"),
+        ("cut in a header", bytes[..1600].to_vec(), "unexpected EOF"),
+        ("cut gzip", cut_gz, ""),
+    ];
+    let before = blobs_and_index(&store);
+    for (what, data, why) in cases {
+        let file = t.path().join("bad.tar");
+        fs::write(&file, &data).unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/bad.tar",
+            common::serve_http(data.clone())
+        );
+        for src in [file.to_str().unwrap(), "-", url.as_str()] {
+            // Into an existing name too: it must not move.
+            let out = h.output_with(&["import", src, "busybox:latest"], Some(&data));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{what} from {src}: imported");
+            assert!(
+                err.contains(&format!("invalid tar archive {src}")) && err.contains(why),
+                "{what} from {src}: {err}"
+            );
+            assert_eq!(blobs_and_index(&store), before, "{what} from {src}");
+        }
+    }
+    h.ok(&["run", "--rm", "busybox", "true"]);
+    // The whole archive imports.
+    h.ok(&["import", good.to_str().unwrap(), "good:1"]);
+    assert!(h.ok(&["image", "inspect", "good:1"]).contains("sha256:"));
 }

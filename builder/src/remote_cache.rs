@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use hoist_image::{Compression, Digest, Store};
-use hoist_registry::{Client, ClientOptions, Descriptor, ImageRef, LayoutStore, ProgressMode};
+use hoist_registry::{
+    Client, ClientOptions, Descriptor, ImageRef, LayerMismatch, LayoutStore, ProgressMode,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheRecord;
@@ -374,24 +376,41 @@ impl RemoteCache {
                 imp.layer.digest, imp.layer.size, imp.source
             ))
         });
+        // Checked against its diff_id while it streams in: a blob that is another layer is
+        // never stored.
+        let want = Some(diff_id.as_str());
         let fetched = match &imp.source {
             Source::Registry(repo) => {
                 let quiet = hoist_registry::Progress::new(ProgressMode::Quiet);
                 self.runtime
-                    .block_on(hoist_registry::fetch_blobs(
+                    .block_on(hoist_registry::fetch_verified(
                         &self.client,
                         &self.store,
                         repo,
-                        std::slice::from_ref(&imp.layer),
+                        &[(&imp.layer, want)],
                         1,
                         &quiet,
                     ))
                     .map(drop)
             }
-            Source::Local(layout) => {
-                hoist_registry::cache::copy_blob(layout.as_ref(), &self.store, &imp.layer.digest)
-            }
-        };
+            Source::Local(layout) => hoist_registry::cache::copy_layer(
+                layout.as_ref(),
+                &self.store,
+                &imp.layer.digest,
+                diff_id.as_str(),
+            ),
+        }
+        .map_err(
+            |e| match e.chain().find_map(|c| c.downcast_ref::<LayerMismatch>()) {
+                Some(m) => anyhow!(
+                    "cache layer {} holds {}, not {}",
+                    m.blob,
+                    m.actual,
+                    m.expected
+                ),
+                None => e,
+            },
+        );
         let r = fetched.and_then(|()| self.unpack_verified(&blob, &diff_id, &imp.layer.media_type));
         match (v, &r) {
             (Some(v), Ok(())) => v.done(),

@@ -515,7 +515,13 @@ pub fn import(store: &Store, src: ImportSource<'_>, opts: &ImportOptions) -> Res
     let _lease = store.lease()?;
     let info = match src {
         ImportSource::Dir(d) => store.commit_dir(d, &LayerOptions::from_env())?,
-        ImportSource::Tar(r) => store.commit_tar(r)?,
+        ImportSource::Tar(r) => store.commit_tar(r).map_err(|e| match e {
+            Error::Invalid { why, .. } => Error::Invalid {
+                what: format!("tar archive {}", opts.source_name),
+                why,
+            },
+            e => e,
+        })?,
     };
     let mut config = ImageConfig::new_for_host();
     config.config = opts.config.clone();

@@ -324,7 +324,7 @@ impl Store {
     }
 
     /// A directory reserved for another part of hoist (`"volumes"`, `"cache"`, `"containers"`...),
-    /// created on demand. Names are lowercase `[a-z0-9_-]+` and not one of the store's own.
+    /// created on demand, owner-only (tightened when open to others). Names are lowercase `[a-z0-9_-]+` and not one of the store's own.
     pub fn dir(&self, name: &str) -> Result<PathBuf> {
         let ok = !name.is_empty()
             && name
@@ -336,8 +336,10 @@ impl Store {
                 "invalid or reserved store directory name {name:?}"
             )));
         }
+        // Owner-only like the store's own directories: volumes, cache mounts and containers hold
+        // what builds and containers wrote (secrets, setuid files).
         let p = self.root.join(name);
-        fs::create_dir_all(&p).ctx(|| format!("creating {}", p.display()))?;
+        crate::perms::private_dir(&p)?;
         Ok(p)
     }
 
@@ -540,11 +542,16 @@ impl Store {
         ))
     }
 
-    /// Stores a layer tar given as a stream (uncompressed, gzip or zstd), uncompressed.
+    /// Stores a layer tar given as a stream (uncompressed, gzip or zstd), uncompressed, once it has
+    /// read through as a whole tar archive ([`layer::copy_checked_tar`]); otherwise nothing is
+    /// stored and the error is [`Error::Invalid`].
     pub fn commit_tar<R: Read>(&self, reader: R) -> Result<LayerInfo> {
-        let mut r = layer::decompress(reader)?;
+        let r = layer::decompress(reader)?;
         let mut w = self.blob_writer()?;
-        std::io::copy(&mut r, &mut w).ctx(|| "storing layer")?;
+        layer::copy_checked_tar(r, &mut w).map_err(|e| Error::Invalid {
+            what: "tar archive".into(),
+            why: e.to_string(),
+        })?;
         Self::layer_info(w.commit(None)?)
     }
 
@@ -808,6 +815,28 @@ impl Store {
     /// index update. On any error nothing visible has changed: no tag moved, no layer record
     /// written for a layer that did not verify.
     pub fn put_manifests(&self, images: &[(Vec<u8>, Vec<Reference>)]) -> Result<Vec<Image>> {
+        self.put_manifests_from(images, None)
+    }
+
+    /// [`Store::put_manifest`] for a manifest selected from the manifest list `index_digest` (a
+    /// pull): the tags and the index digest (see [`Store::add_index_digest`]) are recorded in the
+    /// same index update, so an interrupted pull never leaves one without the other.
+    pub fn put_pulled_manifest(
+        &self,
+        bytes: &[u8],
+        tags: &[Reference],
+        index_digest: Option<&Digest>,
+    ) -> Result<Image> {
+        let mut images =
+            self.put_manifests_from(&[(bytes.to_vec(), tags.to_vec())], index_digest)?;
+        Ok(images.remove(0))
+    }
+
+    fn put_manifests_from(
+        &self,
+        images: &[(Vec<u8>, Vec<Reference>)],
+        index_digest: Option<&Digest>,
+    ) -> Result<Vec<Image>> {
         let _lease = self.lease()?;
         let mut staged = Vec::new();
         for (bytes, _) in images {
@@ -833,6 +862,9 @@ impl Store {
                 }
                 if !idx.manifests.iter().any(|e| e.digest == *md) {
                     idx.manifests.push(entry(None));
+                }
+                if let Some(index) = index_digest {
+                    note_index_digest(idx, md, index);
                 }
             }
             Ok(())
@@ -881,19 +913,7 @@ impl Store {
     /// index's digest resolve to it.
     pub fn add_index_digest(&self, manifest_digest: &Digest, index_digest: &Digest) -> Result<()> {
         self.update_index(|idx| {
-            for e in idx
-                .manifests
-                .iter_mut()
-                .filter(|e| e.digest == *manifest_digest)
-            {
-                if e.index_digests().any(|x| x == index_digest.as_str()) {
-                    continue;
-                }
-                let mut all: Vec<String> = e.index_digests().map(String::from).collect();
-                all.push(index_digest.to_string());
-                e.annotations
-                    .insert(INDEX_DIGESTS.to_string(), all.join(" "));
-            }
+            note_index_digest(idx, manifest_digest, index_digest);
             Ok(())
         })
     }
@@ -1283,6 +1303,23 @@ fn spread_subdirs(dir: &Path) {
 }
 
 /// Moves the name `t` to `entry`; the image it pointed at stays, untagged, if nothing else names it.
+/// Records on every index entry of `manifest_digest` that it was selected from `index_digest`.
+fn note_index_digest(idx: &mut IndexFile, manifest_digest: &Digest, index_digest: &Digest) {
+    for e in idx
+        .manifests
+        .iter_mut()
+        .filter(|e| e.digest == *manifest_digest)
+    {
+        if e.index_digests().any(|x| x == index_digest.as_str()) {
+            continue;
+        }
+        let mut all: Vec<String> = e.index_digests().map(String::from).collect();
+        all.push(index_digest.to_string());
+        e.annotations
+            .insert(INDEX_DIGESTS.to_string(), all.join(" "));
+    }
+}
+
 fn set_tag(idx: &mut IndexFile, t: &Reference, entry: IndexEntry) {
     let full = t.to_string();
     let mut orphan = None;

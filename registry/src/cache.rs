@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use hoist_image::layer::DiffIdWriter;
 
 use crate::client::Client;
 use crate::layout::{LayoutStore, REF_NAME};
@@ -134,9 +135,30 @@ pub fn import_cache_local(layout: &LayoutStore, tag: &str) -> Result<Option<Remo
 /// Copies the blob `digest` from one store to another unless it is there, verifying its content
 /// on the way (a blob that does not hash to its name is refused, nothing is stored).
 pub fn copy_blob(from: &dyn ContentStore, to: &dyn ContentStore, digest: &str) -> Result<()> {
+    copy_verified(from, to, digest, None)
+}
+
+/// [`copy_blob`] for a layer blob that must also decompress to the layer `diff_id`: checked as it
+/// is copied, and on a mismatch ([`crate::LayerMismatch`]) nothing is stored.
+pub fn copy_layer(
+    from: &dyn ContentStore,
+    to: &dyn ContentStore,
+    digest: &str,
+    diff_id: &str,
+) -> Result<()> {
+    copy_verified(from, to, digest, Some(diff_id))
+}
+
+fn copy_verified(
+    from: &dyn ContentStore,
+    to: &dyn ContentStore,
+    digest: &str,
+    diff_id: Option<&str>,
+) -> Result<()> {
     if to.has_blob(digest) {
         return Ok(());
     }
+    let mut layer = diff_id.map(|_| DiffIdWriter::new());
     let src = from.blob_path(digest)?;
     let mut tmp = tempfile::NamedTempFile::new_in(to.temp_dir()?)?;
     let mut input =
@@ -151,13 +173,31 @@ pub fn copy_blob(from: &dyn ContentStore, to: &dyn ContentStore, digest: &str) -
             break;
         }
         hasher.update(&buf[..n]);
+        if let Some(l) = &mut layer {
+            l.write_all(&buf[..n])
+                .with_context(|| format!("layer {digest} from {}: decompressing", src.display()))?;
+        }
         tmp.write_all(&buf[..n])?;
     }
-    tmp.as_file().sync_all()?;
     let got = hasher.finish();
     if got != digest {
         bail!("blob {digest} from {} holds {got}", src.display());
     }
+    if let (Some(l), Some(want)) = (layer, diff_id) {
+        let (actual, _) = l
+            .finish()
+            .with_context(|| format!("layer {digest} from {}: decompressing", src.display()))?;
+        if actual.as_str() != want {
+            return Err(crate::LayerMismatch {
+                blob: digest.to_string(),
+                source: src.display().to_string(),
+                actual: actual.to_string(),
+                expected: want.to_string(),
+            }
+            .into());
+        }
+    }
+    tmp.as_file().sync_all()?;
     let (_, path) = tmp.keep()?;
     to.commit_blob(&path, digest)
 }

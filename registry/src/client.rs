@@ -695,12 +695,13 @@ impl Client {
             .finish()
             .with_context(|| format!("layer {} from {}: decompressing", desc.digest, r.name()))?;
         if actual.as_str() != want {
-            bail!(
-                "layer {} from {} does not match the image config: its content is {actual} but \
-                 the config's rootfs.diff_ids say {want}",
-                desc.digest,
-                r.name()
-            );
+            return Err(crate::LayerMismatch {
+                blob: desc.digest.clone(),
+                source: r.name().to_string(),
+                actual: actual.to_string(),
+                expected: want.to_string(),
+            }
+            .into());
         }
         Ok(Some(c))
     }

@@ -18,6 +18,7 @@ pub mod digest;
 pub mod layout;
 pub mod login;
 pub mod manifest;
+mod mismatch;
 pub mod progress;
 pub mod reference;
 pub mod store;
@@ -27,11 +28,12 @@ pub use auth::{Credentials, DockerConfig};
 pub use client::{Access, BlobPush, BlobSource, Client, ClientOptions, OnBytes};
 pub use layout::LayoutStore;
 pub use manifest::{Descriptor, Index, Manifest, Platform};
+pub use mismatch::LayerMismatch;
 pub use progress::{Progress, ProgressMode};
 pub use reference::{Endpoint, ImageRef};
 pub use transfer::{
-    ContentStore, PullOptions, PulledImage, PushOptions, PushedImage, fetch_blobs, pull, push,
-    push_blobs, push_manifest,
+    ContentStore, PullOptions, PulledImage, PushOptions, PushedImage, fetch_blobs, fetch_verified,
+    pull, push, push_blobs, push_manifest,
 };
 
 /// A multi-threaded tokio runtime for synchronous callers (the CLI, the builder):

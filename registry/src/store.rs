@@ -51,13 +51,11 @@ impl ContentStore for Store {
             Some(t) => vec![Reference::parse(&format!("{}:{t}", r.name()))?],
             None => Vec::new(),
         };
-        let stored = self
-            .put_manifest(&image.manifest, &tags)
+        // `name@sha256:<index>` resolves locally to the platform's image, as in Docker; the
+        // tag and that alias are written in one index update.
+        let index = image.index_digest.as_deref().map(digest).transpose()?;
+        self.put_pulled_manifest(&image.manifest, &tags, index.as_ref())
             .with_context(|| format!("storing {r}"))?;
-        if let Some(index) = &image.index_digest {
-            // `name@sha256:<index>` resolves locally to the platform's image, as in Docker.
-            self.add_index_digest(&stored.manifest_digest, &digest(index)?)?;
-        }
         Ok(())
     }
 

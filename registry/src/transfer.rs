@@ -112,8 +112,9 @@ pub async fn fetch_blobs(
 }
 
 /// [`fetch_blobs`] where a blob paired with a diff_id is a layer that must decompress to it
-/// (checked while it streams; a mismatch fails before the blob is stored).
-async fn fetch_verified(
+/// (checked while it streams; a mismatch fails with [`crate::LayerMismatch`] before the blob is
+/// stored).
+pub async fn fetch_verified(
     client: &Client,
     store: &dyn ContentStore,
     repo: &ImageRef,

@@ -43,7 +43,10 @@ fn private_dir(dir: &Path) -> bool {
 fn choose_base() -> PathBuf {
     if let Some(dir) = std::env::var_os("HOIST_RUNTIME_TMP") {
         let dir = PathBuf::from(dir);
-        let _ = fs::create_dir_all(&dir);
+        let _ = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir);
         return dir;
     }
     if crate::userns::rootless() {

@@ -47,11 +47,27 @@ impl Volumes {
     /// Creates `name` if missing (idempotent, like `docker volume create`).
     pub fn create(&self, name: &str) -> io::Result<Volume> {
         let path = self.path(name)?;
+        self.private_parent()?;
         fs::create_dir_all(&path)?;
         Ok(Volume {
             name: name.to_string(),
             mountpoint: path,
         })
+    }
+
+    /// Makes the directory holding the volumes owner-only (created so, or tightened when an older
+    /// hoist left it open): what containers write in volumes is no other local user's to read.
+    fn private_parent(&self) -> io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        let mode = fs::metadata(&self.dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(mode & 0o7700))?;
+        }
+        Ok(())
     }
 
     /// The volume `name`, if it exists.

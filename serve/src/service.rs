@@ -48,9 +48,10 @@ pub struct Accepted {
 impl Service {
     /// Opens the state directory and the queue (requeueing builds a stop interrupted).
     pub fn open(config: Config, runner: Arc<dyn BuildRunner>) -> anyhow::Result<Arc<Service>> {
+        // Owner-only: the queue, logs and checkouts are no other local user's to read.
+        private_dir(&config.state_dir)?;
         for d in ["mirrors", "work", "logs"] {
-            let p = config.state_dir.join(d);
-            std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+            private_dir(&config.state_dir.join(d))?;
         }
         // Checkouts of interrupted builds are stale: they are made again when the build reruns.
         if let Ok(entries) = std::fs::read_dir(config.state_dir.join("work")) {
@@ -63,7 +64,13 @@ impl Service {
                 };
             }
         }
-        let (queue, requeued) = Queue::open(&config.state_dir.join("queue.sqlite"))?;
+        let db = config.state_dir.join("queue.sqlite");
+        let (queue, requeued) = Queue::open(&db)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} owner-only", db.display()))?;
+        }
         if requeued > 0 {
             eprintln!(
                 "{} requeued {requeued} build(s) interrupted by the last stop",
@@ -444,8 +451,68 @@ pub async fn signal() {
     }
 }
 
+/// Creates `dir` (and missing parents) owner-only, or tightens it when it is open to others.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7700))
+            .with_context(|| format!("making {} owner-only", dir.display()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+
+    struct NoBuilds;
+    impl crate::runner::BuildRunner for NoBuilds {
+        fn run(
+            &self,
+            _: &crate::runner::BuildRequest,
+            _: &mut crate::runner::Log,
+        ) -> anyhow::Result<crate::runner::BuildOutput> {
+            anyhow::bail!("no builds here")
+        }
+    }
+
+    #[test]
+    fn the_state_directory_and_queue_are_owner_only_even_when_left_open() {
+        let t = tempfile::tempdir().unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for fresh in [true, false] {
+            let state = t.path().join(if fresh { "fresh" } else { "old" });
+            if !fresh {
+                // As an older hoist serve left it, under umask 022.
+                for d in ["", "logs", "work", "mirrors"] {
+                    std::fs::create_dir_all(state.join(d)).unwrap();
+                    std::fs::set_permissions(state.join(d), std::fs::Permissions::from_mode(0o755))
+                        .unwrap();
+                }
+            }
+            let text = format!(
+                "state_dir = \"{}\"\nregistry = \"r\"\nsecret = \"s\"\n[[repository]]\nname = \"a\"\nurl = \"u\"\n",
+                state.display()
+            );
+            let config = crate::config::Config::parse(&text).unwrap();
+            let _service = super::Service::open(config, Arc::new(NoBuilds)).unwrap();
+            for d in ["", "logs", "work", "mirrors"] {
+                assert_eq!(mode(&state.join(d)), 0o700, "{fresh} {d}");
+            }
+            assert_eq!(mode(&state.join("queue.sqlite")), 0o600);
+        }
+    }
+
     #[test]
     fn timestamp_shape() {
         let t = super::timestamp();

@@ -14,6 +14,7 @@ mod diffid;
 pub mod entries;
 mod pargz;
 mod rootless;
+mod tarcheck;
 mod tarw;
 mod write;
 
@@ -25,6 +26,7 @@ pub use apply::{ApplyMode, apply_layer};
 pub use diffid::DiffIdWriter;
 pub use entries::{Entry, EntryKind, LayerTar};
 pub use rootless::{in_user_namespace, is_opaque, opaque_xattr};
+pub use tarcheck::copy_checked_tar;
 pub use write::{write_dir, write_overlay_upper};
 
 /// The OCI whiteout prefix (`.wh.NAME` deletes NAME from lower layers).
