@@ -33,6 +33,8 @@ pub struct FrontendOptions {
     pub platform: String,
     /// The Dockerfile's display name in locations (`Dockerfile`).
     pub file_name: String,
+    /// The Dockerfile's text, for the excerpt a failed step shows ([`crate::snippet`]).
+    pub text: String,
     /// `--build-context`s by normalised name ([`crate::named_context::context_name`]).
     pub contexts: BTreeMap<String, NamedInput>,
     /// `--no-cache-filter`: stages (by name, any case) whose steps run even when cached.
@@ -51,6 +53,7 @@ impl FrontendOptions {
             network: NetworkMode::Host,
             platform: format!("linux/{}", hoist_image::config::host_arch()),
             file_name: file_name.into(),
+            text: String::new(),
             contexts: BTreeMap::new(),
             no_cache_filter: Vec::new(),
             run: RunOptions::default(),
@@ -722,7 +725,7 @@ impl<'c> StageState<'c> {
         });
         self.steps.push(Step {
             display: format!("COPY --from={key} . /"),
-            location: format!("{}:{}", self.opts.file_name, from.start_line),
+            location: self.excerpt(from),
             no_cache: self.no_cache,
             op: Op::File(FileOp {
                 from: Input::Local(key.to_string()),
@@ -752,12 +755,22 @@ impl<'c> StageState<'c> {
         Ok(())
     }
 
+    /// The Dockerfile excerpt a failure of the instruction at `src` shows.
+    fn excerpt(&self, src: &Source) -> String {
+        crate::snippet::render(
+            &self.opts.file_name,
+            &self.opts.text,
+            src.start_line,
+            src.end_line,
+        )
+    }
+
     /// A layer-producing step and its history entry.
     fn step(&mut self, c: &Command, op: Op, created_by: String) -> Result<()> {
         self.commit(created_by, true)?;
         self.steps.push(Step {
             display: display_of(&c.source),
-            location: format!("{}:{}", self.opts.file_name, c.source.start_line),
+            location: self.excerpt(&c.source),
             op,
             no_cache: self.no_cache,
         });

@@ -35,6 +35,7 @@ pub mod registry;
 pub mod remote_cache;
 pub mod reproducible;
 pub mod secrets;
+pub mod snippet;
 pub mod solver;
 pub mod trash;
 pub mod union;

@@ -79,8 +79,8 @@ impl StepError {
     /// `------` rules, then where it is in the Dockerfile.
     pub fn report(&self) -> String {
         format!(
-            "------\n{}\n{}------\n{}\n--------------------\n>>> {}\n--------------------\n",
-            self.title, self.tail, self.location, self.display
+            "------\n{}\n{}------\n{}",
+            self.title, self.tail, self.location
         )
     }
 }
