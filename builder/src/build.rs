@@ -333,7 +333,10 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         Ok(img)
     };
     // Everything the frontend rejects fails the solve, as in BuildKit.
-    let lowered = lower(&df, &fe, &mut resolver).map_err(|e| located(format!("{e:#}")))?;
+    let lowered = lower(&df, &fe, &mut resolver).map_err(|e| match e.downcast::<Located>() {
+        Ok(l) => l.into(),
+        Err(e) => anyhow::Error::from(located(format!("{e:#}"))),
+    })?;
     // Build checks (now that base images' environments are known): reported at the end;
     // `# check=error=true` fails before any step runs.
     let checks =

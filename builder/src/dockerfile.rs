@@ -21,6 +21,7 @@ use crate::paths::clean;
 use crate::plan::{
     Base, Chain, ExecMount, ExecOp, FileOp, Input, MkdirOp, NetworkMode, Op, Plan, RunOptions, Step,
 };
+use crate::snippet::Located;
 
 /// Build-wide frontend settings.
 #[derive(Debug, Clone)]
@@ -83,16 +84,6 @@ fn named_context<'a>(opts: &'a FrontendOptions, name: &str) -> Option<(String, &
     opts.contexts.get(&key).map(|n| (key, n))
 }
 
-/// An error tied to a Dockerfile line.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}\n--------------------\n{snippet}\n--------------------\n{message}")]
-pub struct LineError {
-    pub file: String,
-    pub line: usize,
-    pub snippet: String,
-    pub message: String,
-}
-
 /// Resolves a base image name to an image of the store.
 pub type ImageResolver<'a> = dyn FnMut(&str) -> Result<hoist_image::Image> + 'a;
 
@@ -133,14 +124,45 @@ impl Budget {
     }
 }
 
-fn line_error(file: &str, src: &Source, message: String) -> anyhow::Error {
-    LineError {
-        file: file.to_string(),
-        line: src.start_line,
-        snippet: format!(">>> {}", src.original.trim()),
+/// An error of the instruction at `src`, with its excerpt, as BuildKit reports it.
+fn line_error(opts: &FrontendOptions, src: &Source, message: String) -> anyhow::Error {
+    Located {
+        excerpt: crate::snippet::render(&opts.file_name, &opts.text, src.start_line, src.end_line),
         message,
     }
     .into()
+}
+
+/// BuildKit's check of an image a stage starts from (`FROM x`, `COPY --from=x`): Go's
+/// `reference.ParseNormalizedNamed`, its failure as `failed to parse stage name "x": ...`.
+fn check_stage_name(name: &str) -> Result<()> {
+    let why = if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!("invalid repository name ({name}), cannot specify 64-byte hexadecimal strings")
+    } else {
+        // Go's `splitDockerDomain`: a first component with `.` or `:`, `localhost`, or upper
+        // case is a registry; the rest is the repository path (`library/` for one component).
+        let remainder = match name.split_once('/') {
+            Some((d, rest))
+                if d.contains(['.', ':']) || d == "localhost" || d.to_lowercase() != d =>
+            {
+                rest.to_string()
+            }
+            Some(_) => name.to_string(),
+            None => format!("library/{name}"),
+        };
+        let remote = remainder.split(':').next().unwrap_or_default();
+        if remote.to_lowercase() != remote {
+            format!("invalid reference format: repository name ({remote}) must be lowercase")
+        } else if hoist_image::Reference::parse(name).is_err() {
+            "invalid reference format".to_string()
+        } else {
+            return Ok(());
+        }
+    };
+    bail!(
+        "failed to parse stage name {}: {why}",
+        hoist_parser::dump::go_quote(name)
+    )
 }
 
 /// The stages an instruction reads files from (`COPY --from`, `RUN --mount=from=`).
@@ -216,13 +238,13 @@ fn global_scope(
                     .as_deref()
                     .map(|v| ins::expand(v, global.as_slice(), df.escape))
                     .transpose()
-                    .map_err(|e| line_error(&opts.file_name, &c.source, e.to_string()))?,
+                    .map_err(|e| line_error(opts, &c.source, e.to_string()))?,
             };
             global.retain(|(k, _)| *k != d.name);
             if let Some(v) = val {
                 budget
                     .charge(v.len())
-                    .map_err(|e| line_error(&opts.file_name, &c.source, e.to_string()))?;
+                    .map_err(|e| line_error(opts, &c.source, e.to_string()))?;
                 global.push((d.name.clone(), v));
             }
         }
@@ -259,7 +281,7 @@ pub fn lower(
     opts: &FrontendOptions,
     resolve: &mut ImageResolver<'_>,
 ) -> Result<Lowered> {
-    let err = |src: &Source, msg: String| line_error(&opts.file_name, src, msg);
+    let err = |src: &Source, msg: String| line_error(opts, src, msg);
     let esc = df.escape;
     let (os, arch, variant) = split_platform(&opts.platform);
     let budget = Budget::default();
@@ -355,7 +377,9 @@ pub fn lower(
             ..Default::default()
         };
         let mut image_base = |name: &str| -> Result<(Base, ImageConfig)> {
-            let img = resolve(name).map_err(|e| err(&s.source, format!("{e:#}")))?;
+            let img = check_stage_name(name)
+                .and_then(|()| resolve(name))
+                .map_err(|e| err(&s.source, format!("{e:#}")))?;
             let c = img.config.clone();
             base_env[i] = BaseEnv::Known(
                 c.config
@@ -443,7 +467,9 @@ pub fn lower(
                     Some(_) => continue,
                     None => from,
                 };
-                resolve(&image).map_err(|e| err(&c.source, format!("{e:#}")))?;
+                check_stage_name(&image)
+                    .and_then(|()| resolve(&image))
+                    .map_err(|e| err(&c.source, format!("{e:#}")))?;
             }
         }
         for c in triggers.iter().chain(commands) {
@@ -463,7 +489,7 @@ pub fn lower(
                     })
                 }
             })
-            .map_err(|e| match e.downcast::<LineError>() {
+            .map_err(|e| match e.downcast::<Located>() {
                 Ok(le) => le.into(),
                 Err(e) => err(&c.source, format!("{e:#}")),
             })?;
