@@ -1564,10 +1564,21 @@ mod tests {
         assert!(format!("{e:#}").contains("invalid chmod parameter: '999'"));
         let e = plan("FROM scratch\nCOPY --chmod=u=q a b\n", &opts()).unwrap_err();
         assert!(format!("{e:#}").contains("invalid chmod parameter: 'u=q': invalid syntax"));
-        let e = plan("FROM scratch\nARG P=80/xyz\nEXPOSE $P\n", &opts()).unwrap_err();
-        assert!(
-            format!("{e:#}").starts_with("Dockerfile:3\n--------------------\n>>> EXPOSE $P"),
-            "{e:#}"
+        // The error carries the numbered excerpt of its instruction.
+        let text = "FROM scratch\nARG P=80/xyz\nEXPOSE $P\n";
+        let o = FrontendOptions {
+            text: text.into(),
+            ..opts()
+        };
+        let e = plan(text, &o).unwrap_err();
+        let l = e.downcast_ref::<Located>().expect("a located error");
+        assert_eq!(
+            l.excerpt,
+            "Dockerfile:3\n--------------------\n   1 |     FROM scratch\n   2 |     ARG P=80/xyz\n   3 | >>> EXPOSE $P\n   4 |     \n--------------------\n"
+        );
+        assert_eq!(
+            e.to_string(),
+            "failed to solve: invalid port: \"80/xyz\": invalid proto: xyz"
         );
         let mut o = opts();
         o.target = Some("zzz".into());
