@@ -130,3 +130,37 @@ fn an_unknown_target_and_another_dockerfile_name_report_as_docker_does() {
         "{err}"
     );
 }
+
+#[test]
+fn failed_steps_are_numbered_as_buildkit_numbers_them() {
+    let root = tempfile::tempdir().unwrap();
+    make_busybox(root.path());
+    let h = Hoist::new(root.path());
+    let title = |df: &str| {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
+        let err = hoist_fails(
+            &h,
+            &["build", "--progress", "plain", ctx.path().to_str().unwrap()],
+        );
+        let at = err.find("------\n > ").expect(&err);
+        err[at + 7..].lines().next().unwrap().to_string()
+    };
+    // FROM scratch and FROM another stage are no step; ten or more steps pad the index.
+    assert_eq!(
+        title("FROM scratch\nCOPY Dockerfile /a\nCOPY nope /b\n"),
+        " > [2/2] COPY nope /b:"
+    );
+    assert_eq!(
+        title("FROM busybox AS a\nRUN true\nFROM a\nRUN echo x; exit 3\n"),
+        " > [stage-1 1/1] RUN echo x; exit 3:"
+    );
+    let mut df = String::from("FROM busybox\n");
+    for i in 1..=8 {
+        df.push_str(&format!("RUN echo {i}\n"));
+    }
+    df.push_str("WORKDIR /w\nRUN false\n");
+    assert_eq!(title(&df), " > [11/11] RUN false:");
+    df = df.replace("RUN echo 8\n", "RUN false\n");
+    assert_eq!(title(&df), " > [ 9/11] RUN false:");
+}
