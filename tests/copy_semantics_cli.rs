@@ -645,7 +645,8 @@ fn a_failed_copy_is_reported_as_docker_reports_it() {
     assert!(
         err.contains(
             "------\n > [2/2] COPY missing one.txt /x/:\n------\nDockerfile:2\n\
-             --------------------\n>>> COPY missing one.txt /x/\n--------------------\nERROR: "
+             --------------------\n   1 |     FROM busybox\n   2 | >>> COPY missing one.txt /x/\n\
+             \x20  3 |     \n--------------------\nERROR: "
         ),
         "{err}"
     );

@@ -15,6 +15,7 @@ use crate::context::open_context;
 use crate::dockerfile::{FrontendOptions, lower};
 use crate::plan::{NetworkMode, RunOptions, Ulimit};
 use crate::progress::{Mode, Progress};
+use crate::snippet::Located;
 use crate::solver::Solver;
 
 /// Everything `hoist build` takes.
@@ -187,6 +188,14 @@ pub fn build(opts: &BuildOptions) -> Result<BuildOutput> {
     build_with_progress(opts, progress)
 }
 
+/// A frontend error without an excerpt.
+fn located(message: String) -> Located {
+    Located {
+        excerpt: String::new(),
+        message,
+    }
+}
+
 /// [`build`] reporting to a given progress sink.
 pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Result<BuildOutput> {
     let tags = opts
@@ -262,10 +271,16 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         v.elapsed(),
     ));
     v.done();
-    let ast = hoist_parser::parse(text.as_bytes(), &file_name).map_err(|e| anyhow!("{e}"))?;
+    if text.is_empty() {
+        return Err(located("the Dockerfile cannot be empty".into()).into());
+    }
+    // Syntax errors are the bare message; instruction errors say `dockerfile parse error on line`.
+    let ast = hoist_parser::parse(text.as_bytes(), &file_name).map_err(|e| Located {
+        message: e.message.clone(),
+        ..Located::parse(&text, &e)
+    })?;
     // Instruction-level validation of the whole file (reachable stages or not), as BuildKit does.
-    let df = hoist_parser::parse_dockerfile(&ast)
-        .map_err(|e| anyhow!(crate::lint::located(&text, &e)))?;
+    let df = hoist_parser::parse_dockerfile(&ast).map_err(|e| Located::parse(&text, &e))?;
 
     let context = match (&remote, &context_dir) {
         // BuildKit reads ignore files from local contexts only.
@@ -298,6 +313,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         network: opts.network,
         platform,
         file_name: file_name.clone(),
+        text: text.clone(),
         contexts: named.inputs.clone(),
         no_cache_filter: opts.no_cache_filter.clone(),
         run: RunOptions {
@@ -350,7 +366,11 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         seen.insert(name.to_string(), img.clone());
         Ok(img)
     };
-    let lowered = lower(&df, &fe, &mut resolver)?;
+    // Everything the frontend rejects fails the solve, as in BuildKit.
+    let lowered = lower(&df, &fe, &mut resolver).map_err(|e| match e.downcast::<Located>() {
+        Ok(l) => l.into(),
+        Err(e) => anyhow::Error::from(located(format!("{e:#}"))),
+    })?;
     // Build checks (now that base images' environments are known): reported at the end;
     // `# check=error=true` fails before any step runs.
     let checks =

@@ -21,6 +21,7 @@ use crate::paths::clean;
 use crate::plan::{
     Base, Chain, ExecMount, ExecOp, FileOp, Input, MkdirOp, NetworkMode, Op, Plan, RunOptions, Step,
 };
+use crate::snippet::Located;
 
 /// Build-wide frontend settings.
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct FrontendOptions {
     pub platform: String,
     /// The Dockerfile's display name in locations (`Dockerfile`).
     pub file_name: String,
+    /// The Dockerfile's text, for the excerpt a failed step shows ([`crate::snippet`]).
+    pub text: String,
     /// `--build-context`s by normalised name ([`crate::named_context::context_name`]).
     pub contexts: BTreeMap<String, NamedInput>,
     /// `--no-cache-filter`: stages (by name, any case) whose steps run even when cached.
@@ -51,6 +54,7 @@ impl FrontendOptions {
             network: NetworkMode::Host,
             platform: format!("linux/{}", hoist_image::config::host_arch()),
             file_name: file_name.into(),
+            text: String::new(),
             contexts: BTreeMap::new(),
             no_cache_filter: Vec::new(),
             run: RunOptions::default(),
@@ -78,16 +82,6 @@ fn named_context<'a>(opts: &'a FrontendOptions, name: &str) -> Option<(String, &
     }
     let key = crate::named_context::context_name(name).ok()?;
     opts.contexts.get(&key).map(|n| (key, n))
-}
-
-/// An error tied to a Dockerfile line.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}\n--------------------\n{snippet}\n--------------------\n{message}")]
-pub struct LineError {
-    pub file: String,
-    pub line: usize,
-    pub snippet: String,
-    pub message: String,
 }
 
 /// Resolves a base image name to an image of the store.
@@ -130,14 +124,45 @@ impl Budget {
     }
 }
 
-fn line_error(file: &str, src: &Source, message: String) -> anyhow::Error {
-    LineError {
-        file: file.to_string(),
-        line: src.start_line,
-        snippet: format!(">>> {}", src.original.trim()),
+/// An error of the instruction at `src`, with its excerpt, as BuildKit reports it.
+fn line_error(opts: &FrontendOptions, src: &Source, message: String) -> anyhow::Error {
+    Located {
+        excerpt: crate::snippet::render(&opts.file_name, &opts.text, src.start_line, src.end_line),
         message,
     }
     .into()
+}
+
+/// BuildKit's check of an image a stage starts from (`FROM x`, `COPY --from=x`): Go's
+/// `reference.ParseNormalizedNamed`, its failure as `failed to parse stage name "x": ...`.
+fn check_stage_name(name: &str) -> Result<()> {
+    let why = if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!("invalid repository name ({name}), cannot specify 64-byte hexadecimal strings")
+    } else {
+        // Go's `splitDockerDomain`: a first component with `.` or `:`, `localhost`, or upper
+        // case is a registry; the rest is the repository path (`library/` for one component).
+        let remainder = match name.split_once('/') {
+            Some((d, rest))
+                if d.contains(['.', ':']) || d == "localhost" || d.to_lowercase() != d =>
+            {
+                rest.to_string()
+            }
+            Some(_) => name.to_string(),
+            None => format!("library/{name}"),
+        };
+        let remote = remainder.split(':').next().unwrap_or_default();
+        if remote.to_lowercase() != remote {
+            format!("invalid reference format: repository name ({remote}) must be lowercase")
+        } else if hoist_image::Reference::parse(name).is_err() {
+            "invalid reference format".to_string()
+        } else {
+            return Ok(());
+        }
+    };
+    bail!(
+        "failed to parse stage name {}: {why}",
+        hoist_parser::dump::go_quote(name)
+    )
 }
 
 /// The stages an instruction reads files from (`COPY --from`, `RUN --mount=from=`).
@@ -213,13 +238,13 @@ fn global_scope(
                     .as_deref()
                     .map(|v| ins::expand(v, global.as_slice(), df.escape))
                     .transpose()
-                    .map_err(|e| line_error(&opts.file_name, &c.source, e.to_string()))?,
+                    .map_err(|e| line_error(opts, &c.source, e.to_string()))?,
             };
             global.retain(|(k, _)| *k != d.name);
             if let Some(v) = val {
                 budget
                     .charge(v.len())
-                    .map_err(|e| line_error(&opts.file_name, &c.source, e.to_string()))?;
+                    .map_err(|e| line_error(opts, &c.source, e.to_string()))?;
                 global.push((d.name.clone(), v));
             }
         }
@@ -256,7 +281,7 @@ pub fn lower(
     opts: &FrontendOptions,
     resolve: &mut ImageResolver<'_>,
 ) -> Result<Lowered> {
-    let err = |src: &Source, msg: String| line_error(&opts.file_name, src, msg);
+    let err = |src: &Source, msg: String| line_error(opts, src, msg);
     let esc = df.escape;
     let (os, arch, variant) = split_platform(&opts.platform);
     let budget = Budget::default();
@@ -352,7 +377,9 @@ pub fn lower(
             ..Default::default()
         };
         let mut image_base = |name: &str| -> Result<(Base, ImageConfig)> {
-            let img = resolve(name).map_err(|e| err(&s.source, format!("{e:#}")))?;
+            let img = check_stage_name(name)
+                .and_then(|()| resolve(name))
+                .map_err(|e| err(&s.source, format!("{e:#}")))?;
             let c = img.config.clone();
             base_env[i] = BaseEnv::Known(
                 c.config
@@ -440,7 +467,9 @@ pub fn lower(
                     Some(_) => continue,
                     None => from,
                 };
-                resolve(&image).map_err(|e| err(&c.source, format!("{e:#}")))?;
+                check_stage_name(&image)
+                    .and_then(|()| resolve(&image))
+                    .map_err(|e| err(&c.source, format!("{e:#}")))?;
             }
         }
         for c in triggers.iter().chain(commands) {
@@ -460,7 +489,7 @@ pub fn lower(
                     })
                 }
             })
-            .map_err(|e| match e.downcast::<LineError>() {
+            .map_err(|e| match e.downcast::<Located>() {
                 Ok(le) => le.into(),
                 Err(e) => err(&c.source, format!("{e:#}")),
             })?;
@@ -722,7 +751,7 @@ impl<'c> StageState<'c> {
         });
         self.steps.push(Step {
             display: format!("COPY --from={key} . /"),
-            location: format!("{}:{}", self.opts.file_name, from.start_line),
+            location: self.excerpt(from),
             no_cache: self.no_cache,
             op: Op::File(FileOp {
                 from: Input::Local(key.to_string()),
@@ -752,12 +781,22 @@ impl<'c> StageState<'c> {
         Ok(())
     }
 
+    /// The Dockerfile excerpt a failure of the instruction at `src` shows.
+    fn excerpt(&self, src: &Source) -> String {
+        crate::snippet::render(
+            &self.opts.file_name,
+            &self.opts.text,
+            src.start_line,
+            src.end_line,
+        )
+    }
+
     /// A layer-producing step and its history entry.
     fn step(&mut self, c: &Command, op: Op, created_by: String) -> Result<()> {
         self.commit(created_by, true)?;
         self.steps.push(Step {
             display: display_of(&c.source),
-            location: format!("{}:{}", self.opts.file_name, c.source.start_line),
+            location: self.excerpt(&c.source),
             op,
             no_cache: self.no_cache,
         });
@@ -1525,10 +1564,21 @@ mod tests {
         assert!(format!("{e:#}").contains("invalid chmod parameter: '999'"));
         let e = plan("FROM scratch\nCOPY --chmod=u=q a b\n", &opts()).unwrap_err();
         assert!(format!("{e:#}").contains("invalid chmod parameter: 'u=q': invalid syntax"));
-        let e = plan("FROM scratch\nARG P=80/xyz\nEXPOSE $P\n", &opts()).unwrap_err();
-        assert!(
-            format!("{e:#}").starts_with("Dockerfile:3\n--------------------\n>>> EXPOSE $P"),
-            "{e:#}"
+        // The error carries the numbered excerpt of its instruction.
+        let text = "FROM scratch\nARG P=80/xyz\nEXPOSE $P\n";
+        let o = FrontendOptions {
+            text: text.into(),
+            ..opts()
+        };
+        let e = plan(text, &o).unwrap_err();
+        let l = e.downcast_ref::<Located>().expect("a located error");
+        assert_eq!(
+            l.excerpt,
+            "Dockerfile:3\n--------------------\n   1 |     FROM scratch\n   2 |     ARG P=80/xyz\n   3 | >>> EXPOSE $P\n   4 |     \n--------------------\n"
+        );
+        assert_eq!(
+            e.to_string(),
+            "failed to solve: invalid port: \"80/xyz\": invalid proto: xyz"
         );
         let mut o = opts();
         o.target = Some("zzz".into());

@@ -37,6 +37,7 @@ pub mod remote_cache;
 pub mod remote_context;
 pub mod reproducible;
 pub mod secrets;
+pub mod snippet;
 pub mod solver;
 pub mod trash;
 pub mod union;

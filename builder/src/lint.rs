@@ -230,40 +230,11 @@ impl CheckReport {
         self.error.is_some() || (self.config.error && !self.warnings.is_empty())
     }
 
-    /// The instruction at `line` as BuildKit's `errdefs.Source.Print` shows it: `FILE:LINE`,
-    /// then its lines (marked `>>>`) padded with context (two lines either side for a one-line
-    /// instruction, one for a longer one) between dashes.
+    /// The instruction starting at `line` as BuildKit's `errdefs.Source.Print` shows it
+    /// ([`crate::snippet::render`]).
     fn snippet(&self, line: usize) -> String {
-        let n = self.lines.len();
-        if line == 0 || line > n {
-            return String::new();
-        }
-        let last = self.spans.get(&line).copied().unwrap_or(line).min(n);
-        let (mut from, mut to) = (line, last);
-        let pad = if from == to { 4 } else { 2 };
-        let mut p = 0;
-        while p < pad {
-            if from > 1 {
-                from -= 1;
-                p += 1;
-            }
-            if to != n {
-                to += 1;
-                p += 1;
-            }
-            p += 1;
-        }
-        let mut s = format!("{}:{line}\n--------------------\n", self.file);
-        for l in from..=to {
-            let mark = if (line..=last).contains(&l) {
-                ">>>"
-            } else {
-                "   "
-            };
-            s.push_str(&format!(" {l:>3} | {mark} {}\n", self.lines[l - 1]));
-        }
-        s.push_str("--------------------\n");
-        s
+        let last = self.spans.get(&line).copied().unwrap_or(line);
+        crate::snippet::render(&self.file, &self.lines.join("\n"), line, last)
     }
 
     /// The conversion error as `docker build --check` prints it on stderr, if there is one.

@@ -74,7 +74,7 @@ pub struct Chain {
 pub struct Step {
     /// The instruction as progress shows it (`RUN echo hi`).
     pub display: String,
-    /// Where it came from (`Dockerfile:12`).
+    /// Where it came from, as the excerpt a failure shows (`Dockerfile:12`, the numbered lines).
     pub location: String,
     pub op: Op,
     /// Run even when the cache has the result (`--no-cache-filter` names the step's stage).

@@ -123,7 +123,8 @@ impl Vertex {
             b.set_message(line.chars().take(60).collect::<String>());
         }
         let mut tail = self.tail.lock().unwrap();
-        tail.push_back(line.to_string());
+        // BuildKit's failure report shows each line with its time, as progress does.
+        tail.push_back(format!("{t:.3} {line}"));
         if tail.len() > 10 {
             tail.pop_front();
         }

@@ -80,8 +80,8 @@ impl StepError {
     /// `------` rules, then where it is in the Dockerfile.
     pub fn report(&self) -> String {
         format!(
-            "------\n{}\n{}------\n{}\n--------------------\n>>> {}\n--------------------\n",
-            self.title, self.tail, self.location, self.display
+            "------\n{}\n{}------\n{}",
+            self.title, self.tail, self.location
         )
     }
 }
@@ -205,12 +205,17 @@ impl Solver {
         consumed: bool,
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
     ) -> Result<ChainResult> {
-        let total = chain.steps.len() + 1;
+        // As BuildKit numbers a stage's steps: its FROM counts when it is an image (not scratch
+        // or another stage), and the index is padded to the total's width (`[ 1/10]`).
+        let from_image = matches!(chain.base, Base::Image { .. });
+        let total = chain.steps.len() + usize::from(from_image);
+        let width = total.to_string().len();
         let prefix = |i: usize| {
+            let i = i - usize::from(!from_image);
             if chain.label.is_empty() {
-                format!("[{i}/{total}]")
+                format!("[{i:>width$}/{total}]")
             } else {
-                format!("[{} {i}/{total}]", chain.label)
+                format!("[{} {i:>width$}/{total}]", chain.label)
             }
         };
         let (mut key, mut diff_ids, base_config) = match &chain.base {
@@ -224,10 +229,12 @@ impl Solver {
                 (r.key.clone(), r.diff_ids.clone(), Some(r.config.clone()))
             }
         };
-        let v = self
-            .progress
-            .vertex(&format!("{} {}", prefix(1), chain.base_display));
-        v.cached();
+        if from_image {
+            let v = self
+                .progress
+                .vertex(&format!("{} {}", prefix(1), chain.base_display));
+            v.cached();
+        }
         let mut created: Vec<Option<String>> = Vec::new();
         for (i, step) in chain.steps.iter().enumerate() {
             // Inputs this step reads must be ready before its key can be computed.

@@ -16,6 +16,9 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// Errors BuildKit raises while grouping instructions into stages, not while parsing one.
+const STAGE_ERRORS: [&str; 1] = ["no build stage in current context"];
+
 impl ParseError {
     /// A new error at `start..=end` in `file`.
     pub fn new(file: &str, start_line: usize, end_line: usize, message: impl Into<String>) -> Self {
@@ -27,8 +30,12 @@ impl ParseError {
         }
     }
 
-    /// BuildKit's wording for instruction errors: `dockerfile parse error on line N: <message>`.
+    /// BuildKit's wording for instruction errors: `dockerfile parse error on line N: <message>`
+    /// (a stage-level error, such as an instruction before any FROM, is the bare message).
     pub fn buildkit_message(&self) -> String {
+        if STAGE_ERRORS.contains(&self.message.as_str()) {
+            return self.message.clone();
+        }
         format!(
             "dockerfile parse error on line {}: {}",
             self.start_line, self.message

@@ -265,7 +265,9 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Appends ` (did you mean x?)` when a candidate is within edit distance 2.
+/// Appends ` (did you mean x?)` when a candidate is within edit distance 2 (the first closest
+/// one). Case-insensitively, the suggestion takes the value's case as BuildKit's `matchCase`:
+/// upper for an upper-case value (`FRM` gives `FROM`), lower for a lower-case or mixed one.
 fn suggest(msg: String, value: &str, candidates: &[&str], case_sensitive: bool) -> String {
     let v = if case_sensitive {
         value.to_string()
@@ -274,11 +276,25 @@ fn suggest(msg: String, value: &str, candidates: &[&str], case_sensitive: bool) 
     };
     let best = candidates
         .iter()
-        .map(|c| (distance(&v, c), *c))
+        .map(|c| {
+            let c = if case_sensitive {
+                c.to_string()
+            } else {
+                c.to_lowercase()
+            };
+            (distance(&v, &c), c)
+        })
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d);
     match best {
-        Some((_, c)) if c != v => format!("{msg} (did you mean {c}?)"),
+        Some((_, c)) if c != v => {
+            let c = if !case_sensitive && value == value.to_uppercase() && value != v {
+                c.to_uppercase()
+            } else {
+                c
+            };
+            format!("{msg} (did you mean {c}?)")
+        }
         _ => msg,
     }
 }

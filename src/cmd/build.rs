@@ -119,6 +119,8 @@ impl Commands {
             Commands::Build(a) => a.run(global).or_else(|e| {
                 if let Some(step) = e.downcast_ref::<hoist_builder::solver::StepError>() {
                     eprint!("{}", step.report());
+                } else if let Some(l) = e.downcast_ref::<hoist_builder::snippet::Located>() {
+                    eprint!("{}", l.excerpt);
                 }
                 eprintln!("ERROR: failed to build: {e:#}");
                 Ok(ExitCode::FAILURE)
