@@ -68,7 +68,7 @@ fn from_errors() {
     let err = parse_and_validate(b"FROM a\nFROOM b\n", "my.Dockerfile").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "my.Dockerfile:2: unknown instruction: FROOM (did you mean from?)"
+        "my.Dockerfile:2: unknown instruction: FROOM (did you mean FROM?)"
     );
 }
 
