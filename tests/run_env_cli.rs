@@ -478,3 +478,98 @@ fn run_steps_see_their_own_cgroup_read_only() {
         assert!(!host.exists(), "{} left behind", host.display());
     }
 }
+
+/// A failed RUN names its command Go-quoted as BuildKit's `process %q did not complete
+/// successfully` does: backslashes and quotes escaped, a tab as `\t`.
+#[test]
+fn failed_run_error_quotes_the_command_as_go_does() {
+    let env = Env::new();
+    let ctx = context_with("FROM busybox\nRUN printf 'a\\n\"b\"\t' && exit 4\n", &[]);
+    let out = env.hoist(&["build", "--progress", "plain", ctx.path().to_str().unwrap()]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    let want = r#"process "/bin/sh -c printf 'a\\n\"b\"\t' && exit 4" did not complete successfully: exit code: 4"#;
+    assert!(text.contains(want), "{want:?} missing:\n{text}");
+}
+
+/// Stderr of a failed `hoist build -q` of `dockerfile`.
+fn failed_quiet_build(env: &Env, dockerfile: &str) -> String {
+    let ctx = context_with(dockerfile, &[]);
+    let out = env.hoist(&["build", "-q", ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Errors tied to Dockerfile lines end the report as BuildKit's CLI does: the lines with numbered
+/// context (`>>>` on the instruction's), then `ERROR: failed to build: failed to solve: MESSAGE`
+/// (`dockerfile parse error on line N:` only for errors BuildKit finds when parsing; none for
+/// `--mount` values, found at dispatch); quiet builds show no step log.
+#[test]
+fn error_reports_show_the_source_lines_as_buildkit() {
+    let env = Env::new();
+    let cases = [
+        (
+            "FROM busybox\nFOO bar\n",
+            "Dockerfile:2\n--------------------\n   1 |     FROM busybox\n   2 | >>> FOO bar\n   3 |     \n--------------------\nERROR: failed to build: failed to solve: dockerfile parse error on line 2: unknown instruction: FOO (did you mean FROM?)\n",
+        ),
+        (
+            "FROM busybox\nENV A\n",
+            "Dockerfile:2\n--------------------\n   1 |     FROM busybox\n   2 | >>> ENV A\n   3 |     \n--------------------\nERROR: failed to build: failed to solve: ENV must have two arguments\n",
+        ),
+        (
+            "FROM busybox\nEXPOSE 80-70\n",
+            "Dockerfile:2\n--------------------\n   1 |     FROM busybox\n   2 | >>> EXPOSE 80-70\n   3 |     \n--------------------\nERROR: failed to build: failed to solve: invalid containerPort: 80-70\n",
+        ),
+        (
+            "FROM busybox\nRUN --mount=type=cache,target=/x,sharing=bogus \\\n    true\nRUN true\n",
+            "Dockerfile:2\n--------------------\n   1 |     FROM busybox\n   2 | >>> RUN --mount=type=cache,target=/x,sharing=bogus \\\n   3 | >>>     true\n   4 |     RUN true\n--------------------\nERROR: failed to build: failed to solve: unsupported sharing value \"bogus\"\n",
+        ),
+        (
+            "FROM busybox\nRUN --mount=type=bind true\n",
+            "Dockerfile:2\n--------------------\n   1 |     FROM busybox\n   2 | >>> RUN --mount=type=bind true\n   3 |     \n--------------------\nERROR: failed to build: failed to solve: invalid mount target \"/\"\n",
+        ),
+        (
+            "FROM busybox\nARG X\nRUN exit 3\n",
+            "Dockerfile:3\n--------------------\n   1 |     FROM busybox\n   2 |     ARG X\n   3 | >>> RUN exit 3\n   4 |     \n--------------------\nERROR: failed to build: failed to solve: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3\n",
+        ),
+    ];
+    let cases = cases.into_iter().chain([
+        (
+            "RUN true\n",
+            "Dockerfile:1\n--------------------\n   1 | >>> RUN true\n   2 |     \n--------------------\nERROR: failed to build: failed to solve: no build stage in current context\n",
+        ),
+        (
+            "FROM busybox\nCOPY --from=0 /x /y\n",
+            "Dockerfile:2\n--------------------\n   1 |     FROM busybox\n   2 | >>> COPY --from=0 /x /y\n   3 |     \n--------------------\nERROR: failed to build: failed to solve: circular dependency detected on stage: stage-0\n",
+        ),
+        (
+            "FROM busybox AS Me\nCOPY --from=me /x /y\n",
+            "Dockerfile:2\n--------------------\n   1 |     FROM busybox AS Me\n   2 | >>> COPY --from=me /x /y\n   3 |     \n--------------------\nERROR: failed to build: failed to solve: circular dependency detected on stage: me\n",
+        ),
+        (
+            "FROM busybox AS me\nRUN --mount=from=ME,target=/x true\n",
+            "Dockerfile:2\n--------------------\n   1 |     FROM busybox AS me\n   2 | >>> RUN --mount=from=ME,target=/x true\n   3 |     \n--------------------\nERROR: failed to build: failed to solve: circular dependency detected on stage: me\n",
+        ),
+    ]);
+    for (dockerfile, want) in cases {
+        let err = failed_quiet_build(&env, dockerfile);
+        assert_eq!(err, want, "for {dockerfile:?}");
+    }
+}
+
+/// A base image that cannot be resolved is named as written first, as BuildKit does
+/// (`nosuch:1: failed to resolve source metadata for docker.io/library/nosuch:1: ...`), after the
+/// FROM line's source.
+#[test]
+fn an_unresolvable_base_is_named_as_written() {
+    let env = Env::new();
+    let err = failed_quiet_build(&env, "FROM hoist-e2-nosuch:1\n");
+    assert!(
+        err.starts_with(
+            "Dockerfile:1\n--------------------\n   1 | >>> FROM hoist-e2-nosuch:1\n   2 |     \n--------------------\n\
+             ERROR: failed to build: failed to solve: hoist-e2-nosuch:1: failed to resolve source metadata for docker.io/library/hoist-e2-nosuch:1: "
+        ),
+        "{err}"
+    );
+}

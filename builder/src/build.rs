@@ -354,8 +354,9 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
                     Ok(_) => store.resolve(name)?,
                     Err(e) => {
                         v.error(&format!("{e:#}"));
+                        // BuildKit names the reference as written first (`alpine:3: failed ...`).
                         bail!(
-                            "failed to resolve source metadata for {}: {e:#}",
+                            "{name}: failed to resolve source metadata for {}: {e:#}",
                             display_ref(name)
                         );
                     }

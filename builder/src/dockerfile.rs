@@ -135,6 +135,12 @@ fn line_error(opts: &FrontendOptions, src: &Source, message: String) -> anyhow::
 
 /// BuildKit's check of an image a stage starts from (`FROM x`, `COPY --from=x`): Go's
 /// `reference.ParseNormalizedNamed`, its failure as `failed to parse stage name "x": ...`.
+/// BuildKit's error for stage `i` (named `name`, else `stage-N`) reading from itself.
+fn circular(name: Option<&str>, i: usize) -> String {
+    let name = name.map_or_else(|| format!("stage-{i}"), str::to_string);
+    format!("circular dependency detected on stage: {name}")
+}
+
 fn check_stage_name(name: &str) -> Result<()> {
     let why = if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
         format!("invalid repository name ({name}), cannot specify 64-byte hexadecimal strings")
@@ -330,6 +336,15 @@ pub fn lower(
             for from in reads_from(&c.instruction) {
                 if let Some(j) = stage_index(&from, i) {
                     d.insert(j);
+                } else if Some(i)
+                    == match c.instruction {
+                        Instruction::Copy(_) => stage_index(&from, i + 1),
+                        // BuildKit finds mount sources by name only (`from=0` is an image).
+                        _ => by_name(&from, i + 1),
+                    }
+                {
+                    // A stage reading from itself, as BuildKit reports it.
+                    return Err(err(&c.source, circular(s.name.as_deref(), i)));
                 } else if by_name(&from, stages.len()).is_some()
                     && named_context(opts, &from).is_none()
                 {
@@ -476,6 +491,8 @@ pub fn lower(
             st.apply(c, &global, &|from: &str| -> Result<Input> {
                 if let Some(j) = stage_index(from, i) {
                     Ok(Input::Chain(chain_of[&j]))
+                } else if by_name(from, i + 1) == Some(i) {
+                    bail!(circular(stages[i].name.as_deref(), i))
                 } else if from.contains('$') {
                     bail!("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround")
                 } else if let Ok(k) = from.parse::<usize>() {

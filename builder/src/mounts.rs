@@ -94,10 +94,19 @@ pub fn lower_mount(
         }
     };
     let target = m.target.as_deref().filter(|t| !t.is_empty()).map(abs);
+    // A cache, tmpfs or bind mount without a target goes on the working directory, as in
+    // BuildKit (`target` joined onto it); the root itself is refused.
+    let dir_target = || -> Result<String> {
+        let t = target.clone().unwrap_or_else(|| abs(""));
+        if t == "/" {
+            bail!("invalid mount target \"/\"");
+        }
+        Ok(t)
+    };
     let from = m.from.as_deref().map(input_of).transpose()?;
     Ok(match m.mount_type {
         MountType::Cache => {
-            let target = target.ok_or_else(|| anyhow!("mount target must be set"))?;
+            let target = dir_target()?;
             ExecMount::Cache(CacheMount {
                 id: m
                     .id
@@ -118,11 +127,11 @@ pub fn lower_mount(
             })
         }
         MountType::Tmpfs => ExecMount::Tmpfs {
-            target: target.ok_or_else(|| anyhow!("mount target must be set"))?,
+            target: dir_target()?,
             size: m.size,
         },
         MountType::Bind => ExecMount::Bind {
-            target: target.ok_or_else(|| anyhow!("mount target must be set"))?,
+            target: dir_target()?,
             from: from.unwrap_or(Input::Context),
             source: m.source.unwrap_or_default(),
             readwrite: !m.read_only,
@@ -536,6 +545,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(lower("type=bogus,target=/x").is_err());
-        assert!(lower("type=tmpfs").is_err());
+        // No target: the working directory, as BuildKit; the root is refused.
+        match lower("type=tmpfs").unwrap() {
+            ExecMount::Tmpfs { target, .. } => assert_eq!(target, "/work"),
+            other => panic!("{other:?}"),
+        }
+        let e = lower("type=bind,target=/work/..").unwrap_err();
+        assert_eq!(e.to_string(), "invalid mount target \"/\"");
     }
 }

@@ -46,6 +46,7 @@ pub struct ChainResult {
 #[error("failed to solve: {message}")]
 pub struct StepError {
     pub title: String,
+    /// The Dockerfile excerpt at the step (all a quiet build shows above the error).
     pub location: String,
     pub display: String,
     pub message: String,
@@ -779,9 +780,11 @@ impl Solver {
         drop(prepared);
         let status = status.map_err(|e| anyhow!("{e}"))?;
         if !status.success() {
+            // BuildKit: `process %q did not complete successfully` (Go-quoted: `\n` shows as
+            // `\\n`, quotes as `\"`, a tab as `\t`).
             bail!(
-                "process \"{}\" did not complete successfully: exit code: {}",
-                e.args.join(" "),
+                "process {} did not complete successfully: exit code: {}",
+                hoist_parser::dump::go_quote(&e.args.join(" ")),
                 status.code()
             );
         }

@@ -116,15 +116,26 @@ impl Commands {
     pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
         match self {
             // Docker's report of a failed build: the failed step's context, then one line.
-            Commands::Build(a) => a.run(global).or_else(|e| {
-                if let Some(step) = e.downcast_ref::<hoist_builder::solver::StepError>() {
-                    eprint!("{}", step.report());
-                } else if let Some(l) = e.downcast_ref::<hoist_builder::snippet::Located>() {
-                    eprint!("{}", l.excerpt);
-                }
-                eprintln!("ERROR: failed to build: {e:#}");
-                Ok(ExitCode::FAILURE)
-            }),
+            Commands::Build(a) => {
+                // Quiet progress shows no step log (as docker), so the report starts at the excerpt.
+                let quiet = a.quiet || a.progress == "quiet";
+                a.run(global).or_else(|e| {
+                    if let Some(step) = e.downcast_ref::<hoist_builder::solver::StepError>() {
+                        eprint!(
+                            "{}",
+                            if quiet {
+                                step.location.clone()
+                            } else {
+                                step.report()
+                            }
+                        );
+                    } else if let Some(l) = e.downcast_ref::<hoist_builder::snippet::Located>() {
+                        eprint!("{}", l.excerpt);
+                    }
+                    eprintln!("ERROR: failed to build: {e:#}");
+                    Ok(ExitCode::FAILURE)
+                })
+            }
         }
     }
 }
