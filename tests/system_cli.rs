@@ -315,7 +315,7 @@ fn system_df_counts_images_layers_once_and_volumes() {
     );
     assert_eq!(rows[1][..3], ["Images", "2", "0"], "{out}");
     // The shared busybox layer counts once.
-    let total = hoist_image::df::human_size4(two);
+    let total = hoist_image::display::human_size4(two);
     assert_eq!(rows[1][3], total, "{out}");
     assert_eq!(rows[1][4], format!("{total} (100%)"), "{out}");
     assert_eq!(rows[2][..4], ["Containers", "0", "0", "0B"], "{out}");
@@ -329,7 +329,7 @@ fn system_df_counts_images_layers_once_and_volumes() {
     let cells: Vec<&str> = two_row.split_whitespace().collect();
     assert_eq!(
         cells[cells.len() - 3..],
-        [hoist_image::df::human_size4(bb).as_str(), "13B", "0"],
+        [hoist_image::display::human_size4(bb).as_str(), "13B", "0"],
         "{two_row}"
     );
     assert!(

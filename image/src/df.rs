@@ -13,7 +13,7 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use crate::display::{human_size, since, table};
+use crate::display::{human_size, human_size4, since, table};
 use crate::{Digest, Image, IoContext, Result, Store};
 
 /// Docker's size of one layer (see the module docs), measured once and then read from its record.
@@ -83,38 +83,6 @@ pub fn tree_size(dir: &Path) -> u64 {
         .filter(|m| seen.insert(std::os::unix::fs::MetadataExt::ino(m)))
         .map(|m| m.len())
         .sum()
-}
-
-/// Go's `%.4g` for a value below 1000 (go-units `HumanSize`, which `docker system df` uses).
-fn go_g4(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let digits = if v >= 100.0 {
-        1
-    } else if v >= 10.0 {
-        2
-    } else {
-        3
-    };
-    let s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-/// go-units `HumanSize` (4 significant digits, decimal units): `15.87MB`, `1.982MB`, `0B`.
-pub fn human_size4(size: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut s = size as f64;
-    let mut i = 0;
-    while s >= 1000.0 && i < units.len() - 1 {
-        s /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", go_g4(s), units[i])
 }
 
 /// One image in `system df -v`.

@@ -1,7 +1,17 @@
 //! Docker's human-readable sizes and durations (go-units), for command output.
 
-/// `HumanSizeWithPrecision(size, 3)`: decimal units, e.g. `4.26MB`, `123kB`, `0B`.
+/// `HumanSizeWithPrecision(size, 3)`: decimal units, e.g. `4.26MB`, `123kB`, `0B` (`docker images`).
 pub fn human_size(size: u64) -> String {
+    human_size_with_precision(size, 3)
+}
+
+/// go-units `HumanSize` (4 significant digits): `15.87MB`, `1.982MB`, `0B` (`docker system df`).
+pub fn human_size4(size: u64) -> String {
+    human_size_with_precision(size, 4)
+}
+
+/// go-units `HumanSizeWithPrecision`: decimal units, `precision` significant digits.
+fn human_size_with_precision(size: u64, precision: usize) -> String {
     let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut s = size as f64;
     let mut i = 0;
@@ -9,27 +19,29 @@ pub fn human_size(size: u64) -> String {
         s /= 1000.0;
         i += 1;
     }
-    format!("{}{}", go_g3(s), units[i])
+    format!("{}{}", go_g(s, precision), units[i])
 }
 
-/// Go's `%.3g` for the values `human_size` produces (no exponent below 1000).
-fn go_g3(v: f64) -> String {
+/// Go's `%.Ng` for the values `human_size_with_precision` produces (below 1000, so no exponent;
+/// a value that rounds up to 1000, e.g. 999.6 at precision 3, is kept as `1000`).
+fn go_g(v: f64, precision: usize) -> String {
     if v == 0.0 {
         return "0".into();
     }
-    let digits = if v >= 100.0 {
-        0
+    let int_digits = if v >= 100.0 {
+        3
     } else if v >= 10.0 {
-        1
-    } else {
         2
+    } else {
+        1
     };
-    let mut s = format!("{v:.digits$}");
-    // %.3g may round up to 1000 (e.g. 999.6): keep it like Go does ("1e+03" is not produced for our inputs).
+    let digits = precision.saturating_sub(int_digits);
+    let s = format!("{v:.digits$}");
     if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
     }
-    s
 }
 
 /// `HumanDuration`: `Less than a second`, `3 seconds`, `About a minute`, `5 days`, `2 years`...
