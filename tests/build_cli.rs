@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use build_support::{Env, context_with};
+use build_support::{Env, context_with, step_statuses};
 use common::HOIST;
 use hoist_builder::union::Union;
 use hoist_image::Store;
@@ -35,27 +35,6 @@ fn copy_case(name: &str, to: &Path) {
         .status()
         .unwrap();
     assert!(st.success());
-}
-
-/// Step vertices of plain progress: (`[...] INSTRUCTION` line, status line).
-fn step_statuses(progress: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for l in progress.lines() {
-        let Some(rest) = l.strip_prefix('#') else {
-            continue;
-        };
-        let (id, text) = rest.split_once(' ').unwrap_or((rest, ""));
-        if text.starts_with('[') && !text.starts_with("[internal]") {
-            let status = progress
-                .lines()
-                .filter(|x| x.starts_with(&format!("#{id} ")))
-                .map(|x| x[id.len() + 2..].to_string())
-                .find(|x| x == "CACHED" || x.starts_with("DONE") || x.starts_with("ERROR"))
-                .unwrap_or_default();
-            out.push((text.to_string(), status));
-        }
-    }
-    out
 }
 
 #[test]
