@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::store::{Image, Store};
+use crate::waste::clean;
 use crate::{Error, Result};
 
 /// One path of the merged filesystem.
@@ -55,15 +56,6 @@ const TEXT_MAX: usize = 256;
 
 /// The merged filesystem: absolute clean path -> node.
 type Tree = BTreeMap<String, Node>;
-
-/// Makes `./a//b/` into `/a/b`.
-fn clean(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
-}
 
 fn parent(p: &str) -> Option<&str> {
     if p == "/" {

@@ -57,7 +57,8 @@ enum Change {
     Opaque(String),
 }
 
-fn clean(p: &str) -> String {
+/// Makes `./a//b/` into `/a/b`.
+pub(crate) fn clean(p: &str) -> String {
     let parts: Vec<&str> = p
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")

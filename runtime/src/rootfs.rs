@@ -106,16 +106,21 @@ pub fn clear_volatile(work: &Path) {
     }
 }
 
-/// Reads `rel` (e.g. "etc/passwd") as the container would see it: upper first, then the lowers from
-/// the topmost down. Missing: empty.
-pub fn read_file(rootfs: &Rootfs, rel: &str) -> String {
-    let candidates: Vec<PathBuf> = match rootfs {
+/// Where `rel` may be, in the order the container's view looks: the upper first, then the lowers
+/// from the topmost down.
+fn candidates(rootfs: &Rootfs, rel: &str) -> Vec<PathBuf> {
+    match rootfs {
         Rootfs::Dir(d) => vec![d.join(rel)],
         Rootfs::Overlay { lowers, upper, .. } => std::iter::once(upper.join(rel))
             .chain(lowers.iter().rev().map(|l| l.join(rel)))
             .collect(),
-    };
-    for c in candidates {
+    }
+}
+
+/// Reads `rel` (e.g. "etc/passwd") as the container would see it: upper first, then the lowers from
+/// the topmost down. Missing: empty.
+pub fn read_file(rootfs: &Rootfs, rel: &str) -> String {
+    for c in candidates(rootfs, rel) {
         match fs::symlink_metadata(&c) {
             Ok(m) if m.is_file() => return fs::read_to_string(&c).unwrap_or_default(),
             Ok(_) => return String::new(), // a whiteout or something else: treat as missing
@@ -133,13 +138,7 @@ const SYSTEM_DIRS: [&str; 3] = ["dev", "proc", "sys"];
 /// topmost down; an overlay whiteout, a 0/0 character device, hides what is below it).
 fn exists_in_image(rootfs: &Rootfs, rel: &str) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let candidates: Vec<PathBuf> = match rootfs {
-        Rootfs::Dir(d) => vec![d.join(rel)],
-        Rootfs::Overlay { lowers, upper, .. } => std::iter::once(upper.join(rel))
-            .chain(lowers.iter().rev().map(|l| l.join(rel)))
-            .collect(),
-    };
-    for c in candidates {
+    for c in candidates(rootfs, rel) {
         if let Ok(m) = fs::symlink_metadata(&c) {
             return !(m.file_type().is_char_device() && m.rdev() == 0);
         }
