@@ -239,14 +239,17 @@ fn add_archive_keeps_hardlinks() {
 /// Names created in `dir` while `f` runs (inotify).
 fn created_during(dir: &Path, f: impl FnOnce()) -> Vec<String> {
     use std::os::unix::ffi::OsStrExt;
+    // SAFETY: inotify_init1 takes only flags and returns a new descriptor (checked below).
     let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
     assert!(fd >= 0);
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `fd` is our inotify descriptor and `c` a NUL-terminated path that outlives the call.
     assert!(unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_CREATE) } >= 0);
     f();
     let mut names = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
+        // SAFETY: `buf` is a live, writable buffer of exactly `buf.len()` bytes.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n <= 0 {
             break;
@@ -261,6 +264,7 @@ fn created_during(dir: &Path, f: impl FnOnce()) -> Vec<String> {
             at += 16 + len;
         }
     }
+    // SAFETY: `fd` is ours, still open, and not used after this.
     unsafe { libc::close(fd) };
     names
 }

@@ -459,6 +459,7 @@ fn exit_codes_and_signals_pass_through_the_namespace_waiter() {
         child
     };
     let mut child = start();
+    // SAFETY: kill(2) takes plain integers; the child is ours and not yet reaped, so its pid is live.
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     let status = child.0.wait().unwrap();
     let mut err = String::new();

@@ -487,6 +487,7 @@ fn openpty(rows: u16, cols: u16) -> (std::fs::File, std::fs::File) {
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
+    // SAFETY: every pointer is to a live local; openpty writes only the two descriptors.
     let r = unsafe {
         libc::openpty(
             &mut master,
@@ -497,6 +498,7 @@ fn openpty(rows: u16, cols: u16) -> (std::fs::File, std::fs::File) {
         )
     };
     assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty succeeded, so both descriptors are open and owned by nobody else.
     unsafe {
         (
             std::fs::File::from_raw_fd(master),
@@ -524,6 +526,7 @@ fn run_interactive_tty() {
         .stdout(slave.try_clone().unwrap())
         .stderr(slave);
     // hoist runs on the test's terminal as a login shell would: session leader, controlling tty.
+    // SAFETY: the closure calls only async-signal-safe setsid(2) and ioctl(2) between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
@@ -576,6 +579,7 @@ fn run_interactive_tty() {
         ws_ypixel: 0,
     };
     assert_eq!(
+        // SAFETY: TIOCSWINSZ reads one `winsize`, which `size` is, from a live reference.
         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) },
         0
     );
@@ -599,6 +603,7 @@ fn run_closes_inherited_fds() {
     let with_fd7 = |args: &[&str]| {
         let mut c = s.cmd(args);
         // dup2 clears close-on-exec: hoist starts with fd 7 open.
+        // SAFETY: dup2(2) is async-signal-safe and `raw` stays open until the child has spawned.
         unsafe {
             c.pre_exec(move || {
                 if libc::dup2(raw, 7) < 0 {
