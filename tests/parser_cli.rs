@@ -120,6 +120,48 @@ fn negative_case_and_validation_errors() {
 }
 
 #[test]
+fn mount_values_split_like_buildkit_csv() {
+    // Expected texts are current BuildKit's (docker 28.5) for the same lines.
+    let cases = [
+        ("--mount=", "failed to parse csv mounts: EOF"),
+        (
+            "--mount=target=\\\"/x\\\"",
+            "failed to parse csv mounts: parse error on line 1, column 8: bare \" in non-quoted-field",
+        ),
+        (
+            "--mount='type=bind,\"x'",
+            "failed to parse csv mounts: parse error on line 1, column 12: extraneous or missing \" in quoted-field",
+        ),
+        (
+            "--mount='\"a\"b,c'",
+            "failed to parse csv mounts: parse error on line 1, column 3: extraneous or missing \" in quoted-field",
+        ),
+        (
+            "--mount='ab,\"a\"\"b\"c'",
+            "failed to parse csv mounts: parse error on line 1, column 9: extraneous or missing \" in quoted-field",
+        ),
+    ];
+    for (flag, want) in cases {
+        let src = format!("FROM scratch\nRUN {flag} true\n");
+        let out = hoist(&["debug", "parse", "--validate", "-"], Some(src.as_bytes()));
+        assert!(!out.status.success(), "{flag}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            format!("Error: -:2: {want}"),
+            "{flag}"
+        );
+    }
+    // A quoted option keeps its comma: the mount parses.
+    let src = b"FROM scratch\nRUN --mount='type=cache,\"target=/a,b\"' true\n";
+    let out = hoist(&["debug", "parse", "--validate", "-"], Some(src));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn missing_file_is_a_clear_error() {
     let out = hoist(&["debug", "parse", "/nonexistent/Dockerfile"], None);
     assert!(!out.status.success());

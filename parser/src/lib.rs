@@ -18,6 +18,7 @@ pub mod gofmt;
 pub mod instructions;
 pub mod lint;
 pub mod shell;
+pub mod suggest;
 pub mod syntax;
 pub mod values;
 

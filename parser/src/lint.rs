@@ -83,19 +83,7 @@ fn predefined(name: &str) -> bool {
 /// BuildKit's suggestion for a misspelt name (`suggest.Search`): the first option at the
 /// smallest Levenshtein distance under 3, case-sensitive; none when `name` is an option.
 pub fn suggest<'a>(name: &str, options: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let mut best = None;
-    let mut min = 3;
-    for opt in options {
-        if opt == name {
-            return None;
-        }
-        let d = strsim::levenshtein(name, opt);
-        if d < min {
-            min = d;
-            best = Some(opt);
-        }
-    }
-    best
+    crate::suggest::closest(name, options, true)
 }
 
 /// Words that make an ARG/ENV name look like a secret (BuildKit's `secretTokens`).
