@@ -197,7 +197,7 @@ impl Config {
                 rule.matcher()
                     .with_context(|| format!("repository {:?} rule {}", repo.name, i + 1))?;
                 if let Some(t) = &rule.tag {
-                    crate::rules::check_template(t).map_err(|e| {
+                    crate::tag_template::check_template(t).map_err(|e| {
                         anyhow::anyhow!("repository {:?} rule {}: {e}", repo.name, i + 1)
                     })?;
                 }

@@ -180,7 +180,7 @@ async fn hook(svc: Svc, repo_name: String, headers: HeaderMap, body: Bytes) -> R
         Err(Rejection::Unauthorized(why)) => {
             eprintln!(
                 "{} rejected {provider:?} webhook for {repo_name}: {why}",
-                crate::service::timestamp()
+                crate::clock::timestamp()
             );
             error(StatusCode::UNAUTHORIZED, why)
         }
@@ -208,7 +208,7 @@ async fn hook(svc: Svc, repo_name: String, headers: HeaderMap, body: Bytes) -> R
                 Ok(Ok(Err(replayed))) => {
                     eprintln!(
                         "{} refused {provider:?} webhook for {}: delivery {replayed} was seen before (replay)",
-                        crate::service::timestamp(),
+                        crate::clock::timestamp(),
                         repo.name
                     );
                     return error(

@@ -17,13 +17,16 @@
 //! State directory: `queue.sqlite` (WAL: builds and recent webhook delivery ids), `mirrors/<repo>.git`, `work/<build id>/` (removed after
 //! each build and on start), `logs/<build id>.log`.
 
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod mirror;
 pub mod queue;
 pub mod rules;
 pub mod runner;
+pub mod server;
 pub mod service;
+pub mod tag_template;
 pub mod trigger;
 pub mod webhook;
 

@@ -4,12 +4,12 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use crate::clock::now_ms;
 use crate::rules::{BuildPlan, Push};
 
 /// A build's lifecycle state.
@@ -91,14 +91,6 @@ impl Build {
                 .collect(),
         }
     }
-}
-
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The queue: one SQLite database, shared by the HTTP handlers and the workers.

@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::clock::timestamp;
 use crate::config::Config;
 use crate::mirror;
-use crate::queue::{Build, Queue, now_ms};
+use crate::queue::{Build, Queue};
 use crate::rules::{self, Push};
 use crate::runner::{BuildRequest, BuildRunner, Log};
 
@@ -360,97 +360,6 @@ fn inside(root: &Path, rel: &str) -> anyhow::Result<PathBuf> {
     Ok(real)
 }
 
-/// UTC time for log lines, `2026-01-02T03:04:05.678Z`.
-pub fn timestamp() -> String {
-    let ms = now_ms();
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
-
-/// Runs the service on `listener` until `shutdown` resolves: HTTP intake and status, plus workers.
-pub async fn run(
-    service: Arc<Service>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let workers = tokio::spawn(service.clone().work({
-        let mut rx = rx.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    }));
-    let app = crate::http::router(service);
-    let mut rx2 = rx;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = tx.send(true);
-            let _ = rx2.wait_for(|v| *v).await;
-        })
-        .await
-        .context("HTTP server")?;
-    let _ = workers.await;
-    Ok(())
-}
-
-/// `hoist serve`: opens the state, binds `config.listen`, and serves until SIGINT or SIGTERM. Builds
-/// running at the stop stay `running` in the queue and are requeued on the next start.
-pub fn serve_until_signal(config: Config, runner: Arc<dyn BuildRunner>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = rt.block_on(async {
-        let listen = config.listen;
-        let service = Service::open(config, runner)?;
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
-        eprintln!(
-            "{} hoist serve listening on http://{}",
-            timestamp(),
-            listener.local_addr()?
-        );
-        run(service, listener, signal()).await
-    });
-    eprintln!("{} hoist serve stopped", timestamp());
-    rt.shutdown_timeout(Duration::from_secs(1));
-    result
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}
-
 /// Creates `dir` (and missing parents) owner-only, or tightens it when it is open to others.
 fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -511,12 +420,5 @@ mod tests {
             }
             assert_eq!(mode(&state.join("queue.sqlite")), 0o600);
         }
-    }
-
-    #[test]
-    fn timestamp_shape() {
-        let t = super::timestamp();
-        assert_eq!(t.len(), 24, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z'));
     }
 }

@@ -55,7 +55,7 @@ impl Commands {
                     root,
                     config.insecure_registries.clone(),
                 );
-                hoist_serve::service::serve_until_signal(config, Arc::new(runner))?;
+                hoist_serve::server::serve_until_signal(config, Arc::new(runner))?;
                 Ok(ExitCode::SUCCESS)
             }
             Commands::Trigger {
