@@ -14,6 +14,7 @@ pub mod ast;
 pub mod chmod;
 pub mod dump;
 pub mod error;
+pub mod go_csv;
 pub mod gofmt;
 pub mod instructions;
 pub mod lint;

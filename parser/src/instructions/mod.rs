@@ -10,7 +10,6 @@ mod expand;
 mod flags;
 mod goparse;
 mod mount;
-mod mount_fields;
 mod parse;
 mod types;
 

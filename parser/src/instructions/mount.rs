@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::goparse::{parse_go_bool, parse_ram_bytes};
-use super::mount_fields::split_fields;
+use crate::go_csv;
 use crate::suggest::with_suggestion;
 
 /// `RUN --mount` type.
@@ -105,7 +105,8 @@ pub type Expander<'a> = &'a dyn Fn(&str) -> Result<String, String>;
 /// Parses a `--mount` value. With `expand = None` (instruction parse) only the structure and `from`
 /// are checked; with an expander (conversion) every value is expanded and validated.
 pub fn parse_mount(value: &str, expand: Option<Expander>) -> Result<Mount, String> {
-    let fields = split_fields(value)?;
+    let fields =
+        go_csv::read_record(value).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
     let mut m = Mount::default();
     let mut ro_auto = true;
     // The type decides which keys are allowed; read it first.

@@ -1,11 +1,14 @@
-//! A `--mount` value split into its options as BuildKit splits it: Go's `encoding/csv` reading one
-//! record. The [`csv`] crate splits and unquotes (`"a,b"`, `""` for a quote); it accepts stray
-//! quotes that Go rejects, so Go's two quote errors are checked first, with Go's texts and columns.
+//! Go's `encoding/csv` reading one record, as BuildKit splits `RUN --mount` values and buildx splits
+//! `--secret`, `--ssh`, `--output` and `--cache-to` values. The [`csv`] crate splits and unquotes
+//! (`"a,b"`, `""` for a quote); it accepts stray quotes that Go rejects, so Go's two quote errors
+//! are checked first, with Go's texts and columns.
+//!
+//! Owns: splitting one comma-separated value. Must not touch: what the fields mean.
 
-/// The options of a `--mount` value, or BuildKit's `failed to parse csv mounts: ...` error.
-pub(super) fn split_fields(value: &str) -> Result<Vec<String>, String> {
-    let fail = |e: String| format!("failed to parse csv mounts: {e}");
-    check_quotes(value).map_err(fail)?;
+/// The fields of the first record of `value`, or Go's error text (`EOF` for an empty value,
+/// `parse error on line 1, column N: ...` for a stray quote).
+pub fn read_record(value: &str) -> Result<Vec<String>, String> {
+    check_quotes(value)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -14,8 +17,8 @@ pub(super) fn split_fields(value: &str) -> Result<Vec<String>, String> {
     let mut record = csv::StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => Ok(record.iter().map(str::to_string).collect()),
-        Ok(false) => Err(fail("EOF".into())),
-        Err(e) => Err(fail(e.to_string())),
+        Ok(false) => Err("EOF".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -63,10 +66,10 @@ fn check_quotes(value: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_fields;
+    use super::read_record;
 
     fn ok(v: &str) -> Vec<String> {
-        split_fields(v).unwrap()
+        read_record(v).unwrap()
     }
 
     #[test]
@@ -81,12 +84,10 @@ mod tests {
 
     #[test]
     fn go_quote_errors_with_columns() {
-        let err = |v: &str| split_fields(v).unwrap_err();
+        let err = |v: &str| read_record(v).unwrap_err();
         let bare = "bare \" in non-quoted-field";
         let quote = "extraneous or missing \" in quoted-field";
-        let at = |col: usize, what: &str| {
-            format!("failed to parse csv mounts: parse error on line 1, column {col}: {what}")
-        };
+        let at = |col: usize, what: &str| format!("parse error on line 1, column {col}: {what}");
         assert_eq!(err("target=\"/x\""), at(8, bare));
         assert_eq!(err("a,b\"c"), at(4, bare));
         // Columns as current BuildKit reports them.
@@ -98,7 +99,8 @@ mod tests {
         // Columns count bytes, as Go's do.
         assert_eq!(err("é\""), at(3, bare));
         assert_eq!(err("\"é\"x"), at(4, quote));
-        assert_eq!(err(""), "failed to parse csv mounts: EOF");
+        assert_eq!(err(""), "EOF");
+        assert_eq!(err("\n"), "EOF");
     }
 
     #[test]
