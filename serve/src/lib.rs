@@ -5,8 +5,9 @@
 //! images are built or pushed (it runs `hoist build --push` as a child process through
 //! [`runner::HoistCli`], behind the [`BuildRunner`] trait), or the store's layout.
 //!
-//! Flow: a webhook is authenticated ([`webhook`]), its ref matched against the repository's rules
-//! ([`rules`]), one build per distinct Dockerfile/context/args queued in SQLite ([`queue`]) before the
+//! Flow: [`server`] binds the listener and runs the routes and workers until a signal; a webhook is
+//! authenticated ([`webhook`]), its ref matched against the repository's rules ([`rules`], tags from
+//! [`tag_template`]), one build per distinct Dockerfile/context/args queued in SQLite ([`queue`]) before the
 //! sender gets its 202 (a delivery id seen before gets 409: a replay); `concurrency` workers ([`service`]) claim builds, bring the repository's bare
 //! mirror up to date and export the pushed commit into a clean directory ([`mirror`]), then build and
 //! push every tag, only while the commit is still its ref's tip and holding each tag's lock, so no

@@ -1,5 +1,5 @@
-//! The running service: state-dir layout, webhook intake (verify -> match rules -> enqueue), the
-//! workers that fetch, check out and build, and graceful shutdown.
+//! The running service: state-dir layout, webhook intake (verify -> match rules -> enqueue), and the
+//! workers that fetch, check out and build until told to stop ([`crate::server`] runs them).
 //!
 //! Tag order: a build holds a lock on each of its tags from its tip check to its push, and only
 //! builds (and so moves its tags) while its commit is still the tip of its ref in the freshly fetched

@@ -1,10 +1,10 @@
-//! Typed, validated instructions (BuildKit's `frontend/dockerfile/instructions`): an [`Ast`] becomes a
-//! [`Dockerfile`] of global ARGs and [`Stage`]s, each instruction a [`Instruction`] variant with its
-//! flags checked. Values stay unexpanded where BuildKit expands them later with the step's
-//! environment; [`expand`] and friends do that expansion with [`crate::shell`].
+//! Typed, validated instructions (BuildKit's `frontend/dockerfile/instructions`): an
+//! [`Ast`](crate::Ast) becomes a [`Dockerfile`] of global ARGs and [`Stage`]s, each instruction an
+//! [`Instruction`] variant with its flags checked. Values stay unexpanded where BuildKit expands
+//! them later with the step's environment; [`expand`] and friends do that with [`crate::shell`].
 //!
 //! Owns: turning syntax nodes into typed instructions and parsing their flag values. Must not
-//! touch: expansion beyond [`expand`]'s helpers, the filesystem, or anything the builder does.
+//! touch: the filesystem, images, or anything the builder does with the instructions.
 
 mod expand;
 mod flags;

@@ -99,7 +99,7 @@ const MOUNT_KEYS: [&str; 19] = [
     "env",
 ];
 
-/// A value expander for mount options (e.g. a closure over [`expand`] with the step's env).
+/// A value expander for mount options (e.g. a closure over [`expand`](super::expand) with the step's env).
 pub type Expander<'a> = &'a dyn Fn(&str) -> Result<String, String>;
 
 /// Parses a `--mount` value. With `expand = None` (instruction parse) only the structure and `from`

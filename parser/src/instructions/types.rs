@@ -181,7 +181,7 @@ pub enum Healthcheck {
 pub enum Instruction {
     /// `RUN`.
     Run {
-        /// `--mount` values (CSV), raw; see [`parse_mount`].
+        /// `--mount` values (CSV), raw; see [`parse_mount`](super::parse_mount).
         mounts: Vec<String>,
         /// `--network`.
         network: NetworkMode,
