@@ -86,6 +86,9 @@ pub enum Error {
         expected: Digest,
         actual: Digest,
     },
+    /// Content named by a descriptor's digest (any algorithm) hashed to something else.
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    ContentMismatch { expected: String, actual: String },
     #[error("No such image: {0}")]
     ImageNotFound(String),
     #[error("blob {0} not found in the store")]

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value};
 
-use crate::reference::{DOCKER_HUB, DOCKER_HUB_AUTH_KEY};
+use crate::endpoint::{DOCKER_HUB, DOCKER_HUB_AUTH_KEY};
 
 /// A username and password (or token) for one registry.
 #[derive(Clone, PartialEq, Eq)]

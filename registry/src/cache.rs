@@ -15,8 +15,8 @@ use crate::manifest::{
     Descriptor, Index, Manifest, OCI_MANIFEST, Platform, is_index, select_platform,
 };
 use crate::progress::Progress;
-use crate::reference::ImageRef;
 use crate::transfer::{ContentStore, PushOptions, PushedImage, push_manifest};
+use hoist_image::Reference;
 
 /// `artifactType` of hoist's cache manifests.
 pub const CACHE_ARTIFACT_TYPE: &str = "application/vnd.hoist.buildcache.v1";
@@ -52,7 +52,7 @@ impl RemoteCache {
 pub async fn export_cache(
     client: &Client,
     store: &dyn ContentStore,
-    dest: &ImageRef,
+    dest: &Reference,
     metadata: Bytes,
     layers: Vec<Descriptor>,
     opts: &PushOptions,
@@ -70,7 +70,7 @@ fn cache_manifest(
     metadata: &[u8],
     layers: Vec<Descriptor>,
 ) -> Result<Bytes> {
-    let digest = crate::digest::sha256(metadata);
+    let digest = hoist_image::Digest::of(metadata).to_string();
     store.put_bytes(metadata, &digest)?;
     let manifest = Manifest {
         schema_version: 2,
@@ -97,7 +97,7 @@ pub fn export_cache_local(
         copy_blob(store, layout, &l.digest)?;
     }
     let body = cache_manifest(layout, metadata, layers)?;
-    let digest = crate::digest::sha256(&body);
+    let digest = hoist_image::Digest::of(&body).to_string();
     layout.put_bytes(&body, &digest)?;
     let desc = Descriptor::new(OCI_MANIFEST, &digest, body.len() as u64);
     layout.set_ref(tag, desc.clone())?;
@@ -118,7 +118,7 @@ pub fn import_cache_local(layout: &LayoutStore, tag: &str) -> Result<Option<Remo
     };
     let read = |digest: &str| -> Result<Bytes> {
         let bytes = std::fs::read(layout.blob_path(digest)?)?;
-        crate::digest::verify(&bytes, digest)?;
+        hoist_image::digest::verify(&bytes, digest)?;
         Ok(Bytes::from(bytes))
     };
     let body = read(&entry.digest)?;
@@ -163,7 +163,7 @@ fn copy_verified(
     let mut tmp = tempfile::NamedTempFile::new_in(to.temp_dir()?)?;
     let mut input =
         std::fs::File::open(&src).with_context(|| format!("opening {}", src.display()))?;
-    let mut hasher = crate::digest::Hasher::for_digest(digest)?;
+    let mut hasher = hoist_image::digest::AlgoHasher::for_digest(digest)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = input
@@ -207,7 +207,7 @@ fn copy_verified(
 /// `src` may also name an image (or an index: the host platform's image is taken), for inline
 /// caches: then `metadata` is the image config and the builder reads its cache from the
 /// manifest's annotations ([`RemoteCache::is_artifact`] tells the two apart).
-pub async fn import_cache(client: &Client, src: &ImageRef) -> Result<Option<RemoteCache>> {
+pub async fn import_cache(client: &Client, src: &Reference) -> Result<Option<RemoteCache>> {
     let Some((mut body, mut mt, mut digest)) = client.find_manifest(src, src.reference()).await?
     else {
         return Ok(None);

@@ -16,9 +16,10 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::auth::{Challenge, Credentials, DockerConfig, default_config_path};
-use crate::digest::{Hasher, sha256};
+use crate::endpoint::Endpoint;
 use crate::manifest::{ACCEPT_MANIFESTS, Descriptor};
-use crate::reference::{Endpoint, ImageRef};
+use hoist_image::Reference;
+use hoist_image::digest::AlgoHasher as Hasher;
 
 /// Told the length of each chunk moved (negative when a download restarts from zero).
 pub type OnBytes = std::sync::Arc<dyn Fn(i64) + Send + Sync>;
@@ -110,14 +111,14 @@ struct CachedAuth {
 
 /// The token scopes a request to `r` needs: `repository:NAME:pull` or `repository:NAME:pull,push`
 /// (none for the registry itself, as `/v2/` for login), plus `extra`, merged per resource.
-pub fn scopes_for(r: &ImageRef, access: Access, extra: &[String]) -> Vec<String> {
+pub fn scopes_for(r: &Reference, access: Access, extra: &[String]) -> Vec<String> {
     let mut all = Vec::new();
-    if !r.repository.is_empty() {
+    if !r.path.is_empty() {
         let actions = match access {
             Access::Pull => "pull",
             Access::Push => "pull,push",
         };
-        all.push(format!("repository:{}:{actions}", r.repository));
+        all.push(format!("repository:{}:{actions}", r.path));
     }
     all.extend(extra.iter().cloned());
     merge_scopes(&all)
@@ -168,13 +169,8 @@ impl Client {
         Endpoint::for_registry(registry, &self.opts.insecure_registries)
     }
 
-    fn url(&self, r: &ImageRef, tail: &str) -> String {
-        format!(
-            "{}/v2/{}/{}",
-            self.endpoint(&r.registry).base(),
-            r.repository,
-            tail
-        )
+    fn url(&self, r: &Reference, tail: &str) -> String {
+        format!("{}/v2/{}/{}", self.endpoint(&r.domain).base(), r.path, tail)
     }
 
     fn credentials(&self, registry: &str) -> Result<Option<Credentials>> {
@@ -197,13 +193,13 @@ impl Client {
     /// share one token; once a registry has challenged, later requests authenticate up front.
     pub async fn send(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         access: Access,
         extra_scopes: &[String],
         build: &(dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync),
     ) -> Result<Response> {
         let scopes = scopes_for(r, access, extra_scopes);
-        let key = (r.registry.clone(), scopes.join(" "));
+        let key = (r.domain.clone(), scopes.join(" "));
         let mut attempt = 0;
         let mut answered = false;
         loop {
@@ -228,7 +224,7 @@ impl Client {
                         wanted.extend(s.split_whitespace().map(str::to_string));
                     }
                     let wanted = merge_scopes(&wanted);
-                    self.remember_challenge(&r.registry, &challenge);
+                    self.remember_challenge(&r.domain, &challenge);
                     self.refresh(r, &key, &wanted, &challenge, sent.as_deref())
                         .await?;
                 }
@@ -246,7 +242,7 @@ impl Client {
                     self.backoff(attempt).await;
                 }
                 Err(e) => {
-                    return Err(anyhow!(e).context(format!("connecting to {}", r.registry)));
+                    return Err(anyhow!(e).context(format!("connecting to {}", r.domain)));
                 }
             }
         }
@@ -257,14 +253,14 @@ impl Client {
     /// authenticate up front sends nothing: the registry's own challenge then reports it.
     async fn authorization(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         key: &AuthKey,
         scopes: &[String],
     ) -> Option<String> {
         if let Some(v) = self.cached(key) {
             return Some(v);
         }
-        let known = self.challenges.lock().unwrap().get(&r.registry).cloned()?;
+        let known = self.challenges.lock().unwrap().get(&r.domain).cloned()?;
         self.refresh(r, key, scopes, &known, None).await.ok()
     }
 
@@ -292,7 +288,7 @@ impl Client {
     /// that meet the same challenge share one token request.
     async fn refresh(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         key: &AuthKey,
         scopes: &[String],
         challenge: &Challenge,
@@ -322,27 +318,27 @@ impl Client {
     /// when configured, anonymous otherwise) and its lifetime, or basic credentials.
     async fn authenticate(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         scopes: &[String],
         challenge: &Challenge,
     ) -> Result<(String, Option<Duration>)> {
-        let creds = self.credentials(&r.registry)?;
+        let creds = self.credentials(&r.domain)?;
         match challenge.scheme.as_str() {
             "basic" => match creds {
                 Some(c) => Ok((c.basic_header(), None)),
                 None => bail!(
                     "{}: authentication required (run `hoist login {}`)",
-                    r.registry,
-                    r.registry
+                    r.domain,
+                    r.domain
                 ),
             },
             "bearer" => {
                 let realm = challenge
                     .params
                     .get("realm")
-                    .ok_or_else(|| anyhow!("{}: bearer challenge without realm", r.registry))?;
+                    .ok_or_else(|| anyhow!("{}: bearer challenge without realm", r.domain))?;
                 let mut url = url::Url::parse(realm)
-                    .with_context(|| format!("{}: bad token realm {realm:?}", r.registry))?;
+                    .with_context(|| format!("{}: bad token realm {realm:?}", r.domain))?;
                 {
                     let mut q = url.query_pairs_mut();
                     if let Some(service) = challenge.params.get("service") {
@@ -388,7 +384,7 @@ impl Client {
                     };
                     bail!(
                         "{}: token request to {realm} {who} failed: {status}: {}",
-                        r.registry,
+                        r.domain,
                         body.trim()
                     );
                 }
@@ -398,7 +394,7 @@ impl Client {
                     .iter()
                     .filter_map(|f| v.get(f).and_then(|t| t.as_str()))
                     .find(|t| !t.is_empty())
-                    .ok_or_else(|| anyhow!("{}: token response without token", r.registry))?;
+                    .ok_or_else(|| anyhow!("{}: token response without token", r.domain))?;
                 // The distribution spec: 60 seconds when the server does not say.
                 let lifetime = v
                     .get("expires_in")
@@ -410,18 +406,15 @@ impl Client {
                     Some(Duration::from_secs(lifetime)),
                 ))
             }
-            other => bail!(
-                "{}: unsupported authentication scheme {other:?}",
-                r.registry
-            ),
+            other => bail!("{}: unsupported authentication scheme {other:?}", r.domain),
         }
     }
 
     /// Checks that the registry answers `/v2/` with the configured credentials (`hoist login`).
     pub async fn ping(&self, registry: &str) -> Result<()> {
-        let r = ImageRef {
-            registry: registry.to_string(),
-            repository: String::new(),
+        let r = Reference {
+            domain: registry.to_string(),
+            path: String::new(),
             tag: None,
             digest: None,
         };
@@ -438,12 +431,12 @@ impl Client {
     /// The digest is computed from the bytes and checked against a pinned digest.
     pub async fn get_manifest(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         reference: &str,
     ) -> Result<(Bytes, String, String)> {
         match self.find_manifest(r, reference).await? {
             Some(m) => Ok(m),
-            None => bail!("manifest for {}:{reference} not found", r.name()),
+            None => bail!("manifest for {}:{reference} not found", r.repository()),
         }
     }
 
@@ -451,7 +444,7 @@ impl Client {
     /// digest or repository), e.g. a build cache that was never exported.
     pub async fn find_manifest(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         reference: &str,
     ) -> Result<Option<(Bytes, String, String)>> {
         let url = self.url(r, &format!("manifests/{reference}"));
@@ -464,18 +457,22 @@ impl Client {
             return Ok(None);
         }
         let resp = self
-            .check_access(r, resp, &format!("manifest for {}:{reference}", r.name()))
+            .check_access(
+                r,
+                resp,
+                &format!("manifest for {}:{reference}", r.repository()),
+            )
             .await?;
         let media_type = content_type(resp.headers());
         let len = resp.content_length().unwrap_or(0);
         if len > 8 << 20 {
-            bail!("manifest for {} is too large ({len} bytes)", r.name());
+            bail!("manifest for {} is too large ({len} bytes)", r.repository());
         }
         let body = resp.bytes().await.context("reading manifest")?;
-        let digest = sha256(&body);
+        let digest = hoist_image::Digest::of(&body).to_string();
         if reference.contains(':') && reference != digest {
-            crate::digest::verify(&body, reference)
-                .with_context(|| format!("manifest {reference} from {}", r.name()))?;
+            hoist_image::digest::verify(&body, reference)
+                .with_context(|| format!("manifest {reference} from {}", r.repository()))?;
         }
         let media_type = match media_type {
             Some(m) if m != "application/json" && !m.is_empty() => m,
@@ -494,7 +491,7 @@ impl Client {
     /// Uploads a manifest under `reference` (a tag or its digest); returns its digest.
     pub async fn put_manifest(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         reference: &str,
         media_type: &str,
         body: Bytes,
@@ -510,14 +507,14 @@ impl Client {
         self.check_access(
             r,
             resp,
-            &format!("pushing manifest {}:{reference}", r.name()),
+            &format!("pushing manifest {}:{reference}", r.repository()),
         )
         .await?;
-        Ok(sha256(&body))
+        Ok(hoist_image::Digest::of(&body).to_string())
     }
 
     /// Whether the repository has the blob (HEAD).
-    pub async fn blob_exists(&self, r: &ImageRef, digest: &str, access: Access) -> Result<bool> {
+    pub async fn blob_exists(&self, r: &Reference, digest: &str, access: Access) -> Result<bool> {
         let url = self.url(r, &format!("blobs/{digest}"));
         let resp = self.send(r, access, &[], &|h| Ok(h.head(&url))).await?;
         match resp.status() {
@@ -532,7 +529,7 @@ impl Client {
     }
 
     /// Reads a small blob (a config) whole, verified against `desc`.
-    pub async fn get_blob_bytes(&self, r: &ImageRef, desc: &Descriptor) -> Result<Bytes> {
+    pub async fn get_blob_bytes(&self, r: &Reference, desc: &Descriptor) -> Result<Bytes> {
         if desc.size > 16 << 20 {
             bail!("blob {} is too large to read into memory", desc.digest);
         }
@@ -544,8 +541,8 @@ impl Client {
             .check_access(r, resp, &format!("blob {}", desc.digest))
             .await?;
         let body = resp.bytes().await?;
-        crate::digest::verify(&body, &desc.digest)
-            .with_context(|| format!("blob from {}", r.name()))?;
+        hoist_image::digest::verify(&body, &desc.digest)
+            .with_context(|| format!("blob from {}", r.repository()))?;
         Ok(body)
     }
 
@@ -554,7 +551,7 @@ impl Client {
     /// `dest` and fails. `on_bytes` is told each chunk's length (negative on restart from zero).
     pub async fn fetch_blob(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         desc: &Descriptor,
         dest: &Path,
         on_bytes: &OnBytes,
@@ -569,7 +566,7 @@ impl Client {
     /// blob's compression when `diff_id` was given and matched.
     pub async fn fetch_layer(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         desc: &Descriptor,
         diff_id: Option<&str>,
         dest: &Path,
@@ -586,7 +583,7 @@ impl Client {
 
     async fn fetch_blob_inner(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         desc: &Descriptor,
         diff_id: Option<&str>,
         dest: &Path,
@@ -633,14 +630,18 @@ impl Client {
                             bail!(
                                 "blob {} from {}: more than the {} bytes its descriptor says",
                                 desc.digest,
-                                r.name(),
+                                r.repository(),
                                 desc.size
                             );
                         }
                         hasher.update(&chunk);
                         if let Some(l) = &mut layer {
                             std::io::Write::write_all(l, &chunk).with_context(|| {
-                                format!("layer {} from {}: decompressing", desc.digest, r.name())
+                                format!(
+                                    "layer {} from {}: decompressing",
+                                    desc.digest,
+                                    r.repository()
+                                )
                             })?;
                         }
                         file.write_all(&chunk).await?;
@@ -660,7 +661,7 @@ impl Client {
                         bail!(
                             "blob {} from {}: connection closed after {written} of {} bytes",
                             desc.digest,
-                            r.name(),
+                            r.repository(),
                             desc.size
                         );
                     }
@@ -670,7 +671,7 @@ impl Client {
                         return Err(anyhow!(e).context(format!(
                             "blob {} from {}: download failed after {written} bytes",
                             desc.digest,
-                            r.name()
+                            r.repository()
                         )));
                     }
                 }
@@ -684,20 +685,24 @@ impl Client {
         if got != desc.digest {
             bail!(
                 "blob from {} failed verification: expected {}, got {got}",
-                r.name(),
+                r.repository(),
                 desc.digest
             );
         }
         let (Some(l), Some(want)) = (layer, diff_id) else {
             return Ok(None);
         };
-        let (actual, c) = l
-            .finish()
-            .with_context(|| format!("layer {} from {}: decompressing", desc.digest, r.name()))?;
+        let (actual, c) = l.finish().with_context(|| {
+            format!(
+                "layer {} from {}: decompressing",
+                desc.digest,
+                r.repository()
+            )
+        })?;
         if actual.as_str() != want {
             return Err(crate::LayerMismatch {
                 blob: desc.digest.clone(),
-                source: r.name().to_string(),
+                source: r.repository().to_string(),
                 actual: actual.to_string(),
                 expected: want.to_string(),
             }
@@ -711,7 +716,7 @@ impl Client {
     /// (monolithic, or chunked at or above the chunked threshold).
     pub async fn push_blob(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         desc: &Descriptor,
         source: &BlobSource,
         mount_from: &[String],
@@ -720,7 +725,7 @@ impl Client {
         if self.blob_exists(r, &desc.digest, Access::Push).await? {
             return Ok(BlobPush::Exists);
         }
-        for from in mount_from.iter().filter(|f| **f != r.repository) {
+        for from in mount_from.iter().filter(|f| **f != r.path) {
             let url = self.url(r, "blobs/uploads/");
             let scopes = [format!("repository:{from}:pull")];
             let resp = self
@@ -749,7 +754,7 @@ impl Client {
         }
     }
 
-    async fn start_upload(&self, r: &ImageRef) -> Result<url::Url> {
+    async fn start_upload(&self, r: &Reference) -> Result<url::Url> {
         let url = self.url(r, "blobs/uploads/");
         let resp = self
             .send(r, Access::Push, &[], &|h| {
@@ -757,14 +762,14 @@ impl Client {
             })
             .await?;
         let resp = self
-            .check_access(r, resp, &format!("starting upload to {}", r.name()))
+            .check_access(r, resp, &format!("starting upload to {}", r.repository()))
             .await?;
         location(&url, &resp)
     }
 
     async fn upload(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         desc: &Descriptor,
         source: &BlobSource,
         on_bytes: &OnBytes,
@@ -772,7 +777,7 @@ impl Client {
         let mut loc = self.start_upload(r).await?;
         let size = desc.size;
         let chunked = size >= self.opts.chunked_threshold && self.opts.chunk_size > 0;
-        let what = format!("uploading {} to {}", desc.digest, r.name());
+        let what = format!("uploading {} to {}", desc.digest, r.repository());
         if chunked {
             let mut offset = 0u64;
             while offset < size {
@@ -826,30 +831,30 @@ impl Client {
     /// (renewed first when it has expired).
     async fn http_send_once(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         access: Access,
         build: impl FnOnce() -> RequestBuilder,
     ) -> Result<Response> {
         let scopes = scopes_for(r, access, &[]);
-        let key = (r.registry.clone(), scopes.join(" "));
+        let key = (r.domain.clone(), scopes.join(" "));
         let mut rb = build();
         if let Some(h) = self.authorization(r, &key, &scopes).await {
             rb = rb.header(header::AUTHORIZATION, h);
         }
         rb.send()
             .await
-            .map_err(|e| anyhow!(e).context(format!("sending to {}", r.registry)))
+            .map_err(|e| anyhow!(e).context(format!("sending to {}", r.domain)))
     }
 
     /// [`check`], saying what to do when the registry refused access: log in when no credentials
     /// are configured for it, or which user it refused.
-    async fn check_access(&self, r: &ImageRef, resp: Response, what: &str) -> Result<Response> {
+    async fn check_access(&self, r: &Reference, resp: Response, what: &str) -> Result<Response> {
         let status = resp.status();
         let result = check(resp, what).await;
         if !matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return result;
         }
-        let registry = &r.registry;
+        let registry = &r.domain;
         result.with_context(|| match self.credentials(registry) {
             Ok(Some(c)) => format!("{registry}: access denied for user {}", c.username),
             _ => format!(
@@ -861,11 +866,15 @@ impl Client {
     /// Uploads an in-memory blob (config, cache metadata) and returns its descriptor.
     pub async fn push_bytes(
         &self,
-        r: &ImageRef,
+        r: &Reference,
         media_type: &str,
         bytes: Bytes,
     ) -> Result<Descriptor> {
-        let desc = Descriptor::new(media_type, &sha256(&bytes), bytes.len() as u64);
+        let desc = Descriptor::new(
+            media_type,
+            &hoist_image::Digest::of(&bytes).to_string(),
+            bytes.len() as u64,
+        );
         self.push_blob(r, &desc, &BlobSource::Bytes(bytes), &[], &no_progress())
             .await?;
         Ok(desc)
@@ -978,10 +987,10 @@ fn is_transient_any(e: &anyhow::Error) -> bool {
 mod tests {
     use super::*;
 
-    fn r(repository: &str) -> ImageRef {
-        ImageRef {
-            registry: "127.0.0.1:5000".into(),
-            repository: repository.into(),
+    fn r(repository: &str) -> Reference {
+        Reference {
+            domain: "127.0.0.1:5000".into(),
+            path: repository.into(),
             tag: None,
             digest: None,
         }

@@ -117,7 +117,7 @@ impl ContentStore for LayoutStore {
     }
 
     fn put_bytes(&self, bytes: &[u8], digest: &str) -> Result<()> {
-        crate::digest::verify(bytes, digest)?;
+        hoist_image::digest::verify(bytes, digest)?;
         let dest = self.path_of(digest)?;
         std::fs::create_dir_all(dest.parent().expect("blob dir"))?;
         write_atomic(&dest, bytes)
@@ -140,7 +140,7 @@ impl ContentStore for LayoutStore {
 
     fn resolve_image(&self, name: &str) -> Result<(Bytes, String)> {
         let index = self.index()?;
-        let tag = crate::reference::ImageRef::parse(name)
+        let tag = hoist_image::Reference::parse(name)
             .ok()
             .and_then(|r| r.tag)
             .unwrap_or_default();
@@ -153,7 +153,7 @@ impl ContentStore for LayoutStore {
             })
             .ok_or_else(|| anyhow!("{name}: no such image in {}", self.root.display()))?;
         let bytes = std::fs::read(self.blob_path(&entry.digest)?)?;
-        crate::digest::verify(&bytes, &entry.digest)?;
+        hoist_image::digest::verify(&bytes, &entry.digest)?;
         Ok((Bytes::from(bytes), entry.media_type.clone()))
     }
 }

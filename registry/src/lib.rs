@@ -14,23 +14,22 @@ pub mod auth;
 pub mod blocking;
 pub mod cache;
 pub mod client;
-pub mod digest;
+pub mod endpoint;
 pub mod layout;
 pub mod login;
 pub mod manifest;
 mod mismatch;
 pub mod progress;
-pub mod reference;
 pub mod store;
 pub mod transfer;
 
 pub use auth::{Credentials, DockerConfig};
 pub use client::{Access, BlobPush, BlobSource, Client, ClientOptions, OnBytes};
+pub use endpoint::Endpoint;
 pub use layout::LayoutStore;
 pub use manifest::{Descriptor, Index, Manifest, Platform};
 pub use mismatch::LayerMismatch;
 pub use progress::{Progress, ProgressMode};
-pub use reference::{Endpoint, ImageRef};
 pub use transfer::{
     ContentStore, PullOptions, PulledImage, PushOptions, PushedImage, fetch_blobs, fetch_verified,
     pull, push, push_blobs, push_manifest,
