@@ -350,18 +350,7 @@ impl Store {
 
     /// Writes `bytes` to `path` atomically (temp file in the store, fsync, rename).
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(self.tmp_dir()).ctx(|| "creating temp file")?;
-        tmp.write_all(bytes)
-            .ctx(|| format!("writing {}", path.display()))?;
-        tmp.as_file()
-            .sync_all()
-            .ctx(|| format!("fsync {}", path.display()))?;
-        tmp.persist(path).map_err(|e| Error::Io {
-            context: format!("renaming into {}", path.display()),
-            error: e.error,
-        })?;
-        Ok(())
+        crate::outfile::write_atomic_via(&self.tmp_dir(), path, bytes)
     }
 
     fn lock(&self, name: &str) -> Result<Locked> {
