@@ -2,18 +2,16 @@
 //! umoci, platform selection, digest verification and resume through a tampering proxy, auth, and
 //! the build-cache primitives (an arbitrary manifest plus blobs).
 
-mod common;
-
 use std::process::Command;
 
 use bytes::Bytes;
-use common::*;
 use hoist_image::{Reference, Store};
 use hoist_registry::manifest::{Descriptor, Index, Manifest, OCI_INDEX, OCI_MANIFEST};
 use hoist_registry::{
     Client, ClientOptions, Credentials, Platform, PullOptions, PushOptions, fetch_blobs, pull,
     push, push_manifest,
 };
+use hoist_test_support::*;
 
 fn client() -> Client {
     let dir = tempfile::tempdir().unwrap();

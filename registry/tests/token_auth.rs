@@ -6,8 +6,6 @@
 //! with the right basic credentials get pull and push, wrong credentials get 401, a malformed scope
 //! gets 400. It records every request so tests can assert which scopes hoist asked for, and how often.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -18,9 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::*;
 use hoist_image::{ImageConfig, LayerOptions, Reference, Store};
 use hoist_registry::{Client, ClientOptions, Credentials, PullOptions, PushOptions, pull, push};
+use hoist_test_support::*;
 use serde_json::{Value, json};
 
 const SERVICE: &str = "hoist-test";

@@ -1,15 +1,13 @@
 //! Pulled layers are verified against the config's diff_ids: an image whose config lies about its
 //! layers is refused and changes nothing in the store, not even for a good image sharing the diff_id.
 
-mod common;
-
 use bytes::Bytes;
-use common::*;
 use hoist_image::Reference;
 use hoist_registry::manifest::{Manifest, OCI_MANIFEST};
 use hoist_registry::{
     Client, ClientOptions, ContentStore, PullOptions, PushOptions, pull, push, push_manifest,
 };
+use hoist_test_support::*;
 
 fn client() -> Client {
     let dir = tempfile::tempdir().unwrap();
