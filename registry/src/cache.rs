@@ -5,9 +5,9 @@
 
 use std::io::{Read, Write};
 
+use crate::verify::BlobCheck;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use hoist_image::layer::DiffIdWriter;
 
 use crate::client::Client;
 use crate::layout::{LayoutStore, REF_NAME};
@@ -158,12 +158,11 @@ fn copy_verified(
     if to.has_blob(digest) {
         return Ok(());
     }
-    let mut layer = diff_id.map(|_| DiffIdWriter::new());
     let src = from.blob_path(digest)?;
     let mut tmp = tempfile::NamedTempFile::new_in(to.temp_dir()?)?;
     let mut input =
         std::fs::File::open(&src).with_context(|| format!("opening {}", src.display()))?;
-    let mut hasher = hoist_image::digest::AlgoHasher::for_digest(digest)?;
+    let mut check = BlobCheck::new(digest, diff_id, &src.display().to_string())?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = input
@@ -172,31 +171,10 @@ fn copy_verified(
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
-        if let Some(l) = &mut layer {
-            l.write_all(&buf[..n])
-                .with_context(|| format!("layer {digest} from {}: decompressing", src.display()))?;
-        }
+        check.update(&buf[..n])?;
         tmp.write_all(&buf[..n])?;
     }
-    let got = hasher.finish();
-    if got != digest {
-        bail!("blob {digest} from {} holds {got}", src.display());
-    }
-    if let (Some(l), Some(want)) = (layer, diff_id) {
-        let (actual, _) = l
-            .finish()
-            .with_context(|| format!("layer {digest} from {}: decompressing", src.display()))?;
-        if actual.as_str() != want {
-            return Err(crate::LayerMismatch {
-                blob: digest.to_string(),
-                source: src.display().to_string(),
-                actual: actual.to_string(),
-                expected: want.to_string(),
-            }
-            .into());
-        }
-    }
+    check.finish()?;
     tmp.as_file().sync_all()?;
     let (_, path) = tmp.keep()?;
     to.commit_blob(&path, digest)

@@ -6,15 +6,15 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use hoist_image::layer::{Compression, DiffIdWriter};
+use hoist_image::layer::Compression;
 use reqwest::StatusCode;
 use reqwest::header;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{Access, Client, OnBytes};
 use crate::manifest::Descriptor;
+use crate::verify::BlobCheck;
 use hoist_image::Reference;
-use hoist_image::digest::AlgoHasher as Hasher;
 
 impl Client {
     /// Whether the repository has the blob (HEAD).
@@ -93,12 +93,11 @@ impl Client {
         dest: &Path,
         on_bytes: &OnBytes,
     ) -> Result<Option<Compression>> {
-        let mut layer = diff_id.map(|_| DiffIdWriter::new());
         let url = self.url(r, &format!("blobs/{}", desc.digest));
         let mut file = tokio::fs::File::create(dest)
             .await
             .with_context(|| format!("creating {}", dest.display()))?;
-        let mut hasher = Hasher::for_digest(&desc.digest)?;
+        let mut check = BlobCheck::new(&desc.digest, diff_id, &r.repository())?;
         let mut written: u64 = 0;
         let mut attempt = 0;
         loop {
@@ -119,8 +118,7 @@ impl Client {
                 // The registry ignored the range: start over.
                 file.set_len(0).await?;
                 file.seek(std::io::SeekFrom::Start(0)).await?;
-                hasher = Hasher::for_digest(&desc.digest)?;
-                layer = diff_id.map(|_| DiffIdWriter::new());
+                check.restart()?;
                 on_bytes(-(written as i64));
                 written = 0;
             }
@@ -138,16 +136,7 @@ impl Client {
                                 desc.size
                             );
                         }
-                        hasher.update(&chunk);
-                        if let Some(l) = &mut layer {
-                            std::io::Write::write_all(l, &chunk).with_context(|| {
-                                format!(
-                                    "layer {} from {}: decompressing",
-                                    desc.digest,
-                                    r.repository()
-                                )
-                            })?;
-                        }
+                        check.update(&chunk)?;
                         file.write_all(&chunk).await?;
                         on_bytes(chunk.len() as i64);
                     }
@@ -185,33 +174,6 @@ impl Client {
         }
         file.flush().await?;
         file.sync_all().await?;
-        let got = hasher.finish();
-        if got != desc.digest {
-            bail!(
-                "blob from {} failed verification: expected {}, got {got}",
-                r.repository(),
-                desc.digest
-            );
-        }
-        let (Some(l), Some(want)) = (layer, diff_id) else {
-            return Ok(None);
-        };
-        let (actual, c) = l.finish().with_context(|| {
-            format!(
-                "layer {} from {}: decompressing",
-                desc.digest,
-                r.repository()
-            )
-        })?;
-        if actual.as_str() != want {
-            return Err(crate::LayerMismatch {
-                blob: desc.digest.clone(),
-                source: r.repository().to_string(),
-                actual: actual.to_string(),
-                expected: want.to_string(),
-            }
-            .into());
-        }
-        Ok(Some(c))
+        check.finish()
     }
 }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use reqwest::header;
 
-use super::transport::is_transient;
 use super::{Access, AuthKey, CachedAuth, Client};
 use crate::auth::Challenge;
+use crate::error::is_transient;
 use hoist_image::Reference;
 
 /// The token scopes a request to `r` needs: `repository:NAME:pull` or `repository:NAME:pull,push`

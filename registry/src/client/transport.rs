@@ -2,13 +2,14 @@
 //! exponential backoff on 5xx/429/broken connections, and turning error statuses into
 //! [`RegistryError`]s.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::Result;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::token::{merge_scopes, scopes_for};
 use super::{Access, Client};
 use crate::auth::Challenge;
+use crate::error::{RegistryError, is_transient};
 use hoist_image::Reference;
 
 impl Client {
@@ -29,7 +30,7 @@ impl Client {
         access: Access,
         extra_scopes: &[String],
         build: &(dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync),
-    ) -> Result<Response> {
+    ) -> Result<Response, RegistryError> {
         let scopes = scopes_for(r, access, extra_scopes);
         let key = (r.domain.clone(), scopes.join(" "));
         let mut attempt = 0;
@@ -73,8 +74,11 @@ impl Client {
                     attempt += 1;
                     self.backoff(attempt).await;
                 }
-                Err(e) => {
-                    return Err(anyhow!(e).context(format!("connecting to {}", r.domain)));
+                Err(error) => {
+                    return Err(RegistryError::Transport {
+                        context: format!("connecting to {}", r.domain),
+                        error,
+                    });
                 }
             }
         }
@@ -87,16 +91,17 @@ impl Client {
         r: &Reference,
         access: Access,
         build: impl FnOnce() -> RequestBuilder,
-    ) -> Result<Response> {
+    ) -> Result<Response, RegistryError> {
         let scopes = scopes_for(r, access, &[]);
         let key = (r.domain.clone(), scopes.join(" "));
         let mut rb = build();
         if let Some(h) = self.authorization(r, &key, &scopes).await {
             rb = rb.header(header::AUTHORIZATION, h);
         }
-        rb.send()
-            .await
-            .map_err(|e| anyhow!(e).context(format!("sending to {}", r.domain)))
+        rb.send().await.map_err(|error| RegistryError::Transport {
+            context: format!("sending to {}", r.domain),
+            error,
+        })
     }
 
     /// [`check`], saying what to do when the registry refused access: log in when no credentials
@@ -106,31 +111,37 @@ impl Client {
         r: &Reference,
         resp: Response,
         what: &str,
-    ) -> Result<Response> {
-        let status = resp.status();
-        let result = check(resp, what).await;
-        if !matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-            return result;
-        }
+    ) -> Result<Response, RegistryError> {
+        let error = match check(resp, what).await {
+            Err(e @ RegistryError::Unauthorized { .. }) => e,
+            other => return other,
+        };
         let registry = &r.domain;
-        result.with_context(|| match self.credentials(registry) {
+        let hint = match self.credentials(registry) {
             Ok(Some(c)) => format!("{registry}: access denied for user {}", c.username),
             _ => format!(
                 "{registry}: authentication required: no credentials for it (run `hoist login {registry}`)"
             ),
+        };
+        Err(RegistryError::Denied {
+            hint,
+            error: Box::new(error),
         })
     }
 }
 
 /// The absolute upload URL from a `Location` header (relative ones resolve against `base`).
-pub(super) fn location(base: &str, resp: &Response) -> Result<url::Url> {
+pub(super) fn location(base: &str, resp: &Response) -> Result<url::Url, RegistryError> {
     let loc = resp
         .headers()
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| anyhow!("registry answered an upload without a Location header"))?;
-    let base = url::Url::parse(base)?;
-    base.join(loc).context("bad upload Location")
+        .ok_or_else(|| {
+            RegistryError::Protocol("registry answered an upload without a Location header".into())
+        })?;
+    url::Url::parse(base)
+        .and_then(|b| b.join(loc))
+        .map_err(|e| RegistryError::Protocol(format!("bad upload Location: {e}")))
 }
 
 pub(super) fn content_type(h: &HeaderMap) -> Option<String> {
@@ -141,7 +152,7 @@ pub(super) fn content_type(h: &HeaderMap) -> Option<String> {
 
 /// Passes a successful response through; turns an error status into an error carrying the
 /// registry's `errors[].code/message`.
-pub async fn check(resp: Response, what: &str) -> Result<Response> {
+pub async fn check(resp: Response, what: &str) -> Result<Response, RegistryError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -165,30 +176,18 @@ pub async fn check(resp: Response, what: &str) -> Result<Response> {
             )
         })
         .unwrap_or_else(|| body.trim().chars().take(300).collect());
-    match status {
-        StatusCode::NOT_FOUND => bail!("{what}: not found ({detail})"),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            bail!("{what}: {status}: access denied ({detail})")
-        }
-        _ => bail!("{what}: {status} {detail}"),
-    }
-}
-
-pub(super) fn is_transient(e: &reqwest::Error) -> bool {
-    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
-}
-
-pub(super) fn is_transient_any(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<reqwest::Error>().is_some_and(is_transient)
-            || c.downcast_ref::<std::io::Error>().is_some_and(|io| {
-                matches!(
-                    io.kind(),
-                    std::io::ErrorKind::ConnectionReset
-                        | std::io::ErrorKind::ConnectionAborted
-                        | std::io::ErrorKind::BrokenPipe
-                        | std::io::ErrorKind::UnexpectedEof
-                )
-            })
+    let what = what.to_string();
+    Err(match status {
+        StatusCode::NOT_FOUND => RegistryError::NotFound { what, detail },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::Unauthorized {
+            what,
+            status,
+            detail,
+        },
+        _ => RegistryError::Status {
+            what,
+            status,
+            detail,
+        },
     })
 }

@@ -1,15 +1,16 @@
 //! Writing blobs: HEAD-skip, cross-repository mount, then a monolithic or chunked upload, retried
 //! as a whole on transient failures.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::transport::{is_transient_any, location};
+use super::transport::location;
 use super::{Access, BlobPush, BlobSource, Client, OnBytes, no_progress};
+use crate::error::RegistryError;
 use crate::manifest::Descriptor;
 use hoist_image::Reference;
 
@@ -48,16 +49,16 @@ impl Client {
         loop {
             match self.upload(r, desc, source, on_bytes).await {
                 Ok(()) => return Ok(BlobPush::Uploaded),
-                Err(e) if attempt + 1 < self.opts.max_attempts && is_transient_any(&e) => {
+                Err(e) if attempt + 1 < self.opts.max_attempts && e.is_transient() => {
                     attempt += 1;
                     self.backoff(attempt).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
-    pub(super) async fn start_upload(&self, r: &Reference) -> Result<url::Url> {
+    pub(super) async fn start_upload(&self, r: &Reference) -> Result<url::Url, RegistryError> {
         let url = self.url(r, "blobs/uploads/");
         let resp = self
             .send(r, Access::Push, &[], &|h| {
@@ -76,7 +77,7 @@ impl Client {
         desc: &Descriptor,
         source: &BlobSource,
         on_bytes: &OnBytes,
-    ) -> Result<()> {
+    ) -> Result<(), RegistryError> {
         let mut loc = self.start_upload(r).await?;
         let size = desc.size;
         let chunked = size >= self.opts.chunked_threshold && self.opts.chunk_size > 0;
@@ -154,7 +155,7 @@ pub(super) async fn body_of(
     offset: u64,
     len: u64,
     on_bytes: &OnBytes,
-) -> Result<reqwest::Body> {
+) -> Result<reqwest::Body, RegistryError> {
     match source {
         BlobSource::Bytes(b) => {
             on_bytes(len as i64);
@@ -163,9 +164,9 @@ pub(super) async fn body_of(
             ))
         }
         BlobSource::File(path) => {
-            let mut f = tokio::fs::File::open(path)
-                .await
-                .with_context(|| format!("opening {}", path.display()))?;
+            let mut f = tokio::fs::File::open(path).await.map_err(|e| {
+                anyhow::Error::new(e).context(format!("opening {}", path.display()))
+            })?;
             f.seek(std::io::SeekFrom::Start(offset)).await?;
             let progress = on_bytes.clone();
             let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 << 10)
