@@ -3,9 +3,9 @@
 //! Unknown fields are kept in `extra` maps so a config read from elsewhere round-trips unchanged.
 //!
 //! Hand-written rather than oci-spec's `ImageConfiguration`: that type has no place for Docker's
-//! extensions (`Healthcheck`, `Shell`, `OnBuild`), drops unknown fields, and serializes labels from a
-//! `HashMap` (in an order that changes from run to run), so
-//! the image IDs hoist computes (pinned by the conformance test) would change.
+//! extensions, drops unknown fields, and serializes labels from a `HashMap` (in an order that
+//! changes from run to run), so the image IDs hoist computes (pinned by the conformance test)
+//! would change.
 
 use std::collections::BTreeMap;
 
