@@ -13,6 +13,7 @@
 //! - [`Store`]: the OCI image-layout store (blobs, index/tags, images, GC, unpacked layer cache).
 //! - [`perms`]: owner-only store directories.
 //! - [`archive`]: `save`/`load` (OCI and docker-archive), `import`, `export`.
+//! - [`oci_layout`]: the OCI image layout's names and a layout directory writer.
 //! - [`outfile`]: a user's output file written whole or not at all (`save -o`).
 //! - [`tree_dump`]: the date-free JSON description of an image (config, history, merged files).
 //!
@@ -29,6 +30,7 @@ pub mod df;
 pub mod digest;
 pub mod display;
 pub mod layer;
+pub mod oci_layout;
 pub mod outfile;
 pub mod perms;
 pub mod reference;

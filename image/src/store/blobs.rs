@@ -63,7 +63,7 @@ impl BlobWriter {
 impl Store {
     /// Path of a blob (whether or not it exists).
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(d.hex())
+        self.root.join(crate::oci_layout::blob_name(d))
     }
 
     pub fn has_blob(&self, d: &Digest) -> bool {

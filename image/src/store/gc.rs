@@ -133,7 +133,9 @@ impl Store {
             ran: true,
             ..Default::default()
         };
-        for ent in fs::read_dir(self.root.join("blobs/sha256")).ctx(|| "reading blobs")? {
+        for ent in
+            fs::read_dir(self.root.join(crate::oci_layout::SHA256_DIR)).ctx(|| "reading blobs")?
+        {
             let ent = ent.ctx(|| "reading blobs")?;
             let name = ent.file_name().to_string_lossy().into_owned();
             let keep = format!("sha256:{name}")

@@ -120,7 +120,7 @@ impl IndexEntry {
 
 impl Store {
     pub(super) fn read_index(&self) -> Result<IndexFile> {
-        let p = self.root.join("index.json");
+        let p = self.root.join(crate::oci_layout::INDEX_FILE);
         let bytes = fs::read(&p).ctx(|| format!("reading {}", p.display()))?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
             what: p.display().to_string(),
@@ -130,7 +130,7 @@ impl Store {
 
     pub(super) fn write_index(&self, idx: &IndexFile) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(idx).expect("index serialises");
-        self.write_atomic(&self.root.join("index.json"), &bytes)
+        self.write_atomic(&self.root.join(crate::oci_layout::INDEX_FILE), &bytes)
     }
 
     pub(super) fn update_index<T>(&self, f: impl FnOnce(&mut IndexFile) -> Result<T>) -> Result<T> {

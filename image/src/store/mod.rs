@@ -46,6 +46,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use crate::layer;
+use crate::oci_layout;
 use crate::{Error, IoContext, Result, media_type};
 
 /// The annotation holding an index entry's image name.
@@ -110,13 +111,13 @@ impl Store {
         }
         let s = Store { root };
         s.sweep_tmp();
-        let layout = s.root.join("oci-layout");
+        let layout = s.root.join(oci_layout::LAYOUT_FILE);
         if !layout.exists() {
-            s.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            s.write_atomic(&layout, oci_layout::LAYOUT_CONTENT)?;
         }
-        if !s.root.join("index.json").exists() {
+        if !s.root.join(oci_layout::INDEX_FILE).exists() {
             let _l = s.lock("index")?;
-            if !s.root.join("index.json").exists() {
+            if !s.root.join(oci_layout::INDEX_FILE).exists() {
                 s.write_index(&IndexFile {
                     schema_version: 2,
                     media_type: Some(media_type::INDEX.into()),
