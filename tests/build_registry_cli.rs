@@ -424,7 +424,8 @@ fn pull_flag_rechecks_the_base_in_its_registry() {
 #[test]
 fn a_cache_layer_that_is_not_the_claimed_layer_is_refused() {
     use hoist_builder::remote_cache::Metadata;
-    use hoist_registry::{Client, ClientOptions, ImageRef, Progress, ProgressMode, PushOptions};
+    use hoist_image::Reference;
+    use hoist_registry::{Client, ClientOptions, Progress, ProgressMode, PushOptions};
     let reg = TestRegistry::start(None);
     let mut env = Env::new();
     let ctx = env.context("FROM busybox\nCOPY a.txt /a.txt\nRUN echo run-ran && echo r > /r\n");
@@ -452,7 +453,7 @@ fn a_cache_layer_that_is_not_the_claimed_layer_is_refused() {
     let remote = rt
         .block_on(hoist_registry::cache::import_cache(
             &client,
-            &ImageRef::parse(&good).unwrap(),
+            &Reference::parse(&good).unwrap(),
         ))
         .unwrap()
         .unwrap();
@@ -471,7 +472,7 @@ fn a_cache_layer_that_is_not_the_claimed_layer_is_refused() {
     rt.block_on(hoist_registry::cache::export_cache(
         &client,
         &env.store(),
-        &ImageRef::parse(&bad).unwrap(),
+        &Reference::parse(&bad).unwrap(),
         serde_json::to_vec(&meta).unwrap().into(),
         remote.layers().to_vec(),
         &PushOptions::default(),

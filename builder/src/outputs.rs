@@ -7,13 +7,14 @@
 //! the build writes its image, exports it, and removes it again.
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use hoist_image::Store;
 use hoist_image::archive::{SaveFormat, export, save};
 use hoist_image::layer::{ApplyMode, apply_layer};
+use hoist_image::outfile::write_file_atomically_with_mode;
 
 /// What an export writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,29 +193,26 @@ fn output_type(spec: &str) -> Option<String> {
     })
 }
 
-/// Writes a file through a temp file in its directory, renamed into place when complete.
+/// Writes a file (0644, as BuildKit's exports) through hoist's one atomic writer.
 fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".hoist-output-")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    {
-        let mut w = BufWriter::new(tmp.as_file());
-        f(&mut w)?;
-        w.flush()?;
+    let mut failed = None;
+    let written = write_file_atomically_with_mode(path, Some(0o644), |mut w| match f(&mut w) {
+        Ok(()) => Ok((w, ())),
+        Err(e) => {
+            let text = format!("{e:#}");
+            failed = Some(e);
+            Err(hoist_image::Error::Other(text))
+        }
+    });
+    match (written, failed) {
+        (_, Some(e)) => Err(e),
+        (r, None) => Ok(r?),
     }
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| anyhow!("writing {}: {}", path.display(), e.error))?;
-    Ok(())
 }
 
 /// Unpacks the image's layers, in order, into `dir` (created if missing).

@@ -15,10 +15,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use hoist_image::{Compression, Digest, Store};
-use hoist_registry::{
-    Client, ClientOptions, Descriptor, ImageRef, LayerMismatch, LayoutStore, ProgressMode,
-};
+use hoist_image::{Compression, Digest, Reference, Store};
+use hoist_registry::{Client, ClientOptions, Descriptor, LayerMismatch, LayoutStore, ProgressMode};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheRecord;
@@ -141,7 +139,7 @@ pub struct Entry {
 /// Where an imported cache's layers come from.
 #[derive(Clone)]
 enum Source {
-    Registry(ImageRef),
+    Registry(Reference),
     Local(Arc<LayoutStore>),
 }
 
@@ -234,7 +232,7 @@ impl RemoteCache {
     }
 
     fn import_one(&mut self, reference: &str) -> Result<usize> {
-        let repo = ImageRef::parse(reference)?;
+        let repo = Reference::parse(reference)?;
         let Some(remote) = self
             .runtime
             .block_on(hoist_registry::cache::import_cache(&self.client, &repo))?
@@ -556,7 +554,7 @@ impl RemoteCache {
         final_diff_ids: &[String],
         log: &dyn Fn(&str),
     ) -> Result<()> {
-        let dest = ImageRef::parse(reference)?;
+        let dest = Reference::parse(reference)?;
         let (bytes, layers) = self.export_records(mode_max, final_diff_ids, log)?;
         let quiet = hoist_registry::Progress::new(ProgressMode::Quiet);
         let pushed = self.runtime.block_on(hoist_registry::cache::export_cache(

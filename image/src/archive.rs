@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::layer::{self, ApplyMode, LayerOptions};
+use crate::oci_layout;
 use crate::store::Store;
 use crate::{Digest, Error, History, Image, ImageConfig, IoContext, Reference, Result, media_type};
 
@@ -71,12 +72,8 @@ pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out:
             if written.insert(b.clone()) {
                 let size = store.blob_size(&b)?;
                 let mut h = header(size, 0o444);
-                tar.append_data(
-                    &mut h,
-                    format!("blobs/sha256/{}", b.hex()),
-                    store.open_blob(&b)?,
-                )
-                .ctx(|| format!("writing blob {b}"))?;
+                tar.append_data(&mut h, oci_layout::blob_name(&b), store.open_blob(&b)?)
+                    .ctx(|| format!("writing blob {b}"))?;
             }
         }
         let manifest_mt = serde_json::from_slice::<Value>(&store.read_blob(&img.manifest_digest)?)
@@ -111,16 +108,20 @@ pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out:
                 );
         }
         docker_manifest.push(json!({
-            "Config": format!("blobs/sha256/{}", img.config_digest.hex()),
+            "Config": oci_layout::blob_name(&img.config_digest),
             "RepoTags": names.iter().map(|n| n.familiar()).collect::<Vec<_>>(),
             "Layers": layers.iter().map(|(_, d)| format!("blobs/sha256/{}", d.digest().digest())).collect::<Vec<_>>(),
         }));
     }
-    add_file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    add_file(
+        &mut tar,
+        oci_layout::LAYOUT_FILE,
+        oci_layout::LAYOUT_CONTENT,
+    )?;
     let idx = json!({ "schemaVersion": 2, "mediaType": media_type::INDEX, "manifests": index });
     add_file(
         &mut tar,
-        "index.json",
+        oci_layout::INDEX_FILE,
         &serde_json::to_vec(&idx).expect("json"),
     )?;
     if format == SaveFormat::Docker {
@@ -381,7 +382,7 @@ fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf> {
 }
 
 fn load_oci(store: &Store, dir: &Path) -> Result<Staged> {
-    let blob = |d: &Digest| dir.join("blobs/sha256").join(d.hex());
+    let blob = |d: &Digest| dir.join(oci_layout::blob_name(d));
     let put = |d: &Digest| -> Result<()> {
         let f = File::open(blob(d)).ctx(|| format!("opening blob {d} in the archive"))?;
         store.put_blob(f, Some(d)).map(|_| ()).map_err(|e| match e {

@@ -1,6 +1,11 @@
 //! The image configuration (`application/vnd.oci.image.config.v1+json`), as a superset of the OCI
 //! schema that also carries Docker's extensions (`Healthcheck`, `Shell`, `OnBuild`, `ArgsEscaped`).
 //! Unknown fields are kept in `extra` maps so a config read from elsewhere round-trips unchanged.
+//!
+//! Hand-written rather than oci-spec's `ImageConfiguration`: that type has no place for Docker's
+//! extensions, drops unknown fields, and serializes labels from a `HashMap` (in an order that
+//! changes from run to run), so the image IDs hoist computes (pinned by the conformance test)
+//! would change.
 
 use std::collections::BTreeMap;
 

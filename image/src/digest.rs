@@ -1,11 +1,12 @@
-//! `sha256:<hex>` digests and streaming hashers (nothing is ever buffered whole).
+//! `sha256:<hex>` digests and streaming hashers (nothing is ever buffered whole), plus
+//! [`AlgoHasher`]/[`verify`] for digests a registry or descriptor names (`sha256:` or `sha512:`).
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::Error;
 
@@ -241,6 +242,59 @@ impl<R: Read> Read for VerifyingReader<R> {
     }
 }
 
+/// Hashes a stream with the algorithm a descriptor's digest names (`sha256:` or `sha512:`).
+#[derive(Clone)]
+pub enum AlgoHasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl AlgoHasher {
+    /// A hasher for the algorithm of `digest` (`sha256:...`).
+    pub fn for_digest(digest: &str) -> Result<AlgoHasher, Error> {
+        match digest.split_once(':').map(|(a, _)| a) {
+            Some("sha256") => Ok(AlgoHasher::Sha256(Sha256::new())),
+            Some("sha512") => Ok(AlgoHasher::Sha512(Sha512::new())),
+            _ => Err(Error::Other(format!("unsupported digest {digest:?}"))),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            AlgoHasher::Sha256(h) => h.update(bytes),
+            AlgoHasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// `algo:hex` of everything seen.
+    pub fn finish(self) -> String {
+        match self {
+            AlgoHasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
+            AlgoHasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
+        }
+    }
+}
+
+/// Checks that `bytes` hash to `expected` (`sha256:` or `sha512:`), with `expected`'s algorithm.
+pub fn verify(bytes: &[u8], expected: &str) -> Result<(), Error> {
+    let mut h = AlgoHasher::for_digest(expected)?;
+    h.update(bytes);
+    let actual = h.finish();
+    if actual != expected {
+        return Err(Error::ContentMismatch {
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// The first 12 hex characters of any `algo:hex` digest string, as Docker shows layer ids.
+pub fn short(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    &hex[..hex.len().min(12)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +320,24 @@ mod tests {
         let mut bad = VerifyingReader::new(&b"hellO"[..], Digest::of(b"hello"));
         let err = io::copy(&mut bad, &mut io::sink()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn verify_uses_the_named_algorithm() {
+        let d512 = AlgoHasher::for_digest("sha512:").map(|mut h| {
+            h.update(b"x");
+            h.finish()
+        });
+        let d512 = d512.unwrap();
+        assert!(d512.starts_with("sha512:") && d512.len() == 7 + 128);
+        verify(b"x", &d512).unwrap();
+        verify(b"x", Digest::of(b"x").as_str()).unwrap();
+        let err = verify(b"y", &d512).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("digest mismatch: expected {d512}, got sha512:")),
+            "{err}"
+        );
+        assert!(verify(b"x", "md5:00").is_err());
+        assert_eq!(short("sha512:0123456789abcdef"), "0123456789ab");
     }
 }

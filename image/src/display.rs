@@ -1,4 +1,5 @@
-//! Docker's human-readable sizes and durations (go-units), for command output.
+//! Docker's human-readable sizes and durations (go-units), for command output, and the one parser
+//! of Docker's size flags ([`ram_in_bytes`]: `--memory`, `--shm-size`, `tmpfs-size`, `size=`).
 
 /// `HumanSizeWithPrecision(size, 3)`: decimal units, e.g. `4.26MB`, `123kB`, `0B` (`docker images`).
 pub fn human_size(size: u64) -> String {
@@ -120,9 +121,99 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// go-units `RAMInBytes`: a number (optionally fractional, optionally followed by one space) and a
+/// case-insensitive suffix `b`, or `k`/`m`/`g`/`t`/`p` with an optional `b` or `ib`, all binary
+/// multiples: `1024`, `512k`, `512KiB`, `64mb`, `1.5g`, `10 MiB`. Errors are go-units' texts.
+pub fn ram_in_bytes(s: &str) -> Result<u64, String> {
+    let invalid = || format!("invalid size: '{s}'");
+    let sep = s
+        .rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ')
+        .ok_or_else(invalid)?;
+    let (num, sfx) = if s.as_bytes()[sep] == b' ' {
+        (&s[..sep], &s[sep + 1..])
+    } else {
+        (&s[..sep + 1], &s[sep + 1..])
+    };
+    let size = parse_go_float(num)?;
+    if size < 0.0 {
+        return Err(invalid());
+    }
+    if sfx.is_empty() {
+        return Ok(size as u64);
+    }
+    let sfx = sfx.to_ascii_lowercase();
+    let bad = || format!("invalid suffix: '{sfx}'");
+    if sfx.len() > 3 {
+        return Err(bad());
+    }
+    let b = sfx.as_bytes();
+    if b[0] == b'b' {
+        return if b.len() == 1 {
+            Ok(size as u64)
+        } else {
+            Err(bad())
+        };
+    }
+    let shift = match b[0] {
+        b'k' => 10,
+        b'm' => 20,
+        b'g' => 30,
+        b't' => 40,
+        b'p' => 50,
+        _ => return Err(bad()),
+    };
+    if (b.len() == 2 && b[1] != b'b') || (b.len() == 3 && &sfx[1..] != "ib") {
+        return Err(bad());
+    }
+    Ok((size * (1u64 << shift) as f64) as u64)
+}
+
+/// Go's `strconv.ParseFloat(num, 64)` for decimal input, with its error text.
+fn parse_go_float(num: &str) -> Result<f64, String> {
+    let syntax = || format!("strconv.ParseFloat: parsing {num:?}: invalid syntax");
+    // Rust also takes "inf"/"nan"; Go's ParseFloat does too, but only spelled out, never after a digit.
+    if !num.bytes().any(|b| b.is_ascii_digit()) {
+        return Err(syntax());
+    }
+    num.parse::<f64>().map_err(|_| syntax())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ram_in_bytes_is_go_units() {
+        for (s, want) in [
+            ("1024", 1024),
+            ("0", 0),
+            ("512k", 512 << 10),
+            ("512kb", 512 << 10),
+            ("512KiB", 512 << 10),
+            ("512kib", 512 << 10),
+            ("512K", 512 << 10),
+            ("64m", 64 << 20),
+            ("64MB", 64 << 20),
+            ("1.5g", 3 << 29),
+            ("10 MiB", 10 << 20),
+            ("2t", 2 << 40),
+            ("1p", 1 << 50),
+            ("100b", 100),
+            ("100B", 100),
+        ] {
+            assert_eq!(ram_in_bytes(s), Ok(want), "{s}");
+        }
+        assert_eq!(ram_in_bytes("lots").unwrap_err(), "invalid size: 'lots'");
+        assert_eq!(ram_in_bytes("-1m").unwrap_err(), "invalid size: '-1m'");
+        assert_eq!(ram_in_bytes("1ki").unwrap_err(), "invalid suffix: 'ki'");
+        assert_eq!(ram_in_bytes("1kbb").unwrap_err(), "invalid suffix: 'kbb'");
+        assert_eq!(ram_in_bytes("1bi").unwrap_err(), "invalid suffix: 'bi'");
+        assert_eq!(ram_in_bytes("1x").unwrap_err(), "invalid suffix: 'x'");
+        assert_eq!(
+            ram_in_bytes("1.5.5m").unwrap_err(),
+            "strconv.ParseFloat: parsing \"1.5.5\": invalid syntax"
+        );
+    }
 
     #[test]
     fn sizes_and_durations_like_docker() {

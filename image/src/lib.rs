@@ -13,6 +13,7 @@
 //! - [`Store`]: the OCI image-layout store (blobs, index/tags, images, GC, unpacked layer cache).
 //! - [`perms`]: owner-only store directories.
 //! - [`archive`]: `save`/`load` (OCI and docker-archive), `import`, `export`.
+//! - [`oci_layout`]: the OCI image layout's names and a layout directory writer.
 //! - [`outfile`]: a user's output file written whole or not at all (`save -o`).
 //! - [`tree_dump`]: the date-free JSON description of an image (config, history, merged files).
 //!
@@ -29,6 +30,7 @@ pub mod df;
 pub mod digest;
 pub mod display;
 pub mod layer;
+pub mod oci_layout;
 pub mod outfile;
 pub mod perms;
 pub mod reference;
@@ -86,6 +88,9 @@ pub enum Error {
         expected: Digest,
         actual: Digest,
     },
+    /// Content named by a descriptor's digest (any algorithm) hashed to something else.
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    ContentMismatch { expected: String, actual: String },
     #[error("No such image: {0}")]
     ImageNotFound(String),
     #[error("blob {0} not found in the store")]

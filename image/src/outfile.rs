@@ -3,10 +3,14 @@
 //! beside FILE (`.FILE.XXXXXX.hoist-tmp`, same filesystem, so the final rename is atomic), locked
 //! (`flock`) while its writer lives. Every later write to that directory removes such temp files
 //! that no live writer holds: what a killed `hoist save` left.
+//!
+//! This is hoist's one atomic writer: `save -o`, `build --output` files, OCI layouts' `index.json`
+//! and blobs, and (through [`write_atomic_via`]) the store's own small files.
 
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use rustix::fs::{FlockOperation, flock};
@@ -16,9 +20,44 @@ use crate::{Error, IoContext, Result};
 /// The temp files' name suffix; their names also start with `.`.
 const SUFFIX: &str = ".hoist-tmp";
 
-/// Writes `path` with `write`, atomically (see the module docs).
+/// Writes `bytes` to `path` atomically (see the module docs); the file is owner-only (0600).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_atomically(path, |mut w| {
+        w.write_all(bytes)
+            .ctx(|| format!("writing {}", path.display()))?;
+        Ok((w, ()))
+    })
+}
+
+/// Writes `bytes` to `path` through a temp file in `tmp_dir` (which must be on `path`'s
+/// filesystem and is kept clean by its owner, as the store's `tmp/` is): fsync, rename.
+pub fn write_atomic_via(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).ctx(|| "creating temp file")?;
+    tmp.write_all(bytes)
+        .ctx(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .ctx(|| format!("fsync {}", path.display()))?;
+    tmp.persist(path).map_err(|e| Error::Io {
+        context: format!("renaming into {}", path.display()),
+        error: e.error,
+    })?;
+    Ok(())
+}
+
+/// Writes `path` with `write`, atomically (see the module docs); the file is owner-only (0600),
+/// as Docker's `save -o` makes it.
 pub fn write_file_atomically<T>(
     path: &Path,
+    write: impl FnOnce(BufWriter<File>) -> Result<(BufWriter<File>, T)>,
+) -> Result<T> {
+    write_file_atomically_with_mode(path, None, write)
+}
+
+/// [`write_file_atomically`], the file getting permission bits `mode` when given.
+pub fn write_file_atomically_with_mode<T>(
+    path: &Path,
+    mode: Option<u32>,
     write: impl FnOnce(BufWriter<File>) -> Result<(BufWriter<File>, T)>,
 ) -> Result<T> {
     let dir = match path.parent() {
@@ -40,6 +79,10 @@ pub fn write_file_atomically<T>(
         context: format!("writing {}", path.display()),
         error: e.into_error(),
     })?;
+    if let Some(mode) = mode {
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .ctx(|| format!("writing {}", path.display()))?;
+    }
     file.sync_all()
         .ctx(|| format!("writing {}", path.display()))?;
     tmp.persist(path).map_err(|e| Error::Io {
@@ -98,7 +141,35 @@ fn sweep_stale(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn modes_and_byte_writes() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a.json");
+        write_atomic(&a, b"{}").unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"{}");
+        assert_eq!(
+            fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let b = t.path().join("b.tar");
+        write_file_atomically_with_mode(&b, Some(0o644), |mut w| {
+            w.write_all(b"tar").unwrap();
+            Ok((w, ()))
+        })
+        .unwrap();
+        assert_eq!(
+            fs::metadata(&b).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        let tmp = t.path().join("tmp");
+        fs::create_dir(&tmp).unwrap();
+        write_atomic_via(&tmp, &a, b"[]").unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"[]");
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "temp file left");
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 3);
+    }
 
     #[test]
     fn writes_whole_and_sweeps_only_abandoned_temp_files() {

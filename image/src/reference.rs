@@ -148,6 +148,23 @@ impl Reference {
         }
     }
 
+    /// The same repository pinned to `digest` (any tag kept for display).
+    pub fn with_digest(&self, digest: Digest) -> Reference {
+        Reference {
+            digest: Some(digest),
+            ..self.clone()
+        }
+    }
+
+    /// What a registry's manifest endpoint is asked for: the digest when pinned, else the tag.
+    pub fn reference(&self) -> &str {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.as_str(),
+            (None, Some(t)) => t,
+            (None, None) => "latest",
+        }
+    }
+
     fn push_suffix(&self, s: &mut String) {
         if let Some(t) = &self.tag {
             s.push(':');

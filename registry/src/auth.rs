@@ -3,6 +3,7 @@
 //! and the `WWW-Authenticate` challenges registries answer with.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value};
 
-use crate::reference::{DOCKER_HUB, DOCKER_HUB_AUTH_KEY};
+use crate::endpoint::{DOCKER_HUB, DOCKER_HUB_AUTH_KEY};
 
 /// A username and password (or token) for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -42,6 +43,8 @@ impl Credentials {
 pub struct DockerConfig {
     path: PathBuf,
     doc: Map<String, Value>,
+    /// Where `docker-credential-*` helpers are looked up; `None` is the process's `PATH`.
+    helper_path: Option<OsString>,
 }
 
 /// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
@@ -93,7 +96,14 @@ impl DockerConfig {
         Ok(DockerConfig {
             path: path.to_path_buf(),
             doc,
+            helper_path: None,
         })
+    }
+
+    /// Looks credential helpers up in `path` (a `PATH`-style list) instead of the process's `PATH`.
+    pub fn with_helper_path(mut self, path: impl Into<OsString>) -> DockerConfig {
+        self.helper_path = Some(path.into());
+        self
     }
 
     /// Loads the default file ([`default_config_path`]).
@@ -124,7 +134,7 @@ impl DockerConfig {
     /// The credentials Docker would use for `registry`, or `None` for anonymous access.
     pub fn credentials(&self, registry: &str) -> Result<Option<Credentials>> {
         if let Some(helper) = self.helper_for(registry) {
-            return helper_get(&helper, &auth_key(registry));
+            return helper_get(self.helper_path.as_deref(), &helper, &auth_key(registry));
         }
         let Some(Value::Object(auths)) = self.doc.get("auths") else {
             return Ok(None);
@@ -174,7 +184,7 @@ impl DockerConfig {
     pub fn store(&mut self, registry: &str, creds: &Credentials) -> Result<()> {
         let key = auth_key(registry);
         if let Some(helper) = self.helper_for(registry) {
-            helper_store(&helper, &key, creds)?;
+            helper_store(self.helper_path.as_deref(), &helper, &key, creds)?;
             // Docker leaves an empty entry so `auths` lists the registry.
             self.auths_mut().insert(key, Value::Object(Map::new()));
         } else {
@@ -193,7 +203,7 @@ impl DockerConfig {
         let want = normalize_key(registry);
         let mut found = false;
         if let Some(helper) = self.helper_for(registry) {
-            found = helper_erase(&helper, &auth_key(registry))?;
+            found = helper_erase(self.helper_path.as_deref(), &helper, &auth_key(registry))?;
         }
         let keys: Vec<String> = self
             .auths_mut()
@@ -224,30 +234,34 @@ impl DockerConfig {
 
     /// Writes the file atomically with mode 0600 (the directory is created 0700).
     pub fn save(&self) -> Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("writing in {}", dir.display()))?;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        let text = serde_json::to_string_pretty(&Value::Object(self.doc.clone()))?;
-        tmp.write_all(text.as_bytes())?;
-        tmp.write_all(b"\n")?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&self.path)
-            .with_context(|| format!("writing {}", self.path.display()))?;
+        let mut text = serde_json::to_string_pretty(&Value::Object(self.doc.clone()))?;
+        text.push('\n');
+        hoist_image::outfile::write_atomic(&self.path, text.as_bytes())?;
         Ok(())
     }
 }
 
-fn run_helper(helper: &str, action: &str, input: &str) -> Result<(bool, String)> {
+/// Runs `docker-credential-<helper> <action>`, found through `search` (else the process's `PATH`).
+fn run_helper(
+    search: Option<&OsStr>,
+    helper: &str,
+    action: &str,
+    input: &str,
+) -> Result<(bool, String)> {
     let prog = format!("docker-credential-{helper}");
-    let mut child = Command::new(&prog)
+    let mut cmd = Command::new(&prog);
+    if let Some(p) = search {
+        // Setting the child's PATH makes std look the program up there.
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd
         .arg(action)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -269,8 +283,8 @@ fn run_helper(helper: &str, action: &str, input: &str) -> Result<(bool, String)>
     }
 }
 
-fn helper_get(helper: &str, server: &str) -> Result<Option<Credentials>> {
-    let (ok, out) = run_helper(helper, "get", server)?;
+fn helper_get(search: Option<&OsStr>, helper: &str, server: &str) -> Result<Option<Credentials>> {
+    let (ok, out) = run_helper(search, helper, "get", server)?;
     if !ok {
         if out.contains("credentials not found") {
             return Ok(None);
@@ -290,19 +304,24 @@ fn helper_get(helper: &str, server: &str) -> Result<Option<Credentials>> {
     }))
 }
 
-fn helper_store(helper: &str, server: &str, creds: &Credentials) -> Result<()> {
+fn helper_store(
+    search: Option<&OsStr>,
+    helper: &str,
+    server: &str,
+    creds: &Credentials,
+) -> Result<()> {
     let input = serde_json::json!({
         "ServerURL": server, "Username": creds.username, "Secret": creds.password
     });
-    let (ok, out) = run_helper(helper, "store", &input.to_string())?;
+    let (ok, out) = run_helper(search, helper, "store", &input.to_string())?;
     if !ok {
         bail!("docker-credential-{helper} store: {out}");
     }
     Ok(())
 }
 
-fn helper_erase(helper: &str, server: &str) -> Result<bool> {
-    let (ok, out) = run_helper(helper, "erase", server)?;
+fn helper_erase(search: Option<&OsStr>, helper: &str, server: &str) -> Result<bool> {
+    let (ok, out) = run_helper(search, helper, "erase", server)?;
     if !ok {
         if out.contains("credentials not found") {
             return Ok(false);
@@ -449,13 +468,18 @@ mod tests {
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, r#"{"credHelpers":{"reg.example:5000":"hoisttest"}}"#).unwrap();
-        // The helper is found through PATH, as Docker finds it.
-        let old = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![dir.path().to_path_buf()];
-        paths.extend(std::env::split_paths(&old));
-        // SAFETY: this test is the only one in the crate touching PATH.
-        unsafe { std::env::set_var("PATH", std::env::join_paths(paths).unwrap()) };
-        let cfg = DockerConfig::load(&path).unwrap();
+        // The helper is found through a PATH, as Docker finds it; this one is handed over rather
+        // than set on the process, which other tests' threads share.
+        let cfg = DockerConfig::load(&path)
+            .unwrap()
+            .with_helper_path(dir.path());
+        assert!(
+            DockerConfig::load(&path)
+                .unwrap()
+                .credentials("reg.example:5000")
+                .is_err(),
+            "the helper is not on the process's PATH"
+        );
         let c = cfg.credentials("reg.example:5000").unwrap().unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("hu", "hs"));
         assert_eq!(cfg.credentials("other:1").unwrap(), None);

@@ -8,8 +8,8 @@ use hoist_image::Store;
 use crate::client::{Client, ClientOptions};
 use crate::manifest::Platform;
 use crate::progress::{Progress, ProgressMode};
-use crate::reference::ImageRef;
 use crate::transfer::{PullOptions, PulledImage, PushOptions, PushedImage};
+use hoist_image::Reference;
 
 /// Pulls `name` (Docker syntax) into `store` for `platform` (host when `None`).
 pub fn pull_image(
@@ -19,7 +19,7 @@ pub fn pull_image(
     insecure_registries: &[String],
     progress: ProgressMode,
 ) -> Result<PulledImage> {
-    let r = ImageRef::parse(name)?;
+    let r = Reference::parse(name)?;
     let client = Client::new(ClientOptions {
         insecure_registries: insecure_registries.to_vec(),
         ..ClientOptions::default()
@@ -45,7 +45,7 @@ pub fn push_image(
     insecure_registries: &[String],
     progress: ProgressMode,
 ) -> Result<PushedImage> {
-    let r = ImageRef::parse(dest)?;
+    let r = Reference::parse(dest)?;
     let client = Client::new(ClientOptions {
         insecure_registries: insecure_registries.to_vec(),
         ..ClientOptions::default()

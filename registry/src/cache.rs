@@ -5,9 +5,9 @@
 
 use std::io::{Read, Write};
 
+use crate::verify::BlobCheck;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use hoist_image::layer::DiffIdWriter;
 
 use crate::client::Client;
 use crate::layout::{LayoutStore, REF_NAME};
@@ -15,8 +15,8 @@ use crate::manifest::{
     Descriptor, Index, Manifest, OCI_MANIFEST, Platform, is_index, select_platform,
 };
 use crate::progress::Progress;
-use crate::reference::ImageRef;
 use crate::transfer::{ContentStore, PushOptions, PushedImage, push_manifest};
+use hoist_image::Reference;
 
 /// `artifactType` of hoist's cache manifests.
 pub const CACHE_ARTIFACT_TYPE: &str = "application/vnd.hoist.buildcache.v1";
@@ -52,7 +52,7 @@ impl RemoteCache {
 pub async fn export_cache(
     client: &Client,
     store: &dyn ContentStore,
-    dest: &ImageRef,
+    dest: &Reference,
     metadata: Bytes,
     layers: Vec<Descriptor>,
     opts: &PushOptions,
@@ -70,7 +70,7 @@ fn cache_manifest(
     metadata: &[u8],
     layers: Vec<Descriptor>,
 ) -> Result<Bytes> {
-    let digest = crate::digest::sha256(metadata);
+    let digest = hoist_image::Digest::of(metadata).to_string();
     store.put_bytes(metadata, &digest)?;
     let manifest = Manifest {
         schema_version: 2,
@@ -97,7 +97,7 @@ pub fn export_cache_local(
         copy_blob(store, layout, &l.digest)?;
     }
     let body = cache_manifest(layout, metadata, layers)?;
-    let digest = crate::digest::sha256(&body);
+    let digest = hoist_image::Digest::of(&body).to_string();
     layout.put_bytes(&body, &digest)?;
     let desc = Descriptor::new(OCI_MANIFEST, &digest, body.len() as u64);
     layout.set_ref(tag, desc.clone())?;
@@ -118,7 +118,7 @@ pub fn import_cache_local(layout: &LayoutStore, tag: &str) -> Result<Option<Remo
     };
     let read = |digest: &str| -> Result<Bytes> {
         let bytes = std::fs::read(layout.blob_path(digest)?)?;
-        crate::digest::verify(&bytes, digest)?;
+        hoist_image::digest::verify(&bytes, digest)?;
         Ok(Bytes::from(bytes))
     };
     let body = read(&entry.digest)?;
@@ -158,12 +158,11 @@ fn copy_verified(
     if to.has_blob(digest) {
         return Ok(());
     }
-    let mut layer = diff_id.map(|_| DiffIdWriter::new());
     let src = from.blob_path(digest)?;
     let mut tmp = tempfile::NamedTempFile::new_in(to.temp_dir()?)?;
     let mut input =
         std::fs::File::open(&src).with_context(|| format!("opening {}", src.display()))?;
-    let mut hasher = crate::digest::Hasher::for_digest(digest)?;
+    let mut check = BlobCheck::new(digest, diff_id, &src.display().to_string())?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = input
@@ -172,31 +171,10 @@ fn copy_verified(
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
-        if let Some(l) = &mut layer {
-            l.write_all(&buf[..n])
-                .with_context(|| format!("layer {digest} from {}: decompressing", src.display()))?;
-        }
+        check.update(&buf[..n])?;
         tmp.write_all(&buf[..n])?;
     }
-    let got = hasher.finish();
-    if got != digest {
-        bail!("blob {digest} from {} holds {got}", src.display());
-    }
-    if let (Some(l), Some(want)) = (layer, diff_id) {
-        let (actual, _) = l
-            .finish()
-            .with_context(|| format!("layer {digest} from {}: decompressing", src.display()))?;
-        if actual.as_str() != want {
-            return Err(crate::LayerMismatch {
-                blob: digest.to_string(),
-                source: src.display().to_string(),
-                actual: actual.to_string(),
-                expected: want.to_string(),
-            }
-            .into());
-        }
-    }
+    check.finish()?;
     tmp.as_file().sync_all()?;
     let (_, path) = tmp.keep()?;
     to.commit_blob(&path, digest)
@@ -207,7 +185,7 @@ fn copy_verified(
 /// `src` may also name an image (or an index: the host platform's image is taken), for inline
 /// caches: then `metadata` is the image config and the builder reads its cache from the
 /// manifest's annotations ([`RemoteCache::is_artifact`] tells the two apart).
-pub async fn import_cache(client: &Client, src: &ImageRef) -> Result<Option<RemoteCache>> {
+pub async fn import_cache(client: &Client, src: &Reference) -> Result<Option<RemoteCache>> {
     let Some((mut body, mut mt, mut digest)) = client.find_manifest(src, src.reference()).await?
     else {
         return Ok(None);

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
+use hoist_image::oci_layout::LayoutDir;
 
 use crate::manifest::{Descriptor, Index, OCI_INDEX};
 use crate::transfer::{ContentStore, PulledImage};
@@ -14,48 +15,35 @@ use crate::transfer::{ContentStore, PulledImage};
 /// The annotation naming an index entry (`oci:DIR:NAME`).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// An OCI image layout directory.
+/// An OCI image layout directory (written through [`LayoutDir`], the image crate's one layout
+/// writer).
 pub struct LayoutStore {
-    root: PathBuf,
+    dir: LayoutDir,
     index_lock: Mutex<()>,
 }
 
 impl LayoutStore {
     /// Opens (creating if needed) the layout at `root`.
     pub fn open(root: &Path) -> Result<LayoutStore> {
-        std::fs::create_dir_all(root.join("blobs/sha256"))
-            .with_context(|| format!("creating {}", root.display()))?;
-        let layout = root.join("oci-layout");
-        if !layout.exists() {
-            std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        }
-        let index = root.join("index.json");
-        if !index.exists() {
-            write_atomic(&index, br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)?;
-        }
         Ok(LayoutStore {
-            root: root.to_path_buf(),
+            dir: LayoutDir::create(root)?,
             index_lock: Mutex::new(()),
         })
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.dir.root()
     }
 
     fn path_of(&self, digest: &str) -> Result<PathBuf> {
-        let (algo, hex) = digest
-            .split_once(':')
-            .ok_or_else(|| anyhow!("bad digest {digest:?}"))?;
-        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || algo.contains('/') {
-            bail!("bad digest {digest:?}");
-        }
-        Ok(self.root.join("blobs").join(algo).join(hex))
+        self.dir
+            .blob_path(digest)
+            .map_err(|_| anyhow!("bad digest {digest:?}"))
     }
 
     /// The layout's `index.json`.
     pub fn index(&self) -> Result<Index> {
-        let path = self.root.join("index.json");
+        let path = self.dir.index_path();
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
     }
@@ -75,19 +63,8 @@ impl LayoutStore {
             .insert(REF_NAME.to_string(), name.to_string());
         index.manifests.push(desc);
         index.media_type = Some(OCI_INDEX.to_string());
-        write_atomic(&self.root.join("index.json"), &serde_json::to_vec(&index)?)
+        Ok(self.dir.write_index(&serde_json::to_vec(&index)?)?)
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 impl ContentStore for LayoutStore {
@@ -98,29 +75,25 @@ impl ContentStore for LayoutStore {
     fn blob_path(&self, digest: &str) -> Result<PathBuf> {
         let p = self.path_of(digest)?;
         if !p.is_file() {
-            bail!("blob {digest} is not in {}", self.root.display());
+            bail!("blob {digest} is not in {}", self.root().display());
         }
         Ok(p)
     }
 
     fn temp_dir(&self) -> Result<PathBuf> {
-        let dir = self.root.join("ingest");
+        let dir = self.root().join("ingest");
         std::fs::create_dir_all(&dir)?;
         Ok(dir)
     }
 
     fn commit_blob(&self, file: &Path, digest: &str) -> Result<()> {
-        let dest = self.path_of(digest)?;
-        std::fs::create_dir_all(dest.parent().expect("blob dir"))?;
-        std::fs::rename(file, &dest)
-            .with_context(|| format!("moving {} to {}", file.display(), dest.display()))
+        self.path_of(digest)?;
+        Ok(self.dir.commit_blob_file(file, digest)?)
     }
 
     fn put_bytes(&self, bytes: &[u8], digest: &str) -> Result<()> {
-        crate::digest::verify(bytes, digest)?;
-        let dest = self.path_of(digest)?;
-        std::fs::create_dir_all(dest.parent().expect("blob dir"))?;
-        write_atomic(&dest, bytes)
+        self.path_of(digest)?;
+        Ok(self.dir.put_blob_bytes(bytes, digest)?)
     }
 
     fn record_image(&self, image: &PulledImage) -> Result<()> {
@@ -140,7 +113,7 @@ impl ContentStore for LayoutStore {
 
     fn resolve_image(&self, name: &str) -> Result<(Bytes, String)> {
         let index = self.index()?;
-        let tag = crate::reference::ImageRef::parse(name)
+        let tag = hoist_image::Reference::parse(name)
             .ok()
             .and_then(|r| r.tag)
             .unwrap_or_default();
@@ -151,9 +124,9 @@ impl ContentStore for LayoutStore {
                 let n = d.annotations.as_ref().and_then(|a| a.get(REF_NAME));
                 n.is_some_and(|n| n == name || n == &tag) || d.digest == name
             })
-            .ok_or_else(|| anyhow!("{name}: no such image in {}", self.root.display()))?;
+            .ok_or_else(|| anyhow!("{name}: no such image in {}", self.root().display()))?;
         let bytes = std::fs::read(self.blob_path(&entry.digest)?)?;
-        crate::digest::verify(&bytes, &entry.digest)?;
+        hoist_image::digest::verify(&bytes, &entry.digest)?;
         Ok((Bytes::from(bytes), entry.media_type.clone()))
     }
 }

@@ -1,5 +1,11 @@
 //! The manifest documents a registry serves (OCI and Docker schema 2, single images and indexes) and
 //! platform selection in an index.
+//!
+//! Hand-written rather than oci-spec's `ImageManifest`/`ImageIndex`/`Descriptor`, because what
+//! hoist writes (cache manifests, indexes, re-serialized descriptors) must keep its bytes, and so
+//! its digests, which tests pin: oci-spec keeps annotations in a `HashMap` (its serialized order
+//! changes from run to run), orders a descriptor's fields differently (`annotations` before
+//! `platform`) and drops fields it does not know.
 
 use std::collections::BTreeMap;
 use std::fmt;

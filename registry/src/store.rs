@@ -48,7 +48,7 @@ impl ContentStore for Store {
     fn record_image(&self, image: &PulledImage) -> Result<()> {
         let r = &image.reference;
         let tags = match &r.tag {
-            Some(t) => vec![Reference::parse(&format!("{}:{t}", r.name()))?],
+            Some(t) => vec![Reference::parse(&format!("{}:{t}", r.repository()))?],
             None => Vec::new(),
         };
         // `name@sha256:<index>` resolves locally to the platform's image, as in Docker; the
@@ -129,7 +129,7 @@ impl ContentStore for Store {
 
 /// Repositories of `dest`'s registry that local images were pulled from or pushed to and that share
 /// a blob with `manifest`: candidates for cross-repository mounts ([`crate::PushOptions::mount_from`]).
-pub fn mount_candidates(store: &Store, dest: &crate::ImageRef, manifest: &[u8]) -> Vec<String> {
+pub fn mount_candidates(store: &Store, dest: &Reference, manifest: &[u8]) -> Vec<String> {
     let Ok(m) = serde_json::from_slice::<Manifest>(manifest) else {
         return Vec::new();
     };
@@ -138,8 +138,7 @@ pub fn mount_candidates(store: &Store, dest: &crate::ImageRef, manifest: &[u8]) 
     let mut out = Vec::new();
     for summary in store.list_images().unwrap_or_default() {
         let Some(name) = summary.name else { continue };
-        if name.domain != dest.registry || name.path == dest.repository || out.contains(&name.path)
-        {
+        if name.domain != dest.domain || name.path == dest.path || out.contains(&name.path) {
             continue;
         }
         let Ok(img) = store.load_image(&summary.manifest_digest) else {

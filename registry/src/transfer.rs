@@ -11,10 +11,10 @@ use bytes::Bytes;
 use futures_util::{TryStreamExt, stream};
 
 use crate::client::{Access, BlobPush, BlobSource, Client};
-use crate::digest::short;
 use crate::manifest::{Descriptor, Index, Manifest, Platform, is_index, select_platform};
 use crate::progress::Progress;
-use crate::reference::ImageRef;
+use hoist_image::Reference;
+use hoist_image::digest::short;
 use hoist_image::layer::Compression;
 
 /// The local side of a transfer: where pulled blobs land and pushed ones are read from. The image
@@ -73,7 +73,7 @@ impl Default for PullOptions {
 #[derive(Debug, Clone)]
 pub struct PulledImage {
     /// The reference as asked for (normalized).
-    pub reference: ImageRef,
+    pub reference: Reference,
     /// The image manifest's digest (the platform's, when the reference named an index).
     pub manifest_digest: String,
     pub media_type: String,
@@ -102,7 +102,7 @@ impl PulledImage {
 pub async fn fetch_blobs(
     client: &Client,
     store: &dyn ContentStore,
-    repo: &ImageRef,
+    repo: &Reference,
     blobs: &[Descriptor],
     max_concurrent: usize,
     progress: &Progress,
@@ -117,7 +117,7 @@ pub async fn fetch_blobs(
 pub async fn fetch_verified(
     client: &Client,
     store: &dyn ContentStore,
-    repo: &ImageRef,
+    repo: &Reference,
     blobs: &[(&Descriptor, Option<&str>)],
     max_concurrent: usize,
     progress: &Progress,
@@ -163,7 +163,7 @@ pub async fn fetch_verified(
 pub async fn pull(
     client: &Client,
     store: &dyn ContentStore,
-    r: &ImageRef,
+    r: &Reference,
     opts: &PullOptions,
     progress: &Progress,
 ) -> Result<PulledImage> {
@@ -283,7 +283,7 @@ impl Default for PushOptions {
 /// What [`push`] put in the registry.
 #[derive(Debug, Clone)]
 pub struct PushedImage {
-    pub reference: ImageRef,
+    pub reference: Reference,
     /// Digest of the top-level manifest (index or image manifest).
     pub digest: String,
     pub size: u64,
@@ -296,7 +296,7 @@ pub async fn push(
     client: &Client,
     store: &dyn ContentStore,
     local_name: &str,
-    dest: &ImageRef,
+    dest: &Reference,
     opts: &PushOptions,
     progress: &Progress,
 ) -> Result<PushedImage> {
@@ -310,7 +310,7 @@ pub async fn push(
 pub async fn push_manifest(
     client: &Client,
     store: &dyn ContentStore,
-    dest: &ImageRef,
+    dest: &Reference,
     body: Bytes,
     media_type: &str,
     opts: &PushOptions,
@@ -321,7 +321,7 @@ pub async fn push_manifest(
         client, store, dest, &body, media_type, opts, progress, &uploaded,
     )
     .await?;
-    let digest = crate::digest::sha256(&body);
+    let digest = hoist_image::Digest::of(&body).to_string();
     let reference = dest.tag.clone().unwrap_or_else(|| digest.clone());
     let size = body.len() as u64;
     client
@@ -339,7 +339,7 @@ pub async fn push_manifest(
 async fn push_tree(
     client: &Client,
     store: &dyn ContentStore,
-    dest: &ImageRef,
+    dest: &Reference,
     body: &Bytes,
     media_type: &str,
     opts: &PushOptions,
@@ -353,7 +353,7 @@ async fn push_tree(
             let child_body = Bytes::from(
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
             );
-            crate::digest::verify(&child_body, &child.digest)?;
+            hoist_image::digest::verify(&child_body, &child.digest)?;
             Box::pin(push_tree(
                 client,
                 store,
@@ -381,7 +381,7 @@ async fn push_tree(
 pub async fn push_blobs(
     client: &Client,
     store: &dyn ContentStore,
-    dest: &ImageRef,
+    dest: &Reference,
     blobs: &[Descriptor],
     opts: &PushOptions,
     progress: &Progress,

@@ -2,18 +2,16 @@
 //! umoci, platform selection, digest verification and resume through a tampering proxy, auth, and
 //! the build-cache primitives (an arbitrary manifest plus blobs).
 
-mod common;
-
 use std::process::Command;
 
 use bytes::Bytes;
-use common::*;
-use hoist_image::Store;
+use hoist_image::{Reference, Store};
 use hoist_registry::manifest::{Descriptor, Index, Manifest, OCI_INDEX, OCI_MANIFEST};
 use hoist_registry::{
-    Client, ClientOptions, Credentials, ImageRef, Platform, PullOptions, PushOptions, fetch_blobs,
-    pull, push, push_manifest,
+    Client, ClientOptions, Credentials, Platform, PullOptions, PushOptions, fetch_blobs, pull,
+    push, push_manifest,
 };
+use hoist_test_support::*;
 
 fn client() -> Client {
     let dir = tempfile::tempdir().unwrap();
@@ -32,7 +30,7 @@ async fn push_pull_round_trip_by_tag_and_digest_and_skopeo_reads_it() {
     let name = format!("{}/hoist/app:1.0", reg.host());
     let img = make_image(&src, &name, "hello.txt", &noise(300_000, 1), "amd64");
     let c = client();
-    let r = ImageRef::parse(&name).unwrap();
+    let r = Reference::parse(&name).unwrap();
     let pushed = push(&c, &src, &name, &r, &PushOptions::default(), &quiet())
         .await
         .unwrap();
@@ -82,7 +80,7 @@ async fn push_pull_round_trip_by_tag_and_digest_and_skopeo_reads_it() {
     // Pull by digest into another clean store.
     let (_c, dst2) = store();
     let by_digest =
-        ImageRef::parse(&format!("{}/hoist/app@{}", reg.host(), pushed.digest)).unwrap();
+        Reference::parse(&format!("{}/hoist/app@{}", reg.host(), pushed.digest)).unwrap();
     let p = pull(&c, &dst2, &by_digest, &PullOptions::default(), &quiet())
         .await
         .unwrap();
@@ -131,7 +129,7 @@ async fn image_pushed_by_skopeo_from_umoci_layout_is_pulled() {
     let pulled = pull(
         &c,
         &dst,
-        &ImageRef::parse(&name).unwrap(),
+        &Reference::parse(&name).unwrap(),
         &PullOptions::default(),
         &quiet(),
     )
@@ -161,8 +159,8 @@ async fn multi_platform_index_selects_the_right_manifest() {
     for (i, arch) in ["amd64", "arm64", "s390x"].iter().enumerate() {
         let local = format!("{repo}:{arch}");
         let img = make_image(&src, &local, "arch", arch.as_bytes(), arch);
-        let dest = ImageRef::parse(&repo).unwrap();
-        let dest = ImageRef { tag: None, ..dest };
+        let dest = Reference::parse(&repo).unwrap();
+        let dest = Reference { tag: None, ..dest };
         let pushed = push(&c, &src, &local, &dest, &PushOptions::default(), &quiet())
             .await
             .unwrap();
@@ -179,7 +177,7 @@ async fn multi_platform_index_selects_the_right_manifest() {
         annotations: None,
     };
     let body = Bytes::from(serde_json::to_vec(&index).unwrap());
-    let tagged = ImageRef::parse(&format!("{repo}:multi")).unwrap();
+    let tagged = Reference::parse(&format!("{repo}:multi")).unwrap();
     let index_digest = c
         .put_manifest(&tagged, "multi", OCI_INDEX, body)
         .await
@@ -211,7 +209,7 @@ async fn multi_platform_index_selects_the_right_manifest() {
     }
     // A pull by the index digest alone (no tag) resolves by that digest afterwards.
     let (_d, dst) = store();
-    let pinned = ImageRef::parse(&format!("{repo}@{index_digest}")).unwrap();
+    let pinned = Reference::parse(&format!("{repo}@{index_digest}")).unwrap();
     let opts = PullOptions {
         platform: Some(Platform::parse("linux/s390x").unwrap()),
         ..Default::default()
@@ -251,7 +249,7 @@ async fn push_big(
     let (dir, src) = store();
     let name = format!("{}/big/app:1", reg.host());
     let img = make_image(&src, &name, "blob", &noise(size, 7), "amd64");
-    let r = ImageRef::parse(&name).unwrap();
+    let r = Reference::parse(&name).unwrap();
     push(
         &client(),
         &src,
@@ -291,7 +289,7 @@ async fn blob_with_wrong_digest_is_rejected_and_nothing_stored() {
     let err = pull(
         &client(),
         &dst,
-        &ImageRef::parse(&via).unwrap(),
+        &Reference::parse(&via).unwrap(),
         &PullOptions::default(),
         &quiet(),
     )
@@ -325,7 +323,7 @@ async fn cut_connection_is_resumed_with_range() {
     let p = pull(
         &client(),
         &dst,
-        &ImageRef::parse(&via).unwrap(),
+        &Reference::parse(&via).unwrap(),
         &PullOptions::default(),
         &quiet(),
     )
@@ -360,7 +358,7 @@ async fn basic_auth_registry_needs_and_takes_credentials() {
     let (_a, src) = store();
     let name = format!("{}/private/app:1", reg.host());
     make_image(&src, &name, "f", b"secret stuff", "amd64");
-    let r = ImageRef::parse(&name).unwrap();
+    let r = Reference::parse(&name).unwrap();
     let err = push(
         &client(),
         &src,
@@ -421,7 +419,7 @@ async fn cache_primitives_push_and_fetch_an_artifact_manifest() {
     let c = client();
     let img = make_image(&src, "local/base:1", "layer", &noise(50_000, 3), "amd64");
     // Mount test: the layer's blob already lives in another repository of this registry.
-    let base = ImageRef::parse(&format!("{}/cache/base:1", reg.host())).unwrap();
+    let base = Reference::parse(&format!("{}/cache/base:1", reg.host())).unwrap();
     push(
         &c,
         &src,
@@ -438,7 +436,7 @@ async fn cache_primitives_push_and_fetch_an_artifact_manifest() {
     let image_manifest: Manifest = serde_json::from_slice(&manifest_bytes).unwrap();
     let layer = image_manifest.layers[0].clone();
     let meta = Bytes::from_static(br#"{"steps":{"k1":0}}"#);
-    let cache_ref = ImageRef::parse(&format!("{}/cache/app:buildcache", reg.host())).unwrap();
+    let cache_ref = Reference::parse(&format!("{}/cache/app:buildcache", reg.host())).unwrap();
     let config = c
         .push_bytes(
             &cache_ref,
@@ -500,7 +498,7 @@ async fn chunked_upload_round_trips() {
         ..Default::default()
     })
     .unwrap();
-    let r = ImageRef::parse(&name).unwrap();
+    let r = Reference::parse(&name).unwrap();
     let pushed = push(&c, &src, &name, &r, &PushOptions::default(), &quiet())
         .await
         .unwrap();
@@ -518,7 +516,7 @@ async fn explicit_platform_mismatch_on_a_single_manifest_is_refused() {
     let (_a, src) = store();
     let name = format!("{}/single/app:1", reg.host());
     make_image(&src, &name, "f", b"x", "amd64");
-    let r = ImageRef::parse(&name).unwrap();
+    let r = Reference::parse(&name).unwrap();
     let c = client();
     push(&c, &src, &name, &r, &PushOptions::default(), &quiet())
         .await
@@ -556,7 +554,7 @@ async fn service_unavailable_is_retried() {
     let p = pull(
         &client(),
         &dst,
-        &ImageRef::parse(&via).unwrap(),
+        &Reference::parse(&via).unwrap(),
         &PullOptions::default(),
         &quiet(),
     )
@@ -583,7 +581,7 @@ async fn build_cache_export_then_import_into_a_clean_store() {
         .compressed_layer(&diff, hoist_image::layer::Compression::Gzip)
         .unwrap();
     let layer = Descriptor::new(gz.media_type().as_ref(), gz.digest().as_ref(), gz.size());
-    let cache = ImageRef::parse(&format!("{}/app/cache:buildcache", reg.host())).unwrap();
+    let cache = Reference::parse(&format!("{}/app/cache:buildcache", reg.host())).unwrap();
     assert!(
         import_cache(&c, &cache).await.unwrap().is_none(),
         "no cache before export"
@@ -633,7 +631,7 @@ async fn pull_reuses_a_layer_held_locally_in_another_form() {
     let c = client();
     let content = noise(300_000, 11);
     let name = format!("{}/reuse/app:1", reg.host());
-    let r = ImageRef::parse(&name).unwrap();
+    let r = Reference::parse(&name).unwrap();
     let (_a, src) = store();
     make_image(&src, &name, "data", &content, "amd64");
     push(&c, &src, &name, &r, &PushOptions::default(), &quiet())

@@ -6,8 +6,6 @@
 //! with the right basic credentials get pull and push, wrong credentials get 401, a malformed scope
 //! gets 400. It records every request so tests can assert which scopes hoist asked for, and how often.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -18,11 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::*;
 use hoist_image::{ImageConfig, LayerOptions, Reference, Store};
-use hoist_registry::{
-    Client, ClientOptions, Credentials, ImageRef, PullOptions, PushOptions, pull, push,
-};
+use hoist_registry::{Client, ClientOptions, Credentials, PullOptions, PushOptions, pull, push};
+use hoist_test_support::*;
 use serde_json::{Value, json};
 
 const SERVICE: &str = "hoist-test";
@@ -369,7 +365,7 @@ async fn push_with_config_credentials_then_anonymous_pull() {
     let (_a, src) = store();
     let name = format!("{}/hoist/app:1.0", reg.host());
     let img = layered_image(&src, &name, 2);
-    let r = ImageRef::parse(&name).unwrap();
+    let r = Reference::parse(&name).unwrap();
     let cfg = tempfile::tempdir().unwrap();
     let c = client_with_config(cfg.path(), &reg.host(), Some((USER, PASSWORD)));
     let pushed = push(&c, &src, &name, &r, &PushOptions::default(), &quiet())
@@ -417,7 +413,7 @@ async fn anonymous_push_is_refused_with_a_clear_error() {
     let (_a, src) = store();
     let name = format!("{}/hoist/private:1", reg.host());
     make_image(&src, &name, "f", b"not for anonymous eyes", "amd64");
-    let r = ImageRef::parse(&name).unwrap();
+    let r = Reference::parse(&name).unwrap();
     let anon_dir = tempfile::tempdir().unwrap();
     let anon = client_with_config(anon_dir.path(), &reg.host(), None);
     let err = push(&anon, &src, &name, &r, &PushOptions::default(), &quiet())
@@ -470,7 +466,7 @@ async fn one_token_serves_every_blob_of_a_push_until_it_expires() {
     let (_a, src) = store();
     let name = format!("{}/hoist/many:1", reg.host());
     layered_image(&src, &name, 5);
-    let r = ImageRef::parse(&name).unwrap();
+    let r = Reference::parse(&name).unwrap();
     let cfg = tempfile::tempdir().unwrap();
     // Layers go up in 8 KiB chunks: every PATCH and the closing PUT carry the cached token too.
     let c = client_with_options(

@@ -1,15 +1,13 @@
 //! Pulled layers are verified against the config's diff_ids: an image whose config lies about its
 //! layers is refused and changes nothing in the store, not even for a good image sharing the diff_id.
 
-mod common;
-
 use bytes::Bytes;
-use common::*;
+use hoist_image::Reference;
 use hoist_registry::manifest::{Manifest, OCI_MANIFEST};
 use hoist_registry::{
-    Client, ClientOptions, ContentStore, ImageRef, PullOptions, PushOptions, pull, push,
-    push_manifest,
+    Client, ClientOptions, ContentStore, PullOptions, PushOptions, pull, push, push_manifest,
 };
+use hoist_test_support::*;
 
 fn client() -> Client {
     let dir = tempfile::tempdir().unwrap();
@@ -34,7 +32,7 @@ async fn a_config_lying_about_its_layers_is_refused_and_the_good_image_keeps_wor
     let (_a, src) = store();
     let good = make_image(&src, "local/good:1", "data", &noise(100_000, 1), "amd64");
     make_image(&src, "local/other:1", "data", &noise(100_000, 2), "amd64");
-    let good_ref = ImageRef::parse(&format!("{}/lie/app:good", reg.host())).unwrap();
+    let good_ref = Reference::parse(&format!("{}/lie/app:good", reg.host())).unwrap();
     push(
         &c,
         &src,
@@ -52,7 +50,7 @@ async fn a_config_lying_about_its_layers_is_refused_and_the_good_image_keeps_wor
     let (good_manifest, _) = ContentStore::resolve_image(&src, "local/good:1").unwrap();
     let mut evil: Manifest = serde_json::from_slice(&good_manifest).unwrap();
     evil.layers = other.layers.clone();
-    let evil_ref = ImageRef::parse(&format!("{}/lie/app:evil", reg.host())).unwrap();
+    let evil_ref = Reference::parse(&format!("{}/lie/app:evil", reg.host())).unwrap();
     let body = Bytes::from(serde_json::to_vec(&evil).unwrap());
     push_manifest(
         &c,

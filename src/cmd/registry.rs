@@ -4,12 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use hoist_image::Store;
+use hoist_image::{Reference, Store};
+use hoist_registry::endpoint::DOCKER_HUB;
 use hoist_registry::login::{self, LoginFlags};
-use hoist_registry::reference::DOCKER_HUB;
 use hoist_registry::{
-    Client, ClientOptions, Credentials, DockerConfig, ImageRef, Platform, Progress, ProgressMode,
-    PullOptions,
+    Client, ClientOptions, Credentials, DockerConfig, Platform, Progress, ProgressMode, PullOptions,
 };
 
 use super::Global;
@@ -87,27 +86,6 @@ fn open_store(global: &Global) -> anyhow::Result<Store> {
     Store::open(&root).with_context(|| format!("opening store {}", root.display()))
 }
 
-/// `docker.io/library/busybox:latest` -> `busybox:latest`, as Docker prints names.
-fn familiar(r: &ImageRef) -> String {
-    let mut s = if r.registry == DOCKER_HUB {
-        r.repository
-            .strip_prefix("library/")
-            .unwrap_or(&r.repository)
-            .to_string()
-    } else {
-        r.name()
-    };
-    if let Some(t) = &r.tag {
-        s.push(':');
-        s.push_str(t);
-    }
-    if let Some(d) = &r.digest {
-        s.push('@');
-        s.push_str(d);
-    }
-    s
-}
-
 /// A registry name as given to login/logout: strips a scheme and path; Docker Hub aliases map
 /// to `docker.io`.
 fn server_name(server: Option<&str>) -> String {
@@ -131,7 +109,7 @@ impl Commands {
                 quiet,
                 net,
             } => {
-                let r = ImageRef::parse(&name)?;
+                let r = Reference::parse(&name)?;
                 let platform = platform.as_deref().map(Platform::parse).transpose()?;
                 let store = open_store(global)?;
                 let client = net.client(None)?;
@@ -142,8 +120,8 @@ impl Commands {
                 });
                 if !quiet {
                     match (&r.tag, &r.digest) {
-                        (_, Some(d)) => println!("{d}: Pulling from {}", r.repository),
-                        (Some(t), None) => println!("{t}: Pulling from {}", r.repository),
+                        (_, Some(d)) => println!("{d}: Pulling from {}", r.path),
+                        (Some(t), None) => println!("{t}: Pulling from {}", r.path),
                         _ => {}
                     }
                 }
@@ -156,19 +134,19 @@ impl Commands {
                 if !quiet {
                     println!("Digest: {}", pulled.repo_digest());
                     if pulled.downloaded == 0 {
-                        println!("Status: Image is up to date for {}", familiar(&r));
+                        println!("Status: Image is up to date for {}", r.familiar());
                     } else {
-                        println!("Status: Downloaded newer image for {}", familiar(&r));
+                        println!("Status: Downloaded newer image for {}", r.familiar());
                     }
                 }
                 println!("{r}");
                 Ok(ExitCode::SUCCESS)
             }
             Commands::Push { name, quiet, net } => {
-                let r = ImageRef::parse(&name)?;
+                let r = Reference::parse(&name)?;
                 let store = open_store(global)?;
                 if !quiet {
-                    println!("The push refers to repository [{}]", r.name());
+                    println!("The push refers to repository [{}]", r.repository());
                 }
                 let local = format!("{}", r);
                 let pushed = hoist_registry::blocking::push_image(

@@ -8,11 +8,11 @@
 //! let out = Hoist::new(&store).ok(&["images"]); // stdout; panics with stderr on failure
 //! ```
 //!
-//! The real registry harness (Debian's docker-registry, proxies, tiny images) is [`registry`].
+//! The real registry harness (Debian's docker-registry, proxies, tiny images) is [`registry`], from
+//! the `hoist-test-support` crate.
 #![allow(dead_code)]
 
-#[path = "../../registry/tests/common/mod.rs"]
-pub mod registry;
+pub use hoist_test_support::registry;
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -125,24 +125,14 @@ pub fn expect_success(what: &str, out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Makes `busybox:latest` in the store at `root` with fixtures/make-busybox.sh: /bin/busybox from
-/// Debian's busybox-static, an applet symlink per applet, /etc/passwd and /etc/group (root,
-/// nobody), /root, a sticky /tmp, `ENV PATH=...` and `CMD ["sh"]`. Reproducible: same image ID.
+/// Makes `busybox:latest` in the store at `root` ([`hoist_test_support::busybox::make`]).
 pub fn make_busybox(root: &Path) {
     make_busybox_named(root, "busybox:latest");
 }
 
 /// As [`make_busybox`], with another name.
 pub fn make_busybox_named(root: &Path, name: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/make-busybox.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(root)
-        .arg(name)
-        .env("HOIST", HOIST)
-        .output()
-        .expect("run bash");
-    expect_success(&script.display().to_string(), out);
+    hoist_test_support::busybox::make(Path::new(HOIST), root, name);
 }
 
 /// `git ARGS` in `dir` with a test identity; stdout and stderr (a hook's `remote:` lines) joined.

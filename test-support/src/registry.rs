@@ -1,7 +1,6 @@
 //! Test harness: the real CNCF registry (Debian's `docker-registry`) on a free loopback port, an
 //! optional htpasswd file, a small TCP proxy that corrupts or cuts blob responses, and tiny images
 //! built through the image crate's API.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
