@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -212,11 +212,6 @@ impl Cgroup {
                 Err(e)
             }
         }
-    }
-
-    /// The raw `cgroup.procs` descriptors for the child.
-    pub fn raw_procs(&self) -> Vec<i32> {
-        self.procs.iter().map(|f| f.as_raw_fd()).collect()
     }
 
     /// Removes the cgroup directories (retrying while the kernel finishes tearing down the tasks).

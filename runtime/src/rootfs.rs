@@ -260,3 +260,9 @@ mod tests {
         assert_eq!(list, want);
     }
 }
+
+/// Whether `path` is on a filesystem usable as an overlay upper (not overlay itself).
+pub fn overlay_capable(path: &Path) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c7630;
+    rustix::fs::statfs(path).is_ok_and(|st| st.f_type as i64 != OVERLAYFS_SUPER_MAGIC)
+}
