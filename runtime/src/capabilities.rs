@@ -90,9 +90,7 @@ pub fn all_mask() -> u64 {
 /// This process's bounding set, as a mask.
 fn bounding() -> u64 {
     (0..=last_cap())
-        .filter(|&c| {
-            rustix::thread::capability_is_in_bounding_set(one(c)).unwrap_or(false)
-        })
+        .filter(|&c| rustix::thread::capability_is_in_bounding_set(one(c)).unwrap_or(false))
         .fold(0, |m, c| m | 1 << c)
 }
 

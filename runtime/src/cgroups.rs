@@ -246,13 +246,8 @@ fn delegated() -> Option<PathBuf> {
         .join(rel.trim_start_matches('/'))
         .parent()?
         .to_path_buf();
-    let writable = |f: &str| {
-        let Ok(c) = std::ffi::CString::new(parent.join(f).into_os_string().into_encoded_bytes())
-        else {
-            return false;
-        };
-        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
-    };
+    let writable =
+        |f: &str| rustix::fs::access(parent.join(f), rustix::fs::Access::WRITE_OK).is_ok();
     (parent != Path::new(ROOT) && writable("cgroup.subtree_control") && writable("cgroup.procs"))
         .then_some(parent)
 }

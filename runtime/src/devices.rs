@@ -117,7 +117,12 @@ mod tests {
         // Every host device but the ones the sandbox has (null, ...) is there, with its type.
         for d in &devices {
             let meta = fs::metadata(format!("/dev/{}", d.path)).unwrap();
-            assert_eq!(meta.mode() & libc::S_IFMT, d.mode & libc::S_IFMT, "{}", d.path);
+            assert_eq!(
+                meta.mode() & libc::S_IFMT,
+                d.mode & libc::S_IFMT,
+                "{}",
+                d.path
+            );
         }
         assert!(!devices.iter().any(|d| d.path == "null" || d.path == "ptmx"));
         if Path::new("/dev/loop-control").exists() {
@@ -136,7 +141,12 @@ mod tests {
     #[test]
     fn nodes_are_made_in_their_directory_once_it_exists() {
         let mut got = Vec::new();
-        ops(&mut got, &[dev("fuse"), dev("net/tun"), dev("net/tap0")], false).unwrap();
+        ops(
+            &mut got,
+            &[dev("fuse"), dev("net/tun"), dev("net/tap0")],
+            false,
+        )
+        .unwrap();
         let shown: Vec<String> = got
             .iter()
             .map(|op| match op {

@@ -446,8 +446,8 @@ pub type BindSource = std::result::Result<(bool, libc::c_ulong), String>;
 
 /// What `src` is, for [`user`].
 pub fn bind_source(src: &Path) -> BindSource {
-    let meta = std::fs::metadata(src)
-        .map_err(|e| format!("bind source path {}: {e}", src.display()))?;
+    let meta =
+        std::fs::metadata(src).map_err(|e| format!("bind source path {}: {e}", src.display()))?;
     Ok((meta.is_dir(), locked_flags(src)))
 }
 

@@ -64,7 +64,12 @@ fn send_fd(sock: BorrowedFd, fd: BorrowedFd) -> rustix::io::Result<()> {
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [fd];
     control.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(sock, &[IoSlice::new(&[0])], &mut control, SendFlags::NOSIGNAL)?;
+    rustix::net::sendmsg(
+        sock,
+        &[IoSlice::new(&[0])],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
     Ok(())
 }
 

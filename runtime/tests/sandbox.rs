@@ -80,7 +80,9 @@ impl Fixture {
 fn pipe() -> (fs::File, fs::File) {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two descriptors for the kernel to fill.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 succeeded: both descriptors are open and owned by nothing else.
     unsafe { (fs::File::from_raw_fd(fds[0]), fs::File::from_raw_fd(fds[1])) }
 }
 
@@ -516,6 +518,7 @@ fn command_as_pid1_on_a_read_only_root() {
 #[test]
 fn only_stdio_crosses_into_concurrent_sandboxes() {
     // A descriptor this process opened without close-on-exec, and the runs' own descriptors.
+    // SAFETY: the path is a valid C string.
     let leak = unsafe { libc::open(c"/".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
     assert!(leak > 2);
     let runs: Vec<_> = (0..4)
@@ -535,6 +538,7 @@ fn only_stdio_crosses_into_concurrent_sandboxes() {
     for r in runs {
         assert_eq!(r.join().unwrap(), "0\n1\n2\n3\n");
     }
+    // SAFETY: `leak` is the descriptor opened above, used by nothing else.
     unsafe { libc::close(leak) };
 }
 

@@ -23,16 +23,17 @@ pub(super) unsafe fn command_main(plan: &Plan) -> ! {
     let console_slave;
     let stdio = match (&cmd.console, &cmd.stdio) {
         (Some(console), _) => {
-            console_slave = console.open_in_container(cmd.uid).or_fail(plan, Stage::Stdio, 4);
+            console_slave = console
+                .open_in_container(cmd.uid)
+                .or_fail(plan, Stage::Stdio, 4);
             [&console_slave; 3].map(std::os::fd::AsFd::as_fd)
         }
         (None, Some(stdio)) => *stdio,
         (None, None) => fail(plan, Stage::Stdio, 0, libc::EBADF, 125),
     };
     // Move the sources out of 0..2 first so the dup2s cannot clobber each other.
-    let high: [OwnedFd; 3] = [0, 1, 2].map(|i| {
-        rustix::io::fcntl_dupfd_cloexec(stdio[i], 10).or_fail(plan, Stage::Stdio, i)
-    });
+    let high: [OwnedFd; 3] = [0, 1, 2]
+        .map(|i| rustix::io::fcntl_dupfd_cloexec(stdio[i], 10).or_fail(plan, Stage::Stdio, i));
     rustix::stdio::dup2_stdin(&high[0]).or_fail(plan, Stage::Stdio, 0);
     rustix::stdio::dup2_stdout(&high[1]).or_fail(plan, Stage::Stdio, 1);
     rustix::stdio::dup2_stderr(&high[2]).or_fail(plan, Stage::Stdio, 2);

@@ -249,4 +249,3 @@ pub struct Command<'a> {
     /// CAP_SYS_ADMIN still allows it, as runc does).
     pub no_new_privs: bool,
 }
-

@@ -127,16 +127,21 @@ pub(super) fn run(plan: &Plan, root: &OwnedFd) {
                     FileType::from_raw_mode(*mode)
                 };
                 let perm = Mode::from_raw_mode(mode & 0o7777);
-                rustix::fs::mknodat(&d, name.as_c_str(), kind, perm, *dev)
-                    .or_fail(plan, Stage::Mknod, i);
+                rustix::fs::mknodat(&d, name.as_c_str(), kind, perm, *dev).or_fail(
+                    plan,
+                    Stage::Mknod,
+                    i,
+                );
                 // mknod honours the umask: set the mode exactly.
                 let _ = rustix::fs::chmodat(&d, name.as_c_str(), perm, AtFlags::empty());
             }
             Op::Symlink { dir, name, target } => {
-                let d =
-                    open_in_root(root, dir, OFlags::DIRECTORY).or_fail(plan, Stage::Symlink, i);
-                rustix::fs::symlinkat(target.as_c_str(), &d, name.as_c_str())
-                    .or_fail(plan, Stage::Symlink, i);
+                let d = open_in_root(root, dir, OFlags::DIRECTORY).or_fail(plan, Stage::Symlink, i);
+                rustix::fs::symlinkat(target.as_c_str(), &d, name.as_c_str()).or_fail(
+                    plan,
+                    Stage::Symlink,
+                    i,
+                );
             }
         }
     }

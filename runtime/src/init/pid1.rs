@@ -37,8 +37,11 @@ pub unsafe fn init_main(plan: &Plan) -> ! {
     if plan.cgroupns {
         // SAFETY: CLONE_NEWCGROUP only changes this process's cgroup namespace; no descriptor
         // table is unshared, so no descriptor anyone holds becomes invalid.
-        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
-            .or_fail(plan, Stage::Cgroup, 1);
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }.or_fail(
+            plan,
+            Stage::Cgroup,
+            1,
+        );
     }
     rustix::mount::mount_change(
         c"/",
@@ -122,8 +125,8 @@ fn reap_and_forward(plan: &Plan) -> ! {
     };
     // SAFETY: a plain fork (no CLONE_VM, no new stack): the child gets a copy of this
     // single-threaded process and only runs `command_main`, which never returns.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as c_ulong, 0, 0, 0, 0) }
-        as c_int;
+    let pid =
+        unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as c_ulong, 0, 0, 0, 0) } as c_int;
     if pid < 0 {
         fail(plan, Stage::Fork, 0, errno(), 125);
     }
@@ -141,9 +144,7 @@ fn reap_and_forward(plan: &Plan) -> ! {
             libc::sigwaitinfo(&all, &mut info)
         };
         if sig == libc::SIGCHLD {
-            while let Ok(Some((reaped, status))) =
-                rustix::process::wait(WaitOptions::NOHANG)
-            {
+            while let Ok(Some((reaped, status))) = rustix::process::wait(WaitOptions::NOHANG) {
                 if reaped.as_raw_nonzero().get() == pid {
                     let s = plan.shared;
                     if let Some(signal) = status.terminating_signal() {

@@ -160,10 +160,7 @@ mod tests {
         assert_eq!(Stage::None.to_string(), "none");
         assert_eq!(Stage::Mount.to_string(), "mounting");
         assert_eq!(Stage::PivotRoot.to_string(), "pivot_root");
-        assert_eq!(
-            Stage::Cwd.to_string(),
-            "changing to the working directory"
-        );
+        assert_eq!(Stage::Cwd.to_string(), "changing to the working directory");
         let mut names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
         names.sort_unstable();
         names.dedup();

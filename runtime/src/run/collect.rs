@@ -11,7 +11,12 @@ use crate::init::{Mark, Shared, Stage};
 use crate::spec::{ExitStatus, Pid1};
 
 /// How the run ended: the command's status, or the children's setup or exec failure.
-pub(crate) fn outcome(shared: &Shared, status: WaitStatus, pid1: Pid1, program: &str) -> Result<ExitStatus> {
+pub(crate) fn outcome(
+    shared: &Shared,
+    status: WaitStatus,
+    pid1: Pid1,
+    program: &str,
+) -> Result<ExitStatus> {
     let stage = shared.stage.load(Ordering::SeqCst);
     if stage != 0 {
         let errno = shared.errno.load(Ordering::SeqCst);
@@ -35,9 +40,9 @@ pub(crate) fn outcome(shared: &Shared, status: WaitStatus, pid1: Pid1, program: 
         2 => Ok(ExitStatus::Signal(value)),
         // PID 1 killed (the command, or the init: the OOM killer may pick it, as it counts the pages
         // it shares with hoist): the whole sandbox died of that signal.
-        _ if status.terminating_signal().is_some() => Ok(ExitStatus::Signal(
-            status.terminating_signal().unwrap_or(0),
-        )),
+        _ if status.terminating_signal().is_some() => {
+            Ok(ExitStatus::Signal(status.terminating_signal().unwrap_or(0)))
+        }
         // The command was PID 1: its own status.
         _ if pid1 == Pid1::Command => Ok(ExitStatus::Code(status.exit_status().unwrap_or(0))),
         _ => Err(Error::setup(

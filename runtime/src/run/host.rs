@@ -132,8 +132,7 @@ pub(crate) fn gather(spec: &Spec) -> Result<(Host, Resources)> {
             .collect();
         let limits = &spec.limits;
         let unlimited = limits.memory.is_none() && limits.cpus.is_none() && limits.pids.is_none();
-        if let Some(Ok((cg, made))) =
-            unlimited.then(|| Cgroup::create_step(&scratch.name(), &own))
+        if let Some(Ok((cg, made))) = unlimited.then(|| Cgroup::create_step(&scratch.name(), &own))
         {
             for h in &mut v1 {
                 if let Some((_, dir)) = made.iter().find(|(n, _)| *n == h.name) {

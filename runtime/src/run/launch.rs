@@ -143,7 +143,11 @@ pub(crate) fn launch(
         Streams::Plain(_) => None,
     };
     let argv: Vec<CString> = p.args.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
-    let envp: Vec<CString> = prepared.env.iter().map(|e| cstr(e)).collect::<Result<_>>()?;
+    let envp: Vec<CString> = prepared
+        .env
+        .iter()
+        .map(|e| cstr(e))
+        .collect::<Result<_>>()?;
     let candidates: Vec<CString> = prepared
         .candidates
         .iter()
