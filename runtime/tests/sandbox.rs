@@ -563,3 +563,44 @@ fn capability_sets_and_privileged() {
     spec.security = Security::privileged();
     assert_eq!(ok(&spec), "mounted\n");
 }
+
+#[test]
+fn failures_in_the_sandbox_name_their_step_and_errno() {
+    let f = fixture();
+    // A working directory below a file: making it fails in the mount plan, as ENOTDIR.
+    let mut spec = f.spec("true");
+    spec.process.cwd = "/etc/passwd/sub".into();
+    let err = run(&spec, Stdio::Null).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("sandbox setup failed: creating a mountpoint (step "),
+        "{msg}"
+    );
+    assert!(msg.ends_with("Not a directory (os error 20)"), "{msg}");
+    // A command that is not there: the exec step's own report (127), not a setup failure.
+    let spec = Spec {
+        process: Process {
+            args: vec!["no-such-command".into()],
+            ..Default::default()
+        },
+        ..f.spec("")
+    };
+    let err = run(&spec, Stdio::Null).unwrap_err();
+    assert_eq!(err.exit_code(), 127);
+    assert_eq!(
+        err.to_string(),
+        "exec: \"no-such-command\": executable file not found in $PATH"
+    );
+    // A directory that is not executable: 126, with the errno.
+    let spec = Spec {
+        process: Process {
+            args: vec!["/etc".into()],
+            ..Default::default()
+        },
+        ..f.spec("")
+    };
+    let err = run(&spec, Stdio::Null).unwrap_err();
+    assert_eq!(err.exit_code(), 126);
+    assert!(err.to_string().contains("Permission denied"), "{err}");
+}

@@ -103,12 +103,14 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-/// Closes every descriptor but `keep` (sorted; negative entries ignored).
+/// Closes every descriptor but `keep` (sorted; negative entries ignored). The caller must use
+/// none of the others afterwards: the plan's descriptors are all in `plan.keep_fds`, and PID 1,
+/// which keeps only the lock once the command is forked, touches none of them again.
 fn close_except(keep: &[c_int]) {
     let close_range = |first: u32, last: u32| {
-        // SAFETY: close_range takes no pointers; every descriptor in the range is one this child
-        // inherited and no longer uses (nothing of its own refers to them: the plan keeps only
-        // those in `keep`).
+        // SAFETY: close_range takes no pointers. The descriptors it closes are copies this child
+        // inherited; the objects that own them live in the parent (their copies here are never
+        // dropped: the child ends in `_exit`), and the child uses none of them (see above).
         unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
     };
     let mut next: u32 = 0;
