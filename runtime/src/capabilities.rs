@@ -1,6 +1,8 @@
 //! Capabilities: names, Docker's default set and its `--cap-add`/`--cap-drop`/`--privileged` rules
-//! (moby `oci/caps`), applied as the bounding set (everyone) and as the permitted, effective and
-//! inheritable sets of a root process. A non-root user ends up with none, as in Docker.
+//! (moby `oci/caps`), applied as the bounding set (everyone) and as the permitted and effective sets
+//! of a root process. A non-root user ends up with none, as in Docker.
+
+use rustix::thread::{CapabilitySet, CapabilitySets};
 
 /// Docker's default capabilities (moby `oci/caps/defaults.go`).
 pub const DOCKER_DEFAULT: &[(u32, &str)] = &[
@@ -88,10 +90,13 @@ pub fn all_mask() -> u64 {
 /// This process's bounding set, as a mask.
 fn bounding() -> u64 {
     (0..=last_cap())
-        .filter(
-            |&c| unsafe { libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) } == 1,
-        )
+        .filter(|&c| rustix::thread::capability_is_in_bounding_set(one(c)).unwrap_or(false))
         .fold(0, |m, c| m | 1 << c)
+}
+
+/// Capability `c` alone, as rustix's set.
+fn one(c: u32) -> CapabilitySet {
+    CapabilitySet::from_bits_retain(1 << c)
 }
 
 /// The number of capability `name`: `CAP_NET_ADMIN`, `net_admin`, `NET_ADMIN` (not `ALL`).
@@ -167,68 +172,29 @@ pub struct CapSet {
 }
 
 impl CapSet {
-    /// `keep` (bit n = capability n), less what hoist's own bounding set lacks.
-    pub fn new(keep: u64) -> Self {
-        CapSet {
-            keep: keep & bounding(),
-            last_cap: last_cap(),
-        }
-    }
-
     /// Drops every capability outside `keep` from the bounding set. Call while still privileged.
-    pub fn drop_bounding(&self) -> bool {
+    /// Raw system calls only: usable in the child of a raw `clone`.
+    pub fn drop_bounding(&self) -> rustix::io::Result<()> {
         for cap in 0..=self.last_cap {
-            if self.keep & (1 << cap) == 0
-                && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0
-            {
-                return false;
+            if self.keep & (1 << cap) == 0 {
+                rustix::thread::remove_capability_from_bounding_set(one(cap))?;
             }
         }
-        true
+        Ok(())
     }
 
-    /// Sets permitted, effective and inheritable to `keep`, and clears the ambient set.
-    pub fn apply(&self) -> bool {
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        let header = Header {
-            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-            pid: 0,
-        };
-        let lo = self.keep as u32;
-        let hi = (self.keep >> 32) as u32;
-        let data = [
-            Data {
-                effective: lo,
-                permitted: lo,
-                inheritable: 0,
+    /// Sets permitted and effective to `keep`, inheritable and ambient to nothing.
+    pub fn apply(&self) -> rustix::io::Result<()> {
+        let _ = rustix::thread::clear_ambient_capability_set();
+        let keep = CapabilitySet::from_bits_retain(self.keep);
+        rustix::thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: keep,
+                permitted: keep,
+                inheritable: CapabilitySet::empty(),
             },
-            Data {
-                effective: hi,
-                permitted: hi,
-                inheritable: 0,
-            },
-        ];
-        unsafe {
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
-                0,
-                0,
-            );
-            libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) == 0
-        }
+        )
     }
 }
 

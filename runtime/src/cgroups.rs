@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -214,11 +214,6 @@ impl Cgroup {
         }
     }
 
-    /// The raw `cgroup.procs` descriptors for the child.
-    pub fn raw_procs(&self) -> Vec<i32> {
-        self.procs.iter().map(|f| f.as_raw_fd()).collect()
-    }
-
     /// Removes the cgroup directories (retrying while the kernel finishes tearing down the tasks).
     pub fn remove(&mut self) {
         self.procs.clear();
@@ -251,13 +246,8 @@ fn delegated() -> Option<PathBuf> {
         .join(rel.trim_start_matches('/'))
         .parent()?
         .to_path_buf();
-    let writable = |f: &str| {
-        let Ok(c) = std::ffi::CString::new(parent.join(f).into_os_string().into_encoded_bytes())
-        else {
-            return false;
-        };
-        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
-    };
+    let writable =
+        |f: &str| rustix::fs::access(parent.join(f), rustix::fs::Access::WRITE_OK).is_ok();
     (parent != Path::new(ROOT) && writable("cgroup.subtree_control") && writable("cgroup.procs"))
         .then_some(parent)
 }

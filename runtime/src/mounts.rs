@@ -135,11 +135,10 @@ pub(crate) fn mount(
 /// The flags of the mount holding `path` that a bind remount must keep (a user namespace cannot
 /// clear the ones of mounts it inherited).
 pub(crate) fn locked_flags(path: &Path) -> libc::c_ulong {
-    let Ok(c) = cpath(path) else { return 0 };
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+    let Ok(st) = rustix::fs::statvfs(path) else {
         return 0;
-    }
+    };
+    let f_flag = st.f_flag.bits();
     [
         (libc::ST_NOSUID, libc::MS_NOSUID),
         (libc::ST_NODEV, libc::MS_NODEV),
@@ -149,7 +148,7 @@ pub(crate) fn locked_flags(path: &Path) -> libc::c_ulong {
         (libc::ST_RELATIME, libc::MS_RELATIME),
     ]
     .iter()
-    .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+    .filter(|(st_flag, _)| f_flag & st_flag != 0)
     .fold(0, |acc, (_, ms)| acc | ms)
 }
 
@@ -175,7 +174,14 @@ fn devices(ops: &mut Vec<Op>) -> Result<()> {
 
 /// /sys read-only (read-write when `privileged`): a fresh sysfs, or the host's (bound) when a user
 /// namespace cannot mount one.
-fn sys(ops: &mut Vec<Op>, ids: &IdMap, network: Network, privileged: bool) -> Result<()> {
+/// `sys_locked`: the flags of the host's /sys mount a remount must keep ([`locked_flags`]).
+fn sys(
+    ops: &mut Vec<Op>,
+    ids: &IdMap,
+    network: Network,
+    privileged: bool,
+    sys_locked: libc::c_ulong,
+) -> Result<()> {
     use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT};
     if ids.rootless() && network == Network::Host {
         ops.push(mount(
@@ -187,7 +193,7 @@ fn sys(ops: &mut Vec<Op>, ids: &IdMap, network: Network, privileged: bool) -> Re
             false,
         )?);
         if !privileged {
-            let flags = MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(Path::new("/sys"));
+            let flags = MS_BIND | MS_REMOUNT | MS_RDONLY | sys_locked;
             ops.push(mount(None, "sys", None, flags, None, false)?);
         }
         return Ok(());
@@ -205,13 +211,15 @@ fn sys(ops: &mut Vec<Op>, ids: &IdMap, network: Network, privileged: bool) -> Re
 }
 
 /// /proc, /dev and /sys, for a sandbox in the user namespace `ids` on `network`.
-/// `privileged` (`--privileged`): /sys read-write, /dev not `nodev`.
+/// `privileged` (`--privileged`): /sys read-write, /dev not `nodev`. `sys_locked`: the flags of
+/// the host's /sys mount a remount must keep.
 pub fn standard(
     ops: &mut Vec<Op>,
     tracker: &mut Tracker,
     ids: &IdMap,
     network: Network,
     privileged: bool,
+    sys_locked: libc::c_ulong,
 ) -> Result<()> {
     use libc::{MS_NODEV, MS_NOEXEC, MS_NOSUID};
     ops.push(ensure("/proc", false, false, Some(tracker))?);
@@ -276,7 +284,7 @@ pub fn standard(
         });
     }
     ops.push(ensure("/sys", false, false, Some(tracker))?);
-    sys(ops, ids, network, privileged)?;
+    sys(ops, ids, network, privileged, sys_locked)?;
     Ok(())
 }
 
@@ -358,22 +366,16 @@ pub(crate) fn nodev(privileged: bool) -> libc::c_ulong {
 /// as Docker does on Linux 5.12+). On older kernels a bind is not recursive unless `privileged`:
 /// its own mount is remounted, keeping the flags a user namespace may not clear.
 /// tmpfs mounts are `nodev` unless `privileged` asks for `dev`.
+///
+/// `recursive` tells whether mount_setattr(2) is there; `source` what each bind source is
+/// ([`bind_source`], or facts read from it earlier).
 pub fn user(
     ops: &mut Vec<Op>,
     tracker: &mut Tracker,
     mounts: &[Mount],
     privileged: bool,
-) -> Result<()> {
-    user_with(ops, tracker, mounts, privileged, setattr_supported())
-}
-
-/// [`user`], `recursive` telling whether mount_setattr(2) is there.
-fn user_with(
-    ops: &mut Vec<Op>,
-    tracker: &mut Tracker,
-    mounts: &[Mount],
-    privileged: bool,
     recursive: bool,
+    source: &dyn Fn(&Path) -> BindSource,
 ) -> Result<()> {
     let mut sorted: Vec<&Mount> = mounts.iter().collect();
     sorted.sort_by_key(|m| components(&m.target).map(|c| c.len()).unwrap_or(0));
@@ -384,10 +386,8 @@ fn user_with(
         }
         match &m.kind {
             MountKind::Bind { src, readonly } => {
-                let meta = std::fs::metadata(src).map_err(|e| {
-                    Error::Invalid(format!("bind source path {}: {e}", src.display()))
-                })?;
-                ops.push(ensure(&m.target, !meta.is_dir(), false, Some(tracker))?);
+                let (is_dir, locked) = source(src).map_err(Error::Invalid)?;
+                ops.push(ensure(&m.target, !is_dir, false, Some(tracker))?);
                 let rec = if recursive || privileged {
                     libc::MS_REC
                 } else {
@@ -406,7 +406,7 @@ fn user_with(
                 if restrict != 0 && recursive {
                     ops.push(set_attr(&rel, restrict)?);
                 } else if restrict != 0 {
-                    ops.push(remount(&rel, restrict | locked_flags(src))?);
+                    ops.push(remount(&rel, restrict | locked)?);
                 }
             }
             MountKind::Tmpfs { size, mode } => {
@@ -438,6 +438,31 @@ fn user_with(
         }
     }
     Ok(())
+}
+
+/// A bind mount's source as found on the host: (is a directory, the flags its mount locks), or
+/// why it cannot be bound.
+pub type BindSource = std::result::Result<(bool, libc::c_ulong), String>;
+
+/// What `src` is, for [`user`].
+pub fn bind_source(src: &Path) -> BindSource {
+    let meta =
+        std::fs::metadata(src).map_err(|e| format!("bind source path {}: {e}", src.display()))?;
+    Ok((meta.is_dir(), locked_flags(src)))
+}
+
+/// A read-only remount of the mount at `target` (relative to the new root; "." is the root itself)
+/// keeping `locked` flags (those a user namespace may not clear). `optional`: skipped with the
+/// previous Ensure, or when missing.
+pub(crate) fn readonly_remount(target: &str, locked: u64, optional: bool) -> Result<Op> {
+    Ok(Op::Mount {
+        src: None,
+        target: cstr(target)?,
+        fstype: None,
+        flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked,
+        data: None,
+        optional,
+    })
 }
 
 /// A recursive mount_setattr(2) of `target` (relative to the new root) adding `flags` (`MS_RDONLY`,
@@ -477,19 +502,20 @@ fn mount_attrs(flags: libc::c_ulong) -> u64 {
 mod tests {
     use super::*;
 
-    /// (flags, set attributes) of the mount ops `user_with` plans for `kind` at /m.
+    /// (flags, set attributes) of the mount ops `user` plans for `kind` at /m.
     fn plan(kind: MountKind, privileged: bool, recursive: bool) -> Vec<(libc::c_ulong, u64)> {
         let mut ops = Vec::new();
         let m = Mount {
             target: "/m".into(),
             kind,
         };
-        user_with(
+        user(
             &mut ops,
             &mut Tracker::default(),
             &[m],
             privileged,
             recursive,
+            &bind_source,
         )
         .unwrap();
         ops.iter()

@@ -167,24 +167,13 @@ pub fn create_system_dirs(rootfs: &Rootfs) -> io::Result<()> {
 
 /// Opaque as overlay marked it (`user.overlay.opaque` when rootless).
 fn is_opaque(p: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
     let name = if crate::userns::rootless() {
         c"user.overlay.opaque"
     } else {
         c"trusted.overlay.opaque"
     };
     let mut buf = [0u8; 4];
-    let n = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n > 0
+    rustix::fs::lgetxattr(p, name, &mut buf).is_ok_and(|n| n > 0)
 }
 
 /// Removes the mountpoints the child created (`created[i]`) from the rootfs's writable directory, and
@@ -231,6 +220,12 @@ pub fn remove_created(rootfs: &Rootfs, tracker: &Tracker, created: &[u8]) -> io:
         }
     }
     Ok(())
+}
+
+/// Whether `path` is on a filesystem usable as an overlay upper (not overlay itself).
+pub fn overlay_capable(path: &Path) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c7630;
+    rustix::fs::statfs(path).is_ok_and(|st| st.f_type != OVERLAYFS_SUPER_MAGIC)
 }
 
 #[cfg(test)]

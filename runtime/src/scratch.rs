@@ -8,7 +8,6 @@
 //! `flock` on its directory for as long as the sandbox lives (the sandbox's init inherits it), so a
 //! directory whose lock can be taken belongs to a killed hoist and is swept by the next run.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -24,18 +23,16 @@ const PREFIX: &str = "hoist-run-";
 const SKELETON: &str = "skeleton-2";
 
 fn is_tmpfs(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == TMPFS_MAGIC }
+    rustix::fs::statfs(path).is_ok_and(|st| st.f_type == TMPFS_MAGIC)
 }
 
 /// `dir` exists (created 0700 if missing), is a real directory owned by us and writable by no one else.
 fn private_dir(dir: &Path) -> bool {
     let _ = fs::DirBuilder::new().mode(0o700).create(dir);
     match fs::symlink_metadata(dir) {
-        Ok(m) => m.is_dir() && m.uid() == unsafe { libc::geteuid() } && m.mode() & 0o022 == 0,
+        Ok(m) => {
+            m.is_dir() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o022 == 0
+        }
         Err(_) => false,
     }
 }
@@ -104,7 +101,7 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 }
 
 fn try_lock(fd: &OwnedFd) -> bool {
-    unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    rustix::fs::flock(fd, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
 }
 
 /// Removes the scratch directories under `base` whose lock is free (their hoist was killed).
@@ -151,9 +148,8 @@ impl Scratch {
             let lock = open_dir(&dir)?;
             // A sweeper holding or having deleted it: take another name.
             let same = |l: &OwnedFd| {
-                let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                (unsafe { libc::fstat(l.as_raw_fd(), &mut st) }) == 0
-                    && fs::symlink_metadata(&dir).is_ok_and(|m| m.ino() == st.st_ino)
+                rustix::fs::fstat(l)
+                    .is_ok_and(|st| fs::symlink_metadata(&dir).is_ok_and(|m| m.ino() == st.st_ino))
             };
             if try_lock(&lock) && same(&lock) {
                 return Ok(Scratch { dir, _lock: lock });

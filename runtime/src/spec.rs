@@ -3,7 +3,7 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-pub use crate::security::{Seccomp, Security};
+use crate::security::Security;
 
 /// One sandboxed process: its root filesystem, process, network, extra mounts and limits.
 #[derive(Debug, Clone, Default)]

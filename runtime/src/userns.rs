@@ -11,7 +11,6 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -34,7 +33,8 @@ pub struct IdMap {
     pub gids: Vec<IdRange>,
 }
 
-fn parse_map(text: &str) -> Vec<IdRange> {
+/// Parses the text of /proc/PID/uid_map or gid_map (`inside outside count` lines; others skipped).
+pub fn parse_map(text: &str) -> Vec<IdRange> {
     text.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace().map(|n| n.parse::<u32>());
@@ -176,7 +176,7 @@ pub(crate) fn check_user(ids: &IdMap, user: &User, groups_denied: bool) -> Resul
 ///
 /// Call it first thing in `main`, before any thread exists. On failure, prints why and exits 125.
 pub fn enter() {
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         return;
     }
     if let Err(e) = fork_into_namespace() {
@@ -197,41 +197,59 @@ const WAITER_SIGNALS: [libc::c_int; 7] = [
 ];
 
 fn pipe() -> io::Result<(fs::File, fs::File)> {
-    let mut fds = [0; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    Ok((read.into(), write.into()))
+}
+
+/// Blocks `signals` in this thread; returns (the set of them, the previous mask).
+fn block(signals: &[libc::c_int]) -> (libc::sigset_t, libc::sigset_t) {
+    // SAFETY: `sigset_t` is plain data (all-zero valid); both sets are filled in place through
+    // valid pointers, and `sigprocmask` only reads `set` and writes `old`.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+        (set, old)
     }
-    Ok(unsafe { (fs::File::from_raw_fd(fds[0]), fs::File::from_raw_fd(fds[1])) })
+}
+
+/// Sets this thread's signal mask to `mask`.
+fn set_mask(mask: &libc::sigset_t) {
+    // SAFETY: `mask` is a valid set, only read.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+}
+
+/// Sends `sig` (any number, real-time ones too) to `pid`.
+fn kill(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill takes no pointers.
+    unsafe { libc::kill(pid, sig) };
 }
 
 fn fork_into_namespace() -> io::Result<()> {
     let owner = Owner::current();
     let (from_child, to_parent) = pipe()?;
     let (from_parent, to_child) = pipe()?;
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::sigemptyset(&mut set);
-        for s in WAITER_SIGNALS {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
-    }
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: no other thread exists yet (the caller's contract).
+    let (set, old) = block(&WAITER_SIGNALS);
+    let parent = rustix::process::getpid();
+    // SAFETY: no other thread exists yet (the caller's contract), so the child is a complete copy
+    // of this process and may allocate and run any code.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        set_mask(&old);
         drop((from_child, to_child));
         return child(parent, to_parent, from_parent);
     }
     drop((to_parent, from_parent));
     let result = map_child(pid, &owner, from_child, to_child);
     if let Err(e) = result {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        kill(pid, libc::SIGKILL);
         wait_exit(pid);
         return Err(e);
     }
@@ -240,52 +258,46 @@ fn fork_into_namespace() -> io::Result<()> {
 
 /// The child: unshare, let the parent map, become root inside, make mounts private.
 fn child(
-    parent: libc::pid_t,
+    parent: rustix::process::Pid,
     mut to_parent: fs::File,
     mut from_parent: fs::File,
 ) -> io::Result<()> {
-    let r = unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) };
-    let errno = if r == 0 {
-        0
-    } else {
-        io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EPERM)
+    use rustix::thread::UnshareFlags;
+    // SAFETY: no descriptor table is unshared (no CLONE_FILES), and this process has one thread.
+    let r = unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) };
+    let errno = match r {
+        Ok(()) => 0,
+        Err(e) => e.raw_os_error(),
     };
     let _ = to_parent.write_all(&errno.to_ne_bytes());
     drop(to_parent);
     let mut ok = [1u8];
     if errno != 0 || from_parent.read_exact(&mut ok).is_err() || ok[0] != 0 {
         // The parent reports the failure.
-        unsafe { libc::_exit(125) };
+        exit_now(125);
     }
-    unsafe {
-        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-            return Err(io::Error::other(format!(
+    // This process has a single thread: the thread's ids are the process's.
+    use rustix::process::{Gid, Uid};
+    rustix::thread::set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT)
+        .and_then(|()| rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT))
+        .map_err(|e| {
+            io::Error::other(format!(
                 "becoming root in the user namespace: {}",
-                io::Error::last_os_error()
-            )));
-        }
-        // Denied with a single mapping: the user's own groups then stay (unmapped, as nogroup).
-        libc::setgroups(0, std::ptr::null());
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        if libc::getppid() != parent {
-            libc::_exit(125);
-        }
-        if libc::mount(
-            c"none".as_ptr(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(io::Error::other(format!(
-                "making mounts private: {}",
-                io::Error::last_os_error()
-            )));
-        }
+                io::Error::from(e)
+            ))
+        })?;
+    // Denied with a single mapping: the user's own groups then stay (unmapped, as nogroup).
+    let _ = rustix::thread::set_thread_groups(&[]);
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if rustix::process::getppid() != Some(parent) {
+        exit_now(125);
     }
+    use rustix::mount::MountPropagationFlags;
+    rustix::mount::mount_change(
+        c"/",
+        MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+    )
+    .map_err(|e| io::Error::other(format!("making mounts private: {}", io::Error::from(e))))?;
     Ok(())
 }
 
@@ -347,7 +359,7 @@ struct Owner {
 
 impl Owner {
     fn current() -> Owner {
-        let uid = unsafe { libc::getuid() };
+        let uid = rustix::process::getuid().as_raw();
         let name = fs::read_to_string("/etc/passwd").ok().and_then(|p| {
             p.lines().find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
@@ -356,7 +368,7 @@ impl Owner {
         });
         Owner {
             uid,
-            gid: unsafe { libc::getgid() },
+            gid: rustix::process::getgid().as_raw(),
             name,
         }
     }
@@ -466,58 +478,70 @@ fn find_tool(tool: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn wait_exit(pid: libc::pid_t) -> libc::c_int {
-    let mut status = 0;
-    loop {
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid || (r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted) {
-            return status;
-        }
-    }
+/// `_exit(code)`: the forked child leaves without running the parent's exit handlers.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` takes no pointers; it ends this process at once.
+    unsafe { libc::_exit(code) }
+}
+
+/// Waits until child `pid` is gone.
+fn wait_exit(pid: libc::pid_t) {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return;
+    };
+    while let Err(rustix::io::Errno::INTR) =
+        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+    {}
 }
 
 /// Waits for the child, forwarding signals; exits as it did. Never returns.
 fn wait_and_forward(pid: libc::pid_t, set: &libc::sigset_t) -> ! {
+    let child = rustix::process::Pid::from_raw(pid);
     loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
+        // SAFETY: `siginfo_t` is plain data (all-zero valid); `set` is a valid set and `info` a
+        // valid place for the kernel to write.
+        let (sig, info) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            (libc::sigwaitinfo(set, &mut info), info)
+        };
         match sig {
             libc::SIGCHLD => {
-                let mut status = 0;
-                if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                if let Ok(Some((_, status))) =
+                    rustix::process::waitpid(child, rustix::process::WaitOptions::NOHANG)
+                {
                     exit_like(status);
                 }
             }
             // From a terminal (sent by the kernel) the child, in the same process group, got it too.
             libc::SIGINT | libc::SIGQUIT if info.si_code == libc::SI_KERNEL => {}
-            s if s > 0 => unsafe {
-                libc::kill(pid, s);
-            },
+            s if s > 0 => kill(pid, s),
             _ => {}
         }
     }
 }
 
 /// Exits with the child's code, or dies of the child's signal.
-fn exit_like(status: libc::c_int) -> ! {
-    if libc::WIFSIGNALED(status) {
-        let sig = libc::WTERMSIG(status);
+fn exit_like(status: rustix::process::WaitStatus) -> ! {
+    if let Some(sig) = status.terminating_signal() {
+        // No core file of hoist for the child's crash.
+        let none = rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        };
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Core, none);
+        // SAFETY: installs the default disposition (no handler code); `only` is plain data
+        // (all-zero valid), filled in place and only read by `sigprocmask`.
         unsafe {
-            let none = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::setrlimit(libc::RLIMIT_CORE, &none);
             libc::signal(sig, libc::SIG_DFL);
             let mut only: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut only);
             libc::sigaddset(&mut only, sig);
             libc::sigprocmask(libc::SIG_UNBLOCK, &only, std::ptr::null_mut());
-            libc::kill(libc::getpid(), sig);
         }
+        kill(rustix::process::getpid().as_raw_nonzero().get(), sig);
         std::process::exit(128 + sig);
     }
-    std::process::exit(libc::WEXITSTATUS(status));
+    std::process::exit(status.exit_status().unwrap_or(0));
 }
 
 #[cfg(test)]

@@ -80,7 +80,9 @@ impl Fixture {
 fn pipe() -> (fs::File, fs::File) {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two descriptors for the kernel to fill.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 succeeded: both descriptors are open and owned by nothing else.
     unsafe { (fs::File::from_raw_fd(fds[0]), fs::File::from_raw_fd(fds[1])) }
 }
 
@@ -516,6 +518,7 @@ fn command_as_pid1_on_a_read_only_root() {
 #[test]
 fn only_stdio_crosses_into_concurrent_sandboxes() {
     // A descriptor this process opened without close-on-exec, and the runs' own descriptors.
+    // SAFETY: the path is a valid C string.
     let leak = unsafe { libc::open(c"/".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
     assert!(leak > 2);
     let runs: Vec<_> = (0..4)
@@ -535,6 +538,7 @@ fn only_stdio_crosses_into_concurrent_sandboxes() {
     for r in runs {
         assert_eq!(r.join().unwrap(), "0\n1\n2\n3\n");
     }
+    // SAFETY: `leak` is the descriptor opened above, used by nothing else.
     unsafe { libc::close(leak) };
 }
 
@@ -558,4 +562,45 @@ fn capability_sets_and_privileged() {
     assert_ne!(capture(&spec).0.unwrap(), ExitStatus::Code(0));
     spec.security = Security::privileged();
     assert_eq!(ok(&spec), "mounted\n");
+}
+
+#[test]
+fn failures_in_the_sandbox_name_their_step_and_errno() {
+    let f = fixture();
+    // A working directory below a file: making it fails in the mount plan, as ENOTDIR.
+    let mut spec = f.spec("true");
+    spec.process.cwd = "/etc/passwd/sub".into();
+    let err = run(&spec, Stdio::Null).unwrap_err();
+    assert_eq!(err.exit_code(), 125);
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("sandbox setup failed: creating a mountpoint (step "),
+        "{msg}"
+    );
+    assert!(msg.ends_with("Not a directory (os error 20)"), "{msg}");
+    // A command that is not there: the exec step's own report (127), not a setup failure.
+    let spec = Spec {
+        process: Process {
+            args: vec!["no-such-command".into()],
+            ..Default::default()
+        },
+        ..f.spec("")
+    };
+    let err = run(&spec, Stdio::Null).unwrap_err();
+    assert_eq!(err.exit_code(), 127);
+    assert_eq!(
+        err.to_string(),
+        "exec: \"no-such-command\": executable file not found in $PATH"
+    );
+    // A directory that is not executable: 126, with the errno.
+    let spec = Spec {
+        process: Process {
+            args: vec!["/etc".into()],
+            ..Default::default()
+        },
+        ..f.spec("")
+    };
+    let err = run(&spec, Stdio::Null).unwrap_err();
+    assert_eq!(err.exit_code(), 126);
+    assert!(err.to_string().contains("Permission denied"), "{err}");
 }

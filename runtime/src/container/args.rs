@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use crate::spec::{Network, Rlimit, Seccomp};
+use crate::security::Seccomp;
+use crate::spec::{Network, Rlimit};
 
 #[cfg(target_env = "gnu")]
 type Resource = libc::__rlimit_resource_t;

@@ -18,9 +18,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::capabilities;
+use crate::security::{Seccomp, Security};
 use crate::spec::{
-    EtcFiles, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs, Seccomp,
-    Security, Spec, Stdio,
+    EtcFiles, Flavor, Limits, Mount, MountKind, Network, Pid1, Process, Rlimit, Rootfs, Spec, Stdio,
 };
 use crate::volume::Volumes;
 use mount_args::MountSpec;
