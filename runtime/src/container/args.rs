@@ -16,25 +16,10 @@ fn invalid_argument(value: &str, flag: &str, err: impl std::fmt::Display) -> Str
     format!("invalid argument \"{value}\" for \"{flag}\" flag: {err}")
 }
 
-/// Docker's size syntax (go-units `RAMInBytes`): 1024, 512k, 64m, 1g, 1.5g, optional trailing "b".
+/// Docker's size syntax (go-units `RAMInBytes`: `1024`, `512k`, `64m`, `1.5g`, `512KiB`): the one
+/// parser the workspace has, in the image crate next to the size formatter.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let lower = s.trim().to_ascii_lowercase();
-    let t = lower
-        .strip_suffix('b')
-        .filter(|t| !t.is_empty())
-        .unwrap_or(&lower);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        Some('p') => (&t[..t.len() - 1], 1 << 50),
-        _ => (t, 1),
-    };
-    match num.parse::<f64>() {
-        Ok(n) if n >= 0.0 && n.is_finite() => Ok((n * mult as f64) as u64),
-        _ => Err(format!("invalid size: '{s}'")),
-    }
+    hoist_image::display::ram_in_bytes(s.trim())
 }
 
 /// `--ulimit` names (go-units) and their `RLIMIT_*` resources.
@@ -294,6 +279,9 @@ mod tests {
         assert_eq!(parse_bytes("512KB").unwrap(), 512 << 10);
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("-1m").is_err());
+        // go-units: `kib` is 1024 too, in any case (the runtime's old parser refused it).
+        assert_eq!(parse_bytes("2KiB").unwrap(), 2 << 10);
+        assert_eq!(parse_bytes("3 mib").unwrap(), 3 << 20);
     }
 
     #[test]
