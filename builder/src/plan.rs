@@ -152,12 +152,12 @@ pub enum NetworkMode {
 #[derive(Debug, Clone, Serialize)]
 pub enum ExecMount {
     /// A persistent cache directory kept across builds under the cache id (never in a layer).
-    Cache(crate::mounts::CacheMount),
+    Cache(CacheMount),
     /// A build secret (`--secret id=...`): a file at `target` and/or an env var; only its id is
     /// part of the plan (and so of cache keys), never its value.
-    Secret(crate::mounts::SecretMount),
+    Secret(SecretMount),
     /// An SSH agent socket forwarded from the host (`--ssh id=...`).
-    Ssh(crate::mounts::SshMount),
+    Ssh(SshMount),
     /// A fresh tmpfs.
     Tmpfs { target: String, size: Option<u64> },
     /// A read-only (or discarded-writes) view of a path of another input.
@@ -204,4 +204,55 @@ pub struct FileOp {
     pub checksum: Option<String>,
     /// ADD of a git repository: keep its `.git` directory.
     pub keep_git_dir: bool,
+}
+
+/// How concurrent builds share a cache mount.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Everyone uses the same directory at once.
+    #[default]
+    Shared,
+    /// A writer gets its own directory when the cache is in use.
+    Private,
+    /// Writers take turns.
+    Locked,
+}
+
+/// `--mount=type=cache`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CacheMount {
+    pub target: String,
+    /// The cache's name across builds (default: the target).
+    pub id: String,
+    pub sharing: Sharing,
+    /// Mode, uid and gid of the cache directory when it is created.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Seeds a new cache from this input's `source` path.
+    pub from: Option<Input>,
+    pub source: String,
+    pub readonly: bool,
+}
+
+/// `--mount=type=secret`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SecretMount {
+    pub id: String,
+    /// Where the file appears; None when the secret is only exposed through `env`.
+    pub target: Option<String>,
+    /// Expose the value as this environment variable.
+    pub env: Option<String>,
+    pub required: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `--mount=type=ssh`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SshMount {
+    pub id: String,
+    pub target: String,
+    pub required: bool,
 }

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use anyhow::Result;
 use sha2::{Digest as _, Sha256};
 
+use super::{ChainResult, Solver};
 use crate::cache::key_of;
 use crate::context::{SourceRoot, sha256_file, walk};
 use crate::copy::{CopyOptions, digest_sources, resolve_sources};
 use crate::paths::{clean, resolve_in_root};
 use crate::plan::{ExecMount, ExecOp, Input};
-use crate::solver::{ChainResult, Solver};
 
 /// Bumped when the way stage and image sources are hashed changes.
 const SOURCE_DIGEST_VERSION: &str = "hoist-mount-source-v1";
@@ -40,7 +40,7 @@ pub fn exec_key_json(e: &ExecOp) -> Result<String> {
                 if let Some(from) = &mut c.from {
                     normalise_input(from);
                 }
-                if c.id == c.target && c.sharing == crate::mounts::Sharing::Shared {
+                if c.id == c.target && c.sharing == crate::plan::Sharing::Shared {
                     c.id.clear();
                 }
             }
@@ -78,7 +78,7 @@ impl Solver {
         for m in &e.mounts {
             let (from, source) = match m {
                 ExecMount::Bind { from, source, .. } => (from, source),
-                ExecMount::Cache(crate::mounts::CacheMount {
+                ExecMount::Cache(crate::plan::CacheMount {
                     from: Some(from),
                     source,
                     ..

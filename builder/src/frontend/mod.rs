@@ -4,6 +4,11 @@
 //! after expansion with [`hoist_parser::values`]), ONBUILD triggers of base images, and computes the
 //! image config and history each stage produces.
 
+pub mod lint;
+pub mod mount;
+pub mod named_context;
+pub mod snippet;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, anyhow, bail};
@@ -17,11 +22,11 @@ use hoist_parser::lint::BaseEnv;
 use hoist_parser::values;
 use serde_json::Value;
 
+use crate::frontend::snippet::Located;
 use crate::paths::clean;
 use crate::plan::{
     Base, Chain, ExecMount, ExecOp, FileOp, Input, MkdirOp, NetworkMode, Op, Plan, RunOptions, Step,
 };
-use crate::snippet::Located;
 
 /// Build-wide frontend settings.
 #[derive(Debug, Clone)]
@@ -34,9 +39,9 @@ pub struct FrontendOptions {
     pub platform: String,
     /// The Dockerfile's display name in locations (`Dockerfile`).
     pub file_name: String,
-    /// The Dockerfile's text, for the excerpt a failed step shows ([`crate::snippet`]).
+    /// The Dockerfile's text, for the excerpt a failed step shows ([`crate::frontend::snippet`]).
     pub text: String,
-    /// `--build-context`s by normalised name ([`crate::named_context::context_name`]).
+    /// `--build-context`s by normalised name ([`crate::frontend::named_context::context_name`]).
     pub contexts: BTreeMap<String, NamedInput>,
     /// `--no-cache-filter`: stages (by name, any case) whose steps run even when cached.
     pub no_cache_filter: Vec<String>,
@@ -80,7 +85,7 @@ fn named_context<'a>(opts: &'a FrontendOptions, name: &str) -> Option<(String, &
     if opts.contexts.is_empty() {
         return None;
     }
-    let key = crate::named_context::context_name(name).ok()?;
+    let key = crate::frontend::named_context::context_name(name).ok()?;
     opts.contexts.get(&key).map(|n| (key, n))
 }
 
@@ -127,7 +132,12 @@ impl Budget {
 /// An error of the instruction at `src`, with its excerpt, as BuildKit reports it.
 fn line_error(opts: &FrontendOptions, src: &Source, message: String) -> anyhow::Error {
     Located {
-        excerpt: crate::snippet::render(&opts.file_name, &opts.text, src.start_line, src.end_line),
+        excerpt: crate::frontend::snippet::render(
+            &opts.file_name,
+            &opts.text,
+            src.start_line,
+            src.end_line,
+        ),
         message,
     }
     .into()
@@ -800,7 +810,7 @@ impl<'c> StageState<'c> {
 
     /// The Dockerfile excerpt a failure of the instruction at `src` shows.
     fn excerpt(&self, src: &Source) -> String {
-        crate::snippet::render(
+        crate::frontend::snippet::render(
             &self.opts.file_name,
             &self.opts.text,
             src.start_line,
@@ -1114,7 +1124,7 @@ impl<'c> StageState<'c> {
         let vars = self.vars();
         let mut mounts: Vec<ExecMount> = script_mount.into_iter().collect();
         for (i, m) in mount_specs.iter().enumerate() {
-            mounts.push(crate::mounts::lower_mount(
+            mounts.push(mount::lower_mount(
                 m,
                 self.escape,
                 &vars,
@@ -1214,7 +1224,7 @@ impl<'c> StageState<'c> {
             }
             if !sources[0].starts_with("http://")
                 && !sources[0].starts_with("https://")
-                && !crate::git::is_git_url(&sources[0])
+                && !crate::context::git::is_git_url(&sources[0])
             {
                 bail!("checksum requires HTTP(S) or Git sources");
             }

@@ -3,6 +3,13 @@
 //! (path, size, mtime, ctime, inode -> sha256) so an unchanged context is never re-read; small files
 //! it does read are kept ([`Contents`]) for the copy that follows, so no file is read twice.
 
+pub mod archive;
+pub mod dockerignore;
+pub mod fetch;
+pub mod git;
+pub mod remote;
+pub mod secrets;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io;
@@ -14,7 +21,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::dockerignore::Ignore;
+use crate::context::dockerignore::Ignore;
 
 /// A directory that COPY/ADD read from, with the ignore rules that hide part of it.
 #[derive(Debug, Clone)]

@@ -2,6 +2,11 @@
 //! as the chains they read from are done; each step is keyed by content (parent key + operation +
 //! digests of what it reads) and skipped when the cache already has its layer.
 
+pub mod fileops;
+pub mod mount_key;
+pub mod mounts;
+pub mod reproducible;
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,15 +19,15 @@ use hoist_runtime as rt;
 
 use crate::cache::{Cache, CacheRecord, key_of};
 use crate::context::{HashIndex, SourceRoot, sha256_bytes};
+use crate::copy::dest_tree::FileSource;
+use crate::copy::union::Union;
 use crate::copy::{
     CopyOptions, DestFs, Reads, digest_sources, has_wildcard, plan_copy, resolve_in_layers,
     resolve_sources,
 };
-use crate::dest_tree::FileSource;
 use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
 use crate::progress::{Progress, Vertex};
 use crate::trash::{Scratch, Trash};
-use crate::union::Union;
 
 /// Bumped whenever what a step produces for the same inputs changes (invalidates older records).
 /// v2: COPY/ADD as BuildKit (created dir modes, --chown ids, hardlinks, symlinked destinations).
@@ -63,10 +68,10 @@ pub struct Solver {
     pub named: HashMap<String, SourceRoot>,
     pub progress: Arc<Progress>,
     pub no_cache: bool,
-    /// `--secret` values, `--ssh` sockets (see [`crate::mounts`]).
-    pub secrets: crate::secrets::Secrets,
-    pub ssh: crate::secrets::SshAgents,
-    /// `SOURCE_DATE_EPOCH`: clamps layer mtimes and the times in the config (see [`crate::reproducible`]).
+    /// `--secret` values, `--ssh` sockets (see [`crate::solver::mounts`]).
+    pub secrets: crate::context::secrets::Secrets,
+    pub ssh: crate::context::secrets::SshAgents,
+    /// `SOURCE_DATE_EPOCH`: clamps layer mtimes and the times in the config (see [`crate::solver::reproducible`]).
     pub source_date_epoch: Option<i64>,
     /// Flattened chains and images used as `COPY --from` sources, made once per build.
     flat: Mutex<HashMap<String, Arc<Scratch>>>,
@@ -322,7 +327,7 @@ impl Solver {
             .map(|d| d.parse::<Digest>().map_err(|e| anyhow!("{e}")))
             .collect::<Result<_>>()?;
         if let Some(t) = self.source_date_epoch {
-            crate::reproducible::clamp_config(&mut config, base_config.history.len(), t);
+            crate::solver::reproducible::clamp_config(&mut config, base_config.history.len(), t);
         }
         // The chain's config (labels, env...) is part of what later chains see: fold it into the key.
         let cfg_key = serde_json::to_string(&config.config)?;
@@ -345,7 +350,7 @@ impl Solver {
         v: &Vertex,
     ) -> Result<(String, CacheRecord, bool)> {
         let op_json = match &step.op {
-            Op::Exec(e) => crate::mount_key::exec_key_json(e)?,
+            Op::Exec(e) => crate::solver::mount_key::exec_key_json(e)?,
             op => serde_json::to_string(op)?,
         };
         let mut extra = Vec::new();
@@ -402,7 +407,7 @@ impl Solver {
                 let work = Scratch::new(&self.trash, &self.store.tmp_dir(), "mkdir-")?;
                 let upper = work.path().join("upper");
                 fs::create_dir(&upper)?;
-                crate::fileops::mkdir(m, lowers, &upper)?;
+                crate::solver::fileops::mkdir(m, lowers, &upper)?;
                 self.store
                     .commit_overlay_upper(&upper, &self.layer_options())?
             }
@@ -544,8 +549,8 @@ impl Solver {
         let mut digest_parts = Vec::new();
         let mut downloads = Vec::new();
         for s in &f.sources {
-            if crate::git::is_git_url(s) {
-                let co = crate::git::checkout(
+            if crate::context::git::is_git_url(s) {
+                let co = crate::context::git::checkout(
                     s,
                     &self.store.tmp_dir(),
                     f.keep_git_dir,
@@ -553,7 +558,7 @@ impl Solver {
                 )?;
                 let digest = format!("git:{}:{}:{}", co.commit, co.subdir, f.keep_git_dir);
                 digest_parts.push(digest.clone());
-                downloads.push(crate::fetch::Download {
+                downloads.push(crate::context::fetch::Download {
                     dir: co.dir,
                     name: co.subdir,
                     digest,
@@ -565,7 +570,8 @@ impl Solver {
             }
         }
         for u in &urls {
-            let dl = crate::fetch::download(u, &self.store.tmp_dir(), f.checksum.as_deref())?;
+            let dl =
+                crate::context::fetch::download(u, &self.store.tmp_dir(), f.checksum.as_deref())?;
             digest_parts.push(dl.digest.clone());
             downloads.push(dl);
         }
@@ -625,7 +631,7 @@ impl Solver {
         let dest_fs = DestFs::plan(lowers, self.store.tmp_dir());
         let mut opts = copy_options(f);
         if let Some(c) = &f.chown {
-            opts.chown = Some(crate::users::resolve_chown(c, &dest_fs.view)?);
+            opts.chown = Some(crate::copy::users::resolve_chown(c, &dest_fs.view)?);
         }
         if p.root.is_none() && !p.matched.is_empty() {
             p.root = Some(self.input_root(&f.from, wait)?);
@@ -674,7 +680,7 @@ impl Solver {
         } else {
             None
         };
-        let info = crate::layer_out::commit(
+        let info = crate::copy::layer_out::commit(
             &self.store,
             &dest_fs.tree.borrow(),
             Some(&mut p.reads.contents),
@@ -865,7 +871,7 @@ fn step_inputs(step: &Step) -> Vec<usize> {
                         from: Input::Chain(c),
                         ..
                     }
-                    | ExecMount::Cache(crate::mounts::CacheMount {
+                    | ExecMount::Cache(crate::plan::CacheMount {
                         from: Some(Input::Chain(c)),
                         ..
                     }) => out.push(*c),
@@ -893,7 +899,7 @@ struct PreparedCopy {
     digest: String,
     root: Option<SourceRoot>,
     matched: Vec<crate::copy::Matched>,
-    downloads: Vec<crate::fetch::Download>,
+    downloads: Vec<crate::context::fetch::Download>,
     /// What hashing walked and read, for the copy.
     reads: Reads,
 }

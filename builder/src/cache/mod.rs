@@ -1,6 +1,8 @@
 //! The build cache: step key -> result (the layer it produced), one small JSON file per key under the
 //! store's `cache/` directory, written atomically, so a crash never leaves a half-written record.
 
+pub mod remote;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,7 +27,7 @@ pub struct Cache {
     dir: PathBuf,
     /// `--cache-from`/`--cache-to` state: lookups fall back to imported records; hits and new
     /// records are noted for export.
-    remote: Option<std::sync::Arc<crate::remote_cache::RemoteCache>>,
+    remote: Option<std::sync::Arc<crate::cache::remote::RemoteCache>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -44,10 +46,10 @@ impl Cache {
         })
     }
 
-    /// This cache backed by a remote one (see [`crate::remote_cache`]).
+    /// This cache backed by a remote one (see [`crate::cache::remote`]).
     pub fn with_remote(
         mut self,
-        remote: std::sync::Arc<crate::remote_cache::RemoteCache>,
+        remote: std::sync::Arc<crate::cache::remote::RemoteCache>,
     ) -> Cache {
         self.remote = Some(remote);
         self
