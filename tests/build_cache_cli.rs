@@ -530,3 +530,30 @@ fn a_git_protocol_url_is_a_build_context() {
         Vec::<String>::new()
     );
 }
+
+/// A stage counts by its content, never its position: inserting an unrelated stage at the top of
+/// the Dockerfile leaves every step of the rebuild cached (`COPY --from`, the RUN after it, and a
+/// RUN binding the stage).
+#[test]
+fn inserting_a_stage_earlier_keeps_later_steps_cached() {
+    let env = Env::new();
+    let body = "FROM busybox AS gen
+RUN echo generated > /out
+FROM busybox
+COPY --from=gen /out /copied
+RUN cat /copied > /ran
+RUN --mount=from=gen,source=/out,target=/o cat /o > /bound
+";
+    let ctx = context_with(body, &[]);
+    let c = ctx.path();
+    let first = rebuild(&env, c, &["-t", "ins"]);
+    assert_eq!(first.len(), 4, "{first:?}");
+    fs::write(
+        c.join("Dockerfile"),
+        format!("FROM busybox AS unrelated\nRUN echo other > /other\n{body}"),
+    )
+    .unwrap();
+    assert_eq!(rebuild(&env, c, &["-t", "ins"]), Vec::<String>::new());
+    assert_eq!(env.read("ins", "/ran"), "generated\n");
+    assert_eq!(env.read("ins", "/bound"), "generated\n");
+}

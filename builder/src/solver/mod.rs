@@ -3,6 +3,7 @@
 //! digests of what it reads) and skipped when the cache already has its layer.
 
 pub mod fileops;
+pub mod key;
 pub mod mount_key;
 pub mod mounts;
 pub mod reproducible;
@@ -28,10 +29,6 @@ use crate::copy::{
 use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
 use crate::progress::{Progress, Vertex};
 use crate::trash::{Scratch, Trash};
-
-/// Bumped whenever what a step produces for the same inputs changes (invalidates older records).
-/// v2: COPY/ADD as BuildKit (created dir modes, --chown ids, hardlinks, symlinked destinations).
-const CACHE_VERSION: &str = "hoist-build-cache-v2";
 
 /// What a chain produced.
 #[derive(Debug, Clone)]
@@ -349,10 +346,6 @@ impl Solver {
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
         v: &Vertex,
     ) -> Result<(String, CacheRecord, bool)> {
-        let op_json = match &step.op {
-            Op::Exec(e) => crate::solver::mount_key::exec_key_json(e)?,
-            op => serde_json::to_string(op)?,
-        };
         let mut extra = Vec::new();
         let mut prepared: Option<PreparedCopy> = None;
         match &step.op {
@@ -365,13 +358,7 @@ impl Solver {
             }
             Op::Mkdir(_) => {}
         }
-        let sde = self
-            .source_date_epoch
-            .map(|t| format!("source-date-epoch={t}"));
-        let mut parts = vec![CACHE_VERSION, parent, op_json.as_str()];
-        parts.extend(sde.as_deref());
-        parts.extend(extra.iter().map(String::as_str));
-        let key = key_of(&parts);
+        let key = key::step_key(parent, &step.op, self.source_date_epoch, &extra);
         if !self.no_cache
             && !step.no_cache
             && let Some(rec) = self.cache.get(&key)
@@ -666,7 +653,7 @@ impl Solver {
                 .borrow()
                 .digest(&|t| clamp_mtime(t, epoch), &content),
         }
-        .map(|d| key_of(&[CACHE_VERSION, "layer-content", &d]));
+        .map(|d| key_of(&[key::CACHE_VERSION, "layer-content", &d]));
         if let Some(d) = same_layer
             .as_ref()
             .and_then(|k| self.cache.get_local(k)?.diff_id?.parse::<Digest>().ok())
