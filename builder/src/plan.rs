@@ -184,12 +184,23 @@ pub enum Input {
     Inline(Vec<(String, String)>),
 }
 
+/// One COPY/ADD source. The frontend decides what a source string is; the solver never does.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub enum Source {
+    /// A path (wildcards allowed) in the op's `from` input.
+    Path(String),
+    /// A file downloaded over http(s) (ADD only).
+    Http { url: String },
+    /// A git repository checked out (ADD only): the URL as written, with its ref, subdir and query.
+    Git { url: String },
+}
+
 /// Copy files into the current root filesystem.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileOp {
     pub from: Input,
-    /// Sources as written (expanded); http(s) URLs are downloaded.
-    pub sources: Vec<String>,
+    /// Sources, typed by the frontend (expanded).
+    pub sources: Vec<Source>,
     /// Absolute destination, trailing `/` kept.
     pub dest: String,
     pub chown: Option<String>,

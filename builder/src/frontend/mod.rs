@@ -25,7 +25,8 @@ use serde_json::Value;
 use crate::frontend::snippet::Located;
 use crate::paths::clean;
 use crate::plan::{
-    Base, Chain, ExecMount, ExecOp, FileOp, Input, MkdirOp, NetworkMode, Op, Plan, RunOptions, Step,
+    Base, Chain, ExecMount, ExecOp, FileOp, Input, MkdirOp, NetworkMode, Op, Plan, RunOptions,
+    Source as CopySource, Step,
 };
 
 /// Build-wide frontend settings.
@@ -782,7 +783,7 @@ impl<'c> StageState<'c> {
             no_cache: self.no_cache,
             op: Op::File(FileOp {
                 from: Input::Local(key.to_string()),
-                sources: vec![".".into()],
+                sources: vec![CopySource::Path(".".into())],
                 dest: "/".into(),
                 chown: None,
                 chmod: None,
@@ -1167,15 +1168,12 @@ impl<'c> StageState<'c> {
             None => Input::Context,
         };
         let mut sources = Vec::new();
+        let mut shown_sources = Vec::new();
         for s in &a.sources {
             let v = x(s)?;
-            if !add && (v.starts_with("http://") || v.starts_with("https://")) {
-                bail!("source can't be a URL for COPY");
-            }
-            sources.push(v);
+            shown_sources.push(v.clone());
+            sources.push(source_of(v, add)?);
         }
-        // History shows the expanded sources, heredocs as `<<NAME`.
-        let mut shown_sources = sources.clone();
         if !a.inline.is_empty() {
             if !sources.is_empty() {
                 bail!("mixing heredoc and path sources is not supported");
@@ -1192,8 +1190,12 @@ impl<'c> StageState<'c> {
                 };
                 inline.push((f.name.clone(), body));
             }
-            sources = inline.iter().map(|(n, _)| n.clone()).collect();
-            shown_sources = sources.iter().map(|n| format!("<<{n}")).collect();
+            // History shows heredocs as `<<NAME`.
+            sources = inline
+                .iter()
+                .map(|(n, _)| CopySource::Path(n.clone()))
+                .collect();
+            shown_sources = inline.iter().map(|(n, _)| format!("<<{n}")).collect();
             from = Input::Inline(inline);
         }
         let dest_word = x(&a.dest)?;
@@ -1222,10 +1224,7 @@ impl<'c> StageState<'c> {
             if sources.len() != 1 {
                 bail!("checksum can't be specified for multiple sources");
             }
-            if !sources[0].starts_with("http://")
-                && !sources[0].starts_with("https://")
-                && !crate::context::git::is_git_url(&sources[0])
-            {
+            if matches!(sources[0], CopySource::Path(_)) {
                 bail!("checksum requires HTTP(S) or Git sources");
             }
         }
@@ -1260,6 +1259,28 @@ impl<'c> StageState<'c> {
         self.step(c, op, created_by)?;
         Ok(())
     }
+}
+
+/// What a COPY/ADD source string is, as BuildKit's `dispatchCopy` decides: a git repository (ADD
+/// only; `github.com/...` without a scheme reads as a path), an http(s) URL (ADD only), or a path.
+fn source_of(v: String, add: bool) -> Result<CopySource> {
+    let is_url = v.starts_with("http://") || v.starts_with("https://");
+    if crate::context::git::is_git_url(&v) && (is_url || !v.starts_with("github.com/") || add) {
+        if !add {
+            if is_url {
+                bail!("source can't be a URL for COPY");
+            }
+            bail!("source can't be a git ref for COPY");
+        }
+        return Ok(CopySource::Git { url: v });
+    }
+    if is_url {
+        if !add {
+            bail!("source can't be a URL for COPY");
+        }
+        return Ok(CopySource::Http { url: v });
+    }
+    Ok(CopySource::Path(v))
 }
 
 /// The image config's healthcheck from the typed one (zero durations and retries: unset).
@@ -1392,7 +1413,7 @@ mod tests {
                 assert_eq!(f.from, Input::Local("tools".into()));
                 assert_eq!(
                     (f.sources.as_slice(), f.dest.as_str()),
-                    (&[".".to_string()][..], "/")
+                    (&[CopySource::Path(".".into())][..], "/")
                 );
             }
             other => panic!("{other:?}"),
@@ -1638,5 +1659,42 @@ mod tests {
             "HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:2}"
         );
         assert!(c.steps.is_empty());
+    }
+
+    #[test]
+    fn sources_are_typed_by_the_frontend() {
+        let src = |v: &str, add: bool| source_of(v.to_string(), add).map_err(|e| e.to_string());
+        let git = "https://example.com/r.git#main:sub";
+        assert_eq!(src(git, true), Ok(CopySource::Git { url: git.into() }));
+        assert_eq!(
+            src("git@host:r.git", true),
+            Ok(CopySource::Git {
+                url: "git@host:r.git".into()
+            })
+        );
+        assert_eq!(
+            src("https://example.com/f.tgz", true),
+            Ok(CopySource::Http {
+                url: "https://example.com/f.tgz".into()
+            })
+        );
+        assert_eq!(src("a/*.txt", true), Ok(CopySource::Path("a/*.txt".into())));
+        // COPY never fetches: URLs and git refs are refused, as BuildKit does.
+        assert_eq!(
+            src("https://example.com/f", false).unwrap_err(),
+            "source can't be a URL for COPY"
+        );
+        assert_eq!(
+            src("git@host:r.git", false).unwrap_err(),
+            "source can't be a git ref for COPY"
+        );
+        assert_eq!(
+            src("github.com/o/r", false),
+            Ok(CopySource::Path("github.com/o/r".into()))
+        );
+        let p = plan("FROM scratch\nADD --checksum=sha256:00 a.txt /\n", &opts());
+        assert!(
+            format!("{:#}", p.unwrap_err()).contains("checksum requires HTTP(S) or Git sources")
+        );
     }
 }

@@ -16,7 +16,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::plan::{CacheMount, ExecMount, ExecOp, FileOp, Input, MkdirOp, Op, Sharing};
+use crate::plan::{CacheMount, ExecMount, ExecOp, FileOp, Input, MkdirOp, Op, Sharing, Source};
 
 /// v3: the explicit field encoding of this module (v2 hashed the op's JSON, stage indexes included).
 pub const CACHE_VERSION: &str = "hoist-build-cache-v3";
@@ -217,11 +217,20 @@ fn mount_fields(k: &mut KeyEncoder, m: &ExecMount) {
     }
 }
 
-/// from (kind), sources, dest, chown, chmod (octal number or symbolic text), exclude, parents,
+/// from (kind), sources (`path:`, `http:` or `git:` + as written), dest, chown, chmod (octal number or symbolic text), exclude, parents,
 /// link, unpack, checksum, keep-git-dir.
 pub fn file_fields(k: &mut KeyEncoder, f: &FileOp) {
     k.str("from", input_kind(&f.from));
-    k.list("sources", &f.sources);
+    let sources: Vec<String> = f
+        .sources
+        .iter()
+        .map(|s| match s {
+            Source::Path(p) => format!("path:{p}"),
+            Source::Http { url } => format!("http:{url}"),
+            Source::Git { url } => format!("git:{url}"),
+        })
+        .collect();
+    k.list("sources", &sources);
     k.str("dest", &f.dest);
     k.opt("chown", f.chown.as_deref());
     let chmod = f.chmod.as_ref().map(|c| match c.octal() {
@@ -251,7 +260,7 @@ mod tests {
     fn copy_from(from: Input) -> Op {
         Op::File(FileOp {
             from,
-            sources: vec!["/out".into()],
+            sources: vec![Source::Path("/out".into())],
             dest: "/app/".into(),
             chown: None,
             chmod: None,
@@ -283,7 +292,7 @@ mod tests {
         let inputs = vec!["sha256:aa".to_string()];
         assert_eq!(
             step_key(P, &copy_from(Input::Chain(1)), None, &inputs),
-            "sha256:e9081681c2e12cb03d0394373454eadd2f113dadfdd5ecc11d2496bf87702d25"
+            "sha256:4dd207a4287840e2a343c2a1c6360238f99f611c4b0dd95cfc28b96f0801334d"
         );
         assert_eq!(
             step_key(P, &run(&["/bin/sh", "-c", "true"], vec![]), None, &[]),
@@ -344,6 +353,22 @@ mod tests {
         assert_ne!(
             k(&run(&["a"], vec![tmpfs(None)])),
             k(&run(&["a"], vec![tmpfs(Some(1))]))
+        );
+        let url = |s: Source| {
+            let mut f = copy_from(Input::Context);
+            if let Op::File(fo) = &mut f {
+                fo.sources = vec![s];
+            }
+            k(&f)
+        };
+        let u = "https://h/r.git";
+        assert_ne!(
+            url(Source::Path(u.into())),
+            url(Source::Http { url: u.into() })
+        );
+        assert_ne!(
+            url(Source::Http { url: u.into() }),
+            url(Source::Git { url: u.into() })
         );
         let mut f = copy_from(Input::Context);
         let base = k(&f);

@@ -26,7 +26,9 @@ use crate::copy::{
     CopyOptions, DestFs, Reads, digest_sources, has_wildcard, plan_copy, resolve_in_layers,
     resolve_sources,
 };
-use crate::plan::{Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Step};
+use crate::plan::{
+    Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Source, Step,
+};
 use crate::progress::{Progress, Vertex};
 use crate::trash::{Scratch, Trash};
 
@@ -536,24 +538,24 @@ impl Solver {
         let mut digest_parts = Vec::new();
         let mut downloads = Vec::new();
         for s in &f.sources {
-            if crate::context::git::is_git_url(s) {
-                let co = crate::context::git::checkout(
-                    s,
-                    &self.store.tmp_dir(),
-                    f.keep_git_dir,
-                    f.checksum.as_deref(),
-                )?;
-                let digest = format!("git:{}:{}:{}", co.commit, co.subdir, f.keep_git_dir);
-                digest_parts.push(digest.clone());
-                downloads.push(crate::context::fetch::Download {
-                    dir: co.dir,
-                    name: co.subdir,
-                    digest,
-                });
-            } else if s.starts_with("http://") || s.starts_with("https://") {
-                urls.push(s.clone());
-            } else {
-                local.push(s.clone());
+            match s {
+                Source::Git { url } => {
+                    let co = crate::context::git::checkout(
+                        url,
+                        &self.store.tmp_dir(),
+                        f.keep_git_dir,
+                        f.checksum.as_deref(),
+                    )?;
+                    let digest = format!("git:{}:{}:{}", co.commit, co.subdir, f.keep_git_dir);
+                    digest_parts.push(digest.clone());
+                    downloads.push(crate::context::fetch::Download {
+                        dir: co.dir,
+                        name: co.subdir,
+                        digest,
+                    });
+                }
+                Source::Http { url } => urls.push(url.clone()),
+                Source::Path(p) => local.push(p.clone()),
             }
         }
         for u in &urls {
