@@ -7,17 +7,19 @@ pub mod key;
 pub mod mount_key;
 pub mod mounts;
 pub mod reproducible;
+pub mod schedule;
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use hoist_image::layer::entries::clamp_mtime;
 use hoist_image::{Digest, ImageConfig, Store};
 use hoist_runtime as rt;
 
+use self::schedule::Scheduler;
 use crate::cache::{Cache, CacheRecord, key_of};
 use crate::context::{HashIndex, SourceRoot, sha256_bytes};
 use crate::copy::dest_tree::FileSource;
@@ -91,8 +93,6 @@ impl StepError {
     }
 }
 
-type Slot = Option<std::result::Result<Arc<ChainResult>, String>>;
-
 impl Solver {
     pub fn new(
         store: Store,
@@ -123,50 +123,19 @@ impl Solver {
     /// Runs every chain of the plan (in parallel where independent) and returns the target's result.
     pub fn solve(&self, plan: &Plan) -> Result<ChainResult> {
         let _lease = self.store.lease()?;
-        let slots: Mutex<Vec<Slot>> = Mutex::new(vec![None; plan.chains.len()]);
-        let cv = Condvar::new();
-        let wait = |i: usize| -> Result<Arc<ChainResult>> {
-            let mut g = slots.lock().unwrap();
-            loop {
-                match &g[i] {
-                    Some(Ok(r)) => return Ok(r.clone()),
-                    Some(Err(e)) => bail!("{e}"),
-                    None => g = cv.wait(g).unwrap(),
-                }
-            }
-        };
         // Chains other chains build on or read from: their last layer is needed unpacked.
         let consumed: Vec<bool> = (0..plan.chains.len())
             .map(|i| plan.chains.iter().any(|c| reads_chain(c, i)))
             .collect();
+        let sched = Scheduler::<ChainResult>::new(plan.chains.len());
+        let results = sched.run(|i, sched| self.run_chain(&plan.chains[i], consumed[i], sched));
         let mut first_err: Option<anyhow::Error> = None;
-        std::thread::scope(|s| {
-            let handles: Vec<_> = plan
-                .chains
-                .iter()
-                .enumerate()
-                .map(|(i, chain)| {
-                    let wait = &wait;
-                    let slots = &slots;
-                    let cv = &cv;
-                    let consumed = consumed[i];
-                    s.spawn(move || {
-                        let r = self.run_chain(chain, consumed, wait);
-                        let slot = match &r {
-                            Ok(c) => Ok(Arc::new(c.clone())),
-                            Err(e) => Err(format!("{e:#}")),
-                        };
-                        slots.lock().unwrap()[i] = Some(slot);
-                        cv.notify_all();
-                        r.map(|_| ())
-                    })
-                })
-                .collect();
-            for h in handles {
-                if let Err(e) = h
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow!("build thread panicked")))
-                {
+        let mut target = None;
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(r) if i == plan.target => target = Some(r),
+                Ok(_) => {}
+                Err(e) => {
                     // Prefer the step that failed over chains that failed waiting for it.
                     let is_step = e.downcast_ref::<StepError>().is_some();
                     if first_err.is_none()
@@ -179,7 +148,7 @@ impl Solver {
                     }
                 }
             }
-        });
+        }
         let _ = self.index.save();
         if self.ran.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = self.store.set_gc_root(
@@ -195,10 +164,8 @@ impl Solver {
         if let Some(e) = first_err {
             return Err(e);
         }
-        let r = slots.lock().unwrap()[plan.target].take();
-        match r {
-            Some(Ok(r)) => Ok((*r).clone()),
-            Some(Err(e)) => bail!("{e}"),
+        match target {
+            Some(r) => Ok((*r).clone()),
             None => bail!("target was not built"),
         }
     }
@@ -208,8 +175,9 @@ impl Solver {
         &self,
         chain: &Chain,
         consumed: bool,
-        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
+        sched: &Scheduler<ChainResult>,
     ) -> Result<ChainResult> {
+        let wait = &|i: usize| sched.wait(i);
         // As BuildKit numbers a stage's steps: its FROM counts when it is an image (not scratch
         // or another stage), and the index is padded to the total's width (`[ 1/10]`).
         let from_image = matches!(chain.base, Base::Image { .. });
@@ -242,6 +210,9 @@ impl Solver {
         }
         let mut created: Vec<Option<String>> = Vec::new();
         for (i, step) in chain.steps.iter().enumerate() {
+            if sched.is_cancelled() {
+                return Err(schedule::Cancelled.into());
+            }
             // Inputs this step reads must be ready before its key can be computed.
             for c in step_inputs(step) {
                 wait(c)?;
