@@ -1,36 +1,40 @@
 //! The solver: runs a [`Plan`] (knows nothing of Dockerfiles). Chains run in parallel threads as soon
-//! as the chains they read from are done; each step is keyed by content (parent key + operation +
-//! digests of what it reads) and skipped when the cache already has its layer.
+//! as the chains they read from are done ([`schedule`]); each step is keyed by content ([`key`]:
+//! parent key + operation + digests of what it reads) and skipped when the cache already has its
+//! layer.
+//!
+//! Owns: scheduling, step keys, running RUN (`exec`) with its mounts ([`mounts`], [`mount_key`]),
+//! COPY/ADD (`file_copy`) and mkdir ([`fileops`]) at solve time, what steps read (`inputs`),
+//! `SOURCE_DATE_EPOCH` clamping ([`reproducible`]) and step errors ([`StepError`]).
+//! Must not touch: Dockerfile syntax or source strings (the frontend types every input), nor how
+//! errors are excerpted (the frontend renders a step's location).
 
+mod error;
+mod exec;
+mod file_copy;
 pub mod fileops;
+mod inputs;
 pub mod key;
 pub mod mount_key;
 pub mod mounts;
 pub mod reproducible;
 pub mod schedule;
 
+pub use error::StepError;
+
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use hoist_image::layer::entries::clamp_mtime;
+use anyhow::{Result, anyhow, bail};
 use hoist_image::{Digest, ImageConfig, Store};
-use hoist_runtime as rt;
 
+use self::file_copy::PreparedCopy;
 use self::schedule::Scheduler;
 use crate::cache::{Cache, CacheRecord, key_of};
-use crate::context::{HashIndex, SourceRoot, sha256_bytes};
-use crate::copy::dest_tree::FileSource;
-use crate::copy::union::Union;
-use crate::copy::{
-    CopyOptions, DestFs, Reads, digest_sources, has_wildcard, plan_copy, resolve_in_layers,
-    resolve_sources,
-};
-use crate::plan::{
-    Base, Chain, ExecMount, ExecOp, FileOp, Input, NetworkMode, Op, Plan, Source, Step,
-};
+use crate::context::{HashIndex, SourceRoot};
+use crate::plan::{Base, Chain, ExecMount, Input, Op, Plan, Step};
 use crate::progress::{Progress, Vertex};
 use crate::trash::{Scratch, Trash};
 
@@ -43,20 +47,6 @@ pub struct ChainResult {
     pub diff_ids: Vec<String>,
     /// The final config (history and rootfs filled in).
     pub config: ImageConfig,
-}
-
-/// A failed step. It displays as the last line of BuildKit's report (`failed to solve: MESSAGE`,
-/// which the CLI prefixes with `ERROR: failed to build: `); [`StepError::report`] is what
-/// precedes it.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to solve: {message}")]
-pub struct StepError {
-    pub title: String,
-    /// The Dockerfile excerpt at the step (all a quiet build shows above the error).
-    pub location: String,
-    pub display: String,
-    pub message: String,
-    pub tail: String,
 }
 
 /// Everything the solver needs.
@@ -80,17 +70,6 @@ pub struct Solver {
     trash: Arc<Trash>,
     /// Whether any step ran (then the cache's GC roots are refreshed).
     ran: std::sync::atomic::AtomicBool,
-}
-
-impl StepError {
-    /// The lines BuildKit prints above the error: the step and the end of its output between
-    /// `------` rules, then where it is in the Dockerfile.
-    pub fn report(&self) -> String {
-        format!(
-            "------\n{}\n{}------\n{}",
-            self.title, self.tail, self.location
-        )
-    }
 }
 
 impl Solver {
@@ -380,438 +359,6 @@ impl Solver {
         self.ran.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok((key, rec, false))
     }
-
-    /// A key standing for the content of an input.
-    fn input_key(
-        &self,
-        input: &Input,
-        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
-    ) -> Result<String> {
-        Ok(match input {
-            Input::Context | Input::Local(_) => {
-                let ctx = self.local_root(input)?;
-                let m = resolve_sources(ctx, ".")?;
-                digest_sources(ctx, &m, &CopyOptions::default(), &self.index, None)?
-            }
-            Input::Chain(c) => wait(*c)?.key.clone(),
-            Input::Image(r) => self.resolve_image(r)?.id().to_string(),
-            Input::Inline(files) => sha256_bytes(serde_json::to_string(files)?.as_bytes()),
-        })
-    }
-
-    fn context(&self) -> Result<&SourceRoot> {
-        self.context
-            .as_ref()
-            .ok_or_else(|| anyhow!("no build context: the Dockerfile was read from stdin"))
-    }
-
-    /// The directory of the main context or of a named local one.
-    pub(crate) fn local_root(&self, input: &Input) -> Result<&SourceRoot> {
-        match input {
-            Input::Local(n) => self
-                .named
-                .get(n)
-                .ok_or_else(|| anyhow!("no build context named {n:?}")),
-            _ => self.context(),
-        }
-    }
-
-    /// The layers of a stage's result or of an image, bottom first.
-    pub(crate) fn input_diff_ids(
-        &self,
-        input: &Input,
-        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
-    ) -> Result<Vec<String>> {
-        Ok(match input {
-            Input::Chain(c) => wait(*c)?.diff_ids.clone(),
-            Input::Image(r) => {
-                let ids = self.resolve_image(r)?.config.rootfs.diff_ids;
-                ids.iter().map(|d| d.to_string()).collect()
-            }
-            _ => bail!("not a stage or an image"),
-        })
-    }
-
-    fn resolve_image(&self, r: &str) -> Result<hoist_image::Image> {
-        self.store
-            .resolve(r)
-            .with_context(|| format!("failed to resolve source metadata for {r}"))
-    }
-
-    /// A directory holding an input's files (flattened once per build for chains and images).
-    pub(crate) fn input_root(
-        &self,
-        input: &Input,
-        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
-    ) -> Result<SourceRoot> {
-        let (name, layers) = match input {
-            Input::Context | Input::Local(_) => return Ok(self.local_root(input)?.clone()),
-            Input::Inline(files) => {
-                let d = Scratch::new(&self.trash, &self.store.tmp_dir(), "inline-")?;
-                for (n, c) in files {
-                    fs::write(d.path().join(n), c)?;
-                }
-                let root = d.path().to_path_buf();
-                self.flat
-                    .lock()
-                    .unwrap()
-                    .insert(format!("inline-{}", root.display()), Arc::new(d));
-                return Ok(SourceRoot::plain(root));
-            }
-            Input::Chain(_) | Input::Image(_) => self.layer_dirs(input, wait)?,
-        };
-        if let Some(d) = self.flat.lock().unwrap().get(&name) {
-            return Ok(SourceRoot::plain(d.path()));
-        }
-        let d = Scratch::new(&self.trash, &self.store.tmp_dir(), "flat-")?;
-        Union::new(layers).flatten_into(d.path())?;
-        let root = d.path().to_path_buf();
-        self.flat.lock().unwrap().insert(name, Arc::new(d));
-        Ok(SourceRoot::plain(root))
-    }
-
-    /// A name for a chain's or an image's result and its unpacked layer directories, bottom first.
-    fn layer_dirs(
-        &self,
-        input: &Input,
-        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
-    ) -> Result<(String, Vec<PathBuf>)> {
-        let (name, diff_ids) = match input {
-            Input::Chain(c) => {
-                let r = wait(*c)?;
-                (r.key.clone(), r.diff_ids.clone())
-            }
-            Input::Image(r) => {
-                let img = self.resolve_image(r)?;
-                let ids = img.config.rootfs.diff_ids.iter();
-                (img.id().to_string(), ids.map(|d| d.to_string()).collect())
-            }
-            _ => bail!("not a stage or an image"),
-        };
-        let layers = diff_ids
-            .iter()
-            .map(|d| {
-                Ok(self
-                    .store
-                    .unpacked_layer(&d.parse().map_err(|e| anyhow!("{e}"))?)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((name, layers))
-    }
-
-    fn prepare_copy(
-        &self,
-        f: &FileOp,
-        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
-    ) -> Result<PreparedCopy> {
-        let mut urls = Vec::new();
-        let mut local = Vec::new();
-        let mut digest_parts = Vec::new();
-        let mut downloads = Vec::new();
-        for s in &f.sources {
-            match s {
-                Source::Git { url } => {
-                    let co = crate::context::git::checkout(
-                        url,
-                        &self.store.tmp_dir(),
-                        f.keep_git_dir,
-                        f.checksum.as_deref(),
-                    )?;
-                    let digest = format!("git:{}:{}:{}", co.commit, co.subdir, f.keep_git_dir);
-                    digest_parts.push(digest.clone());
-                    downloads.push(crate::context::fetch::Download {
-                        dir: co.dir,
-                        name: co.subdir,
-                        digest,
-                    });
-                }
-                Source::Http { url } => urls.push(url.clone()),
-                Source::Path(p) => local.push(p.clone()),
-            }
-        }
-        for u in &urls {
-            let dl =
-                crate::context::fetch::download(u, &self.store.tmp_dir(), f.checksum.as_deref())?;
-            digest_parts.push(dl.digest.clone());
-            downloads.push(dl);
-        }
-        let mut root = None;
-        let mut matched = Vec::new();
-        let mut reads = Reads::default();
-        if !local.is_empty() {
-            // A stage's or an image's sources are named through its layers; it is flattened only
-            // to copy from it (in `file`, on a cache miss), unless a wildcard must be listed.
-            let in_layers = matches!(f.from, Input::Chain(_) | Input::Image(_))
-                && !local.iter().any(|s| has_wildcard(s));
-            let r = if in_layers {
-                let view = Union::new(self.layer_dirs(&f.from, wait)?.1);
-                for s in &local {
-                    matched.extend(resolve_in_layers(&view, s)?);
-                }
-                None
-            } else {
-                let r = self.input_root(&f.from, wait)?;
-                for s in &local {
-                    matched.extend(resolve_sources(&r, s)?);
-                }
-                Some(r)
-            };
-            let d = match (&f.from, &r) {
-                (Input::Context | Input::Local(_) | Input::Inline(_), Some(r)) => {
-                    digest_sources(r, &matched, &copy_options(f), &self.index, Some(&mut reads))?
-                }
-                (other, _) => {
-                    let k = self.input_key(other, wait)?;
-                    let names: Vec<&str> = matched.iter().map(|m| m.rel.as_str()).collect();
-                    key_of(&[&k, &names.join("\n")])
-                }
-            };
-            digest_parts.push(d);
-            root = r;
-        }
-        Ok(PreparedCopy {
-            digest: digest_parts.join(","),
-            root,
-            matched,
-            downloads,
-            reads,
-        })
-    }
-
-    /// Runs a COPY/ADD: plans it over the image's layers, then writes its layer (and, with `unpack`,
-    /// its unpacked files) in one pass.
-    fn file(
-        &self,
-        f: &FileOp,
-        p: &mut PreparedCopy,
-        lowers: Vec<PathBuf>,
-        unpack: bool,
-        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
-    ) -> Result<hoist_image::LayerInfo> {
-        let dest_fs = DestFs::plan(lowers, self.store.tmp_dir());
-        let mut opts = copy_options(f);
-        if let Some(c) = &f.chown {
-            opts.chown = Some(crate::copy::users::resolve_chown(c, &dest_fs.view)?);
-        }
-        if p.root.is_none() && !p.matched.is_empty() {
-            p.root = Some(self.input_root(&f.from, wait)?);
-        }
-        if let Some(root) = &p.root {
-            plan_copy(
-                root,
-                &p.matched,
-                &dest_fs,
-                &f.dest,
-                &opts,
-                Some(&p.reads.walks),
-            )?;
-        }
-        for dl in &p.downloads {
-            let src = SourceRoot::plain(dl.dir.path());
-            let m = resolve_sources(&src, &dl.name)?;
-            let o = CopyOptions {
-                unpack_archives: false,
-                ..opts.clone()
-            };
-            plan_copy(&src, &m, &dest_fs, &f.dest, &o, None)?;
-        }
-        // A layer already stored with exactly this content (same entries, same file contents) is
-        // taken as it is: nothing is written. Steps that read its files unpack it on demand.
-        let epoch = self.source_date_epoch;
-        let content = |s: &FileSource| p.reads.digests.get(&s.path).cloned();
-        let same_layer = match self.no_cache {
-            true => None,
-            false => dest_fs
-                .tree
-                .borrow()
-                .digest(&|t| clamp_mtime(t, epoch), &content),
-        }
-        .map(|d| key_of(&[key::CACHE_VERSION, "layer-content", &d]));
-        if let Some(d) = same_layer
-            .as_ref()
-            .and_then(|k| self.cache.get_local(k)?.diff_id?.parse::<Digest>().ok())
-            && self.store.has_blob(&d)
-        {
-            let size = self.store.blob_size(&d)?;
-            return Ok(hoist_image::LayerInfo::uncompressed(d, size));
-        }
-        let staging = if unpack {
-            Some(Scratch::adopt(&self.trash, self.store.staging_dir()?))
-        } else {
-            None
-        };
-        let info = crate::copy::layer_out::commit(
-            &self.store,
-            &dest_fs.tree.borrow(),
-            Some(&mut p.reads.contents),
-            &self.layer_options(),
-            staging.as_ref().map(|s| s.path()),
-        )?;
-        if let Some(s) = staging
-            && self.store.adopt_unpacked(&info.diff_id, s.path())?
-        {
-            s.forget();
-        }
-        if let Some(k) = &same_layer {
-            let rec = CacheRecord {
-                diff_id: Some(info.diff_id.to_string()),
-                created: None,
-            };
-            self.cache.put_local(k, &rec)?;
-        }
-        Ok(info)
-    }
-
-    fn exec(
-        &self,
-        e: &ExecOp,
-        lowers: Vec<PathBuf>,
-        upper: &Path,
-        work: &Path,
-        wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
-        v: &Vertex,
-    ) -> Result<()> {
-        fs::create_dir_all(work)?;
-        let prepared = self.prepare_mounts(e, wait)?;
-        let mut env: Vec<String> = e
-            .env
-            .iter()
-            .filter(|kv| {
-                let k = kv.split('=').next().unwrap_or("");
-                !prepared.env.iter().any(|x| x.split('=').next() == Some(k))
-            })
-            .cloned()
-            .collect();
-        env.extend(prepared.env.iter().cloned());
-        let spec = rt::Spec {
-            rootfs: rt::Rootfs::Overlay {
-                lowers,
-                upper: upper.to_path_buf(),
-                work: work.to_path_buf(),
-            },
-            process: rt::Process {
-                args: e.args.clone(),
-                env,
-                cwd: e.cwd.clone(),
-                user: e.user.clone(),
-                rlimits: prepared.rlimits.clone(),
-                ..Default::default()
-            },
-            hostname: e
-                .sandbox
-                .hostname
-                .clone()
-                .unwrap_or_else(|| rt::BUILD_HOSTNAME.into()),
-            flavor: rt::Flavor::Build,
-            network: match e.network {
-                NetworkMode::Host => rt::Network::Host,
-                NetworkMode::None => rt::Network::None,
-            },
-            mounts: prepared.mounts.clone(),
-            etc: rt::EtcFiles {
-                hosts: prepared.hosts.clone(),
-                ..Default::default()
-            },
-            // BuildKit's RUN may gain privileges (setuid binaries work, no no_new_privs).
-            security: rt::Security {
-                no_new_privileges: false,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let (out_r, out_w) = rustix::pipe::pipe()?;
-        let (err_r, err_w) = rustix::pipe::pipe()?;
-        let (out_r, err_r) = (fs::File::from(out_r), fs::File::from(err_r));
-        let done = std::sync::atomic::AtomicBool::new(false);
-        let status = std::thread::scope(|s| {
-            let runner = s.spawn(|| {
-                let st = rt::run(
-                    &spec,
-                    rt::Stdio::Fds {
-                        stdin: None,
-                        stdout: out_w,
-                        stderr: err_w,
-                    },
-                );
-                done.store(true, std::sync::atomic::Ordering::SeqCst);
-                st
-            });
-            // Stream output while the process runs; stop at EOF on both pipes, or shortly after the
-            // run returned even if something still holds a write end.
-            pump_output(&[&out_r, &err_r], &done, v);
-            runner
-                .join()
-                .unwrap_or_else(|_| Err(rt::Error::Invalid("runtime thread panicked".into())))
-        });
-        drop(prepared);
-        let status = status.map_err(|e| anyhow!("{e}"))?;
-        if !status.success() {
-            // BuildKit: `process %q did not complete successfully` (Go-quoted: `\n` shows as
-            // `\\n`, quotes as `\"`, a tab as `\t`).
-            bail!(
-                "process {} did not complete successfully: exit code: {}",
-                hoist_parser::dump::go_quote(&e.args.join(" ")),
-                status.code()
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Reads lines from the pipes into the vertex log until every pipe is at EOF, or `done` is set and
-/// nothing more arrives for a moment.
-fn pump_output(pipes: &[&fs::File], done: &std::sync::atomic::AtomicBool, v: &Vertex) {
-    use rustix::event::{PollFd, PollFlags, poll};
-    use std::io::Read;
-    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); pipes.len()];
-    let mut open: Vec<bool> = vec![true; pipes.len()];
-    let mut idle_after_done = 0;
-    while open.iter().any(|o| *o) {
-        let mut fds: Vec<PollFd> = pipes
-            .iter()
-            .zip(&open)
-            .filter(|(_, o)| **o)
-            .map(|(p, _)| PollFd::new(*p, PollFlags::IN))
-            .collect();
-        let idx: Vec<usize> = (0..pipes.len()).filter(|i| open[*i]).collect();
-        let timeout = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 100_000_000,
-        };
-        let n = poll(&mut fds, Some(&timeout)).unwrap_or(0);
-        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
-        drop(fds);
-        if n == 0 {
-            if done.load(std::sync::atomic::Ordering::SeqCst) {
-                idle_after_done += 1;
-                if idle_after_done > 5 {
-                    break;
-                }
-            }
-            continue;
-        }
-        for (k, i) in idx.into_iter().enumerate() {
-            if !ready[k] {
-                continue;
-            }
-            let mut chunk = [0u8; 8192];
-            match { pipes[i] }.read(&mut chunk) {
-                Ok(0) | Err(_) => open[i] = false,
-                Ok(m) => {
-                    bufs[i].extend_from_slice(&chunk[..m]);
-                    while let Some(pos) = bufs[i].iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = bufs[i].drain(..=pos).collect();
-                        v.log(String::from_utf8_lossy(&line[..line.len() - 1]).as_ref());
-                    }
-                }
-            }
-        }
-    }
-    for b in bufs {
-        if !b.is_empty() {
-            v.log(&String::from_utf8_lossy(&b));
-        }
-    }
 }
 
 /// The chains a step reads from.
@@ -841,27 +388,6 @@ fn step_inputs(step: &Step) -> Vec<usize> {
         }
     }
     out
-}
-
-fn copy_options(f: &FileOp) -> CopyOptions {
-    CopyOptions {
-        chown: None,
-        chmod: f.chmod.clone(),
-        exclude: f.exclude.clone(),
-        parents: f.parents,
-        preserve_owner: !matches!(f.from, Input::Context | Input::Local(_) | Input::Inline(_)),
-        unpack_archives: f.unpack,
-    }
-}
-
-/// A COPY/ADD whose sources are resolved and hashed.
-struct PreparedCopy {
-    digest: String,
-    root: Option<SourceRoot>,
-    matched: Vec<crate::copy::Matched>,
-    downloads: Vec<crate::context::fetch::Download>,
-    /// What hashing walked and read, for the copy.
-    reads: Reads,
 }
 
 /// Whether `chain` builds on chain `i` or reads files from it.
