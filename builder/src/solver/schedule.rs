@@ -140,7 +140,8 @@ mod tests {
             pos(0) < pos(1) && pos(1) < pos(2) && pos(2) < pos(3),
             "{log:?}"
         );
-        assert_eq!(*out[3].as_ref().unwrap().as_ref(), 3 + 3 + 0);
+        // 3 + (2 + 1 + 0) + 0: each job saw its inputs' finished results.
+        assert_eq!(*out[3].as_ref().unwrap().as_ref(), 6);
     }
 
     #[test]
