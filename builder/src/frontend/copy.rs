@@ -120,11 +120,8 @@ impl StageState<'_> {
 /// only; `github.com/...` without a scheme reads as a path), an http(s) URL (ADD only), or a path.
 pub(super) fn source_of(v: String, add: bool) -> Result<CopySource> {
     let is_url = v.starts_with("http://") || v.starts_with("https://");
-    if crate::context::git::is_git_url(&v) && (is_url || !v.starts_with("github.com/") || add) {
+    if crate::context::git::is_git_url(&v) && (add || !v.starts_with("github.com/")) {
         if !add {
-            if is_url {
-                bail!("source can't be a URL for COPY");
-            }
             bail!("source can't be a git ref for COPY");
         }
         return Ok(CopySource::Git { url: v });

@@ -344,6 +344,10 @@ fn sources_are_typed_by_the_frontend() {
         "source can't be a git ref for COPY"
     );
     assert_eq!(
+        src("https://example.com/r.git", false).unwrap_err(),
+        "source can't be a git ref for COPY"
+    );
+    assert_eq!(
         src("github.com/o/r", false),
         Ok(CopySource::Path("github.com/o/r".into()))
     );
