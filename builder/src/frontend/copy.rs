@@ -117,10 +117,11 @@ impl StageState<'_> {
 }
 
 /// What a COPY/ADD source string is, as BuildKit's `dispatchCopy` decides: a git repository (ADD
-/// only; `github.com/...` without a scheme reads as a path), an http(s) URL (ADD only), or a path.
+/// only), an http(s) URL (ADD only), or a path. `github.com/...` without a scheme is a path for
+/// both (dfgitutil's `IndistinguishableFromLocal`), unlike a build context argument.
 pub(super) fn source_of(v: String, add: bool) -> Result<CopySource> {
     let is_url = v.starts_with("http://") || v.starts_with("https://");
-    if crate::context::git::is_git_url(&v) && (add || !v.starts_with("github.com/")) {
+    if crate::context::git::is_git_url(&v) && !v.starts_with("github.com/") {
         if !add {
             bail!("source can't be a git ref for COPY");
         }

@@ -347,10 +347,12 @@ fn sources_are_typed_by_the_frontend() {
         src("https://example.com/r.git", false).unwrap_err(),
         "source can't be a git ref for COPY"
     );
-    assert_eq!(
-        src("github.com/o/r", false),
-        Ok(CopySource::Path("github.com/o/r".into()))
-    );
+    for add in [false, true] {
+        assert_eq!(
+            src("github.com/o/r", add),
+            Ok(CopySource::Path("github.com/o/r".into()))
+        );
+    }
     let p = plan("FROM scratch\nADD --checksum=sha256:00 a.txt /\n", &opts());
     assert!(format!("{:#}", p.unwrap_err()).contains("checksum requires HTTP(S) or Git sources"));
 }
