@@ -189,10 +189,18 @@ pub enum Input {
 pub enum Source {
     /// A path (wildcards allowed) in the op's `from` input.
     Path(String),
-    /// A file downloaded over http(s) (ADD only).
-    Http { url: String },
-    /// A git repository checked out (ADD only): the URL as written, with its ref, subdir and query.
-    Git { url: String },
+    /// A file downloaded over http(s) (ADD only); `checksum`: `ADD --checksum`, verified.
+    Http {
+        url: String,
+        checksum: Option<String>,
+    },
+    /// A git repository checked out (ADD only): the URL as written, with its ref, subdir and query;
+    /// `ADD --keep-git-dir` and `--checksum` (the commit the checkout must be).
+    Git {
+        url: String,
+        keep_git_dir: bool,
+        checksum: Option<String>,
+    },
 }
 
 /// Copy files into the current root filesystem.
@@ -211,10 +219,6 @@ pub struct FileOp {
     pub link: bool,
     /// ADD: unpack local archives.
     pub unpack: bool,
-    /// ADD --checksum for a URL.
-    pub checksum: Option<String>,
-    /// ADD of a git repository: keep its `.git` directory.
-    pub keep_git_dir: bool,
 }
 
 /// How concurrent builds share a cache mount.

@@ -83,6 +83,20 @@ impl StageState<'_> {
                 bail!("checksum requires HTTP(S) or Git sources");
             }
         }
+        for s in &mut sources {
+            match s {
+                CopySource::Http { checksum: c, .. } => c.clone_from(&checksum),
+                CopySource::Git {
+                    checksum: c,
+                    keep_git_dir,
+                    ..
+                } => {
+                    c.clone_from(&checksum);
+                    *keep_git_dir = a.keep_git_dir.unwrap_or(false);
+                }
+                CopySource::Path(_) => {}
+            }
+        }
         // As BuildKit's commit message: flags, sources, then the destination (all expanded).
         let mut created_by = kw.to_string();
         if a.parents {
@@ -108,8 +122,6 @@ impl StageState<'_> {
             parents: a.parents,
             link: a.link,
             unpack: add && a.unpack.unwrap_or(true),
-            checksum,
-            keep_git_dir: a.keep_git_dir.unwrap_or(false),
         });
         self.step(c, op, created_by)?;
         Ok(())
@@ -125,13 +137,20 @@ pub(super) fn source_of(v: String, add: bool) -> Result<CopySource> {
         if !add {
             bail!("source can't be a git ref for COPY");
         }
-        return Ok(CopySource::Git { url: v });
+        return Ok(CopySource::Git {
+            url: v,
+            keep_git_dir: false,
+            checksum: None,
+        });
     }
     if is_url {
         if !add {
             bail!("source can't be a URL for COPY");
         }
-        return Ok(CopySource::Http { url: v });
+        return Ok(CopySource::Http {
+            url: v,
+            checksum: None,
+        });
     }
     Ok(CopySource::Path(v))
 }

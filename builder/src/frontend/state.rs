@@ -196,8 +196,6 @@ impl<'c> StageState<'c> {
                 parents: false,
                 link: false,
                 unpack: false,
-                checksum: None,
-                keep_git_dir: false,
             }),
         });
     }

@@ -320,17 +320,18 @@ fn metadata_instructions() {
 fn sources_are_typed_by_the_frontend() {
     let src = |v: &str, add: bool| source_of(v.to_string(), add).map_err(|e| e.to_string());
     let git = "https://example.com/r.git#main:sub";
-    assert_eq!(src(git, true), Ok(CopySource::Git { url: git.into() }));
-    assert_eq!(
-        src("git@host:r.git", true),
-        Ok(CopySource::Git {
-            url: "git@host:r.git".into()
-        })
-    );
+    let g = |url: &str| CopySource::Git {
+        url: url.into(),
+        keep_git_dir: false,
+        checksum: None,
+    };
+    assert_eq!(src(git, true), Ok(g(git)));
+    assert_eq!(src("git@host:r.git", true), Ok(g("git@host:r.git")));
     assert_eq!(
         src("https://example.com/f.tgz", true),
         Ok(CopySource::Http {
-            url: "https://example.com/f.tgz".into()
+            url: "https://example.com/f.tgz".into(),
+            checksum: None,
         })
     );
     assert_eq!(src("a/*.txt", true), Ok(CopySource::Path("a/*.txt".into())));
@@ -353,6 +354,33 @@ fn sources_are_typed_by_the_frontend() {
             Ok(CopySource::Path("github.com/o/r".into()))
         );
     }
+    let p = plan(
+        "FROM scratch\nADD --keep-git-dir --checksum=abc https://h/r.git /\nADD --checksum=sha256:00 https://h/f /\n",
+        &opts(),
+    )
+    .unwrap();
+    let sources: Vec<&CopySource> = p.chains[0]
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::File(f) => f.sources.first(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            &CopySource::Git {
+                url: "https://h/r.git".into(),
+                keep_git_dir: true,
+                checksum: Some("abc".into()),
+            },
+            &CopySource::Http {
+                url: "https://h/f".into(),
+                checksum: Some("sha256:00".into()),
+            }
+        ]
+    );
     let p = plan("FROM scratch\nADD --checksum=sha256:00 a.txt /\n", &opts());
     assert!(format!("{:#}", p.unwrap_err()).contains("checksum requires HTTP(S) or Git sources"));
 }

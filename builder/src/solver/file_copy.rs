@@ -32,14 +32,18 @@ impl Solver {
         let mut downloads = Vec::new();
         for s in &f.sources {
             match s {
-                Source::Git { url } => {
+                Source::Git {
+                    url,
+                    keep_git_dir,
+                    checksum,
+                } => {
                     let co = crate::context::git::checkout(
                         url,
                         &self.store.tmp_dir(),
-                        f.keep_git_dir,
-                        f.checksum.as_deref(),
+                        *keep_git_dir,
+                        checksum.as_deref(),
                     )?;
-                    let digest = format!("git:{}:{}:{}", co.commit, co.subdir, f.keep_git_dir);
+                    let digest = format!("git:{}:{}:{}", co.commit, co.subdir, keep_git_dir);
                     digest_parts.push(digest.clone());
                     downloads.push(crate::context::fetch::Download {
                         dir: co.dir,
@@ -47,13 +51,13 @@ impl Solver {
                         digest,
                     });
                 }
-                Source::Http { url } => urls.push(url.clone()),
+                Source::Http { url, checksum } => urls.push((url, checksum)),
                 Source::Path(p) => local.push(p.clone()),
             }
         }
-        for u in &urls {
+        for (u, checksum) in urls {
             let dl =
-                crate::context::fetch::download(u, &self.store.tmp_dir(), f.checksum.as_deref())?;
+                crate::context::fetch::download(u, &self.store.tmp_dir(), checksum.as_deref())?;
             digest_parts.push(dl.digest.clone());
             downloads.push(dl);
         }

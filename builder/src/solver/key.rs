@@ -217,20 +217,29 @@ fn mount_fields(k: &mut KeyEncoder, m: &ExecMount) {
     }
 }
 
-/// from (kind), sources (`path:`, `http:` or `git:` + as written), dest, chown, chmod (octal number or symbolic text), exclude, parents,
-/// link, unpack, checksum, keep-git-dir.
+/// from (kind), sources (count, then each: `path`; `http` and its checksum; `git`, keep-git-dir and
+/// checksum), dest, chown, chmod (octal number or symbolic text), exclude, parents, link, unpack.
 pub fn file_fields(k: &mut KeyEncoder, f: &FileOp) {
     k.str("from", input_kind(&f.from));
-    let sources: Vec<String> = f
-        .sources
-        .iter()
-        .map(|s| match s {
-            Source::Path(p) => format!("path:{p}"),
-            Source::Http { url } => format!("http:{url}"),
-            Source::Git { url } => format!("git:{url}"),
-        })
-        .collect();
-    k.list("sources", &sources);
+    k.num("sources", Some(f.sources.len()));
+    for s in &f.sources {
+        match s {
+            Source::Path(p) => k.str("path", p),
+            Source::Http { url, checksum } => {
+                k.str("http", url);
+                k.opt("checksum", checksum.as_deref());
+            }
+            Source::Git {
+                url,
+                keep_git_dir,
+                checksum,
+            } => {
+                k.str("git", url);
+                k.bool("keep-git-dir", *keep_git_dir);
+                k.opt("checksum", checksum.as_deref());
+            }
+        }
+    }
     k.str("dest", &f.dest);
     k.opt("chown", f.chown.as_deref());
     let chmod = f.chmod.as_ref().map(|c| match c.octal() {
@@ -242,8 +251,6 @@ pub fn file_fields(k: &mut KeyEncoder, f: &FileOp) {
     k.bool("parents", f.parents);
     k.bool("link", f.link);
     k.bool("unpack", f.unpack);
-    k.opt("checksum", f.checksum.as_deref());
-    k.bool("keep-git-dir", f.keep_git_dir);
 }
 
 /// path, user.
@@ -268,8 +275,6 @@ mod tests {
             parents: false,
             link: false,
             unpack: false,
-            checksum: None,
-            keep_git_dir: false,
         })
     }
 
@@ -292,7 +297,7 @@ mod tests {
         let inputs = vec!["sha256:aa".to_string()];
         assert_eq!(
             step_key(P, &copy_from(Input::Chain(1)), None, &inputs),
-            "sha256:4dd207a4287840e2a343c2a1c6360238f99f611c4b0dd95cfc28b96f0801334d"
+            "sha256:7879664229641b1cca12b844f667fd8f4eed9336c3e07251d8e7965c998664fa"
         );
         assert_eq!(
             step_key(P, &run(&["/bin/sh", "-c", "true"], vec![]), None, &[]),
@@ -305,6 +310,20 @@ mod tests {
         assert_eq!(
             step_key(P, &mk, Some(0), &[]),
             "sha256:03c4d98897aa7aeedc0efddf4b85bd63ce9836046a87e27e04f10844615411c8"
+        );
+        let mut add = copy_from(Input::Context);
+        if let Op::File(f) = &mut add {
+            f.sources = vec![Source::Git {
+                url: "https://h/r.git#v1".into(),
+                keep_git_dir: true,
+                checksum: None,
+            }];
+            f.unpack = true;
+        }
+        let git = vec!["git:0123:sub:true".to_string()];
+        assert_eq!(
+            step_key(P, &add, None, &git),
+            "sha256:7f7b9a828f7ab8ef97d843f1c22611bea90d37571fba2bcab777efb0b73f5973"
         );
     }
 
@@ -362,18 +381,32 @@ mod tests {
             k(&f)
         };
         let u = "https://h/r.git";
-        assert_ne!(
+        let http = |checksum: Option<&str>| Source::Http {
+            url: u.into(),
+            checksum: checksum.map(String::from),
+        };
+        let git = |keep_git_dir, checksum: Option<&str>| Source::Git {
+            url: u.into(),
+            keep_git_dir,
+            checksum: checksum.map(String::from),
+        };
+        let all = [
             url(Source::Path(u.into())),
-            url(Source::Http { url: u.into() })
-        );
-        assert_ne!(
-            url(Source::Http { url: u.into() }),
-            url(Source::Git { url: u.into() })
-        );
+            url(http(None)),
+            url(http(Some("sha256:00"))),
+            url(git(false, None)),
+            url(git(true, None)),
+            url(git(false, Some("abc"))),
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
         let mut f = copy_from(Input::Context);
         let base = k(&f);
         if let Op::File(fo) = &mut f {
-            fo.keep_git_dir = true;
+            fo.unpack = true;
         }
         assert_ne!(k(&f), base);
     }
