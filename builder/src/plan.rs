@@ -1,8 +1,10 @@
 //! The generic step graph the solver runs: chains of layer-producing operations (exec, file copy)
 //! over a base (an image, another chain, or nothing). Nothing here knows about Dockerfiles: the
 //! frontend lowers a Dockerfile into a [`Plan`]; the solver executes it.
-
-use serde::Serialize;
+//!
+//! A leaf: owns every op, input, source and mount type, and imports nothing of this crate. Plan
+//! types are deliberately not `Serialize`: step keys are the solver's explicit encoding
+//! (`solver::key`), never a serialization of these structs.
 
 use hoist_image::ImageConfig;
 
@@ -82,7 +84,7 @@ pub struct Step {
 }
 
 /// An operation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub enum Op {
     Exec(ExecOp),
     File(FileOp),
@@ -91,7 +93,7 @@ pub enum Op {
 
 /// Create a directory and its missing parents, mode 0755, owned by `user` (resolved in the image's
 /// `/etc/passwd`; root when None). Nothing changes when it exists: the layer is then empty.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MkdirOp {
     /// Absolute, clean.
     pub path: String,
@@ -100,7 +102,7 @@ pub struct MkdirOp {
 }
 
 /// Run a process over the current root filesystem; its changes are the layer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ExecOp {
     pub args: Vec<String>,
     pub env: Vec<String>,
@@ -108,14 +110,13 @@ pub struct ExecOp {
     pub user: Option<String>,
     pub network: NetworkMode,
     pub mounts: Vec<ExecMount>,
-    /// Build-wide sandbox settings (left out of the key when unset, so older records stay valid).
-    #[serde(skip_serializing_if = "RunOptions::is_empty")]
+    /// Build-wide sandbox settings.
     pub sandbox: RunOptions,
 }
 
 /// What every RUN of a build gets from `docker build --add-host`, `--shm-size`, `--ulimit` and
 /// `--build-arg BUILDKIT_SANDBOX_HOSTNAME`; part of a step's key, as these are of BuildKit's exec op.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOptions {
     /// `/etc/hosts` lines (`IP\tNAME`) after the default entries.
     pub extra_hosts: Vec<String>,
@@ -123,7 +124,6 @@ pub struct RunOptions {
     pub shm_size: Option<u64>,
     pub ulimits: Vec<Ulimit>,
     /// The step's host name (None: BuildKit's `buildkitsandbox`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
 }
 
@@ -134,7 +134,7 @@ impl RunOptions {
 }
 
 /// One `--ulimit`: a `libc::RLIMIT_*` resource and its limits.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ulimit {
     pub resource: u32,
     pub soft: u64,
@@ -142,14 +142,14 @@ pub struct Ulimit {
 }
 
 /// Network for an exec.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkMode {
     Host,
     None,
 }
 
 /// An extra mount for an exec.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub enum ExecMount {
     /// A persistent cache directory kept across builds under the cache id (never in a layer).
     Cache(CacheMount),
@@ -170,7 +170,7 @@ pub enum ExecMount {
 }
 
 /// Where files come from.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// The build context.
     Context,
@@ -185,7 +185,7 @@ pub enum Input {
 }
 
 /// One COPY/ADD source. The frontend decides what a source string is; the solver never does.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// A path (wildcards allowed) in the op's `from` input.
     Path(String),
@@ -204,7 +204,7 @@ pub enum Source {
 }
 
 /// Copy files into the current root filesystem.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FileOp {
     pub from: Input,
     /// Sources, typed by the frontend (expanded).
@@ -222,7 +222,7 @@ pub struct FileOp {
 }
 
 /// How concurrent builds share a cache mount.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sharing {
     /// Everyone uses the same directory at once.
     #[default]
@@ -234,7 +234,7 @@ pub enum Sharing {
 }
 
 /// `--mount=type=cache`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheMount {
     pub target: String,
     /// The cache's name across builds (default: the target).
@@ -251,7 +251,7 @@ pub struct CacheMount {
 }
 
 /// `--mount=type=secret`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretMount {
     pub id: String,
     /// Where the file appears; None when the secret is only exposed through `env`.
@@ -265,7 +265,7 @@ pub struct SecretMount {
 }
 
 /// `--mount=type=ssh`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshMount {
     pub id: String,
     pub target: String,
