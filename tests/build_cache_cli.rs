@@ -530,3 +530,37 @@ fn a_git_protocol_url_is_a_build_context() {
         Vec::<String>::new()
     );
 }
+
+/// A stage counts by its content, never its position: inserting a stage at the top of the
+/// Dockerfile (one the target needs, so every later stage moves) leaves the steps that read a
+/// moved stage (`COPY --from`, a RUN binding it, the RUN after them) cached; only the new stage's
+/// step and the new step reading it run.
+#[test]
+fn inserting_a_stage_earlier_keeps_later_steps_cached() {
+    let env = Env::new();
+    let body = "FROM busybox AS gen
+RUN echo generated > /out
+FROM busybox
+COPY --from=gen /out /copied
+RUN --mount=from=gen,source=/out,target=/o cat /o > /bound
+RUN cat /copied > /ran
+";
+    let ctx = context_with(body, &[]);
+    let c = ctx.path();
+    let first = rebuild(&env, c, &["-t", "ins"]);
+    assert_eq!(first.len(), 4, "{first:?}");
+    fs::write(
+        c.join("Dockerfile"),
+        format!(
+            "FROM busybox AS extra\nRUN echo extra > /extra\n{body}COPY --from=extra /extra /extra\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        rebuild(&env, c, &["-t", "ins"]),
+        ["RUN echo extra > /extra", "COPY --from=extra /extra /extra"]
+    );
+    assert_eq!(env.read("ins", "/ran"), "generated\n");
+    assert_eq!(env.read("ins", "/bound"), "generated\n");
+    assert_eq!(env.read("ins", "/extra"), "extra\n");
+}

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use build_support::{Env, context_with, step_statuses};
 use common::HOIST;
-use hoist_builder::union::Union;
+use hoist_builder::copy::union::Union;
 use hoist_image::Store;
 
 mod build_support;

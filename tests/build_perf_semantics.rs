@@ -1,4 +1,4 @@
-//! COPY/ADD written in one pass (hoist_builder::layer_out): what a later step sees, what the store
+//! COPY/ADD written in one pass (hoist_builder::copy::layer_out): what a later step sees, what the store
 //! keeps, and that the layer is the one extracting it would give. Drives the real `hoist` binary.
 
 mod common;

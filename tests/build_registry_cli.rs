@@ -423,7 +423,7 @@ fn pull_flag_rechecks_the_base_in_its_registry() {
 
 #[test]
 fn a_cache_layer_that_is_not_the_claimed_layer_is_refused() {
-    use hoist_builder::remote_cache::Metadata;
+    use hoist_builder::cache::remote::Metadata;
     use hoist_image::Reference;
     use hoist_registry::{Client, ClientOptions, Progress, ProgressMode, PushOptions};
     let reg = TestRegistry::start(None);

@@ -663,3 +663,27 @@ fn a_failed_copy_is_reported_as_docker_reports_it() {
         "{err}"
     );
 }
+
+/// `github.com/ORG/REPO` without a scheme is a path of the context for COPY and ADD alike (BuildKit
+/// fetches nothing), while a scheme or `git@` makes COPY fail as BuildKit words it.
+#[test]
+fn a_schemeless_github_source_is_a_context_path() {
+    let env = Env::new();
+    let ctx = context_with(
+        "FROM busybox\nCOPY github.com/o/r /c\nADD github.com/o/r /a\n",
+        &[("github.com/o/r", b"local\n")],
+    );
+    env.build(&["-t", "gh", ctx.path().to_str().unwrap()]);
+    assert_eq!(env.read("gh", "/c"), "local\n");
+    assert_eq!(env.read("gh", "/a"), "local\n");
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY git@github.com:o/r.git /c\n",
+    )
+    .unwrap();
+    let err = build_fails(&env, "gh2", ctx.path());
+    assert!(
+        err.contains("failed to solve: source can't be a git ref for COPY"),
+        "{err}"
+    );
+}

@@ -12,10 +12,10 @@ use hoist_image::{Compression, Digest, Reference, Store};
 
 use crate::cache::Cache;
 use crate::context::open_context;
-use crate::dockerfile::{FrontendOptions, lower};
+use crate::frontend::snippet::Located;
+use crate::frontend::{FrontendOptions, lower};
 use crate::plan::{NetworkMode, RunOptions, Ulimit};
 use crate::progress::{Mode, Progress};
-use crate::snippet::Located;
 use crate::solver::Solver;
 
 /// Everything `hoist build` takes.
@@ -40,13 +40,13 @@ pub struct BuildOptions {
     /// `os/arch[/variant]`; default the host's.
     pub platform: Option<String>,
     /// `--secret` values (never in a layer, the history, a cache key or the logs).
-    pub secrets: crate::secrets::Secrets,
+    pub secrets: crate::context::secrets::Secrets,
     /// `--ssh` agent sockets.
-    pub ssh: crate::secrets::SshAgents,
+    pub ssh: crate::context::secrets::SshAgents,
     /// `--push`, `--cache-from`, `--cache-to`, `--insecure-registry`.
-    pub registry: crate::registry::RegistryOptions,
+    pub registry: crate::export::registry::RegistryOptions,
     /// `--build-context`s by normalised name.
-    pub build_contexts: BTreeMap<String, crate::named_context::ContextSource>,
+    pub build_contexts: BTreeMap<String, crate::frontend::named_context::ContextSource>,
     /// `--no-cache-filter`: stages whose steps run even when cached.
     pub no_cache_filter: Vec<String>,
     /// `--add-host`, `--shm-size`, `--ulimit` (see [`RunOptions::from_flags`]).
@@ -54,8 +54,8 @@ pub struct BuildOptions {
     /// `--annotation` values (see [`parse_annotations`]).
     pub annotations: Vec<String>,
     /// `--output`s written from the image after the build (local, tar, oci, docker archives).
-    pub exports: Vec<crate::outputs::Export>,
-    /// Whether the image stays in the store afterwards ([`crate::outputs::keeps_image`]).
+    pub exports: Vec<crate::export::outputs::Export>,
+    /// Whether the image stays in the store afterwards ([`crate::export::outputs::keeps_image`]).
     pub keep_image: bool,
 }
 
@@ -215,14 +215,14 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         .context
         .as_deref()
         .and_then(|c| c.to_str())
-        .filter(|c| crate::remote_context::is_remote(c))
+        .filter(|c| crate::context::remote::is_remote(c))
     {
         Some(url) => {
             let keep_git = opts
                 .build_args
                 .get("BUILDKIT_CONTEXT_KEEP_GIT_DIR")
                 .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"));
-            Some(crate::remote_context::fetch(
+            Some(crate::context::remote::fetch(
                 url,
                 &store.tmp_dir(),
                 keep_git,
@@ -236,7 +236,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         .map(|r| r.root.clone())
         .or_else(|| opts.context.clone());
     let dockerfile = match (&remote, &opts.dockerfile_text) {
-        (Some(r), None) => Some(crate::remote_context::dockerfile_path(
+        (Some(r), None) => Some(crate::context::remote::dockerfile_path(
             r,
             opts.dockerfile.as_deref(),
         )?),
@@ -294,9 +294,10 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         (None, None) => None,
     };
 
-    let named = crate::named_context::prepare(&store, &progress, &opts.build_contexts)?;
+    let named = crate::frontend::named_context::prepare(&store, &progress, &opts.build_contexts)?;
     let cache = Cache::open(&store.dir("cache")?)?;
-    let (cache, remote) = crate::registry::attach_cache(cache, &store, &progress, &opts.registry)?;
+    let (cache, remote) =
+        crate::export::registry::attach_cache(cache, &store, &progress, &opts.registry)?;
     // As buildx does, the client's SOURCE_DATE_EPOCH is the build arg unless --build-arg sets it:
     // it clamps the image's times, and a stage that declares `ARG SOURCE_DATE_EPOCH` sees it.
     let mut build_args = opts.build_args.clone();
@@ -374,8 +375,9 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     })?;
     // Build checks (now that base images' environments are known): reported at the end;
     // `# check=error=true` fails before any step runs.
-    let checks =
-        crate::lint::check_with_bases(&text, &file_name, &|i| lowered.base_env[i].clone())?;
+    let checks = crate::frontend::lint::check_with_bases(&text, &file_name, &|i| {
+        lowered.base_env[i].clone()
+    })?;
     if checks.failed() {
         let mut rules: Vec<&str> = checks.warnings.iter().map(|w| w.rule).collect();
         rules.dedup();
@@ -413,7 +415,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     solver.secrets = opts.secrets.clone();
     solver.ssh = opts.ssh.clone();
     solver.named = named.roots.clone();
-    solver.source_date_epoch = crate::reproducible::source_date_epoch(&build_args)?;
+    solver.source_date_epoch = crate::solver::reproducible::source_date_epoch(&build_args)?;
     let result = solver.solve(&plan)?;
 
     // With exports only (no -t, --load or image output), the image is written for them, then
@@ -429,7 +431,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         layers.push(layer_descriptor(&store, d)?);
     }
     let mut annotations = manifest_annotations;
-    annotations.extend(crate::registry::inline_annotations(
+    annotations.extend(crate::export::registry::inline_annotations(
         remote.as_deref(),
         &opts.registry,
         &result.config,
@@ -440,7 +442,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         v.log(&format!("naming to {t}"));
     }
     v.done();
-    let pushed_digest = crate::registry::after_build(
+    let pushed_digest = crate::export::registry::after_build(
         &store,
         &progress,
         &opts.registry,

@@ -1,8 +1,10 @@
 //! The generic step graph the solver runs: chains of layer-producing operations (exec, file copy)
 //! over a base (an image, another chain, or nothing). Nothing here knows about Dockerfiles: the
 //! frontend lowers a Dockerfile into a [`Plan`]; the solver executes it.
-
-use serde::Serialize;
+//!
+//! A leaf: owns every op, input, source and mount type, and imports nothing of this crate. Plan
+//! types are deliberately not `Serialize`: step keys are the solver's explicit encoding
+//! (`solver::key`), never a serialization of these structs.
 
 use hoist_image::ImageConfig;
 
@@ -82,7 +84,7 @@ pub struct Step {
 }
 
 /// An operation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub enum Op {
     Exec(ExecOp),
     File(FileOp),
@@ -91,7 +93,7 @@ pub enum Op {
 
 /// Create a directory and its missing parents, mode 0755, owned by `user` (resolved in the image's
 /// `/etc/passwd`; root when None). Nothing changes when it exists: the layer is then empty.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MkdirOp {
     /// Absolute, clean.
     pub path: String,
@@ -100,7 +102,7 @@ pub struct MkdirOp {
 }
 
 /// Run a process over the current root filesystem; its changes are the layer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ExecOp {
     pub args: Vec<String>,
     pub env: Vec<String>,
@@ -108,14 +110,13 @@ pub struct ExecOp {
     pub user: Option<String>,
     pub network: NetworkMode,
     pub mounts: Vec<ExecMount>,
-    /// Build-wide sandbox settings (left out of the key when unset, so older records stay valid).
-    #[serde(skip_serializing_if = "RunOptions::is_empty")]
+    /// Build-wide sandbox settings.
     pub sandbox: RunOptions,
 }
 
 /// What every RUN of a build gets from `docker build --add-host`, `--shm-size`, `--ulimit` and
 /// `--build-arg BUILDKIT_SANDBOX_HOSTNAME`; part of a step's key, as these are of BuildKit's exec op.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOptions {
     /// `/etc/hosts` lines (`IP\tNAME`) after the default entries.
     pub extra_hosts: Vec<String>,
@@ -123,7 +124,6 @@ pub struct RunOptions {
     pub shm_size: Option<u64>,
     pub ulimits: Vec<Ulimit>,
     /// The step's host name (None: BuildKit's `buildkitsandbox`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
 }
 
@@ -134,7 +134,7 @@ impl RunOptions {
 }
 
 /// One `--ulimit`: a `libc::RLIMIT_*` resource and its limits.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ulimit {
     pub resource: u32,
     pub soft: u64,
@@ -142,22 +142,22 @@ pub struct Ulimit {
 }
 
 /// Network for an exec.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkMode {
     Host,
     None,
 }
 
 /// An extra mount for an exec.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub enum ExecMount {
     /// A persistent cache directory kept across builds under the cache id (never in a layer).
-    Cache(crate::mounts::CacheMount),
+    Cache(CacheMount),
     /// A build secret (`--secret id=...`): a file at `target` and/or an env var; only its id is
     /// part of the plan (and so of cache keys), never its value.
-    Secret(crate::mounts::SecretMount),
+    Secret(SecretMount),
     /// An SSH agent socket forwarded from the host (`--ssh id=...`).
-    Ssh(crate::mounts::SshMount),
+    Ssh(SshMount),
     /// A fresh tmpfs.
     Tmpfs { target: String, size: Option<u64> },
     /// A read-only (or discarded-writes) view of a path of another input.
@@ -170,7 +170,7 @@ pub enum ExecMount {
 }
 
 /// Where files come from.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// The build context.
     Context,
@@ -184,12 +184,31 @@ pub enum Input {
     Inline(Vec<(String, String)>),
 }
 
+/// One COPY/ADD source. The frontend decides what a source string is; the solver never does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A path (wildcards allowed) in the op's `from` input.
+    Path(String),
+    /// A file downloaded over http(s) (ADD only); `checksum`: `ADD --checksum`, verified.
+    Http {
+        url: String,
+        checksum: Option<String>,
+    },
+    /// A git repository checked out (ADD only): the URL as written, with its ref, subdir and query;
+    /// `ADD --keep-git-dir` and `--checksum` (the commit the checkout must be).
+    Git {
+        url: String,
+        keep_git_dir: bool,
+        checksum: Option<String>,
+    },
+}
+
 /// Copy files into the current root filesystem.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FileOp {
     pub from: Input,
-    /// Sources as written (expanded); http(s) URLs are downloaded.
-    pub sources: Vec<String>,
+    /// Sources, typed by the frontend (expanded).
+    pub sources: Vec<Source>,
     /// Absolute destination, trailing `/` kept.
     pub dest: String,
     pub chown: Option<String>,
@@ -200,8 +219,55 @@ pub struct FileOp {
     pub link: bool,
     /// ADD: unpack local archives.
     pub unpack: bool,
-    /// ADD --checksum for a URL.
-    pub checksum: Option<String>,
-    /// ADD of a git repository: keep its `.git` directory.
-    pub keep_git_dir: bool,
+}
+
+/// How concurrent builds share a cache mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// Everyone uses the same directory at once.
+    #[default]
+    Shared,
+    /// A writer gets its own directory when the cache is in use.
+    Private,
+    /// Writers take turns.
+    Locked,
+}
+
+/// `--mount=type=cache`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheMount {
+    pub target: String,
+    /// The cache's name across builds (default: the target).
+    pub id: String,
+    pub sharing: Sharing,
+    /// Mode, uid and gid of the cache directory when it is created.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Seeds a new cache from this input's `source` path.
+    pub from: Option<Input>,
+    pub source: String,
+    pub readonly: bool,
+}
+
+/// `--mount=type=secret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    pub id: String,
+    /// Where the file appears; None when the secret is only exposed through `env`.
+    pub target: Option<String>,
+    /// Expose the value as this environment variable.
+    pub env: Option<String>,
+    pub required: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `--mount=type=ssh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshMount {
+    pub id: String,
+    pub target: String,
+    pub required: bool,
 }

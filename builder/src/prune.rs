@@ -33,7 +33,7 @@ fn tree_size(p: &Path) -> u64 {
 /// nothing else references.
 pub fn prune(store: &Store) -> Result<PruneReport> {
     let mut r = PruneReport::default();
-    let mounts = crate::mounts::cache_mounts_dir(store)?;
+    let mounts = crate::solver::mounts::cache_mounts_dir(store)?;
     if let Ok(entries) = fs::read_dir(&mounts) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -42,7 +42,7 @@ pub fn prune(store: &Store) -> Result<PruneReport> {
             }
             // A locked or private cache held by a running build stays.
             let lock = mounts.join(format!("{name}.lock"));
-            let _held = match crate::mounts::try_lock(&lock)? {
+            let _held = match crate::solver::mounts::try_lock(&lock)? {
                 Some(l) => l,
                 None => continue,
             };

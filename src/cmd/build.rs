@@ -129,7 +129,9 @@ impl Commands {
                                 step.report()
                             }
                         );
-                    } else if let Some(l) = e.downcast_ref::<hoist_builder::snippet::Located>() {
+                    } else if let Some(l) =
+                        e.downcast_ref::<hoist_builder::frontend::snippet::Located>()
+                    {
                         eprint!("{}", l.excerpt);
                     }
                     eprintln!("ERROR: failed to build: {e:#}");
@@ -163,15 +165,17 @@ fn key_values(items: &[String], from_env: bool) -> anyhow::Result<BTreeMap<Strin
 impl BuildArgs {
     /// `--push`, `--output type=registry`, `--cache-from/--cache-to`, `--insecure-registry`
     /// (registry outputs add their names to the tags).
-    fn registry_options(&mut self) -> anyhow::Result<hoist_builder::registry::RegistryOptions> {
-        use hoist_builder::remote_cache::CacheSpec;
+    fn registry_options(
+        &mut self,
+    ) -> anyhow::Result<hoist_builder::export::registry::RegistryOptions> {
+        use hoist_builder::cache::remote::CacheSpec;
         let mut push = self.push;
         for o in &self.outputs {
-            if hoist_builder::outputs::Export::parse(o)?.is_some() {
+            if hoist_builder::export::outputs::Export::parse(o)?.is_some() {
                 continue; // written after the build
             }
             // type=image|registry name (and push) the store image; type=cacheonly needs nothing.
-            if let Some(out) = hoist_builder::registry::parse_image_output(o)? {
+            if let Some(out) = hoist_builder::export::registry::parse_image_output(o)? {
                 push |= out.push;
                 self.tags.extend(out.names);
             }
@@ -181,7 +185,7 @@ impl BuildArgs {
                 "tag is needed when pushing to registry (--push needs -t REGISTRY/REPOSITORY:TAG)"
             );
         }
-        Ok(hoist_builder::registry::RegistryOptions {
+        Ok(hoist_builder::export::registry::RegistryOptions {
             push,
             cache_from: self
                 .cache_from
@@ -233,7 +237,7 @@ impl BuildArgs {
             let (text, name) = match (&stdin_text, &dockerfile, &context) {
                 (Some(t), _, _) => (t.clone(), "Dockerfile".to_string()),
                 (None, f, Some(c))
-                    if hoist_builder::remote_context::is_remote(&c.to_string_lossy())
+                    if hoist_builder::context::remote::is_remote(&c.to_string_lossy())
                         && f.as_ref().is_none_or(|f| f.is_relative()) =>
                 {
                     bail!(
@@ -252,7 +256,7 @@ impl BuildArgs {
                     (t, n.unwrap_or_default())
                 }
             };
-            let report = hoist_builder::lint::check_in_store(
+            let report = hoist_builder::frontend::lint::check_in_store(
                 &text,
                 &name,
                 &store_root,
@@ -285,8 +289,11 @@ impl BuildArgs {
             })?
         };
         let registry = self.registry_options()?;
-        let keep_image =
-            hoist_builder::outputs::keeps_image(&self.outputs, self.load, !self.tags.is_empty())?;
+        let keep_image = hoist_builder::export::outputs::keeps_image(
+            &self.outputs,
+            self.load,
+            !self.tags.is_empty(),
+        )?;
         let opts = BuildOptions {
             store_root,
             context,
@@ -301,10 +308,10 @@ impl BuildArgs {
             network,
             progress,
             platform: self.platform,
-            secrets: hoist_builder::secrets::Secrets::from_specs(&self.secrets)?,
-            ssh: hoist_builder::secrets::SshAgents::from_specs(&self.ssh)?,
+            secrets: hoist_builder::context::secrets::Secrets::from_specs(&self.secrets)?,
+            ssh: hoist_builder::context::secrets::SshAgents::from_specs(&self.ssh)?,
             registry,
-            build_contexts: hoist_builder::named_context::parse_build_contexts(
+            build_contexts: hoist_builder::frontend::named_context::parse_build_contexts(
                 &self.build_contexts,
             )?,
             no_cache_filter: self.no_cache_filter,
@@ -317,7 +324,7 @@ impl BuildArgs {
             exports: self
                 .outputs
                 .iter()
-                .filter_map(|o| hoist_builder::outputs::Export::parse(o).transpose())
+                .filter_map(|o| hoist_builder::export::outputs::Export::parse(o).transpose())
                 .collect::<anyhow::Result<Vec<_>>>()?,
             keep_image,
         };
@@ -339,7 +346,7 @@ impl BuildArgs {
         let stdout_taken = opts
             .exports
             .iter()
-            .any(|x| x.dest == hoist_builder::outputs::Dest::Stdout);
+            .any(|x| x.dest == hoist_builder::export::outputs::Dest::Stdout);
         if self.quiet && !stdout_taken {
             println!("{}", out.image_id);
         } else if progress == Mode::Tty {
@@ -349,7 +356,10 @@ impl BuildArgs {
             }
         }
         if !self.quiet && !out.warnings.is_empty() {
-            eprint!("\n{}", hoist_builder::lint::summary(&out.warnings));
+            eprint!(
+                "\n{}",
+                hoist_builder::frontend::lint::summary(&out.warnings)
+            );
         }
         Ok(ExitCode::SUCCESS)
     }

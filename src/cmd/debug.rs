@@ -103,8 +103,13 @@ pub fn lint(file: &PathBuf, global: &Global) -> anyhow::Result<ExitCode> {
         .root
         .clone()
         .unwrap_or_else(hoist_image::default_root);
-    let report =
-        hoist_builder::lint::check_in_store(&text, &name, &root, &Default::default(), None)?;
+    let report = hoist_builder::frontend::lint::check_in_store(
+        &text,
+        &name,
+        &root,
+        &Default::default(),
+        None,
+    )?;
     print!("{}", report.render());
     if let Some(e) = report.render_error() {
         eprint!("{e}");

@@ -319,7 +319,7 @@ fn import(store: &Store, a: ImportArgs) -> anyhow::Result<ExitCode> {
     let path = PathBuf::from(&a.source);
     // `docker import URL`: fetched into the store's temp space (streamed, hashed), then imported.
     let download = if a.source.starts_with("http://") || a.source.starts_with("https://") {
-        Some(hoist_builder::fetch::download(
+        Some(hoist_builder::context::fetch::download(
             &a.source,
             &store.tmp_dir(),
             None,
@@ -342,7 +342,7 @@ fn import(store: &Store, a: ImportArgs) -> anyhow::Result<ExitCode> {
         ))
     };
     let mut config = hoist_image::ImageConfig::default();
-    hoist_builder::dockerfile::apply_changes(&mut config, &a.change)?;
+    hoist_builder::frontend::apply_changes(&mut config, &a.change)?;
     let opts = ImportOptions {
         source_name: a.source.clone(),
         message: a.message,

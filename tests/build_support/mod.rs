@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use hoist_builder::union::Union;
+use hoist_builder::copy::union::Union;
 use hoist_image::{ImageConfig, Store};
 
 use crate::common::{HOIST, make_busybox};

@@ -4,7 +4,7 @@
 
 use hoist_image::{ImageConfig, LayerOptions};
 
-use crate::solver::Solver;
+use super::Solver;
 
 /// RFC 3339 for seconds since the epoch.
 pub fn rfc3339(secs: i64) -> String {

@@ -20,7 +20,7 @@ use hoist_image::{Digest, Reference, Store};
 use serde_json::Value;
 
 use crate::context::SourceRoot;
-use crate::dockerfile::NamedInput;
+use crate::frontend::NamedInput;
 use crate::progress::Progress;
 
 /// Where a named context's files come from.
@@ -89,7 +89,7 @@ fn parse_source(name: &str, value: &str) -> Result<ContextSource> {
             digest,
         });
     }
-    if crate::git::is_git_url(value) {
+    if crate::context::git::is_git_url(value) {
         return Ok(ContextSource::Git(value.to_string()));
     }
     if value.starts_with("http://") || value.starts_with("https://") {
@@ -154,7 +154,7 @@ pub fn prepare(
             }
             ContextSource::Git(url) => {
                 let v = progress.vertex(&format!("[context {name}] load git source {url}"));
-                let co = crate::git::checkout(url, &store.tmp_dir(), false, None)
+                let co = crate::context::git::checkout(url, &store.tmp_dir(), false, None)
                     .with_context(|| format!("build context {name}"))?;
                 v.done();
                 let root = SourceRoot::plain(crate::paths::resolve_in_root(

@@ -18,48 +18,15 @@ use std::sync::Arc;
 use anyhow::Result;
 use sha2::{Digest as _, Sha256};
 
+use super::{ChainResult, Solver};
 use crate::cache::key_of;
 use crate::context::{SourceRoot, sha256_file, walk};
 use crate::copy::{CopyOptions, digest_sources, resolve_sources};
 use crate::paths::{clean, resolve_in_root};
 use crate::plan::{ExecMount, ExecOp, Input};
-use crate::solver::{ChainResult, Solver};
 
 /// Bumped when the way stage and image sources are hashed changes.
 const SOURCE_DIGEST_VERSION: &str = "hoist-mount-source-v1";
-
-/// The exec op as its key sees it: a stage input stands for its content (added separately by
-/// [`Solver::mount_digests`]) rather than its position in the Dockerfile, a cache id that only
-/// repeats the target is left out, and `--add-host` addresses are not part of it (as in BuildKit).
-pub fn exec_key_json(e: &ExecOp) -> Result<String> {
-    let mut e = e.clone();
-    for m in &mut e.mounts {
-        match m {
-            ExecMount::Bind { from, .. } => normalise_input(from),
-            ExecMount::Cache(c) => {
-                if let Some(from) = &mut c.from {
-                    normalise_input(from);
-                }
-                if c.id == c.target && c.sharing == crate::mounts::Sharing::Shared {
-                    c.id.clear();
-                }
-            }
-            ExecMount::Secret(_) | ExecMount::Ssh(_) | ExecMount::Tmpfs { .. } => {}
-        }
-    }
-    for h in &mut e.sandbox.extra_hosts {
-        if let Some((_, host)) = h.split_once('\t') {
-            *h = host.to_string();
-        }
-    }
-    Ok(serde_json::to_string(&e)?)
-}
-
-fn normalise_input(i: &mut Input) {
-    if let Input::Chain(_) = i {
-        *i = Input::Chain(0);
-    }
-}
 
 /// Whether a mount source names its input's whole root.
 fn is_root(source: &str) -> bool {
@@ -78,7 +45,7 @@ impl Solver {
         for m in &e.mounts {
             let (from, source) = match m {
                 ExecMount::Bind { from, source, .. } => (from, source),
-                ExecMount::Cache(crate::mounts::CacheMount {
+                ExecMount::Cache(crate::plan::CacheMount {
                     from: Some(from),
                     source,
                     ..
@@ -223,49 +190,5 @@ mod tests {
         let e = tree_digest(r, "missing").unwrap_err();
         let e = e.downcast::<crate::copy::NotFound>().unwrap();
         assert_eq!(e.path, "/missing");
-    }
-
-    #[test]
-    fn key_view_of_an_exec() {
-        let op = |mounts: Vec<ExecMount>, hosts: Vec<String>| ExecOp {
-            args: vec!["true".into()],
-            env: vec![],
-            cwd: "/".into(),
-            user: None,
-            network: crate::plan::NetworkMode::Host,
-            mounts,
-            sandbox: crate::plan::RunOptions {
-                extra_hosts: hosts,
-                ..Default::default()
-            },
-        };
-        let bind = |from: Input, source: &str| ExecMount::Bind {
-            target: "/t".into(),
-            from,
-            source: source.into(),
-            readwrite: false,
-        };
-        let k = |e: &ExecOp| exec_key_json(e).unwrap();
-        // A stage's position does not count (its content is keyed on its own); its source does.
-        assert_eq!(
-            k(&op(vec![bind(Input::Chain(1), "a")], vec![])),
-            k(&op(vec![bind(Input::Chain(4), "a")], vec![]))
-        );
-        assert_ne!(
-            k(&op(vec![bind(Input::Chain(1), "a")], vec![])),
-            k(&op(vec![bind(Input::Chain(1), "b")], vec![]))
-        );
-        assert_ne!(
-            k(&op(vec![bind(Input::Context, "a")], vec![])),
-            k(&op(vec![bind(Input::Chain(1), "a")], vec![]))
-        );
-        assert_eq!(
-            k(&op(vec![], vec!["10.0.0.1\tdb".into()])),
-            k(&op(vec![], vec!["10.0.0.2\tdb".into()]))
-        );
-        assert_ne!(
-            k(&op(vec![], vec!["10.0.0.1\tdb".into()])),
-            k(&op(vec![], vec!["10.0.0.1\tcache".into()]))
-        );
     }
 }

@@ -2,6 +2,18 @@
 //! Dockerfile), and content hashing of what COPY/ADD read, with a persistent metadata index
 //! (path, size, mtime, ctime, inode -> sha256) so an unchanged context is never re-read; small files
 //! it does read are kept ([`Contents`]) for the copy that follows, so no file is read twice.
+//!
+//! Owns what a build reads from outside the store: the context and `.dockerignore`
+//! ([`dockerignore`]), git checkouts ([`git`]), http downloads ([`fetch`]), remote contexts
+//! ([`remote`]), archives ADD unpacks ([`archive`]), `--secret`/`--ssh` ([`secrets`]).
+//! Must not touch: the destination image (COPY's, in [`crate::copy`]) or the solver.
+
+pub mod archive;
+pub mod dockerignore;
+pub mod fetch;
+pub mod git;
+pub mod remote;
+pub mod secrets;
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,7 +26,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::dockerignore::Ignore;
+use crate::context::dockerignore::Ignore;
 
 /// A directory that COPY/ADD read from, with the ignore rules that hide part of it.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! /etc/group) replaces the gid. A name that is not found leaves the ids as they were (0 for a
 //! user, the user's gid for a group): BuildKit does not fail on it.
 
-use crate::union::Union;
+use crate::copy::union::Union;
 
 /// A user or group as BuildKit's LLB carries it: an id, or a name looked up in the image.
 enum Id<'a> {

@@ -1,6 +1,6 @@
 //! What a build exchanges with registries besides pulling its bases: `--push` and
 //! `--output type=registry` (push every name after the build), and the build cache
-//! (`--cache-from`/`--cache-to`, see [`crate::remote_cache`]).
+//! (`--cache-from`/`--cache-to`, see [`crate::cache::remote`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use anyhow::{Result, anyhow, bail};
 use hoist_image::{ImageConfig, Reference, Store};
 
 use crate::cache::Cache;
+use crate::cache::remote::{CacheSpec, RemoteCache};
 use crate::progress::{Progress, Vertex};
-use crate::remote_cache::{CacheSpec, RemoteCache};
 
 /// The registry side of a build.
 #[derive(Debug, Clone, Default)]

@@ -1,5 +1,5 @@
 //! What one COPY/ADD writes, planned in memory before anything touches the disk: a tree of the
-//! entries its layer will hold. The copy rules ([`crate::copy`]) fill it; [`crate::layer_out`] then
+//! entries its layer will hold. The copy rules ([`crate::copy`]) fill it; [`crate::copy::layer_out`] then
 //! writes the layer tar (and, when a later step needs them, the layer's unpacked files) from it in
 //! one pass, reading each source file once.
 

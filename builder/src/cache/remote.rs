@@ -19,7 +19,7 @@ use hoist_image::{Compression, Digest, Reference, Store};
 use hoist_registry::{Client, ClientOptions, Descriptor, LayerMismatch, LayoutStore, ProgressMode};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::CacheRecord;
+use super::{CacheRecord, Tier};
 use crate::progress::Progress;
 
 /// Manifest annotation holding an inline cache's [`Metadata`].
@@ -310,7 +310,7 @@ impl RemoteCache {
     }
 
     /// Notes that this build used `record` for `key` (it will be exported).
-    pub fn note(&self, key: &str, record: &CacheRecord) {
+    fn note(&self, key: &str, record: &CacheRecord) {
         self.used
             .lock()
             .unwrap()
@@ -319,7 +319,7 @@ impl RemoteCache {
 
     /// Resolves `key` for the solver given the local record: the local one when its layer is
     /// here, else an imported one whose layer is fetched now. None: run the step.
-    pub fn lookup(&self, key: &str, local: Option<CacheRecord>) -> Option<CacheRecord> {
+    fn resolve(&self, key: &str, local: Option<CacheRecord>) -> Option<CacheRecord> {
         if let Some(rec) = &local
             && self.layer_present(rec)
         {
@@ -605,6 +605,18 @@ fn quiet_runtime() -> Result<tokio::runtime::Runtime> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(rt)
+}
+
+impl Tier for RemoteCache {
+    fn lookup(&self, key: &str, below: Option<CacheRecord>) -> Option<CacheRecord> {
+        self.resolve(key, below)
+    }
+
+    /// Notes the record for export (the local tier keeps it).
+    fn store(&self, key: &str, record: &CacheRecord) -> Result<()> {
+        self.note(key, record);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

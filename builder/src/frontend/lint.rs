@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Result, anyhow};
 use hoist_parser::lint::{BaseEnv, CheckConfig, LintWarning};
 
-use crate::dockerfile::FrontendOptions;
+use crate::frontend::FrontendOptions;
 
 /// The findings for one Dockerfile.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ pub fn check_in_store(
     };
     let ast = hoist_parser::parse(text.as_bytes(), file).map_err(|e| anyhow!("{e}"))?;
     let df = hoist_parser::parse_dockerfile(&ast).map_err(|e| anyhow!(located(text, &e)))?;
-    let envs: Vec<BaseEnv> = crate::dockerfile::base_names(&df, &opts)
+    let envs: Vec<BaseEnv> = crate::frontend::base_names(&df, &opts)
         .unwrap_or_default()
         .iter()
         .map(|b| match b.as_deref() {
@@ -127,7 +127,7 @@ fn check_with(
     let mut defaults = opts.clone();
     defaults.build_args.clear();
     if !config.skips("InvalidDefaultArgInFrom")
-        && let Ok(bases) = crate::dockerfile::expanded_bases(&df, &defaults)
+        && let Ok(bases) = crate::frontend::expanded_bases(&df, &defaults)
         && bases.iter().all(|b| b.is_ok())
     {
         for (stage, base) in df.stages.iter().zip(bases.into_iter().flatten()) {
@@ -144,7 +144,7 @@ fn check_with(
         }
     }
     // The conversion error a build would stop at: a FROM that does not expand, or to nothing.
-    let error = crate::dockerfile::expanded_bases(&df, opts)?
+    let error = crate::frontend::expanded_bases(&df, opts)?
         .into_iter()
         .zip(&df.stages)
         .find_map(|(b, stage)| {
@@ -231,10 +231,10 @@ impl CheckReport {
     }
 
     /// The instruction starting at `line` as BuildKit's `errdefs.Source.Print` shows it
-    /// ([`crate::snippet::render`]).
+    /// ([`crate::frontend::snippet::render`]).
     fn snippet(&self, line: usize) -> String {
         let last = self.spans.get(&line).copied().unwrap_or(line);
-        crate::snippet::render(&self.file, &self.lines.join("\n"), line, last)
+        crate::frontend::snippet::render(&self.file, &self.lines.join("\n"), line, last)
     }
 
     /// The conversion error as `docker build --check` prints it on stderr, if there is one.

@@ -2,7 +2,7 @@
 //! takes it:
 //!
 //! - a git repository (`https://host/repo.git#ref:subdir`, `git@host:repo.git`, `git://...`,
-//!   `ssh://...`, `github.com/owner/repo`, query forms of [`crate::git::GitRef`]): the checkout of
+//!   `ssh://...`, `github.com/owner/repo`, query forms of [`crate::context::git::GitRef`]): the checkout of
 //!   the ref (its subdir) is the context, `.git` dropped unless the build arg
 //!   `BUILDKIT_CONTEXT_KEEP_GIT_DIR` is true; the Dockerfile is read from it (`-f` relative to it);
 //! - an http(s) URL: a tar archive (plain, gzip, bzip2 or xz) is unpacked as the context; anything
@@ -17,12 +17,14 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
-use crate::copy::{is_archive, unpack_archive};
+use super::archive::{is_archive, unpack_archive};
 use crate::progress::Progress;
 
 /// Whether a context argument names a remote context rather than a directory.
 pub fn is_remote(arg: &str) -> bool {
-    crate::git::is_git_url(arg) || arg.starts_with("http://") || arg.starts_with("https://")
+    crate::context::git::is_git_url(arg)
+        || arg.starts_with("http://")
+        || arg.starts_with("https://")
 }
 
 /// A fetched remote context, removed when dropped.
@@ -41,9 +43,9 @@ pub fn fetch(
     keep_git_dir: bool,
     progress: &Arc<Progress>,
 ) -> Result<RemoteContext> {
-    if crate::git::is_git_url(url) {
+    if crate::context::git::is_git_url(url) {
         let v = progress.vertex(&format!("[internal] load git source {url}"));
-        let co = crate::git::checkout(url, tmp, keep_git_dir, None)
+        let co = crate::context::git::checkout(url, tmp, keep_git_dir, None)
             .with_context(|| format!("failed to read dockerfile: failed to load git source {url}"));
         let co = match co {
             Ok(co) => co,
@@ -62,7 +64,8 @@ pub fn fetch(
         });
     }
     let v = progress.vertex("[internal] load remote build context");
-    let dl = crate::fetch::download(url, tmp, None).context("failed to resolve httpcontext");
+    let dl =
+        crate::context::fetch::download(url, tmp, None).context("failed to resolve httpcontext");
     let dl = match dl {
         Ok(dl) => dl,
         Err(e) => {

@@ -1,7 +1,6 @@
-//! `RUN --mount`: lowering a mount spec (parsed and validated by the parser's
-//! `instructions::parse_mount`) into a plan [`ExecMount`], and, at solve time, turning plan mounts
-//! into runtime mounts: persistent cache directories (shared, private or locked), binds of the
-//! context, a stage or an image, tmpfs, build secrets and forwarded SSH agent sockets.
+//! `RUN --mount` at solve time: plan mounts -> runtime mounts: persistent cache directories (shared,
+//! private or locked), binds of the context, a stage or an image, tmpfs, build secrets and forwarded
+//! SSH agent sockets. Lowering a mount spec is the frontend's (`frontend::mount`).
 //!
 //! Nothing mounted here lands in a layer: mounts live outside the overlay upper dir, and the runtime
 //! removes the mountpoints it had to create.
@@ -12,168 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use hoist_parser::instructions::{MountType, Sharing as ParsedSharing, parse_mount};
 use hoist_runtime as rt;
-use serde::Serialize;
 
+use super::{ChainResult, Solver};
 use crate::context::SourceRoot;
 use crate::copy::{CopyOptions, DestFs, copy_into, resolve_sources};
-use crate::paths::clean;
-use crate::plan::{ExecMount, ExecOp, Input};
-use crate::solver::{ChainResult, Solver};
-
-/// How concurrent builds share a cache mount.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
-pub enum Sharing {
-    /// Everyone uses the same directory at once.
-    #[default]
-    Shared,
-    /// A writer gets its own directory when the cache is in use.
-    Private,
-    /// Writers take turns.
-    Locked,
-}
-
-/// `--mount=type=cache`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CacheMount {
-    pub target: String,
-    /// The cache's name across builds (default: the target).
-    pub id: String,
-    pub sharing: Sharing,
-    /// Mode, uid and gid of the cache directory when it is created.
-    pub mode: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    /// Seeds a new cache from this input's `source` path.
-    pub from: Option<Input>,
-    pub source: String,
-    pub readonly: bool,
-}
-
-/// `--mount=type=secret`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SecretMount {
-    pub id: String,
-    /// Where the file appears; None when the secret is only exposed through `env`.
-    pub target: Option<String>,
-    /// Expose the value as this environment variable.
-    pub env: Option<String>,
-    pub required: bool,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-/// `--mount=type=ssh`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SshMount {
-    pub id: String,
-    pub target: String,
-    pub required: bool,
-}
-
-/// Lowers one `--mount` value of a RUN. `index` counts the RUN's mounts (for SSH socket names).
-pub fn lower_mount(
-    spec: &str,
-    escape: char,
-    vars: &[(String, String)],
-    workdir: &str,
-    index: usize,
-    input_of: &dyn Fn(&str) -> Result<Input>,
-) -> Result<ExecMount> {
-    let expand = |s: &str| -> std::result::Result<String, String> {
-        hoist_parser::instructions::expand(s, vars, escape).map_err(|e| e.to_string())
-    };
-    let m = parse_mount(spec, Some(&expand)).map_err(|e| anyhow!(e))?;
-    let abs = |t: &str| -> String {
-        if t.starts_with('/') {
-            clean(t)
-        } else {
-            clean(&format!("{workdir}/{t}"))
-        }
-    };
-    let target = m.target.as_deref().filter(|t| !t.is_empty()).map(abs);
-    // A cache, tmpfs or bind mount without a target goes on the working directory, as in
-    // BuildKit (`target` joined onto it); the root itself is refused.
-    let dir_target = || -> Result<String> {
-        let t = target.clone().unwrap_or_else(|| abs(""));
-        if t == "/" {
-            bail!("invalid mount target \"/\"");
-        }
-        Ok(t)
-    };
-    let from = m.from.as_deref().map(input_of).transpose()?;
-    Ok(match m.mount_type {
-        MountType::Cache => {
-            let target = dir_target()?;
-            ExecMount::Cache(CacheMount {
-                id: m
-                    .id
-                    .filter(|i| !i.is_empty())
-                    .unwrap_or_else(|| target.clone()),
-                target,
-                sharing: match m.sharing {
-                    None | Some(ParsedSharing::Shared) => Sharing::Shared,
-                    Some(ParsedSharing::Private) => Sharing::Private,
-                    Some(ParsedSharing::Locked) => Sharing::Locked,
-                },
-                mode: m.mode,
-                uid: m.uid,
-                gid: m.gid,
-                from,
-                source: m.source.unwrap_or_default(),
-                readonly: m.read_only,
-            })
-        }
-        MountType::Tmpfs => ExecMount::Tmpfs {
-            target: dir_target()?,
-            size: m.size,
-        },
-        MountType::Bind => ExecMount::Bind {
-            target: dir_target()?,
-            from: from.unwrap_or(Input::Context),
-            source: m.source.unwrap_or_default(),
-            readwrite: !m.read_only,
-        },
-        MountType::Secret => {
-            let id = m
-                .id
-                .or(m.source)
-                .filter(|i| !i.is_empty())
-                .or_else(|| {
-                    target
-                        .as_deref()
-                        .and_then(|t| t.rsplit('/').next())
-                        .map(String::from)
-                })
-                .or_else(|| m.env.clone())
-                .ok_or_else(|| anyhow!("invalid secret mount: an id or a target is required"))?;
-            let target = match (&target, &m.env) {
-                (Some(t), _) => Some(t.clone()),
-                (None, Some(_)) => None,
-                (None, None) => Some(format!("/run/secrets/{id}")),
-            };
-            ExecMount::Secret(SecretMount {
-                id,
-                target,
-                env: m.env,
-                required: m.required,
-                mode: m.mode.unwrap_or(0o400),
-                uid: m.uid.unwrap_or(0),
-                gid: m.gid.unwrap_or(0),
-            })
-        }
-        MountType::Ssh => ExecMount::Ssh(SshMount {
-            id: m
-                .id
-                .filter(|i| !i.is_empty())
-                .unwrap_or_else(|| "default".into()),
-            target: target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{index}")),
-            required: m.required,
-        }),
-    })
-}
+use crate::plan::{CacheMount, ExecMount, ExecOp, Sharing};
 
 /// Runtime mounts for one exec, plus what must live until it ends.
 #[derive(Default)]
@@ -470,13 +313,6 @@ fn copy_of(root: &SourceRoot, source: &str, dir: &Path) -> Result<PathBuf> {
 mod tests {
     use super::*;
 
-    fn lower(spec: &str) -> Result<ExecMount> {
-        let vars = vec![("D".to_string(), "/cache".to_string())];
-        lower_mount(spec, '\\', &vars, "/work", 0, &|f: &str| {
-            Ok(Input::Image(f.to_string()))
-        })
-    }
-
     #[test]
     fn private_and_locked_caches_exclude_each_other() {
         let d = tempfile::tempdir().unwrap();
@@ -488,69 +324,5 @@ mod tests {
         );
         drop(held);
         assert!(try_lock(&l).unwrap().is_some());
-    }
-
-    #[test]
-    fn cache_mount_fields() {
-        match lower(
-            "type=cache,target=$D,id=x,sharing=locked,mode=0700,uid=5,gid=6,from=img,source=/s",
-        )
-        .unwrap()
-        {
-            ExecMount::Cache(c) => {
-                assert_eq!((c.target.as_str(), c.id.as_str()), ("/cache", "x"));
-                assert_eq!(c.sharing, Sharing::Locked);
-                assert_eq!((c.mode, c.uid, c.gid), (Some(0o700), Some(5), Some(6)));
-                assert_eq!(c.from, Some(Input::Image("img".into())));
-                assert_eq!(c.source, "/s");
-                assert!(!c.readonly);
-            }
-            other => panic!("{other:?}"),
-        }
-        match lower("type=cache,target=rel").unwrap() {
-            ExecMount::Cache(c) => assert_eq!(
-                (c.target.as_str(), c.id.as_str()),
-                ("/work/rel", "/work/rel")
-            ),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn secret_defaults() {
-        match lower("type=secret,id=tok").unwrap() {
-            ExecMount::Secret(s) => {
-                assert_eq!(s.target.as_deref(), Some("/run/secrets/tok"));
-                assert_eq!((s.mode, s.uid, s.gid, s.required), (0o400, 0, 0, false));
-            }
-            other => panic!("{other:?}"),
-        }
-        match lower("type=secret,id=tok,env=TOKEN,required").unwrap() {
-            ExecMount::Secret(s) => {
-                assert_eq!(s.target, None);
-                assert_eq!(s.env.as_deref(), Some("TOKEN"));
-                assert!(s.required);
-            }
-            other => panic!("{other:?}"),
-        }
-        match lower("type=secret,target=/etc/pw").unwrap() {
-            ExecMount::Secret(s) => assert_eq!(s.id, "pw"),
-            other => panic!("{other:?}"),
-        }
-        match lower("type=ssh").unwrap() {
-            ExecMount::Ssh(s) => {
-                assert_eq!(s.id, "default");
-                assert_eq!(s.target, "/run/buildkit/ssh_agent.0");
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(lower("type=bogus,target=/x").is_err());
-        // No target: the working directory, as BuildKit; the root is refused.
-        match lower("type=tmpfs").unwrap() {
-            ExecMount::Tmpfs { target, .. } => assert_eq!(target, "/work"),
-            other => panic!("{other:?}"),
-        }
-        let e = lower("type=bind,target=/work/..").unwrap_err();
-        assert_eq!(e.to_string(), "invalid mount target \"/\"");
     }
 }

@@ -20,8 +20,8 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::context::{Contents, read_file};
-use crate::dest_tree::{FileSource, Kind, LinkKey, Node, Tree};
-use crate::lay_pool::{Job, Pool, own, times, write_file};
+use crate::copy::dest_tree::{FileSource, Kind, LinkKey, Node, Tree};
+use crate::copy::lay_pool::{Job, Pool, own, times, write_file};
 
 /// Writes `tree` as a layer blob in `store` and returns it; with `lay`, also lays its files down in
 /// that (empty) directory. Content in `contents` is used instead of reading the file again.

@@ -177,7 +177,7 @@ pub fn keeps_image(outputs: &[String], load: bool, tagged: bool) -> Result<bool>
             continue;
         }
         if output_type(o).as_deref() == Some("docker")
-            || crate::registry::parse_image_output(o)?.is_some()
+            || crate::export::registry::parse_image_output(o)?.is_some()
         {
             return Ok(true);
         }

@@ -7,10 +7,32 @@
 //! - a pattern that matches a directory excludes everything below it;
 //! - `!pattern` re-includes; the LAST matching pattern wins;
 //! - lines starting with `#` are comments, surrounding whitespace is trimmed.
+//!
+//! Patterns become anchored regexes (exactly Go's semantics: `{`, `[!` and `\` as Go reads them,
+//! which glob crates such as `globset` read differently), each compiled once per process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use regex::Regex;
 
 use crate::paths::clean;
+
+/// Compiled patterns by their regex text, shared by the whole process (one build): a pattern used
+/// by `.dockerignore`, `COPY --exclude` or a COPY wildcard is compiled once, however many names,
+/// steps or stages it is matched against.
+fn compiled(re: &str) -> Result<Arc<Regex>, regex::Error> {
+    static MEMO: OnceLock<Mutex<HashMap<String, Arc<Regex>>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(r) = memo.lock().unwrap_or_else(|p| p.into_inner()).get(re) {
+        return Ok(r.clone());
+    }
+    let r = Arc::new(Regex::new(re)?);
+    memo.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(re.to_string(), r.clone());
+    Ok(r)
+}
 
 /// One compiled pattern line.
 #[derive(Debug, Clone)]
@@ -18,7 +40,7 @@ struct Pattern {
     /// The cleaned pattern text without the `!`.
     text: String,
     exclusion: bool,
-    regex: Regex,
+    regex: Arc<Regex>,
 }
 
 /// A compiled `.dockerignore` file.
@@ -91,7 +113,7 @@ impl Ignore {
                 p.remove(0);
                 exclusions = true;
             }
-            let regex = Regex::new(&to_regex(&p)).map_err(|e| PatternError {
+            let regex = compiled(&to_regex(&p)).map_err(|e| PatternError {
                 pattern: p.clone(),
                 reason: e.to_string(),
             })?;
@@ -238,7 +260,7 @@ fn to_regex(pattern: &str) -> String {
 
 /// Go's `filepath.Match` for one name or path (`*`/`?` do not cross `/`), used for COPY wildcards.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    match Regex::new(&to_regex_plain(pattern)) {
+    match compiled(&to_regex_plain(pattern)) {
         Ok(r) => r.is_match(name),
         Err(_) => false,
     }
@@ -378,5 +400,18 @@ mod tests {
         assert!(glob_match("file?", "file1"));
         assert!(glob_match("[a-c]x", "bx"));
         assert!(!glob_match("[^a-c]x", "bx"));
+    }
+
+    #[test]
+    fn a_pattern_is_compiled_once() {
+        let re = to_regex_plain("once-[0-9]*.txt");
+        assert!(Arc::ptr_eq(
+            &compiled(&re).unwrap(),
+            &compiled(&re).unwrap()
+        ));
+        assert!(glob_match("once-[0-9]*.txt", "once-1a.txt"));
+        let (a, b) = (ig("once-*.log"), ig("once-*.log"));
+        assert!(Arc::ptr_eq(&a.patterns[0].regex, &b.patterns[0].regex));
+        assert!(a.is_excluded("once-x.log") && !a.is_excluded("d/once-x.log"));
     }
 }

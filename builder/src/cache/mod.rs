@@ -1,13 +1,22 @@
-//! The build cache: step key -> result (the layer it produced), one small JSON file per key under the
-//! store's `cache/` directory, written atomically, so a crash never leaves a half-written record.
+//! The build cache: step key -> result (the layer it produced). Every tier that keeps records sits
+//! behind one trait, [`Tier`]: the [`local`] directory under the store (always), and a registry
+//! cache ([`remote`], `--cache-from`/`--cache-to`) when asked. [`Cache`] asks the local tier, then
+//! lets the remote one confirm or supply the record.
+//!
+//! Owns: records and their tiers. Must not touch: how keys are computed (the solver's `key`), layers
+//! themselves (the store's) or registry wire formats (the registry crate's).
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+pub mod local;
+pub mod remote;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+
+use self::local::LocalTier;
 
 /// What a cached step produced.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -19,60 +28,60 @@ pub struct CacheRecord {
     pub created: Option<String>,
 }
 
-/// Durable key -> record map.
+/// One place records are kept.
+pub trait Tier: Send + Sync {
+    /// The record for `key`, given what the tiers below have (`below`; None for the lowest).
+    fn lookup(&self, key: &str, below: Option<CacheRecord>) -> Option<CacheRecord>;
+    /// Keeps (or notes for export) `record` under `key`.
+    fn store(&self, key: &str, record: &CacheRecord) -> Result<()>;
+}
+
+/// Durable key -> record map: the local tier, optionally backed by a remote one.
 #[derive(Clone)]
 pub struct Cache {
-    dir: PathBuf,
+    local: LocalTier,
     /// `--cache-from`/`--cache-to` state: lookups fall back to imported records; hits and new
     /// records are noted for export.
-    remote: Option<std::sync::Arc<crate::remote_cache::RemoteCache>>,
+    remote: Option<Arc<dyn Tier>>,
 }
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cache").field("dir", &self.dir).finish()
+        f.debug_struct("Cache")
+            .field("dir", &self.local.dir())
+            .finish()
     }
 }
 
 impl Cache {
     /// The cache kept in `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<Cache> {
-        fs::create_dir_all(dir.join("keys"))?;
         Ok(Cache {
-            dir: dir.to_path_buf(),
+            local: LocalTier::open(dir)?,
             remote: None,
         })
     }
 
-    /// This cache backed by a remote one (see [`crate::remote_cache`]).
-    pub fn with_remote(
-        mut self,
-        remote: std::sync::Arc<crate::remote_cache::RemoteCache>,
-    ) -> Cache {
+    /// This cache backed by a remote one (see [`remote`]).
+    pub fn with_remote(mut self, remote: Arc<dyn Tier>) -> Cache {
         self.remote = Some(remote);
         self
     }
 
     /// The cache's directory (for the context hash index and RUN cache mounts).
     pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir
-            .join("keys")
-            .join(key.trim_start_matches("sha256:"))
+        self.local.dir()
     }
 
     /// The record for `key`, if any.
     pub fn get(&self, key: &str) -> Option<CacheRecord> {
-        let local = self.get_local(key);
+        let local = self.local.lookup(key, None);
         let Some(remote) = &self.remote else {
             return local;
         };
         let rec = remote.lookup(key, local.clone())?;
         if local.as_ref() != Some(&rec) {
-            let _ = self.write(key, &rec);
+            let _ = self.local.store(key, &rec);
         }
         Some(rec)
     }
@@ -80,40 +89,24 @@ impl Cache {
     /// Stores `record` under `key` (temp file + rename).
     pub fn put(&self, key: &str, record: &CacheRecord) -> Result<()> {
         if let Some(remote) = &self.remote {
-            remote.note(key, record);
+            remote.store(key, record)?;
         }
-        self.write(key, record)
+        self.local.store(key, record)
     }
 
     /// The record for `key` kept here only (never imported from or exported to a remote cache).
     pub fn get_local(&self, key: &str) -> Option<CacheRecord> {
-        fs::read(self.path(key))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        self.local.lookup(key, None)
     }
 
     /// Stores `record` under `key` here only (see [`Cache::get_local`]).
     pub fn put_local(&self, key: &str, record: &CacheRecord) -> Result<()> {
-        self.write(key, record)
-    }
-
-    fn write(&self, key: &str, record: &CacheRecord) -> Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(self.dir.join("keys"))?;
-        tmp.write_all(&serde_json::to_vec(record)?)?;
-        tmp.persist(self.path(key))?;
-        Ok(())
+        self.local.store(key, record)
     }
 
     /// Every layer the cache refers to (GC roots).
     pub fn layers(&self) -> Vec<String> {
-        let Ok(rd) = fs::read_dir(self.dir.join("keys")) else {
-            return Vec::new();
-        };
-        rd.filter_map(|e| e.ok())
-            .filter_map(|e| fs::read(e.path()).ok())
-            .filter_map(|b| serde_json::from_slice::<CacheRecord>(&b).ok())
-            .filter_map(|r| r.diff_id)
-            .collect()
+        self.local.layers()
     }
 }
 

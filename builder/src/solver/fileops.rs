@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::copy::union::Union;
 use crate::plan::MkdirOp;
-use crate::union::Union;
 
 /// Creates `op.path` over the image layers `lowers`, writing into `upper`: missing directories get
 /// mode 0755 and `op.user`'s ids; existing parents are copied up with their metadata so the layer
@@ -22,7 +22,7 @@ pub fn mkdir(op: &MkdirOp, lowers: Vec<PathBuf>, upper: &Path) -> Result<()> {
     let owner = op
         .user
         .as_deref()
-        .map(|u| crate::users::resolve_chown(u, &view))
+        .map(|u| crate::copy::users::resolve_chown(u, &view))
         .transpose()?;
     let mut in_image = String::new();
     for comp in path.split('/').filter(|c| !c.is_empty()) {
