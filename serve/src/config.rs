@@ -40,8 +40,66 @@ pub struct Config {
     /// Builds kept in the status API/page (older finished builds are pruned).
     #[serde(default = "default_keep")]
     pub keep_builds: usize,
+    /// What this process does: accept webhooks (`web`), run builds (`worker`), or both (`all`). Every
+    /// role answers the status page and API.
+    #[serde(default)]
+    pub role: Role,
+    /// Where builds are queued: unset for the embedded SQLite queue in `state_dir`, or
+    /// `postgres://user:password@host/db` for a queue shared by any number of `hoist serve` processes.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// This process's worker name in a shared queue (unique among them; stable, for sticky routing).
+    /// Default: `<hostname>:<listen port>`.
+    #[serde(default)]
+    pub worker_name: Option<String>,
+    /// Free-form worker labels this process advertises (its platform, e.g. `linux/amd64`, is added).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Shared queue: seconds a running build's lease lasts without a heartbeat before another worker
+    /// may take it over.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: f64,
+    /// Shared queue: seconds a build waits for the worker that last built its repository.
+    #[serde(default = "default_sticky")]
+    pub sticky_seconds: f64,
     #[serde(default, rename = "repository")]
     pub repositories: Vec<Repository>,
+}
+
+/// What a `hoist serve` process does (`--role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Accepts webhooks and queues builds; runs none.
+    Web,
+    /// Runs builds from the queue; refuses webhooks.
+    Worker,
+    /// Both.
+    #[default]
+    All,
+}
+
+impl Role {
+    /// Whether this role accepts webhooks.
+    pub fn accepts_hooks(self) -> bool {
+        self != Role::Worker
+    }
+    /// Whether this role runs builds.
+    pub fn runs_builds(self) -> bool {
+        self != Role::Web
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "web" => Ok(Role::Web),
+            "worker" => Ok(Role::Worker),
+            "all" => Ok(Role::All),
+            _ => Err(format!("role {s:?}: expected web, worker or all")),
+        }
+    }
 }
 
 /// One source repository and the images built from it.
@@ -93,10 +151,20 @@ pub struct Rule {
     pub context: String,
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
+    /// Worker labels a build needs (`linux/arm64`, `gpu`): with a shared queue only workers carrying
+    /// all of them take it.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
     "127.0.0.1:8080".parse().unwrap()
+}
+fn default_lease() -> f64 {
+    30.0
+}
+fn default_sticky() -> f64 {
+    10.0
 }
 fn default_concurrency() -> usize {
     1
@@ -135,6 +203,19 @@ impl Config {
         let mut config: Config = toml::from_str(text)?;
         if config.concurrency == 0 {
             bail!("concurrency must be at least 1");
+        }
+        if config
+            .queue
+            .as_deref()
+            .is_some_and(|q| !(q.starts_with("postgres://") || q.starts_with("postgresql://")))
+        {
+            bail!("queue: expected a postgres:// URL (or no `queue` for the embedded SQLite queue)");
+        }
+        if !(config.lease_seconds >= 1.0 && config.lease_seconds.is_finite()) {
+            bail!("lease_seconds must be at least 1");
+        }
+        if !(config.sticky_seconds >= 0.0 && config.sticky_seconds.is_finite()) {
+            bail!("sticky_seconds must be 0 or more");
         }
         if config
             .status_token
@@ -182,6 +263,7 @@ impl Config {
                         dockerfile: default_dockerfile(),
                         context: default_context(),
                         build_args: BTreeMap::new(),
+                        labels: Vec::new(),
                     },
                     Rule {
                         source_type: SourceType::Tag,
@@ -190,6 +272,7 @@ impl Config {
                         dockerfile: default_dockerfile(),
                         context: default_context(),
                         build_args: BTreeMap::new(),
+                        labels: Vec::new(),
                     },
                 ];
             }
@@ -219,6 +302,27 @@ impl Config {
         Ok(config)
     }
 
+    /// This process's worker name: `worker_name`, or `<hostname>:<listen port>`.
+    pub fn worker_name(&self) -> String {
+        self.worker_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into());
+            format!("{host}:{}", self.listen.port())
+        })
+    }
+
+    /// The labels this process advertises: its platform, then the configured ones.
+    pub fn worker_labels(&self) -> Vec<String> {
+        let mut labels = vec![platform()];
+        for l in &self.labels {
+            if !labels.contains(l) {
+                labels.push(l.clone());
+            }
+        }
+        labels
+    }
+
     /// The repository named `name`.
     pub fn repository(&self, name: &str) -> Option<&Repository> {
         self.repositories.iter().find(|r| r.name == name)
@@ -240,6 +344,18 @@ impl Config {
             (None, None) => repo.name.clone(),
         }
     }
+}
+
+/// This machine's platform as OCI names it (`linux/amd64`, `linux/arm64`).
+pub fn platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        other => other,
+    };
+    format!("{}/{arch}", std::env::consts::OS)
 }
 
 /// How a rule's `source` is matched.

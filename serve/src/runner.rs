@@ -57,6 +57,11 @@ impl Log {
         Ok(Stdio::from(self.file.try_clone()?))
     }
 
+    /// The log file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Current length, to read back what a command wrote from here on.
     pub fn len(&self) -> u64 {
         self.file.metadata().map(|m| m.len()).unwrap_or(0)
