@@ -144,14 +144,29 @@ impl PgQueue {
     /// Connects, applies migrations, and requeues builds this worker (by name) left running when it
     /// last stopped. Returns the queue and how many builds were requeued.
     pub fn open(url: &str, me: WorkerIdentity) -> anyhow::Result<(PgQueue, usize)> {
+        // Off the caller's thread: the client must not block inside the service's runtime.
+        let (url, name) = (url.to_string(), me.name.clone());
+        let (jobs, requeued) = std::thread::spawn(move || Self::start_pool(&url, &name))
+            .join()
+            .map_err(|_| anyhow::anyhow!("the queue database connection thread panicked"))??;
+        let q = PgQueue {
+            jobs: Arc::new(Mutex::new(jobs)),
+            me: Arc::new(me),
+        };
+        q.heartbeat(&[], 0)?;
+        Ok((q, requeued))
+    }
+
+    /// Connects [`POOL`] clients (migrating and requeueing on the first), each on its own thread.
+    fn start_pool(url: &str, name: &str) -> anyhow::Result<(mpsc::Sender<Job>, usize)> {
         let mut first = connect(url)?;
         migrate(&mut first)?;
         let requeued = first.execute(
             "UPDATE builds SET state = 'queued', started_at = NULL, worker = NULL, lease_until = NULL \
              WHERE state = 'running' AND worker = $1",
-            &[&me.name],
+            &[&name],
         )? as usize;
-        first.execute("DELETE FROM tag_locks WHERE worker = $1", &[&me.name])?;
+        first.execute("DELETE FROM tag_locks WHERE worker = $1", &[&name])?;
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut clients = vec![first];
@@ -179,12 +194,7 @@ impl PgQueue {
                     }
                 })?;
         }
-        let q = PgQueue {
-            jobs: Arc::new(Mutex::new(tx)),
-            me: Arc::new(me),
-        };
-        q.heartbeat(&[], 0)?;
-        Ok((q, requeued))
+        Ok((tx, requeued))
     }
 
     /// Runs `f` on a connection thread and waits for its result.

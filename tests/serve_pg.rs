@@ -1,0 +1,475 @@
+//! `hoist serve` processes sharing a PostgreSQL queue (`queue = "postgres://…"`), against a real
+//! private cluster (fixtures/pg-cluster.sh), a real registry and real `hoist build --push` runs: a
+//! burst split between workers with every build done once, a killed worker's build requeued and
+//! finished by another, label-constrained builds, sticky routing, logs and the API from any process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+
+use common::{HOIST, TestRegistry, free_port, git};
+
+const SECRET: &str = "s3cr3t-for-pg-tests";
+
+/// A private PostgreSQL cluster on a free loopback port, removed on drop.
+struct Pg {
+    /// Keeps the searchable parent directory alive.
+    _parent: tempfile::TempDir,
+    dir: PathBuf,
+    url: String,
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+impl Pg {
+    fn start() -> Pg {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        // The cluster runs as a non-root user, who must reach its directory.
+        std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = parent.path().join("pg");
+        let out = Command::new("bash")
+            .arg(script("pg-cluster.sh"))
+            .arg("start")
+            .arg(&dir)
+            .arg(free_port().to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "starting PostgreSQL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        Pg {
+            _parent: parent,
+            dir,
+            url,
+        }
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script("pg-cluster.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// One `hoist serve` process (its own state directory and store: another machine, as far as it
+/// knows), in its own process group so a kill takes its builds too.
+struct Serve {
+    child: Child,
+    addr: String,
+    stderr: PathBuf,
+}
+
+impl Serve {
+    fn start(config: &Path, args: &[&str]) -> Serve {
+        let stderr = config.with_extension(format!("serve-{}.log", free_port()));
+        let mut child = Command::new(HOIST)
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("listening on http://")) {
+                break line.rsplit("http://").next().unwrap().trim().to_string();
+            }
+            let exited = child.try_wait().ok().flatten().is_some();
+            assert!(
+                Instant::now() < deadline && !exited,
+                "hoist serve did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Serve {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    /// SIGKILL to the whole group: the service and the build it runs die mid-flight.
+    fn kill(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = http(&self.addr, "GET", path, &[], b"");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn build(&self, id: i64) -> Value {
+        self.get(&format!("/api/builds/{id}"))
+    }
+
+    fn builds(&self) -> Vec<Value> {
+        self.get("/api/builds?limit=1000")
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Waits until build `id` is final; returns it with its log.
+    fn wait_final(&self, id: i64) -> Value {
+        self.wait_until(id, "a final state", |b| {
+            ["succeeded", "failed", "cancelled"].contains(&b["state"].as_str().unwrap())
+        })
+    }
+
+    fn wait_until(&self, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let b = self.build(id);
+            if done(&b) {
+                return b;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "build {id} never reached {what}: {b:#}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A signed GitHub push of `sha` to `git_ref` of `repo`; returns the queued build ids.
+    fn push(&self, repo: &str, git_ref: &str, sha: &str) -> Vec<i64> {
+        let body = format!(
+            r#"{{"ref":"{git_ref}","before":"{z}","after":"{sha}","repository":{{"full_name":"{repo}"}}}}"#,
+            z = "0".repeat(40)
+        );
+        let sig = format!(
+            "sha256={}",
+            hoist_serve::webhook::sign(SECRET, body.as_bytes())
+        );
+        let delivery = format!("{repo}-{git_ref}-{sha}");
+        let (status, reply) = http(
+            &self.addr,
+            "POST",
+            &format!("/hooks/{repo}"),
+            &[
+                ("Content-Type", "application/json"),
+                ("X-GitHub-Event", "push"),
+                ("X-GitHub-Delivery", &delivery),
+                ("X-Hub-Signature-256", &sig),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(status, 202, "{reply}");
+        let v: Value = serde_json::from_str(&reply).unwrap();
+        v["queued"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_i64().unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.kill();
+        }
+    }
+}
+
+/// One HTTP/1.1 request (Connection: close); returns the status and body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        chunked |= line
+            .to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked");
+    }
+    let mut raw = Vec::new();
+    reader.read_to_end(&mut raw).unwrap();
+    let body = if chunked { dechunk(&raw) } else { raw };
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&raw[..nl])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&raw[nl + 2..nl + 2 + size]);
+        raw = &raw[nl + 2 + size + 2..];
+    }
+    out
+}
+
+/// A bare repository `name.git` under `root` with one branch per entry of `branches`, each a commit
+/// of a tiny image; returns the bare path and each branch's commit.
+fn repo(root: &Path, name: &str, branches: &[&str]) -> (PathBuf, Vec<String>) {
+    let bare = root.join(format!("{name}.git"));
+    let work = root.join(format!("{name}-work"));
+    std::fs::create_dir_all(&work).unwrap();
+    git(
+        root,
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("Dockerfile"), "FROM scratch\nCOPY f.txt /\n").unwrap();
+    std::fs::write(work.join("f.txt"), format!("{name}\n")).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "first"]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    let mut shas = Vec::new();
+    for b in branches {
+        git(&work, &["checkout", "-q", "-B", b, "main"]);
+        std::fs::write(work.join("f.txt"), format!("{name} {b}\n")).unwrap();
+        git(&work, &["commit", "-qam", b]);
+        shas.push(git(&work, &["rev-parse", "HEAD"]).trim().to_string());
+        git(&work, &["push", "-q", "origin", b]);
+    }
+    (bare, shas)
+}
+
+/// A `hoist.toml` for one process: its own state and store under `root/<name>`, the shared queue.
+/// `extra` goes at the top level; `rule_labels`, when given, is every rule's `labels`.
+fn config(
+    root: &Path,
+    name: &str,
+    pg: &Pg,
+    registry: &str,
+    repos: &[(&str, &Path)],
+    sticky_seconds: f64,
+    extra: &str,
+    rule_labels: &str,
+) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = format!(
+        r#"listen = "127.0.0.1:0"
+state_dir = "state"
+store = "store"
+registry = "{registry}/team"
+secret = "{SECRET}"
+queue = "{url}"
+worker_name = "{name}"
+lease_seconds = 2
+sticky_seconds = {sticky_seconds}
+{extra}
+"#,
+        url = pg.url
+    );
+    for (repo, bare) in repos {
+        text.push_str(&format!(
+            r#"
+[[repository]]
+name = "{repo}"
+url = "file://{bare}"
+[[repository.rule]]
+source_type = "branch"
+source = "/.*/"
+tag = "{{sourceref}}"
+{labels}
+"#,
+            bare = bare.display(),
+            labels = if rule_labels.is_empty() {
+                String::new()
+            } else {
+                format!("labels = {rule_labels}")
+            }
+        ));
+    }
+    let path = dir.join("hoist.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn skopeo_tags(registry: &str, repo: &str) -> Vec<String> {
+    let out = Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{registry}/{repo}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut tags: Vec<String> = v["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn three_processes_split_a_burst_of_pushes_and_build_each_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Pg::start();
+    let registry = TestRegistry::start(None);
+    let reg = format!("127.0.0.1:{}", registry.port);
+    let branches = ["b0", "b1", "b2", "b3", "b4", "b5"];
+    let names = ["r0", "r1", "r2", "r3", "r4"];
+    let repos: Vec<(String, PathBuf, Vec<String>)> = names
+        .iter()
+        .map(|n| {
+            let (bare, shas) = repo(tmp.path(), n, &branches);
+            (n.to_string(), bare, shas)
+        })
+        .collect();
+    let list: Vec<(&str, &Path)> = repos
+        .iter()
+        .map(|(n, b, _)| (n.as_str(), b.as_path()))
+        .collect();
+    // Short sticky wait: five repositories, three workers; the burst must spread.
+    let sticky = 0.5;
+    let web = Serve::start(
+        &config(tmp.path(), "web", &pg, &reg, &list, sticky, "", ""),
+        &["--role", "web"],
+    );
+    let workers: Vec<Serve> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|w| {
+            Serve::start(
+                &config(tmp.path(), w, &pg, &reg, &list, sticky, "", ""),
+                &["--role", "worker"],
+            )
+        })
+        .collect();
+
+    let mut ids = Vec::new();
+    for (i, b) in branches.iter().enumerate() {
+        for (name, _, shas) in &repos {
+            ids.extend(web.push(name, &format!("refs/heads/{b}"), &shas[i]));
+        }
+    }
+    assert_eq!(ids.len(), 30);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 30, "ids are unique: {ids:?}");
+
+    let mut by_worker = std::collections::BTreeMap::<String, usize>::new();
+    for id in &ids {
+        let b = web.wait_final(*id);
+        assert_eq!(b["state"], "succeeded", "{b:#}");
+        assert_eq!(b["attempts"], 1, "built once: {b:#}");
+        assert!(b["digest"].as_str().unwrap().starts_with("sha256:"), "{b:#}");
+        let log = b["log"].as_str().unwrap();
+        assert_eq!(
+            log.matches("build --progress=plain --push").count(),
+            1,
+            "one hoist build: {log}"
+        );
+        *by_worker
+            .entry(b["worker"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert!(
+        by_worker.len() >= 2 && by_worker.keys().all(|w| w.starts_with('w')),
+        "the workers split the burst (and the web process built nothing): {by_worker:?}"
+    );
+    // Each build ran in exactly one process.
+    for id in &ids {
+        let done = format!("build #{id} ");
+        let runs: usize = workers
+            .iter()
+            .map(|w| {
+                w.log()
+                    .lines()
+                    .filter(|l| l.contains(&done) && l.contains("succeeded"))
+                    .count()
+            })
+            .sum();
+        assert_eq!(runs, 1, "build {id}");
+    }
+    for (name, _, _) in &repos {
+        assert_eq!(
+            skopeo_tags(&reg, &format!("team/{name}")),
+            branches,
+            "{name}"
+        );
+    }
+    // Every process answers for the whole queue, and lists the workers.
+    for w in &workers {
+        assert_eq!(w.builds().len(), 30);
+    }
+    let seen = web.get("/api/workers");
+    let names: Vec<&str> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["w1", "w2", "w3", "web"], "{seen:#}");
+    // A worker refuses webhooks: they go to a web process.
+    let (status, body) = http(&workers[0].addr, "POST", "/hooks/r0", &[], b"{}");
+    assert_eq!(status, 503, "{body}");
+}
