@@ -4,7 +4,9 @@
 //! finished by another, label-constrained builds, sticky routing, logs and the API from any process.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,6 +70,46 @@ impl Drop for Pg {
     }
 }
 
+/// A TCP proxy to the registry that holds every connection until opened: pushes hang while closed.
+struct Gate {
+    port: u16,
+    open: Arc<AtomicBool>,
+}
+
+impl Gate {
+    fn start(upstream: u16) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(false));
+        let gate = open.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let gate = gate.clone();
+                std::thread::spawn(move || {
+                    while !gate.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    let (mut c2, mut s2) =
+                        (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let (mut c, mut s) = (client, server);
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c, &mut s);
+                        let _ = s.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                    let _ = up.join();
+                });
+            }
+        });
+        Gate { port, open }
+    }
+}
+
 /// One `hoist serve` process (its own state directory and store: another machine, as far as it
 /// knows), in its own process group so a kill takes its builds too.
 struct Serve {
@@ -107,6 +149,14 @@ impl Serve {
             addr,
             stderr,
         }
+    }
+
+    /// SIGKILL to the service process alone, as when it crashes: its build child must not outlive it.
+    fn kill_service_only(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
     }
 
     /// SIGKILL to the whole group: the service and the build it runs die mid-flight.
@@ -472,4 +522,136 @@ fn three_processes_split_a_burst_of_pushes_and_build_each_once() {
     // A worker refuses webhooks: they go to a web process.
     let (status, body) = http(&workers[0].addr, "POST", "/hooks/r0", &[], b"{}");
     assert_eq!(status, 503, "{body}");
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_killed_workers_build_is_requeued_after_its_lease_and_finished_by_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Pg::start();
+    let registry = TestRegistry::start(None);
+    // The gate holds the first worker's push, so the build is mid-flight when its worker dies.
+    let gate = Gate::start(registry.port);
+    let reg = format!("127.0.0.1:{}", gate.port);
+    let (bare, shas) = repo(tmp.path(), "app", &["main"]);
+    let list = [("app", bare.as_path())];
+    let mut a = Serve::start(&config(tmp.path(), "a", &pg, &reg, &list, 30.0, "", ""), &[]);
+    let id = a.push("app", "refs/heads/main", &shas[0])[0];
+    let b = a.wait_until(id, "its push", |b| {
+        b["log"].as_str().unwrap().contains("pushing layers for ")
+    });
+    assert_eq!((b["state"].as_str(), b["worker"].as_str()), (Some("running"), Some("a")));
+    assert_eq!(b["attempts"], 1);
+    let worker_b = Serve::start(
+        &config(tmp.path(), "b", &pg, &reg, &list, 30.0, "", ""),
+        &["--role", "worker"],
+    );
+    let state_a = tmp.path().join("a/state");
+    assert_eq!(
+        processes_mentioning(&format!("{}/work/{id}", state_a.display())).len(),
+        1,
+        "a's hoist build runs"
+    );
+    a.kill_service_only();
+    // Its build died with it (no orphan may push later), and b waits out the lease.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_mentioning(&format!("{}/work/{id}", state_a.display())).is_empty() {
+        assert!(Instant::now() < deadline, "a's hoist build outlived it");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let now = worker_b.build(id);
+    assert_eq!((now["state"].as_str(), now["worker"].as_str()), (Some("running"), Some("a")));
+    gate.open.store(true, Ordering::SeqCst);
+    let done = worker_b.wait_final(id);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["worker"], "b");
+    assert_eq!(done["attempts"], 2);
+    let log = done["log"].as_str().unwrap();
+    // One log across both workers: a's attempt (shipped before it died), the requeue, b's attempt.
+    let first = log.find(&format!("build #{id} (attempt 1)")).expect(log);
+    let lapse = log.find("lease of worker a expired").expect(log);
+    let second = log.find(&format!("build #{id} (attempt 2)")).expect(log);
+    assert!(first < lapse && lapse < second, "{log}");
+    assert_eq!(skopeo_tags(&reg, "team/app"), ["main"]);
+    assert!(worker_b.log().contains(&format!("build #{id} app refs/heads/main: succeeded")));
+}
+
+#[test]
+fn label_constrained_builds_wait_for_a_matching_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Pg::start();
+    let registry = TestRegistry::start(None);
+    let reg = format!("127.0.0.1:{}", registry.port);
+    let (bare, shas) = repo(tmp.path(), "app", &["main"]);
+    let list = [("app", bare.as_path())];
+    let plain = Serve::start(
+        &config(tmp.path(), "plain", &pg, &reg, &list, 0.0, "", r#"["gpu"]"#),
+        &[],
+    );
+    let id = plain.push("app", "refs/heads/main", &shas[0])[0];
+    std::thread::sleep(Duration::from_millis(2500));
+    let b = plain.build(id);
+    assert_eq!(b["state"], "queued", "no worker has the label: {b:#}");
+    assert_eq!(b["labels"], serde_json::json!(["gpu"]));
+    let gpu = Serve::start(
+        &config(tmp.path(), "gpu", &pg, &reg, &list, 0.0, r#"labels = ["fast"]"#, r#"["gpu"]"#),
+        &["--role", "worker", "--label", "gpu"],
+    );
+    let done = plain.wait_final(id);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["worker"], "gpu");
+    let workers = gpu.get("/api/workers");
+    let platform = if cfg!(target_arch = "x86_64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let labels = |name: &str| {
+        workers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .unwrap_or_else(|| panic!("{workers:#}"))["labels"]
+            .clone()
+    };
+    assert_eq!(labels("gpu"), serde_json::json!([platform, "fast", "gpu"]));
+    assert_eq!(labels("plain"), serde_json::json!([platform]));
+}
+
+#[test]
+fn builds_of_a_repository_stick_to_the_worker_that_built_it_last() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Pg::start();
+    let registry = TestRegistry::start(None);
+    let reg = format!("127.0.0.1:{}", registry.port);
+    let branches = ["b0", "b1", "b2", "b3"];
+    let (bare, shas) = repo(tmp.path(), "app", &branches);
+    let list = [("app", bare.as_path())];
+    let one = Serve::start(&config(tmp.path(), "one", &pg, &reg, &list, 30.0, "", ""), &[]);
+    let two = Serve::start(&config(tmp.path(), "two", &pg, &reg, &list, 30.0, "", ""), &[]);
+    let first = one.push("app", "refs/heads/b0", &shas[0])[0];
+    let owner = one.wait_final(first)["worker"].as_str().unwrap().to_string();
+    // Each later push goes to the other process, whose own workers are woken at once: they leave the
+    // build to the repository's last worker, which takes it on its next poll.
+    let (owner_proc, other) = if owner == "one" { (&one, &two) } else { (&two, &one) };
+    for (i, b) in branches.iter().enumerate().skip(1) {
+        let id = other.push("app", &format!("refs/heads/{b}"), &shas[i])[0];
+        let done = owner_proc.wait_final(id);
+        assert_eq!(done["state"], "succeeded", "{done:#}");
+        assert_eq!(done["worker"], owner.as_str(), "sticky: {done:#}");
+    }
 }

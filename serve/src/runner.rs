@@ -131,11 +131,29 @@ impl HoistCli {
     }
 
     fn command(&self) -> Command {
+        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&self.exe);
         if let Some(root) = &self.root {
             cmd.arg("--root").arg(root);
         }
         cmd.stdin(Stdio::null());
+        let worker = rustix::process::getpid();
+        // SAFETY: the closure runs in the child between fork and exec and only makes the prctl and
+        // getppid system calls, which are async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                // A build must not outlive its worker: once the worker is gone (kill -9), its lease
+                // lapses and another worker runs the build, so this one must not push.
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))?;
+                if rustix::process::getppid() != Some(worker) {
+                    // The worker died before the death signal was armed.
+                    return Err(rustix::io::Errno::SRCH.into());
+                }
+                Ok(())
+            });
+        }
         cmd
     }
 
