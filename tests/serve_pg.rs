@@ -299,6 +299,23 @@ fn http(
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// What a server-sent event stream delivers within `for_`.
+fn sse_for(addr: &str, path: &str, for_: Duration) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    let end = Instant::now() + for_;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(nl) = raw.windows(2).position(|w| w == b"\r\n") {
@@ -558,6 +575,16 @@ fn a_killed_workers_build_is_requeued_after_its_lease_and_finished_by_another() 
     let worker_b = Serve::start(
         &config(tmp.path(), "b", &pg, &reg, &list, 30.0, "", ""),
         &["--role", "worker"],
+    );
+    // Another process streams the live log of the build running on a (the status page's stream).
+    let events = sse_for(&worker_b.addr, &format!("/api/builds/{id}/events"), Duration::from_secs(2));
+    assert!(
+        events.contains("event: log") && events.contains("pushing layers for "),
+        "{events}"
+    );
+    assert!(
+        events.contains(r#""state":"running""#) && events.contains(r#""worker":"a""#),
+        "{events}"
     );
     let state_a = tmp.path().join("a/state");
     assert_eq!(
