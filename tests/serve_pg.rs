@@ -213,27 +213,7 @@ impl Serve {
 
     /// A signed GitHub push of `sha` to `git_ref` of `repo`; returns the queued build ids.
     fn push(&self, repo: &str, git_ref: &str, sha: &str) -> Vec<i64> {
-        let body = format!(
-            r#"{{"ref":"{git_ref}","before":"{z}","after":"{sha}","repository":{{"full_name":"{repo}"}}}}"#,
-            z = "0".repeat(40)
-        );
-        let sig = format!(
-            "sha256={}",
-            hoist_serve::webhook::sign(SECRET, body.as_bytes())
-        );
-        let delivery = format!("{repo}-{git_ref}-{sha}");
-        let (status, reply) = http(
-            &self.addr,
-            "POST",
-            &format!("/hooks/{repo}"),
-            &[
-                ("Content-Type", "application/json"),
-                ("X-GitHub-Event", "push"),
-                ("X-GitHub-Delivery", &delivery),
-                ("X-Hub-Signature-256", &sig),
-            ],
-            body.as_bytes(),
-        );
+        let (status, reply) = self.push_delivery(repo, git_ref, sha, &format!("{repo}-{git_ref}-{sha}"));
         assert_eq!(status, 202, "{reply}");
         let v: Value = serde_json::from_str(&reply).unwrap();
         v["queued"]
@@ -242,6 +222,30 @@ impl Serve {
             .iter()
             .map(|x| x.as_i64().unwrap())
             .collect()
+    }
+
+    /// The push webhook with delivery id `delivery`: the status and body.
+    fn push_delivery(&self, repo: &str, git_ref: &str, sha: &str, delivery: &str) -> (u16, String) {
+        let body = format!(
+            r#"{{"ref":"{git_ref}","before":"{z}","after":"{sha}","repository":{{"full_name":"{repo}"}}}}"#,
+            z = "0".repeat(40)
+        );
+        let sig = format!(
+            "sha256={}",
+            hoist_serve::webhook::sign(SECRET, body.as_bytes())
+        );
+        http(
+            &self.addr,
+            "POST",
+            &format!("/hooks/{repo}"),
+            &[
+                ("Content-Type", "application/json"),
+                ("X-GitHub-Event", "push"),
+                ("X-GitHub-Delivery", delivery),
+                ("X-Hub-Signature-256", &sig),
+            ],
+            body.as_bytes(),
+        )
     }
 }
 
@@ -681,4 +685,63 @@ fn builds_of_a_repository_stick_to_the_worker_that_built_it_last() {
         assert_eq!(done["state"], "succeeded", "{done:#}");
         assert_eq!(done["worker"], owner.as_str(), "sticky: {done:#}");
     }
+}
+
+#[test]
+fn an_older_commit_never_moves_a_tag_back_across_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Pg::start();
+    let registry = TestRegistry::start(None);
+    // The gate holds the older build's push, so the newer one arrives while it still runs.
+    let gate = Gate::start(registry.port);
+    let reg = format!("127.0.0.1:{}", gate.port);
+    let (bare, shas) = repo(tmp.path(), "app", &["main"]);
+    let list = [("app", bare.as_path())];
+    let a = Serve::start(&config(tmp.path(), "a", &pg, &reg, &list, 0.0, "", ""), &[]);
+    let b = Serve::start(&config(tmp.path(), "b", &pg, &reg, &list, 0.0, "", ""), &[]);
+    let old_sha = shas[0].clone();
+    let old = a.push("app", "refs/heads/main", &old_sha)[0];
+    let o = a.wait_until(old, "its push", |b| {
+        b["log"].as_str().unwrap().contains("pushing layers for ")
+    });
+    let work = tmp.path().join("app-work");
+    std::fs::write(work.join("f.txt"), "newer\n").unwrap();
+    git(&work, &["commit", "-qam", "newer"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let new_sha = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    let new = b.push("app", "refs/heads/main", &new_sha)[0];
+    // The other process's worker takes it (the first is busy) and waits for the tag.
+    let n = b.wait_until(new, "waiting for the tag", |b| {
+        b["log"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for another build of")
+    });
+    assert_ne!(n["worker"], o["worker"], "{n:#}");
+    gate.open.store(true, Ordering::SeqCst);
+    let (o, n) = (a.wait_final(old), b.wait_final(new));
+    assert_eq!(o["state"], "succeeded", "{o:#}");
+    assert_eq!(n["state"], "succeeded", "{n:#}");
+    assert!(n["finished_at"].as_i64() >= o["finished_at"].as_i64());
+    assert_ne!(o["digest"], n["digest"]);
+    let latest = format!("{reg}/team/app:main");
+    assert_eq!(
+        common::skopeo_inspect(&latest, false)["Digest"],
+        n["digest"]
+    );
+    // A late push of the older commit, wherever it runs, is not the tip: nothing moves.
+    // The captured delivery, replayed to the other process: refused, the ids are shared.
+    let replay = b.push_delivery("app", "refs/heads/main", &old_sha, &format!("app-refs/heads/main-{old_sha}"));
+    assert_eq!(replay.0, 409, "{}", replay.1);
+    let late = b.push_delivery("app", "refs/heads/main", &old_sha, "a-fresh-id");
+    assert_eq!(late.0, 202, "{}", late.1);
+    let late: Value = serde_json::from_str(&late.1).unwrap();
+    let late = late["queued"][0].as_i64().unwrap();
+    let l = a.wait_final(late);
+    assert_eq!(l["state"], "cancelled", "{l:#}");
+    assert!(l["error"].as_str().unwrap().contains(&new_sha[..12]), "{l:#}");
+    assert_eq!(
+        common::skopeo_inspect(&latest, false)["Digest"],
+        n["digest"]
+    );
 }
