@@ -522,9 +522,10 @@ fn three_processes_split_a_burst_of_pushes_and_build_each_once() {
         assert_eq!(runs, 1, "build {id}");
     }
     for (name, _, _) in &repos {
+        // Every branch's tag, and the build cache every worker shares through the registry.
         assert_eq!(
             skopeo_tags(&reg, &format!("team/{name}")),
-            branches,
+            ["b0", "b1", "b2", "b3", "b4", "b5", "buildcache"],
             "{name}"
         );
     }
@@ -569,7 +570,12 @@ fn a_killed_workers_build_is_requeued_after_its_lease_and_finished_by_another() 
     let reg = format!("127.0.0.1:{}", gate.port);
     let (bare, shas) = repo(tmp.path(), "app", &["main"]);
     let list = [("app", bare.as_path())];
-    let mut a = Serve::start(&config(tmp.path(), "a", &pg, &reg, &list, 30.0, "", ""), &[]);
+    // No registry cache: its import would wait at the closed gate before the build starts.
+    let nocache = "registry_cache = false";
+    let mut a = Serve::start(
+        &config(tmp.path(), "a", &pg, &reg, &list, 30.0, nocache, ""),
+        &[],
+    );
     let id = a.push("app", "refs/heads/main", &shas[0])[0];
     let b = a.wait_until(id, "its push", |b| {
         b["log"].as_str().unwrap().contains("pushing layers for ")
@@ -577,7 +583,7 @@ fn a_killed_workers_build_is_requeued_after_its_lease_and_finished_by_another() 
     assert_eq!((b["state"].as_str(), b["worker"].as_str()), (Some("running"), Some("a")));
     assert_eq!(b["attempts"], 1);
     let worker_b = Serve::start(
-        &config(tmp.path(), "b", &pg, &reg, &list, 30.0, "", ""),
+        &config(tmp.path(), "b", &pg, &reg, &list, 30.0, nocache, ""),
         &["--role", "worker"],
     );
     // Another process streams the live log of the build running on a (the status page's stream).
@@ -697,8 +703,15 @@ fn an_older_commit_never_moves_a_tag_back_across_processes() {
     let reg = format!("127.0.0.1:{}", gate.port);
     let (bare, shas) = repo(tmp.path(), "app", &["main"]);
     let list = [("app", bare.as_path())];
-    let a = Serve::start(&config(tmp.path(), "a", &pg, &reg, &list, 0.0, "", ""), &[]);
-    let b = Serve::start(&config(tmp.path(), "b", &pg, &reg, &list, 0.0, "", ""), &[]);
+    let nocache = "registry_cache = false";
+    let a = Serve::start(
+        &config(tmp.path(), "a", &pg, &reg, &list, 0.0, nocache, ""),
+        &[],
+    );
+    let b = Serve::start(
+        &config(tmp.path(), "b", &pg, &reg, &list, 0.0, nocache, ""),
+        &[],
+    );
     let old_sha = shas[0].clone();
     let old = a.push("app", "refs/heads/main", &old_sha)[0];
     let o = a.wait_until(old, "its push", |b| {

@@ -62,6 +62,11 @@ pub struct Config {
     /// Shared queue: seconds a build waits for the worker that last built its repository.
     #[serde(default = "default_sticky")]
     pub sticky_seconds: f64,
+    /// Build cache through the registry (`--cache-from`/`--cache-to type=registry,ref=<image>:buildcache,
+    /// mode=max`), so a build on a worker new to a repository still hits the cache. Default: on with a
+    /// shared `queue`, off with the embedded one (its builds share one local store).
+    #[serde(default)]
+    pub registry_cache: Option<bool>,
     #[serde(default, rename = "repository")]
     pub repositories: Vec<Repository>,
 }
@@ -321,6 +326,11 @@ impl Config {
             }
         }
         labels
+    }
+
+    /// Whether builds use the registry as their cache (see `registry_cache`).
+    pub fn uses_registry_cache(&self) -> bool {
+        self.registry_cache.unwrap_or(self.queue.is_some())
     }
 
     /// The repository named `name`.

@@ -23,6 +23,8 @@ pub struct BuildRequest {
     pub build_args: BTreeMap<String, String>,
     /// Full references (`registry/name:tag`), all pushed.
     pub tags: Vec<String>,
+    /// Registry build cache imported before and exported (`mode=max`) after the build.
+    pub cache_ref: Option<String>,
 }
 
 /// What a successful build produced.
@@ -237,6 +239,13 @@ impl BuildRunner for HoistCli {
         for (k, v) in &req.build_args {
             build.arg("--build-arg").arg(format!("{k}={v}"));
         }
+        if let Some(cache) = &req.cache_ref {
+            build
+                .arg("--cache-from")
+                .arg(format!("type=registry,ref={cache}"))
+                .arg("--cache-to")
+                .arg(format!("type=registry,ref={cache},mode=max"));
+        }
         for r in &self.insecure_registries {
             build.arg("--insecure-registry").arg(r);
         }
@@ -290,12 +299,17 @@ mod tests {
             context: dir.path().to_path_buf(),
             build_args: [("A".into(), "b".into())].into(),
             tags: vec!["r/x:1".into()],
+            cache_ref: Some("r/x:buildcache".into()),
         };
         let err = runner.run(&req, &mut log).unwrap_err();
         assert!(err.to_string().contains("failed"), "{err}");
         let text = log.read_from(0);
         assert!(
-            text.contains("$ /bin/false build --progress=plain --push -t r/x:1 --build-arg A=b"),
+            text.contains(
+                "$ /bin/false build --progress=plain --push -t r/x:1 --build-arg A=b \
+                 --cache-from type=registry,ref=r/x:buildcache \
+                 --cache-to type=registry,ref=r/x:buildcache,mode=max --insecure-registry"
+            ),
             "{text}"
         );
         assert!(

@@ -444,6 +444,10 @@ impl Service {
             checkout: checkout.clone(),
             build_args: plan.build_args,
             tags: build.tags.clone(),
+            cache_ref: self
+                .config
+                .uses_registry_cache()
+                .then(|| format!("{}:buildcache", build.image)),
         };
         writeln!(log, "{} building {}", timestamp(), build.tags.join(", "))?;
         let out = self.runner.run(&request, log)?;
