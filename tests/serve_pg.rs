@@ -667,6 +667,26 @@ fn label_constrained_builds_wait_for_a_matching_worker() {
     };
     assert_eq!(labels("gpu"), serde_json::json!([platform, "fast", "gpu"]));
     assert_eq!(labels("plain"), serde_json::json!([platform]));
+
+    // A worker new to the repository (empty store) still hits the cache, through the registry.
+    drop(gpu);
+    let _fresh = Serve::start(
+        &config(tmp.path(), "fresh", &pg, &reg, &list, 0.0, "", r#"["gpu"]"#),
+        &["--role", "worker", "--label", "gpu"],
+    );
+    git(
+        &tmp.path().join("app-work"),
+        &["push", "-q", "origin", "main:again"],
+    );
+    let again = plain.push("app", "refs/heads/again", &shas[0])[0];
+    let done = plain.wait_final(again);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["worker"], "fresh");
+    let log = done["log"].as_str().unwrap();
+    assert!(
+        log.contains("cached steps") && log.contains("CACHED"),
+        "{log}"
+    );
 }
 
 #[test]
