@@ -778,3 +778,52 @@ fn an_older_commit_never_moves_a_tag_back_across_processes() {
         n["digest"]
     );
 }
+
+#[test]
+fn a_stalled_worker_that_lost_its_lease_stops_its_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Pg::start();
+    let registry = TestRegistry::start(None);
+    let gate = Gate::start(registry.port);
+    let reg = format!("127.0.0.1:{}", gate.port);
+    let (bare, shas) = repo(tmp.path(), "app", &["main"]);
+    let list = [("app", bare.as_path())];
+    let nocache = "registry_cache = false";
+    let a = Serve::start(
+        &config(tmp.path(), "a", &pg, &reg, &list, 30.0, nocache, ""),
+        &[],
+    );
+    let id = a.push("app", "refs/heads/main", &shas[0])[0];
+    a.wait_until(id, "its push", |b| {
+        b["log"].as_str().unwrap().contains("pushing layers for ")
+    });
+    let b = Serve::start(
+        &config(tmp.path(), "b", &pg, &reg, &list, 30.0, nocache, ""),
+        &["--role", "worker"],
+    );
+    // a stalls (its build goes on, held at the gate); its lease lapses and b takes the build over.
+    let a_pid = a.child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &a_pid]).status().unwrap().success());
+    b.wait_until(id, "b's attempt", |x| x["worker"] == "b");
+    let a_build = format!("{}/work/{id}", tmp.path().join("a/state").display());
+    assert_eq!(processes_mentioning(&a_build).len(), 1, "a's build still runs");
+    // Back, a learns it lost the lease and stops its build before it can push.
+    assert!(Command::new("kill").args(["-CONT", &a_pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !processes_mentioning(&a_build).is_empty() {
+        assert!(Instant::now() < deadline, "a's build went on: {}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gate.open.store(true, Ordering::SeqCst);
+    let done = b.wait_final(id);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!((done["worker"].as_str(), done["attempts"].as_i64()), (Some("b"), Some(2)));
+    assert!(a.log().contains(&format!("lost the lease of build #{id}")), "{}", a.log());
+    let log = done["log"].as_str().unwrap();
+    assert!(log.contains("its lease was lost, another worker runs it"), "{log}");
+    assert!(
+        !a.log().contains(&format!("build #{id} app refs/heads/main: succeeded")),
+        "{}",
+        a.log()
+    );
+}

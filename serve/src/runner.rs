@@ -4,7 +4,7 @@
 //! output streams into the build's log; the pushed manifest digest comes from its `--metadata-file`.
 
 use std::collections::BTreeMap;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -103,6 +103,8 @@ pub trait BuildRunner: Send + Sync + 'static {
     /// Asks every running build to stop now (the service is shutting down); their `run` calls return
     /// errors soon after.
     fn interrupt(&self) {}
+    /// Stops the build running in `checkout` at once: its lease was lost, another worker runs it.
+    fn abort(&self, _checkout: &Path) {}
 }
 
 /// The production runner: the `hoist` binary as a child process.
@@ -114,8 +116,9 @@ pub struct HoistCli {
     pub root: Option<PathBuf>,
     /// Registries pushed to over plain http.
     pub insecure_registries: Vec<String>,
-    /// Children running now, by pid, for [`BuildRunner::interrupt`].
-    children: Arc<Mutex<HashSet<u32>>>,
+    /// Children running now, by pid, with their working directory (the build's checkout), for
+    /// [`BuildRunner::interrupt`] and [`BuildRunner::abort`].
+    children: Arc<Mutex<HashMap<u32, PathBuf>>>,
     /// Set by [`BuildRunner::interrupt`]: no new child starts.
     interrupted: Arc<AtomicBool>,
 }
@@ -175,10 +178,11 @@ impl HoistCli {
             .spawn()
             .with_context(|| format!("running {}", self.exe.display()))?;
         let pid = child.id();
+        let cwd = cmd.get_current_dir().map(Path::to_path_buf).unwrap_or_default();
         self.children
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(pid);
+            .insert(pid, cwd);
         if self.interrupted.load(Ordering::SeqCst) {
             self.interrupt();
         }
@@ -217,11 +221,22 @@ impl BuildRunner for HoistCli {
             .children
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
+            .keys()
         {
             // SIGTERM: hoist cleans up its sandboxes and exits; the wait in run_logged reaps it.
             if let Some(pid) = rustix::process::Pid::from_raw(*pid as i32) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+    }
+
+    fn abort(&self, checkout: &Path) {
+        for (pid, cwd) in self.children.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if cwd == checkout {
+                // SIGKILL: another worker owns the build now; this one must not get to its push.
+                if let Some(pid) = rustix::process::Pid::from_raw(*pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
             }
         }
     }

@@ -38,6 +38,8 @@ pub struct Service {
     in_flight: AtomicUsize,
     /// Their ids (leases to renew in a shared queue).
     running: Mutex<HashSet<i64>>,
+    /// Builds whose lease this process lost (another worker may run them): stopped, not recorded.
+    lost: Mutex<HashSet<i64>>,
 }
 
 /// The outcome of an accepted push.
@@ -105,6 +107,7 @@ impl Service {
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             running: Mutex::new(HashSet::new()),
+            lost: Mutex::new(HashSet::new()),
         }))
     }
 
@@ -180,7 +183,9 @@ impl Service {
         if self.queue.is_shared() {
             let svc = self.clone();
             tasks.push(tokio::spawn(async move {
-                let every = Duration::from_secs_f64(svc.config.lease_seconds / 3.0);
+                let lease = Duration::from_secs_f64(svc.config.lease_seconds);
+                let every = lease / 3;
+                let mut renewed = tokio::time::Instant::now();
                 loop {
                     tokio::time::sleep(every).await;
                     let running: Vec<i64> = svc
@@ -195,13 +200,30 @@ impl Service {
                         s.queue.heartbeat(&running, running.len())
                     })
                     .await;
-                    match beat {
-                        Ok(Ok(lost)) if !lost.is_empty() => eprintln!(
-                            "{} lost the lease of build(s) {lost:?}: another worker may run them",
-                            timestamp()
-                        ),
-                        Ok(Err(e)) => eprintln!("{} queue heartbeat: {e:#}", timestamp()),
-                        _ => {}
+                    let lost = match beat {
+                        Ok(Ok(lost)) => {
+                            renewed = tokio::time::Instant::now();
+                            lost
+                        }
+                        Ok(Err(e)) => {
+                            eprintln!("{} queue heartbeat: {e:#}", timestamp());
+                            // Unrenewed for a lease: other workers may have taken every build here.
+                            if renewed.elapsed() >= lease {
+                                svc.running_set().iter().copied().collect()
+                            } else {
+                                Vec::new()
+                            }
+                        }
+                        Err(_) => Vec::new(),
+                    };
+                    for id in lost {
+                        if svc.lost.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
+                            eprintln!(
+                                "{} lost the lease of build #{id}: stopping it (another worker runs it)",
+                                timestamp()
+                            );
+                            svc.runner.abort(&svc.config.state_dir.join("work").join(id.to_string()));
+                        }
                     }
                 }
             }));
@@ -263,6 +285,13 @@ impl Service {
         }
     }
 
+    fn is_lost(&self, id: i64) -> bool {
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
+    }
+
     fn running_set(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -286,6 +315,18 @@ impl Service {
                     .is_shared()
                     .then(|| LogShipper::start(self.queue.clone(), build.id, &log));
                 let r = self.execute_logged(&build, &mut log);
+                if self.lost.lock().unwrap_or_else(|e| e.into_inner()).remove(&build.id) {
+                    let _ = writeln!(
+                        log,
+                        "{} build #{} stopped on worker {}: its lease was lost, another worker runs it",
+                        timestamp(),
+                        build.id,
+                        self.config.worker_name()
+                    );
+                    drop(_shipper);
+                    self.remove_work(build.id);
+                    return;
+                }
                 if r.is_err() && self.stopping.load(Ordering::SeqCst) {
                     // SQLite: left `running`, the next start requeues it. Shared: requeued now.
                     let _ = writeln!(
@@ -404,6 +445,9 @@ impl Service {
                 if self.stopping.load(Ordering::SeqCst) {
                     anyhow::bail!("interrupted: hoist serve is stopping");
                 }
+                if self.is_lost(build.id) {
+                    anyhow::bail!("lease lost");
+                }
                 if !said {
                     writeln!(log, "{} waiting for another build of {tag}", timestamp())?;
                     said = true;
@@ -449,6 +493,9 @@ impl Service {
                 .uses_registry_cache()
                 .then(|| format!("{}:buildcache", build.image)),
         };
+        if self.is_lost(build.id) {
+            anyhow::bail!("lease lost");
+        }
         writeln!(log, "{} building {}", timestamp(), build.tags.join(", "))?;
         let out = self.runner.run(&request, log)?;
         Ok(Outcome::Built(out.digest))
