@@ -5,11 +5,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -29,7 +29,9 @@ struct Pg {
 }
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 impl Pg {
@@ -213,7 +215,8 @@ impl Serve {
 
     /// A signed GitHub push of `sha` to `git_ref` of `repo`; returns the queued build ids.
     fn push(&self, repo: &str, git_ref: &str, sha: &str) -> Vec<i64> {
-        let (status, reply) = self.push_delivery(repo, git_ref, sha, &format!("{repo}-{git_ref}-{sha}"));
+        let (status, reply) =
+            self.push_delivery(repo, git_ref, sha, &format!("{repo}-{git_ref}-{sha}"));
         assert_eq!(status, 202, "{reply}");
         let v: Value = serde_json::from_str(&reply).unwrap();
         v["queued"]
@@ -306,12 +309,17 @@ fn http(
 /// What a server-sent event stream delivers within `for_`.
 fn sse_for(addr: &str, path: &str, for_: Duration) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
     let end = Instant::now() + for_;
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
     while let Some(left) = end.checked_duration_since(Instant::now()) {
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
         match s.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
@@ -365,6 +373,7 @@ fn repo(root: &Path, name: &str, branches: &[&str]) -> (PathBuf, Vec<String>) {
 
 /// A `hoist.toml` for one process: its own state and store under `root/<name>`, the shared queue.
 /// `extra` goes at the top level; `rule_labels`, when given, is every rule's `labels`.
+#[allow(clippy::too_many_arguments)]
 fn config(
     root: &Path,
     name: &str,
@@ -492,7 +501,10 @@ fn three_processes_split_a_burst_of_pushes_and_build_each_once() {
         let b = web.wait_final(*id);
         assert_eq!(b["state"], "succeeded", "{b:#}");
         assert_eq!(b["attempts"], 1, "built once: {b:#}");
-        assert!(b["digest"].as_str().unwrap().starts_with("sha256:"), "{b:#}");
+        assert!(
+            b["digest"].as_str().unwrap().starts_with("sha256:"),
+            "{b:#}"
+        );
         let log = b["log"].as_str().unwrap();
         assert_eq!(
             log.matches("build --progress=plain --push").count(),
@@ -580,14 +592,21 @@ fn a_killed_workers_build_is_requeued_after_its_lease_and_finished_by_another() 
     let b = a.wait_until(id, "its push", |b| {
         b["log"].as_str().unwrap().contains("pushing layers for ")
     });
-    assert_eq!((b["state"].as_str(), b["worker"].as_str()), (Some("running"), Some("a")));
+    assert_eq!(
+        (b["state"].as_str(), b["worker"].as_str()),
+        (Some("running"), Some("a"))
+    );
     assert_eq!(b["attempts"], 1);
     let worker_b = Serve::start(
         &config(tmp.path(), "b", &pg, &reg, &list, 30.0, nocache, ""),
         &["--role", "worker"],
     );
     // Another process streams the live log of the build running on a (the status page's stream).
-    let events = sse_for(&worker_b.addr, &format!("/api/builds/{id}/events"), Duration::from_secs(2));
+    let events = sse_for(
+        &worker_b.addr,
+        &format!("/api/builds/{id}/events"),
+        Duration::from_secs(2),
+    );
     assert!(
         events.contains("event: log") && events.contains("pushing layers for "),
         "{events}"
@@ -610,7 +629,10 @@ fn a_killed_workers_build_is_requeued_after_its_lease_and_finished_by_another() 
         std::thread::sleep(Duration::from_millis(50));
     }
     let now = worker_b.build(id);
-    assert_eq!((now["state"].as_str(), now["worker"].as_str()), (Some("running"), Some("a")));
+    assert_eq!(
+        (now["state"].as_str(), now["worker"].as_str()),
+        (Some("running"), Some("a"))
+    );
     gate.open.store(true, Ordering::SeqCst);
     let done = worker_b.wait_final(id);
     assert_eq!(done["state"], "succeeded", "{done:#}");
@@ -623,7 +645,11 @@ fn a_killed_workers_build_is_requeued_after_its_lease_and_finished_by_another() 
     let second = log.find(&format!("build #{id} (attempt 2)")).expect(log);
     assert!(first < lapse && lapse < second, "{log}");
     assert_eq!(skopeo_tags(&reg, "team/app"), ["main"]);
-    assert!(worker_b.log().contains(&format!("build #{id} app refs/heads/main: succeeded")));
+    assert!(
+        worker_b
+            .log()
+            .contains(&format!("build #{id} app refs/heads/main: succeeded"))
+    );
 }
 
 #[test]
@@ -644,7 +670,16 @@ fn label_constrained_builds_wait_for_a_matching_worker() {
     assert_eq!(b["state"], "queued", "no worker has the label: {b:#}");
     assert_eq!(b["labels"], serde_json::json!(["gpu"]));
     let gpu = Serve::start(
-        &config(tmp.path(), "gpu", &pg, &reg, &list, 0.0, r#"labels = ["fast"]"#, r#"["gpu"]"#),
+        &config(
+            tmp.path(),
+            "gpu",
+            &pg,
+            &reg,
+            &list,
+            0.0,
+            r#"labels = ["fast"]"#,
+            r#"["gpu"]"#,
+        ),
         &["--role", "worker", "--label", "gpu"],
     );
     let done = plain.wait_final(id);
@@ -698,13 +733,26 @@ fn builds_of_a_repository_stick_to_the_worker_that_built_it_last() {
     let branches = ["b0", "b1", "b2", "b3"];
     let (bare, shas) = repo(tmp.path(), "app", &branches);
     let list = [("app", bare.as_path())];
-    let one = Serve::start(&config(tmp.path(), "one", &pg, &reg, &list, 30.0, "", ""), &[]);
-    let two = Serve::start(&config(tmp.path(), "two", &pg, &reg, &list, 30.0, "", ""), &[]);
+    let one = Serve::start(
+        &config(tmp.path(), "one", &pg, &reg, &list, 30.0, "", ""),
+        &[],
+    );
+    let two = Serve::start(
+        &config(tmp.path(), "two", &pg, &reg, &list, 30.0, "", ""),
+        &[],
+    );
     let first = one.push("app", "refs/heads/b0", &shas[0])[0];
-    let owner = one.wait_final(first)["worker"].as_str().unwrap().to_string();
+    let owner = one.wait_final(first)["worker"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Each later push goes to the other process, whose own workers are woken at once: they leave the
     // build to the repository's last worker, which takes it on its next poll.
-    let (owner_proc, other) = if owner == "one" { (&one, &two) } else { (&two, &one) };
+    let (owner_proc, other) = if owner == "one" {
+        (&one, &two)
+    } else {
+        (&two, &one)
+    };
     for (i, b) in branches.iter().enumerate().skip(1) {
         let id = other.push("app", &format!("refs/heads/{b}"), &shas[i])[0];
         let done = owner_proc.wait_final(id);
@@ -764,7 +812,12 @@ fn an_older_commit_never_moves_a_tag_back_across_processes() {
     );
     // A late push of the older commit, wherever it runs, is not the tip: nothing moves.
     // The captured delivery, replayed to the other process: refused, the ids are shared.
-    let replay = b.push_delivery("app", "refs/heads/main", &old_sha, &format!("app-refs/heads/main-{old_sha}"));
+    let replay = b.push_delivery(
+        "app",
+        "refs/heads/main",
+        &old_sha,
+        &format!("app-refs/heads/main-{old_sha}"),
+    );
     assert_eq!(replay.0, 409, "{}", replay.1);
     let late = b.push_delivery("app", "refs/heads/main", &old_sha, "a-fresh-id");
     assert_eq!(late.0, 202, "{}", late.1);
@@ -772,7 +825,10 @@ fn an_older_commit_never_moves_a_tag_back_across_processes() {
     let late = late["queued"][0].as_i64().unwrap();
     let l = a.wait_final(late);
     assert_eq!(l["state"], "cancelled", "{l:#}");
-    assert!(l["error"].as_str().unwrap().contains(&new_sha[..12]), "{l:#}");
+    assert!(
+        l["error"].as_str().unwrap().contains(&new_sha[..12]),
+        "{l:#}"
+    );
     assert_eq!(
         common::skopeo_inspect(&latest, false)["Digest"],
         n["digest"]
@@ -803,12 +859,28 @@ fn a_stalled_worker_that_lost_its_lease_stops_its_build() {
     );
     // a stalls (its build goes on, held at the gate); its lease lapses and b takes the build over.
     let a_pid = a.child.id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &a_pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &a_pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     b.wait_until(id, "b's attempt", |x| x["worker"] == "b");
     let a_build = format!("{}/work/{id}", tmp.path().join("a/state").display());
-    assert_eq!(processes_mentioning(&a_build).len(), 1, "a's build still runs");
+    assert_eq!(
+        processes_mentioning(&a_build).len(),
+        1,
+        "a's build still runs"
+    );
     // Back, a learns it lost the lease and stops its build before it can push.
-    assert!(Command::new("kill").args(["-CONT", &a_pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &a_pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !processes_mentioning(&a_build).is_empty() {
         assert!(Instant::now() < deadline, "a's build went on: {}", a.log());
@@ -817,12 +889,23 @@ fn a_stalled_worker_that_lost_its_lease_stops_its_build() {
     gate.open.store(true, Ordering::SeqCst);
     let done = b.wait_final(id);
     assert_eq!(done["state"], "succeeded", "{done:#}");
-    assert_eq!((done["worker"].as_str(), done["attempts"].as_i64()), (Some("b"), Some(2)));
-    assert!(a.log().contains(&format!("lost the lease of build #{id}")), "{}", a.log());
-    let log = done["log"].as_str().unwrap();
-    assert!(log.contains("its lease was lost, another worker runs it"), "{log}");
+    assert_eq!(
+        (done["worker"].as_str(), done["attempts"].as_i64()),
+        (Some("b"), Some(2))
+    );
     assert!(
-        !a.log().contains(&format!("build #{id} app refs/heads/main: succeeded")),
+        a.log().contains(&format!("lost the lease of build #{id}")),
+        "{}",
+        a.log()
+    );
+    let log = done["log"].as_str().unwrap();
+    assert!(
+        log.contains("its lease was lost, another worker runs it"),
+        "{log}"
+    );
+    assert!(
+        !a.log()
+            .contains(&format!("build #{id} app refs/heads/main: succeeded")),
         "{}",
         a.log()
     );

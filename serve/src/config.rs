@@ -214,7 +214,9 @@ impl Config {
             .as_deref()
             .is_some_and(|q| !(q.starts_with("postgres://") || q.starts_with("postgresql://")))
         {
-            bail!("queue: expected a postgres:// URL (or no `queue` for the embedded SQLite queue)");
+            bail!(
+                "queue: expected a postgres:// URL (or no `queue` for the embedded SQLite queue)"
+            );
         }
         if !(config.lease_seconds >= 1.0 && config.lease_seconds.is_finite()) {
             bail!("lease_seconds must be at least 1");

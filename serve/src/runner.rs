@@ -178,7 +178,10 @@ impl HoistCli {
             .spawn()
             .with_context(|| format!("running {}", self.exe.display()))?;
         let pid = child.id();
-        let cwd = cmd.get_current_dir().map(Path::to_path_buf).unwrap_or_default();
+        let cwd = cmd
+            .get_current_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         self.children
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -231,7 +234,12 @@ impl BuildRunner for HoistCli {
     }
 
     fn abort(&self, checkout: &Path) {
-        for (pid, cwd) in self.children.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (pid, cwd) in self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             if cwd == checkout {
                 // SIGKILL: another worker owns the build now; this one must not get to its push.
                 if let Some(pid) = rustix::process::Pid::from_raw(*pid as i32) {

@@ -315,7 +315,12 @@ impl Service {
                     .is_shared()
                     .then(|| LogShipper::start(self.queue.clone(), build.id, &log));
                 let r = self.execute_logged(&build, &mut log);
-                if self.lost.lock().unwrap_or_else(|e| e.into_inner()).remove(&build.id) {
+                if self
+                    .lost
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&build.id)
+                {
                     let _ = writeln!(
                         log,
                         "{} build #{} stopped on worker {}: its lease was lost, another worker runs it",

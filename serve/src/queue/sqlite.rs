@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::clock::now_ms;
 use super::{Build, State};
+use crate::clock::now_ms;
 use crate::rules::{BuildPlan, Push};
 
 /// The queue: one SQLite database, shared by the HTTP handlers and the workers.
