@@ -441,6 +441,35 @@ mod tests {
     }
 
     #[test]
+    fn shared_queue_settings() {
+        let base =
+            "state_dir = \"/x\"\nregistry = \"r\"\nsecret = \"s\"\nlisten = \"127.0.0.1:9000\"\n";
+        let c = Config::parse(base).unwrap();
+        assert_eq!(c.role, Role::All);
+        assert!(
+            !c.uses_registry_cache(),
+            "the embedded queue keeps its local cache only"
+        );
+        assert!(c.worker_name().ends_with(":9000"), "{}", c.worker_name());
+        let c = Config::parse(&format!(
+            "queue = \"postgres://h@db/q\"\nrole = \"worker\"\nworker_name = \"w1\"\nlabels = [\"gpu\", \"gpu\"]\n{base}"
+        ))
+        .unwrap();
+        assert_eq!(c.role, Role::Worker);
+        assert!(!c.role.accepts_hooks() && c.role.runs_builds());
+        assert!(c.uses_registry_cache());
+        assert_eq!(c.worker_name(), "w1");
+        assert_eq!(c.worker_labels(), [platform(), "gpu".to_string()]);
+        assert_eq!("web".parse::<Role>(), Ok(Role::Web));
+        assert!(
+            "boss"
+                .parse::<Role>()
+                .unwrap_err()
+                .contains("web, worker or all")
+        );
+    }
+
+    #[test]
     fn rejects_bad_input() {
         let base = "state_dir = \"/x\"\nregistry = \"r\"\nsecret = \"s\"\n[[repository]]\nname = \"a\"\nurl = \"u\"\n";
         let bad_re =
@@ -455,6 +484,15 @@ mod tests {
             "state_dir = \"/x\"\nregistry = \"r\"\n[[repository]]\nname = \"a\"\nurl = \"u\"\n";
         assert!(format!("{:#}", Config::parse(no_secret).unwrap_err()).contains("secret"));
         assert!(Config::parse("state_dir = \"/x\"\nbogus = 1\n").is_err());
+        for (bad, says) in [
+            ("queue = \"mysql://db/q\"\n", "postgres://"),
+            ("lease_seconds = 0\n", "lease_seconds"),
+            ("sticky_seconds = -1\n", "sticky_seconds"),
+            ("role = \"boss\"\n", "role"),
+        ] {
+            let e = format!("{:#}", Config::parse(&format!("{bad}{base}")).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         let empty_token = format!("status_token = \" \"\n{base}");
         let e = format!("{:#}", Config::parse(&empty_token).unwrap_err());
         assert!(e.contains("status_token"), "{e}");

@@ -52,6 +52,24 @@ pub struct Accepted {
 impl Service {
     /// Opens the state directory and the queue (requeueing builds a stop interrupted).
     pub fn open(config: Config, runner: Arc<dyn BuildRunner>) -> anyhow::Result<Arc<Service>> {
+        if config.queue.is_none() {
+            // The embedded queue has one worker, this process: a rule it cannot serve would wait forever.
+            let mine = config.worker_labels();
+            for repo in &config.repositories {
+                for (i, rule) in repo.rules.iter().enumerate() {
+                    if let Some(l) = rule.labels.iter().find(|l| !mine.contains(l)) {
+                        anyhow::bail!(
+                            "repository {:?} rule {}: needs worker label {l:?}, which this process \
+                             does not have (labels: {}); add it with `labels`/--label, or share a \
+                             `queue` with a worker that has it",
+                            repo.name,
+                            i + 1,
+                            mine.join(", ")
+                        );
+                    }
+                }
+            }
+        }
         // Owner-only: the queue, logs and checkouts are no other local user's to read.
         private_dir(&config.state_dir)?;
         for d in ["mirrors", "work", "logs"] {
@@ -631,5 +649,26 @@ mod tests {
             }
             assert_eq!(mode(&state.join("queue.sqlite")), 0o600);
         }
+    }
+
+    #[test]
+    fn the_embedded_queue_refuses_rules_its_one_worker_cannot_run() {
+        let t = tempfile::tempdir().unwrap();
+        let text = |labels: &str| {
+            format!(
+                "state_dir = \"{}\"\nregistry = \"r\"\nsecret = \"s\"\n{labels}\n[[repository]]\nname = \"a\"\nurl = \"u\"\n[[repository.rule]]\nsource_type = \"tag\"\nsource = \"/.*/\"\nlabels = [\"gpu\"]\n",
+                t.path().display()
+            )
+        };
+        let config = crate::config::Config::parse(&text("")).unwrap();
+        let e = format!(
+            "{:#}",
+            super::Service::open(config, Arc::new(NoBuilds))
+                .err()
+                .unwrap()
+        );
+        assert!(e.contains("rule 1") && e.contains("\"gpu\""), "{e}");
+        let config = crate::config::Config::parse(&text("labels = [\"gpu\"]")).unwrap();
+        assert!(super::Service::open(config, Arc::new(NoBuilds)).is_ok());
     }
 }
