@@ -549,7 +549,8 @@ impl LogShipper {
                 if last {
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(250));
+                // Woken early by drop, so the build's end is recorded without waiting here.
+                std::thread::park_timeout(Duration::from_millis(250));
             }
         });
         LogShipper {
@@ -563,6 +564,7 @@ impl Drop for LogShipper {
     fn drop(&mut self) {
         self.done.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
