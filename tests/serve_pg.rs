@@ -910,3 +910,63 @@ fn a_stalled_worker_that_lost_its_lease_stops_its_build() {
         a.log()
     );
 }
+
+#[test]
+fn worker_names_are_unique_and_roles_need_a_shared_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Pg::start();
+    let (bare, _) = repo(tmp.path(), "app", &[]);
+    let list = [("app", bare.as_path())];
+    let cfg = config(tmp.path(), "a", &pg, "127.0.0.1:1", &list, 0.0, "", "");
+    let mut first = Serve::start(&cfg, &[]);
+    let second = Command::new(HOIST)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(err.contains(r#"worker name "a" is in use"#), "{err}");
+    // A graceful stop frees the name at once.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &first.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(first.child.wait().unwrap().success(), "{}", first.log());
+    let again = Serve::start(&cfg, &[]);
+    assert_eq!(again.get("/api/workers")[0]["name"], "a");
+
+    // With the embedded queue one process does everything.
+    let embedded = tmp.path().join("embedded.toml");
+    std::fs::write(
+        &embedded,
+        format!(
+            "state_dir = \"state-e\"\nregistry = \"r\"\nsecret = \"s\"\n[[repository]]\nname = \"app\"\nurl = \"file://{}\"\n",
+            bare.display()
+        ),
+    )
+    .unwrap();
+    for role in ["web", "worker"] {
+        let out = Command::new(HOIST)
+            .args(["serve", "--role", role, "--config"])
+            .arg(&embedded)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(&format!("role {role}: needs a shared `queue`")),
+            "{err}"
+        );
+    }
+    let out = Command::new(HOIST)
+        .args(["serve", "--role", "boss", "--config"])
+        .arg(&embedded)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected web, worker or all"), "{err}");
+}

@@ -49,7 +49,7 @@ pub struct Config {
     #[serde(default)]
     pub queue: Option<String>,
     /// This process's worker name in a shared queue (unique among them; stable, for sticky routing).
-    /// Default: `<hostname>:<listen port>`.
+    /// Default: `<hostname>:<listen port>` (`<hostname>:pid<pid>` for port 0).
     #[serde(default)]
     pub worker_name: Option<String>,
     /// Free-form worker labels this process advertises (its platform, e.g. `linux/amd64`, is added).
@@ -309,13 +309,18 @@ impl Config {
         Ok(config)
     }
 
-    /// This process's worker name: `worker_name`, or `<hostname>:<listen port>`.
+    /// This process's worker name: `worker_name`, or `<hostname>:<listen port>` (`<hostname>:pid<pid>`
+    /// when listening on port 0).
     pub fn worker_name(&self) -> String {
         self.worker_name.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "localhost".into());
-            format!("{host}:{}", self.listen.port())
+            match self.listen.port() {
+                // A port picked at bind time names nothing stable: the process id at least is unique.
+                0 => format!("{host}:pid{}", std::process::id()),
+                port => format!("{host}:{port}"),
+            }
         })
     }
 

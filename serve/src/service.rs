@@ -19,7 +19,7 @@ use anyhow::Context;
 use tokio::sync::Notify;
 
 use crate::clock::timestamp;
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::mirror;
 use crate::queue::{Build, Queue, WorkerIdentity};
 use crate::rules::{self, Push};
@@ -52,6 +52,17 @@ pub struct Accepted {
 impl Service {
     /// Opens the state directory and the queue (requeueing builds a stop interrupted).
     pub fn open(config: Config, runner: Arc<dyn BuildRunner>) -> anyhow::Result<Arc<Service>> {
+        if config.queue.is_none() && config.role != Role::All {
+            anyhow::bail!(
+                "role {}: needs a shared `queue` (postgres://…) in the configuration; with the \
+                 embedded queue one process both accepts webhooks and builds (role all)",
+                if config.role == Role::Web {
+                    "web"
+                } else {
+                    "worker"
+                }
+            );
+        }
         if config.queue.is_none() {
             // The embedded queue has one worker, this process: a rule it cannot serve would wait forever.
             let mine = config.worker_labels();
@@ -301,6 +312,9 @@ impl Service {
         for t in tasks {
             t.abort();
         }
+        // Shared queue: gone from the worker list (and its name free for the next start) at once.
+        let s = self.clone();
+        let _ = tokio::task::spawn_blocking(move || s.queue.leave()).await;
     }
 
     fn is_lost(&self, id: i64) -> bool {

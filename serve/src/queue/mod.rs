@@ -242,6 +242,14 @@ impl Queue {
         }
     }
 
+    /// Shared queues: removes this process from the workers (a graceful stop).
+    pub fn leave(&self) -> anyhow::Result<()> {
+        match self {
+            Queue::Sqlite(_) => Ok(()),
+            Queue::Postgres(q) => q.leave(),
+        }
+    }
+
     /// Shared queues: the workers seen recently, with labels and load.
     pub fn workers(&self) -> anyhow::Result<Vec<WorkerStatus>> {
         match self {

@@ -145,8 +145,8 @@ impl PgQueue {
     /// last stopped. Returns the queue and how many builds were requeued.
     pub fn open(url: &str, me: WorkerIdentity) -> anyhow::Result<(PgQueue, usize)> {
         // Off the caller's thread: the client must not block inside the service's runtime.
-        let (url, name) = (url.to_string(), me.name.clone());
-        let (jobs, requeued) = std::thread::spawn(move || Self::start_pool(&url, &name))
+        let (url, who) = (url.to_string(), me.clone());
+        let (jobs, requeued) = std::thread::spawn(move || Self::start_pool(&url, &who))
             .join()
             .map_err(|_| anyhow::anyhow!("the queue database connection thread panicked"))??;
         let q = PgQueue {
@@ -158,15 +158,27 @@ impl PgQueue {
     }
 
     /// Connects [`POOL`] clients (migrating and requeueing on the first), each on its own thread.
-    fn start_pool(url: &str, name: &str) -> anyhow::Result<(mpsc::Sender<Job>, usize)> {
+    fn start_pool(url: &str, me: &WorkerIdentity) -> anyhow::Result<(mpsc::Sender<Job>, usize)> {
+        let name = &me.name;
         let mut first = connect(url)?;
         migrate(&mut first)?;
+        let live = first.query_opt(
+            "SELECT 1 FROM workers WHERE name = $1 AND seen_at > now() - make_interval(secs => $2)",
+            &[name, &lease_secs(me)],
+        )?;
+        if live.is_some() {
+            anyhow::bail!(
+                "worker name {name:?} is in use by a running hoist serve on this queue (it sent a \
+                 heartbeat within lease_seconds): give each process its own `worker_name` or \
+                 --worker-name (after a crash, start again once its lease has lapsed)"
+            );
+        }
         let requeued = first.execute(
             "UPDATE builds SET state = 'queued', started_at = NULL, worker = NULL, lease_until = NULL \
              WHERE state = 'running' AND worker = $1",
-            &[&name],
+            &[name],
         )? as usize;
-        first.execute("DELETE FROM tag_locks WHERE worker = $1", &[&name])?;
+        first.execute("DELETE FROM tag_locks WHERE worker = $1", &[name])?;
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut clients = vec![first];
@@ -536,6 +548,13 @@ impl PgQueue {
             }
             let from = (offset as usize).min(all.len());
             Ok(String::from_utf8_lossy(&all[from..]).into_owned())
+        })
+    }
+
+    pub fn leave(&self) -> anyhow::Result<()> {
+        self.with(|c, me| {
+            c.execute("DELETE FROM workers WHERE name = $1", &[&me.name])?;
+            Ok(())
         })
     }
 
