@@ -394,11 +394,17 @@ registry = "{registry}/team"
 secret = "{SECRET}"
 queue = "{url}"
 worker_name = "{name}"
-lease_seconds = 2
+{lease}
 sticky_seconds = {sticky_seconds}
 {extra}
 "#,
-        url = pg.url
+        url = pg.url,
+        // Short leases keep the tests quick; a test may set its own in `extra`.
+        lease = if extra.contains("lease_seconds") {
+            ""
+        } else {
+            "lease_seconds = 2"
+        }
     );
     for (repo, bare) in repos {
         text.push_str(&format!(
@@ -969,4 +975,48 @@ fn worker_names_are_unique_and_roles_need_a_shared_queue() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expected web, worker or all"), "{err}");
+}
+
+#[test]
+fn a_stopping_worker_hands_its_build_back_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = Pg::start();
+    let registry = TestRegistry::start(None);
+    let gate = Gate::start(registry.port);
+    let reg = format!("127.0.0.1:{}", gate.port);
+    let (bare, shas) = repo(tmp.path(), "app", &["main"]);
+    let list = [("app", bare.as_path())];
+    // A lease far longer than the test: only the hand-back can let b run the build.
+    let extra = "registry_cache = false\nlease_seconds = 600";
+    let mut a = Serve::start(
+        &config(tmp.path(), "a", &pg, &reg, &list, 0.0, extra, ""),
+        &[],
+    );
+    let id = a.push("app", "refs/heads/main", &shas[0])[0];
+    a.wait_until(id, "its push", |b| {
+        b["log"].as_str().unwrap().contains("pushing layers for ")
+    });
+    let b = Serve::start(
+        &config(tmp.path(), "b", &pg, &reg, &list, 0.0, extra, ""),
+        &["--role", "worker"],
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &a.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(a.child.wait().unwrap().success(), "{}", a.log());
+    gate.open.store(true, Ordering::SeqCst);
+    let done = b.wait_final(id);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(
+        (done["worker"].as_str(), done["attempts"].as_i64()),
+        (Some("b"), Some(2))
+    );
+    let log = done["log"].as_str().unwrap();
+    assert!(log.contains("hoist serve is stopping"), "{log}");
+    let workers = b.get("/api/workers");
+    assert_eq!(workers.as_array().unwrap().len(), 1, "a left: {workers:#}");
 }
