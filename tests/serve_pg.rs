@@ -650,6 +650,18 @@ fn a_killed_workers_build_is_requeued_after_its_lease_and_finished_by_another() 
     let lapse = log.find("lease of worker a expired").expect(log);
     let second = log.find(&format!("build #{id} (attempt 2)")).expect(log);
     assert!(first < lapse && lapse < second, "{log}");
+    // Reading on from an offset (as the page's stream does) gives exactly the rest, from any chunk.
+    for cut in [0, 1, lapse, second, log.len() - 1, log.len()] {
+        let (status, rest) = http(
+            &worker_b.addr,
+            "GET",
+            &format!("/api/builds/{id}/log?offset={cut}"),
+            &[],
+            b"",
+        );
+        assert_eq!(status, 200);
+        assert_eq!(rest, log[cut..], "from {cut}");
+    }
     assert_eq!(skopeo_tags(&reg, "team/app"), ["main"]);
     assert!(
         worker_b

@@ -539,15 +539,20 @@ impl PgQueue {
 
     pub fn read_log(&self, id: i64, offset: u64) -> anyhow::Result<String> {
         self.with(move |c, _| {
-            let mut all = Vec::new();
+            // Only the chunks that end past `offset` cross the wire; each with where it starts.
+            let mut out = Vec::new();
             for r in c.query(
-                "SELECT data FROM log_chunks WHERE build_id = $1 ORDER BY seq",
-                &[&id],
+                "SELECT data, stop - length(data) FROM (SELECT seq, data, \
+                 sum(length(data)) OVER (ORDER BY seq) AS stop \
+                 FROM log_chunks WHERE build_id = $1) c WHERE stop > $2 ORDER BY seq",
+                &[&id, &(offset as i64)],
             )? {
-                all.extend_from_slice(r.get::<_, &[u8]>(0));
+                let data: &[u8] = r.get(0);
+                let start: i64 = r.get(1);
+                let skip = (offset as i64 - start).clamp(0, data.len() as i64) as usize;
+                out.extend_from_slice(&data[skip..]);
             }
-            let from = (offset as usize).min(all.len());
-            Ok(String::from_utf8_lossy(&all[from..]).into_owned())
+            Ok(String::from_utf8_lossy(&out).into_owned())
         })
     }
 
