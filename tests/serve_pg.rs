@@ -564,6 +564,43 @@ fn three_processes_split_a_burst_of_pushes_and_build_each_once() {
     assert_eq!(status, 503, "{body}");
 }
 
+/// The page after its scripts ran (3 s of virtual time), as headless Chromium renders it.
+fn chromium_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out_path = profile.path().join("dom.html");
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.path().join("p").display()
+        ))
+        .args(["--dump-dom", url])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium (fixtures/install-deps.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "chromium failed: {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::read_to_string(out_path).unwrap()
+}
+
 /// Processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -740,6 +777,22 @@ fn label_constrained_builds_wait_for_a_matching_worker() {
         log.contains("cached steps") && log.contains("CACHED"),
         "{log}"
     );
+
+    // The status page of any process shows which worker ran each build, and the workers.
+    let dom = chromium_dom(&format!("http://{}/", plain.addr));
+    assert!(dom.contains("<td>fresh</td><td>1</td>"), "{dom}");
+    assert!(dom.contains("<h2>Workers</h2>"), "{dom}");
+    assert!(
+        dom.contains(&format!(
+            "<td>fresh</td><td>{platform}, gpu</td><td>0 / 1</td>"
+        )),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!("<td>plain</td><td>{platform}</td>")),
+        "{dom}"
+    );
+    assert!(!dom.contains("workerlist\" hidden"), "{dom}");
 }
 
 #[test]
