@@ -40,8 +40,71 @@ pub struct Config {
     /// Builds kept in the status API/page (older finished builds are pruned).
     #[serde(default = "default_keep")]
     pub keep_builds: usize,
+    /// What this process does: accept webhooks (`web`), run builds (`worker`), or both (`all`). Every
+    /// role answers the status page and API.
+    #[serde(default)]
+    pub role: Role,
+    /// Where builds are queued: unset for the embedded SQLite queue in `state_dir`, or
+    /// `postgres://user:password@host/db` for a queue shared by any number of `hoist serve` processes.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// This process's worker name in a shared queue (unique among them; stable, for sticky routing).
+    /// Default: `<hostname>:<listen port>` (`<hostname>:pid<pid>` for port 0).
+    #[serde(default)]
+    pub worker_name: Option<String>,
+    /// Free-form worker labels this process advertises (its platform, e.g. `linux/amd64`, is added).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Shared queue: seconds a running build's lease lasts without a heartbeat before another worker
+    /// may take it over.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: f64,
+    /// Shared queue: seconds a build waits for the worker that last built its repository.
+    #[serde(default = "default_sticky")]
+    pub sticky_seconds: f64,
+    /// Build cache through the registry (`--cache-from`/`--cache-to type=registry,ref=<image>:buildcache,
+    /// mode=max`), so a build on a worker new to a repository still hits the cache. Default: on with a
+    /// shared `queue`, off with the embedded one (its builds share one local store).
+    #[serde(default)]
+    pub registry_cache: Option<bool>,
     #[serde(default, rename = "repository")]
     pub repositories: Vec<Repository>,
+}
+
+/// What a `hoist serve` process does (`--role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Accepts webhooks and queues builds; runs none.
+    Web,
+    /// Runs builds from the queue; refuses webhooks.
+    Worker,
+    /// Both.
+    #[default]
+    All,
+}
+
+impl Role {
+    /// Whether this role accepts webhooks.
+    pub fn accepts_hooks(self) -> bool {
+        self != Role::Worker
+    }
+    /// Whether this role runs builds.
+    pub fn runs_builds(self) -> bool {
+        self != Role::Web
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "web" => Ok(Role::Web),
+            "worker" => Ok(Role::Worker),
+            "all" => Ok(Role::All),
+            _ => Err(format!("role {s:?}: expected web, worker or all")),
+        }
+    }
 }
 
 /// One source repository and the images built from it.
@@ -93,10 +156,20 @@ pub struct Rule {
     pub context: String,
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
+    /// Worker labels a build needs (`linux/arm64`, `gpu`): with a shared queue only workers carrying
+    /// all of them take it.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
     "127.0.0.1:8080".parse().unwrap()
+}
+fn default_lease() -> f64 {
+    30.0
+}
+fn default_sticky() -> f64 {
+    10.0
 }
 fn default_concurrency() -> usize {
     1
@@ -135,6 +208,21 @@ impl Config {
         let mut config: Config = toml::from_str(text)?;
         if config.concurrency == 0 {
             bail!("concurrency must be at least 1");
+        }
+        if config
+            .queue
+            .as_deref()
+            .is_some_and(|q| !(q.starts_with("postgres://") || q.starts_with("postgresql://")))
+        {
+            bail!(
+                "queue: expected a postgres:// URL (or no `queue` for the embedded SQLite queue)"
+            );
+        }
+        if !(config.lease_seconds >= 1.0 && config.lease_seconds.is_finite()) {
+            bail!("lease_seconds must be at least 1");
+        }
+        if !(config.sticky_seconds >= 0.0 && config.sticky_seconds.is_finite()) {
+            bail!("sticky_seconds must be 0 or more");
         }
         if config
             .status_token
@@ -182,6 +270,7 @@ impl Config {
                         dockerfile: default_dockerfile(),
                         context: default_context(),
                         build_args: BTreeMap::new(),
+                        labels: Vec::new(),
                     },
                     Rule {
                         source_type: SourceType::Tag,
@@ -190,6 +279,7 @@ impl Config {
                         dockerfile: default_dockerfile(),
                         context: default_context(),
                         build_args: BTreeMap::new(),
+                        labels: Vec::new(),
                     },
                 ];
             }
@@ -219,6 +309,37 @@ impl Config {
         Ok(config)
     }
 
+    /// This process's worker name: `worker_name`, or `<hostname>:<listen port>` (`<hostname>:pid<pid>`
+    /// when listening on port 0).
+    pub fn worker_name(&self) -> String {
+        self.worker_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into());
+            match self.listen.port() {
+                // A port picked at bind time names nothing stable: the process id at least is unique.
+                0 => format!("{host}:pid{}", std::process::id()),
+                port => format!("{host}:{port}"),
+            }
+        })
+    }
+
+    /// The labels this process advertises: its platform, then the configured ones.
+    pub fn worker_labels(&self) -> Vec<String> {
+        let mut labels = vec![platform()];
+        for l in &self.labels {
+            if !labels.contains(l) {
+                labels.push(l.clone());
+            }
+        }
+        labels
+    }
+
+    /// Whether builds use the registry as their cache (see `registry_cache`).
+    pub fn uses_registry_cache(&self) -> bool {
+        self.registry_cache.unwrap_or(self.queue.is_some())
+    }
+
     /// The repository named `name`.
     pub fn repository(&self, name: &str) -> Option<&Repository> {
         self.repositories.iter().find(|r| r.name == name)
@@ -240,6 +361,18 @@ impl Config {
             (None, None) => repo.name.clone(),
         }
     }
+}
+
+/// This machine's platform as OCI names it (`linux/amd64`, `linux/arm64`).
+pub fn platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        other => other,
+    };
+    format!("{}/{arch}", std::env::consts::OS)
 }
 
 /// How a rule's `source` is matched.
@@ -313,6 +446,35 @@ mod tests {
     }
 
     #[test]
+    fn shared_queue_settings() {
+        let base =
+            "state_dir = \"/x\"\nregistry = \"r\"\nsecret = \"s\"\nlisten = \"127.0.0.1:9000\"\n";
+        let c = Config::parse(base).unwrap();
+        assert_eq!(c.role, Role::All);
+        assert!(
+            !c.uses_registry_cache(),
+            "the embedded queue keeps its local cache only"
+        );
+        assert!(c.worker_name().ends_with(":9000"), "{}", c.worker_name());
+        let c = Config::parse(&format!(
+            "queue = \"postgres://h@db/q\"\nrole = \"worker\"\nworker_name = \"w1\"\nlabels = [\"gpu\", \"gpu\"]\n{base}"
+        ))
+        .unwrap();
+        assert_eq!(c.role, Role::Worker);
+        assert!(!c.role.accepts_hooks() && c.role.runs_builds());
+        assert!(c.uses_registry_cache());
+        assert_eq!(c.worker_name(), "w1");
+        assert_eq!(c.worker_labels(), [platform(), "gpu".to_string()]);
+        assert_eq!("web".parse::<Role>(), Ok(Role::Web));
+        assert!(
+            "boss"
+                .parse::<Role>()
+                .unwrap_err()
+                .contains("web, worker or all")
+        );
+    }
+
+    #[test]
     fn rejects_bad_input() {
         let base = "state_dir = \"/x\"\nregistry = \"r\"\nsecret = \"s\"\n[[repository]]\nname = \"a\"\nurl = \"u\"\n";
         let bad_re =
@@ -327,6 +489,15 @@ mod tests {
             "state_dir = \"/x\"\nregistry = \"r\"\n[[repository]]\nname = \"a\"\nurl = \"u\"\n";
         assert!(format!("{:#}", Config::parse(no_secret).unwrap_err()).contains("secret"));
         assert!(Config::parse("state_dir = \"/x\"\nbogus = 1\n").is_err());
+        for (bad, says) in [
+            ("queue = \"mysql://db/q\"\n", "postgres://"),
+            ("lease_seconds = 0\n", "lease_seconds"),
+            ("sticky_seconds = -1\n", "sticky_seconds"),
+            ("role = \"boss\"\n", "role"),
+        ] {
+            let e = format!("{:#}", Config::parse(&format!("{bad}{base}")).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         let empty_token = format!("status_token = \" \"\n{base}");
         let e = format!("{:#}", Config::parse(&empty_token).unwrap_err());
         assert!(e.contains("status_token"), "{e}");

@@ -7,7 +7,11 @@
 //!   database, see [`crate::queue::DELIVERY_TTL_MS`]).
 //! - `GET /api/builds[?limit=N]`, `GET /api/builds/<id>` (with its log), `GET /api/builds/<id>/log`
 //!   (`?offset=N`, plain text), `GET /api/builds/<id>/events` (server-sent log chunks and states).
+//! - `GET /api/workers`: the workers sharing the queue (name, labels, load, capacity, last heartbeat);
+//!   empty with the embedded SQLite queue.
 //! - `GET /`: the status page.
+//!
+//! A `--role worker` process answers 503 to webhooks: they go to a `web` or `all` process.
 //!
 //! With `status_token` configured, `/` and `/api/*` answer 401 unless the request carries
 //! `Authorization: Bearer <token>` or the page's cookie; `GET /?token=<token>` sets that cookie and
@@ -31,7 +35,6 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::runner::Log;
 use crate::service::Service;
 use crate::webhook::{self, Event, Rejection};
 
@@ -45,6 +48,7 @@ pub fn router(service: Svc) -> Router {
         .route("/api/builds/{id}", get(get_build))
         .route("/api/builds/{id}/log", get(get_log))
         .route("/api/builds/{id}/events", get(build_events))
+        .route("/api/workers", get(list_workers))
         .route_layer(middleware::from_fn_with_state(
             service.clone(),
             require_status_token,
@@ -165,6 +169,12 @@ async fn hook_for_repo(
 }
 
 async fn hook(svc: Svc, repo_name: String, headers: HeaderMap, body: Bytes) -> Response {
+    if !svc.config.role.accepts_hooks() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this hoist serve runs builds only (--role worker): send webhooks to a web or all process",
+        );
+    }
     let Some(provider) = webhook::provider(&headers) else {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -246,10 +256,15 @@ async fn list_builds(State(svc): State<Svc>, Query(q): Query<ListQuery>) -> Resp
     }
 }
 
+async fn list_workers(State(svc): State<Svc>) -> Response {
+    match svc.queue.workers() {
+        Ok(w) => Json(w).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    }
+}
+
 fn read_log(svc: &Service, id: i64, offset: u64) -> String {
-    Log::open(&svc.log_path(id))
-        .map(|l| l.read_from(offset))
-        .unwrap_or_default()
+    svc.read_log(id, offset)
 }
 
 async fn get_build(State(svc): State<Svc>, Path(id): Path<i64>) -> Response {

@@ -35,6 +35,9 @@ pub struct BuildPlan {
     pub build_args: BTreeMap<String, String>,
     /// Tags only (`latest`, `v1.2`); the image name is prepended when building.
     pub tags: Vec<String>,
+    /// Worker labels the build needs (shared queues: only workers with all of them take it).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// The builds a push triggers: every matching rule, with rules sharing Dockerfile, context and build
@@ -78,6 +81,7 @@ pub fn plan(repo: &Repository, push: &Push) -> Vec<BuildPlan> {
             p.dockerfile == rule.dockerfile
                 && p.context == rule.context
                 && p.build_args == rule.build_args
+                && p.labels == rule.labels
         }) {
             Some(p) => {
                 for t in tags {
@@ -91,6 +95,7 @@ pub fn plan(repo: &Repository, push: &Push) -> Vec<BuildPlan> {
                 context: rule.context.clone(),
                 build_args: rule.build_args.clone(),
                 tags,
+                labels: rule.labels.clone(),
             }),
         }
     }

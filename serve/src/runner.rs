@@ -4,7 +4,7 @@
 //! output streams into the build's log; the pushed manifest digest comes from its `--metadata-file`.
 
 use std::collections::BTreeMap;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,8 @@ pub struct BuildRequest {
     pub build_args: BTreeMap<String, String>,
     /// Full references (`registry/name:tag`), all pushed.
     pub tags: Vec<String>,
+    /// Registry build cache imported before and exported (`mode=max`) after the build.
+    pub cache_ref: Option<String>,
 }
 
 /// What a successful build produced.
@@ -55,6 +57,11 @@ impl Log {
     /// A handle for a child's stdout or stderr.
     pub fn stdio(&self) -> anyhow::Result<Stdio> {
         Ok(Stdio::from(self.file.try_clone()?))
+    }
+
+    /// The log file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Current length, to read back what a command wrote from here on.
@@ -96,6 +103,8 @@ pub trait BuildRunner: Send + Sync + 'static {
     /// Asks every running build to stop now (the service is shutting down); their `run` calls return
     /// errors soon after.
     fn interrupt(&self) {}
+    /// Stops the build running in `checkout` at once: its lease was lost, another worker runs it.
+    fn abort(&self, _checkout: &Path) {}
 }
 
 /// The production runner: the `hoist` binary as a child process.
@@ -107,8 +116,9 @@ pub struct HoistCli {
     pub root: Option<PathBuf>,
     /// Registries pushed to over plain http.
     pub insecure_registries: Vec<String>,
-    /// Children running now, by pid, for [`BuildRunner::interrupt`].
-    children: Arc<Mutex<HashSet<u32>>>,
+    /// Children running now, by pid, with their working directory (the build's checkout), for
+    /// [`BuildRunner::interrupt`] and [`BuildRunner::abort`].
+    children: Arc<Mutex<HashMap<u32, PathBuf>>>,
     /// Set by [`BuildRunner::interrupt`]: no new child starts.
     interrupted: Arc<AtomicBool>,
 }
@@ -126,11 +136,29 @@ impl HoistCli {
     }
 
     fn command(&self) -> Command {
+        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&self.exe);
         if let Some(root) = &self.root {
             cmd.arg("--root").arg(root);
         }
         cmd.stdin(Stdio::null());
+        let worker = rustix::process::getpid();
+        // SAFETY: the closure runs in the child between fork and exec and only makes the prctl and
+        // getppid system calls, which are async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                // A build must not outlive its worker: once the worker is gone (kill -9), its lease
+                // lapses and another worker runs the build, so this one must not push.
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))?;
+                if rustix::process::getppid() != Some(worker) {
+                    // The worker died before the death signal was armed.
+                    return Err(rustix::io::Errno::SRCH.into());
+                }
+                Ok(())
+            });
+        }
         cmd
     }
 
@@ -150,10 +178,14 @@ impl HoistCli {
             .spawn()
             .with_context(|| format!("running {}", self.exe.display()))?;
         let pid = child.id();
+        let cwd = cmd
+            .get_current_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         self.children
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(pid);
+            .insert(pid, cwd);
         if self.interrupted.load(Ordering::SeqCst) {
             self.interrupt();
         }
@@ -192,11 +224,27 @@ impl BuildRunner for HoistCli {
             .children
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
+            .keys()
         {
             // SIGTERM: hoist cleans up its sandboxes and exits; the wait in run_logged reaps it.
             if let Some(pid) = rustix::process::Pid::from_raw(*pid as i32) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+    }
+
+    fn abort(&self, checkout: &Path) {
+        for (pid, cwd) in self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            if cwd == checkout {
+                // SIGKILL: another worker owns the build now; this one must not get to its push.
+                if let Some(pid) = rustix::process::Pid::from_raw(*pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
             }
         }
     }
@@ -213,6 +261,13 @@ impl BuildRunner for HoistCli {
         }
         for (k, v) in &req.build_args {
             build.arg("--build-arg").arg(format!("{k}={v}"));
+        }
+        if let Some(cache) = &req.cache_ref {
+            build
+                .arg("--cache-from")
+                .arg(format!("type=registry,ref={cache}"))
+                .arg("--cache-to")
+                .arg(format!("type=registry,ref={cache},mode=max"));
         }
         for r in &self.insecure_registries {
             build.arg("--insecure-registry").arg(r);
@@ -267,12 +322,17 @@ mod tests {
             context: dir.path().to_path_buf(),
             build_args: [("A".into(), "b".into())].into(),
             tags: vec!["r/x:1".into()],
+            cache_ref: Some("r/x:buildcache".into()),
         };
         let err = runner.run(&req, &mut log).unwrap_err();
         assert!(err.to_string().contains("failed"), "{err}");
         let text = log.read_from(0);
         assert!(
-            text.contains("$ /bin/false build --progress=plain --push -t r/x:1 --build-arg A=b"),
+            text.contains(
+                "$ /bin/false build --progress=plain --push -t r/x:1 --build-arg A=b \
+                 --cache-from type=registry,ref=r/x:buildcache \
+                 --cache-to type=registry,ref=r/x:buildcache,mode=max --insecure-registry"
+            ),
             "{text}"
         );
         assert!(

@@ -21,6 +21,16 @@ pub enum Commands {
         /// Listen on this address instead of the configuration's `listen`
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// What this process does: accept webhooks (web), run builds (worker), or both (all)
+        /// [default: the configuration's `role`, else all]
+        #[arg(long, value_name = "ROLE")]
+        role: Option<hoist_serve::config::Role>,
+        /// Worker name in a shared queue, unique among its processes [default: <hostname>:<port>]
+        #[arg(long, value_name = "NAME")]
+        worker_name: Option<String>,
+        /// Worker label to advertise, added to the configuration's `labels` (repeatable)
+        #[arg(long = "label", value_name = "LABEL")]
+        labels: Vec<String>,
     },
     /// Print a git post-receive hook that triggers `hoist serve` builds for REPOSITORY
     Trigger {
@@ -41,11 +51,24 @@ pub enum Commands {
 impl Commands {
     pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
         match self {
-            Commands::Serve { config, listen } => {
+            Commands::Serve {
+                config,
+                listen,
+                role,
+                worker_name,
+                labels,
+            } => {
                 let mut config = Config::load(&config)?;
                 if let Some(l) = listen {
                     config.listen = l;
                 }
+                if let Some(r) = role {
+                    config.role = r;
+                }
+                if worker_name.is_some() {
+                    config.worker_name = worker_name;
+                }
+                config.labels.extend(labels);
                 let root = match config.store.clone().or_else(|| global.root.clone()) {
                     Some(r) => Some(std::path::absolute(&r)?),
                     None => None,

@@ -1,101 +1,20 @@
-//! The durable build queue, in embedded SQLite: an accepted build is committed (WAL, `synchronous=FULL`)
-//! before the webhook is answered; builds left `running` by a stop go back to `queued` on open; a newer
-//! push to the same ref cancels that ref's older queued builds.
+//! The embedded queue backend, SQLite (one `hoist serve` process): an accepted build is committed (WAL,
+//! `synchronous=FULL`) before the webhook is answered; builds left `running` by a stop go back to
+//! `queued` on open; a newer push to the same ref cancels that ref's older queued builds.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::Serialize;
 
+use super::{Build, State};
 use crate::clock::now_ms;
 use crate::rules::{BuildPlan, Push};
 
-/// A build's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl State {
-    fn as_str(self) -> &'static str {
-        match self {
-            State::Queued => "queued",
-            State::Running => "running",
-            State::Succeeded => "succeeded",
-            State::Failed => "failed",
-            State::Cancelled => "cancelled",
-        }
-    }
-    fn parse(s: &str) -> State {
-        match s {
-            "queued" => State::Queued,
-            "running" => State::Running,
-            "succeeded" => State::Succeeded,
-            "cancelled" => State::Cancelled,
-            _ => State::Failed,
-        }
-    }
-    /// Whether the build will not change any more.
-    pub fn is_final(self) -> bool {
-        matches!(self, State::Succeeded | State::Failed | State::Cancelled)
-    }
-}
-
-/// One build as stored (and as the JSON API shows it, less its log).
-#[derive(Debug, Clone, Serialize)]
-pub struct Build {
-    pub id: i64,
-    pub repo: String,
-    #[serde(rename = "ref")]
-    pub git_ref: String,
-    pub sha: String,
-    pub state: State,
-    /// The image name tags apply to.
-    pub image: String,
-    pub dockerfile: String,
-    pub context: String,
-    pub build_args: std::collections::BTreeMap<String, String>,
-    /// Full references (`image:tag`).
-    pub tags: Vec<String>,
-    /// Unix milliseconds.
-    pub queued_at: i64,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    /// Run time in milliseconds (so far, for a running build).
-    pub duration_ms: Option<i64>,
-    /// Manifest digest pushed.
-    pub digest: Option<String>,
-    pub error: Option<String>,
-    /// How many times the build was started (more than 1 after a restart).
-    pub attempts: i64,
-}
-
-impl Build {
-    /// The plan this build runs.
-    pub fn plan(&self) -> BuildPlan {
-        BuildPlan {
-            dockerfile: self.dockerfile.clone(),
-            context: self.context.clone(),
-            build_args: self.build_args.clone(),
-            tags: self
-                .tags
-                .iter()
-                .map(|t| t.rsplit_once(':').map_or(t.as_str(), |x| x.1).to_string())
-                .collect(),
-        }
-    }
-}
-
 /// The queue: one SQLite database, shared by the HTTP handlers and the workers.
 #[derive(Clone)]
-pub struct Queue {
+pub struct SqliteQueue {
     conn: Arc<Mutex<Connection>>,
 }
 
@@ -162,13 +81,15 @@ fn row_to_build(r: &Row) -> rusqlite::Result<Build> {
         digest: r.get(13)?,
         error: r.get(14)?,
         attempts: r.get(15)?,
+        worker: None,
+        labels: Vec::new(),
     })
 }
 
-impl Queue {
+impl SqliteQueue {
     /// Opens (creating) the queue database and puts builds interrupted by a stop back in the queue.
     /// Returns the queue and how many builds were requeued.
-    pub fn open(path: &Path) -> anyhow::Result<(Queue, usize)> {
+    pub fn open(path: &Path) -> anyhow::Result<(SqliteQueue, usize)> {
         let conn = Connection::open(path)
             .with_context(|| format!("opening queue database {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -181,7 +102,7 @@ impl Queue {
             [],
         )?;
         Ok((
-            Queue {
+            SqliteQueue {
                 conn: Arc::new(Mutex::new(conn)),
             },
             requeued,
@@ -382,13 +303,14 @@ mod tests {
             context: ".".into(),
             build_args: [("A".to_string(), "1".to_string())].into(),
             tags: vec![tag.into()],
+            labels: Vec::new(),
         }
     }
 
     #[test]
     fn newer_push_cancels_older_queued_only() {
         let dir = tempfile::tempdir().unwrap();
-        let (q, _) = Queue::open(&dir.path().join("q.db")).unwrap();
+        let (q, _) = SqliteQueue::open(&dir.path().join("q.db")).unwrap();
         let (a, _) = q
             .enqueue(
                 "app",
@@ -437,7 +359,7 @@ mod tests {
     fn reopen_requeues_running_and_keeps_queued() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
-        let (q, n) = Queue::open(&path).unwrap();
+        let (q, n) = SqliteQueue::open(&path).unwrap();
         assert_eq!(n, 0);
         let (ids, _) = q
             .enqueue("app", "r/app", &push("refs/heads/main", 'a'), &[plan("1")])
@@ -452,7 +374,7 @@ mod tests {
         q.finish(second.id, Ok(Some("sha256:00".into()))).unwrap();
         drop(q);
 
-        let (q, n) = Queue::open(&path).unwrap();
+        let (q, n) = SqliteQueue::open(&path).unwrap();
         assert_eq!(n, 1);
         let again = q.claim().unwrap().unwrap();
         assert_eq!(again.id, first.id, "the interrupted build runs first");
@@ -470,7 +392,7 @@ mod tests {
     fn deliveries_are_refused_once_seen_and_expire() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
-        let (q, _) = Queue::open(&path).unwrap();
+        let (q, _) = SqliteQueue::open(&path).unwrap();
         assert!(q.remember_delivery_at("app", "d1", 1_000).unwrap());
         assert!(!q.remember_delivery_at("app", "d1", 2_000).unwrap());
         assert!(
@@ -478,7 +400,7 @@ mod tests {
             "ids are per repository"
         );
         drop(q);
-        let (q, _) = Queue::open(&path).unwrap();
+        let (q, _) = SqliteQueue::open(&path).unwrap();
         assert!(
             !q.remember_delivery_at("app", "d1", 3_000).unwrap(),
             "remembered across a restart"
@@ -500,7 +422,7 @@ mod tests {
     #[test]
     fn prune_keeps_newest() {
         let dir = tempfile::tempdir().unwrap();
-        let (q, _) = Queue::open(&dir.path().join("q.db")).unwrap();
+        let (q, _) = SqliteQueue::open(&dir.path().join("q.db")).unwrap();
         for i in 0..5 {
             q.enqueue(
                 "a",
