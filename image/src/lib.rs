@@ -7,6 +7,7 @@
 //! Map:
 //! - [`Digest`], [`digest`]: `sha256:` digests, streaming hashing/verifying readers and writers.
 //! - [`Reference`]: Docker-normalised image names.
+//! - [`Platform`]: `os/arch[/variant]`, parsed, normalised and matched as containerd does.
 //! - [`ImageConfig`]: the config blob, OCI plus Docker's extensions.
 //! - [`layer`]: writing layer tars (from a directory or an overlayfs upper dir), compression, and
 //!   applying layers safely onto a directory, a layer's diff_id from its blob as it streams.
@@ -33,6 +34,7 @@ pub mod layer;
 pub mod oci_layout;
 pub mod outfile;
 pub mod perms;
+pub mod platform;
 pub mod reference;
 pub mod store;
 pub mod tree_dump;
@@ -43,6 +45,7 @@ pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::{Digest, HashingReader, HashingWriter, VerifyingReader};
 pub use layer::{Compression, LayerInfo, LayerOptions};
 pub use oci_spec;
+pub use platform::Platform;
 pub use reference::Reference;
 pub use store::{Image, ImageSummary, Store, default_root};
 
