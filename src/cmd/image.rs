@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use hoist_image::archive::{self, ImportOptions, ImportSource, SaveFormat};
 use hoist_image::display::human_size;
 use hoist_image::views::{self, HistoryView, ImagesView};
-use hoist_image::{Reference, Store};
+use hoist_image::{Platform, Reference, Store};
 
 use super::Global;
 
@@ -107,11 +107,17 @@ pub struct RmiArgs {
 pub struct InspectArgs {
     #[arg(required = true)]
     images: Vec<String>,
+    /// Inspect a specific platform of a multi-platform image (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     image: String,
+    /// Show history for the given platform of a multi-platform image (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
@@ -243,8 +249,9 @@ fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<ExitCode> {
 fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
     let mut out = Vec::new();
     let mut code = ExitCode::SUCCESS;
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     for i in &a.images {
-        match store.resolve(i) {
+        match store.resolve_platform(i, platform.as_ref()) {
             Ok(img) => out.push(views::inspect(store, &img)?),
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -257,7 +264,8 @@ fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let img = store.resolve(&a.image)?;
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let img = store.resolve_platform(&a.image, platform.as_ref())?;
     let view = HistoryView {
         no_trunc: a.no_trunc,
         quiet: a.quiet,
