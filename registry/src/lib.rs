@@ -9,7 +9,7 @@
 //! host), [`auth`] (credentials, challenges), [`client`] (the HTTP protocol: transport, retries and
 //! tokens apart from manifests, streamed verified downloads and uploads), [`error`]
 //! ([`RegistryError`], what retries match on), [`transfer`] (pull/push of images and arbitrary
-//! manifests against a [`ContentStore`]), [`store`] (that trait for the hoist store), [`layout`]
+//! manifests against a [`ContentStore`]; `pull_index`: `--all-platforms`), [`store`] (that trait for the hoist store), [`layout`]
 //! (that trait for an OCI layout directory), [`blocking`] (one-call sync pull/push), [`cache`]
 //! (build cache as an artifact manifest), [`progress`] (bars or lines).
 
@@ -24,6 +24,7 @@ pub mod login;
 pub mod manifest;
 mod mismatch;
 pub mod progress;
+mod pull_index;
 pub mod store;
 pub mod transfer;
 mod verify;

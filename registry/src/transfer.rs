@@ -32,6 +32,11 @@ pub trait ContentStore: Send + Sync {
     fn put_bytes(&self, bytes: &[u8], digest: &str) -> Result<()>;
     /// Records a pulled image under its name once all its blobs are stored.
     fn record_image(&self, image: &PulledImage) -> Result<()>;
+    /// Records a pulled index (`index`, already stored) and its platform image manifests
+    /// (`images`, stored with all their blobs) under `tags`, in one transaction.
+    fn record_index(&self, _index: &[u8], _images: &[Vec<u8>], _tags: &[Reference]) -> Result<()> {
+        bail!("this store cannot keep multi-platform images")
+    }
     /// The manifest (bytes, media type) of the local image `name`, to push.
     fn resolve_image(&self, name: &str) -> Result<(Bytes, String)>;
     /// Makes the blob `layer` from a layer already stored under another form (`diff_id` known
@@ -58,12 +63,15 @@ pub struct PullOptions {
     pub platform: Option<Platform>,
     /// Layers downloaded at once.
     pub max_concurrent: usize,
+    /// Keep a multi-platform image whole: the index and every manifest it lists.
+    pub all_platforms: bool,
 }
 
 impl Default for PullOptions {
     fn default() -> Self {
         PullOptions {
             platform: None,
+            all_platforms: false,
             max_concurrent: 3,
         }
     }
@@ -169,6 +177,10 @@ pub async fn pull(
 ) -> Result<PulledImage> {
     let _hold = store.hold()?;
     let (mut body, mut media_type, mut digest) = client.get_manifest(r, r.reference()).await?;
+    if opts.all_platforms && is_index(&media_type) {
+        let top = (body, media_type, digest);
+        return crate::pull_index::pull_all(client, store, r, top, opts, progress).await;
+    }
     let mut index_digest = None;
     let mut platform = None;
     let mut index_body = None;
