@@ -13,7 +13,8 @@
 //!   applying layers safely onto a directory, a layer's diff_id from its blob as it streams.
 //! - [`Store`]: the OCI image-layout store (blobs, index/tags, images, GC, unpacked layer cache).
 //! - [`perms`]: owner-only store directories.
-//! - [`archive`]: `save`/`load` (OCI and docker-archive), `import`, `export`.
+//! - [`archive`]: `save`/`load` (OCI and docker-archive), `import`, `export`; `index_archive`:
+//!   image indexes in those archives.
 //! - [`oci_layout`]: the OCI image layout's names and a layout directory writer.
 //! - [`outfile`]: a user's output file written whole or not at all (`save -o`).
 //! - [`tree_dump`]: the date-free JSON description of an image (config, history, merged files).
@@ -30,6 +31,7 @@ pub mod config;
 pub mod df;
 pub mod digest;
 pub mod display;
+mod index_archive;
 pub mod layer;
 pub mod oci_layout;
 pub mod outfile;

@@ -186,3 +186,55 @@ fn a_bad_index_changes_nothing() {
     assert!(!s.has_blob(&Digest::of(&index)));
     assert!(!s.has_blob(&Digest::of(&index2)));
 }
+
+#[test]
+fn save_and_load_carry_the_index_or_one_platform() {
+    use hoist_image::archive::{SaveFormat, load, save_platform};
+    let (_d, s) = store();
+    let amd = manifest_for(&s, "amd64", None);
+    let arm = manifest_for(&s, "arm64", None);
+    let index = index_of(&[(&amd, "linux/amd64"), (&arm, "linux/arm64")]);
+    let d = s
+        .put_index(&index, &[amd, arm], &[Reference::parse("multi:1").unwrap()])
+        .unwrap();
+    let names = vec!["multi:1".to_string()];
+    let save = |format, p: Option<&str>| {
+        let p = p.map(|p| Platform::parse(p).unwrap());
+        save_platform(&s, &names, format, p.as_ref(), Vec::new()).unwrap()
+    };
+
+    // OCI: the whole index comes back, under its digest, both platforms there.
+    let (_e, t) = store();
+    let lines = load(&t, &save(SaveFormat::Oci, None)[..]).unwrap();
+    assert_eq!(lines, ["Loaded image: multi:1"]);
+    let rows = t.list_images().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, d);
+    assert_eq!(arch_of(&t, "multi:1", Some("linux/arm64")).unwrap(), "arm64");
+    assert_eq!(arch_of(&t, "multi:1", Some("linux/amd64")).unwrap(), "amd64");
+
+    // docker-archive: one platform, the host's unless --platform says otherwise.
+    let host = Platform::host().architecture;
+    for (p, want) in [(None, host.as_str()), (Some("linux/arm64"), "arm64")] {
+        let (_f, u) = store();
+        load(&u, &save(SaveFormat::Docker, p)[..]).unwrap();
+        let img = u.resolve("multi:1").unwrap();
+        assert_eq!(img.index_digest, None, "{p:?}");
+        assert_eq!(img.config.architecture, want, "{p:?}");
+    }
+    // OCI with --platform: that platform's image alone.
+    let (_g, v) = store();
+    load(&v, &save(SaveFormat::Oci, Some("linux/arm64"))[..]).unwrap();
+    let img = v.resolve("multi:1").unwrap();
+    assert_eq!((img.index_digest, img.config.architecture.as_str()), (None, "arm64"));
+    // A platform the index lacks: an error naming it.
+    let err = save_platform(
+        &s,
+        &names,
+        SaveFormat::Docker,
+        Some(&Platform::parse("linux/s390x").unwrap()),
+        Vec::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("linux/s390x"), "{err}");
+}

@@ -146,6 +146,10 @@ pub struct SaveArgs {
     /// Archive format: "docker" (docker-archive plus OCI layout, as Docker 25+) or "oci"
     #[arg(long, default_value = "docker")]
     format: String,
+    /// Save only the given platform of a multi-platform image (os/arch[/variant]); a docker
+    /// archive holds one platform (default: this machine's), an OCI archive the whole index
+    #[arg(long)]
+    platform: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -286,16 +290,19 @@ fn save(store: &Store, a: SaveArgs) -> anyhow::Result<ExitCode> {
         "oci" | "oci-archive" => SaveFormat::Oci,
         f => bail!("unsupported --format {f:?} (expected \"docker\" or \"oci\")"),
     };
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let platform = platform.as_ref();
     match &a.output {
-        Some(p) => archive::save_to_file(store, &a.images, format, p)?,
+        Some(p) => archive::save_to_file(store, &a.images, format, platform, p)?,
         None => {
             if io::stdout().is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            let mut w = archive::save(
+            let mut w = archive::save_platform(
                 store,
                 &a.images,
                 format,
+                platform,
                 io::BufWriter::new(io::stdout().lock()),
             )?;
             w.flush()?;
