@@ -555,6 +555,8 @@ pub struct ImportOptions {
     /// Run-time defaults (`docker import --change`).
     pub config: Option<crate::ContainerConfig>,
     pub tag: Option<Reference>,
+    /// The platform the config names (`docker import --platform`; default this machine's).
+    pub platform: Option<crate::Platform>,
 }
 
 /// Makes a one-layer image from a rootfs (as `docker import`).
@@ -571,6 +573,12 @@ pub fn import(store: &Store, src: ImportSource<'_>, opts: &ImportOptions) -> Res
         })?,
     };
     let mut config = ImageConfig::new_for_host();
+    if let Some(p) = &opts.platform {
+        let p = p.normalize();
+        config.os = p.os;
+        config.architecture = p.architecture;
+        config.variant = p.variant;
+    }
     config.config = opts.config.clone();
     config.rootfs.diff_ids.push(info.diff_id.clone());
     config.history.push(History {

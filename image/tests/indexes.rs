@@ -210,8 +210,14 @@ fn save_and_load_carry_the_index_or_one_platform() {
     let rows = t.list_images().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].id, d);
-    assert_eq!(arch_of(&t, "multi:1", Some("linux/arm64")).unwrap(), "arm64");
-    assert_eq!(arch_of(&t, "multi:1", Some("linux/amd64")).unwrap(), "amd64");
+    assert_eq!(
+        arch_of(&t, "multi:1", Some("linux/arm64")).unwrap(),
+        "arm64"
+    );
+    assert_eq!(
+        arch_of(&t, "multi:1", Some("linux/amd64")).unwrap(),
+        "amd64"
+    );
 
     // docker-archive: one platform, the host's unless --platform says otherwise.
     let host = Platform::host().architecture;
@@ -226,7 +232,10 @@ fn save_and_load_carry_the_index_or_one_platform() {
     let (_g, v) = store();
     load(&v, &save(SaveFormat::Oci, Some("linux/arm64"))[..]).unwrap();
     let img = v.resolve("multi:1").unwrap();
-    assert_eq!((img.index_digest, img.config.architecture.as_str()), (None, "arm64"));
+    assert_eq!(
+        (img.index_digest, img.config.architecture.as_str()),
+        (None, "arm64")
+    );
     // A platform the index lacks: an error naming it.
     let err = save_platform(
         &s,

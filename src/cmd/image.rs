@@ -175,6 +175,10 @@ pub struct ImportArgs {
     /// LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)
     #[arg(short, long = "change")]
     change: Vec<String>,
+    /// Set platform if server is multi-platform capable: the platform the image's config names
+    /// (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -363,6 +367,7 @@ fn import(store: &Store, a: ImportArgs) -> anyhow::Result<ExitCode> {
         message: a.message,
         config: config.config,
         tag: a.name.as_deref().map(Reference::parse).transpose()?,
+        platform: a.platform.as_deref().map(Platform::parse).transpose()?,
     };
     let img = archive::import(store, src, &opts)?;
     println!("{}", img.config_digest);
