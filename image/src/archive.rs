@@ -489,34 +489,31 @@ fn put_manifest_blobs_from(
     v: &Value,
 ) -> Result<()> {
     let blob = |d: &Digest| dir.join(oci_layout::blob_name(d));
-    {
-        let cfg: Digest = v["config"]["digest"].as_str().unwrap_or_default().parse()?;
-        put(&cfg)?;
-        let diff_ids = serde_json::from_slice::<ImageConfig>(&store.read_blob(&cfg)?)
-            .map(|c| c.rootfs.diff_ids)
-            .unwrap_or_default();
-        let layers = v["layers"].as_array().cloned().unwrap_or_default();
-        for (i, l) in layers.iter().enumerate() {
-            let d: Digest = l["digest"].as_str().unwrap_or_default().parse()?;
-            match diff_ids.get(i).filter(|_| diff_ids.len() == layers.len()) {
-                // Checked against its diff_id as it is copied, so a compressed layer is read once.
-                Some(diff_id) if !store.has_blob(&d) => {
-                    let f =
-                        File::open(blob(&d)).ctx(|| format!("opening blob {d} in the archive"))?;
-                    store
-                        .put_layer_blob(f, Some(&d), diff_id)
-                        .map_err(|e| match e {
-                            Error::DigestMismatch { actual, .. } => Error::DigestMismatch {
-                                what: format!("blobs/sha256/{} in the archive", d.hex()),
-                                expected: d.clone(),
-                                actual,
-                            },
-                            e => e,
-                        })?;
-                }
-                // Already stored, or a config that does not match (refused when recorded).
-                _ => put(&d)?,
+    let cfg: Digest = v["config"]["digest"].as_str().unwrap_or_default().parse()?;
+    put(&cfg)?;
+    let diff_ids = serde_json::from_slice::<ImageConfig>(&store.read_blob(&cfg)?)
+        .map(|c| c.rootfs.diff_ids)
+        .unwrap_or_default();
+    let layers = v["layers"].as_array().cloned().unwrap_or_default();
+    for (i, l) in layers.iter().enumerate() {
+        let d: Digest = l["digest"].as_str().unwrap_or_default().parse()?;
+        match diff_ids.get(i).filter(|_| diff_ids.len() == layers.len()) {
+            // Checked against its diff_id as it is copied, so a compressed layer is read once.
+            Some(diff_id) if !store.has_blob(&d) => {
+                let f = File::open(blob(&d)).ctx(|| format!("opening blob {d} in the archive"))?;
+                store
+                    .put_layer_blob(f, Some(&d), diff_id)
+                    .map_err(|e| match e {
+                        Error::DigestMismatch { actual, .. } => Error::DigestMismatch {
+                            what: format!("blobs/sha256/{} in the archive", d.hex()),
+                            expected: d.clone(),
+                            actual,
+                        },
+                        e => e,
+                    })?;
             }
+            // Already stored, or a config that does not match (refused when recorded).
+            _ => put(&d)?,
         }
     }
     Ok(())

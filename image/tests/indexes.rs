@@ -149,7 +149,7 @@ fn an_index_holding_one_platform_resolves_to_it_and_refuses_others() {
     let index = index_of(&[(&amd, "linux/amd64"), (&arm, "linux/arm64")]);
     s.put_index(
         &index,
-        &[arm.clone()],
+        std::slice::from_ref(&arm),
         &[Reference::parse("one:1").unwrap()],
     )
     .unwrap();
@@ -166,21 +166,21 @@ fn a_bad_index_changes_nothing() {
     let amd = manifest_for(&s, "amd64", None);
     let arm = manifest_for(&s, "arm64", None);
     let index = index_of(&[(&amd, "linux/amd64")]);
-    let tag = Reference::parse("bad:1").unwrap();
+    let tags = vec![Reference::parse("bad:1").unwrap()];
     // A manifest the index does not list.
     let err = s
-        .put_index(&index, &[amd.clone(), arm.clone()], &[tag.clone()])
+        .put_index(&index, &[amd.clone(), arm.clone()], &tags)
         .unwrap_err();
     assert!(err.to_string().contains("not listed"), "{err}");
     // Not an index at all.
-    let err = s.put_index(&amd, &[], &[tag.clone()]).unwrap_err();
+    let err = s.put_index(&amd, &[], &tags).unwrap_err();
     assert!(err.to_string().contains("image index"), "{err}");
     // A manifest whose layer is not in the store.
     let mut broken: serde_json::Value = serde_json::from_slice(&amd).unwrap();
     broken["layers"][0]["digest"] = json!(Digest::of(b"nothing"));
     let broken = serde_json::to_vec(&broken).unwrap();
     let index2 = index_of(&[(&broken, "linux/amd64")]);
-    assert!(s.put_index(&index2, &[broken], &[tag.clone()]).is_err());
+    assert!(s.put_index(&index2, &[broken], &tags).is_err());
     assert!(s.list_images().unwrap().is_empty());
     assert!(s.resolve("bad:1").is_err());
     assert!(!s.has_blob(&Digest::of(&index)));

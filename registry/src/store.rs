@@ -122,7 +122,7 @@ fn index_push_form(store: &Store, index: &Digest, name: &str) -> Result<(Bytes, 
                 "{name}: the content of {what} is not in the store (pull it with --all-platforms to push the whole index)"
             );
         }
-        if !desc.platform.as_ref().is_some_and(|p| p.os != "unknown") {
+        if desc.platform.as_ref().is_none_or(|p| p.os == "unknown") {
             continue;
         }
         let child = store.load_image(&d)?;
@@ -150,45 +150,43 @@ fn manifest_push_form(
     img: &hoist_image::Image,
     name: &str,
 ) -> Result<(Bytes, String)> {
-    {
-        let bytes = store.read_blob(&img.manifest_digest)?;
-        let mut manifest: Manifest = serde_json::from_slice(&bytes)
-            .with_context(|| format!("parsing the manifest of {name}"))?;
-        let docker = manifest.media_type.as_deref() == Some(DOCKER_MANIFEST);
-        let mut changed = false;
-        for (layer, (diff_id, _)) in manifest.layers.iter_mut().zip(img.layers()?) {
-            if Compression::from_media_type(&layer.media_type) != Compression::None {
-                continue;
-            }
-            let c = store.compressed_layer(&diff_id, Compression::Gzip)?;
-            let mt = if docker {
-                media_type::DOCKER_LAYER_GZIP.to_string()
-            } else {
-                c.media_type().to_string()
-            };
-            *layer = Descriptor {
-                media_type: mt,
-                digest: c.digest().to_string(),
-                size: c.size(),
-                ..layer.clone()
-            };
-            changed = true;
+    let bytes = store.read_blob(&img.manifest_digest)?;
+    let mut manifest: Manifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("parsing the manifest of {name}"))?;
+    let docker = manifest.media_type.as_deref() == Some(DOCKER_MANIFEST);
+    let mut changed = false;
+    for (layer, (diff_id, _)) in manifest.layers.iter_mut().zip(img.layers()?) {
+        if Compression::from_media_type(&layer.media_type) != Compression::None {
+            continue;
         }
-        let mt = manifest
-            .media_type
-            .clone()
-            .unwrap_or_else(|| OCI_MANIFEST.to_string());
-        if !changed {
-            return Ok((Bytes::from(bytes), mt));
-        }
-        if manifest.media_type.is_none() {
-            manifest.media_type = Some(OCI_MANIFEST.to_string());
-        }
-        let body = serde_json::to_vec(&manifest)?;
-        // Keep the pushed manifest as a blob so the image can be re-pushed by digest.
-        store.put_blob_bytes(&body)?;
-        Ok((Bytes::from(body), mt))
+        let c = store.compressed_layer(&diff_id, Compression::Gzip)?;
+        let mt = if docker {
+            media_type::DOCKER_LAYER_GZIP.to_string()
+        } else {
+            c.media_type().to_string()
+        };
+        *layer = Descriptor {
+            media_type: mt,
+            digest: c.digest().to_string(),
+            size: c.size(),
+            ..layer.clone()
+        };
+        changed = true;
     }
+    let mt = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| OCI_MANIFEST.to_string());
+    if !changed {
+        return Ok((Bytes::from(bytes), mt));
+    }
+    if manifest.media_type.is_none() {
+        manifest.media_type = Some(OCI_MANIFEST.to_string());
+    }
+    let body = serde_json::to_vec(&manifest)?;
+    // Keep the pushed manifest as a blob so the image can be re-pushed by digest.
+    store.put_blob_bytes(&body)?;
+    Ok((Bytes::from(body), mt))
 }
 
 /// Repositories of `dest`'s registry that local images were pulled from or pushed to and that share
