@@ -101,6 +101,11 @@ fn an_index_is_one_image_whose_platforms_resolve() {
         arch_of(&s, &d.hex()[..12], Some("linux/arm64")).unwrap(),
         "arm64"
     );
+    // A platform's manifest digest within the index names that image.
+    let by_child = s.resolve(&format!("multi@{}", Digest::of(&arm))).unwrap();
+    assert_eq!(by_child.config.architecture, "arm64");
+    assert_eq!(by_child.index_digest, None);
+    assert!(s.resolve(&format!("other@{}", Digest::of(&arm))).is_err());
     let img = s.resolve("multi:1").unwrap();
     assert_eq!(img.index_digest.as_ref(), Some(&d));
     assert_eq!(img.names, vec![Reference::parse("multi:1").unwrap()]);

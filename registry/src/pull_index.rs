@@ -1,4 +1,4 @@
-//! `pull --all-platforms`: an index (OCI image index or Docker manifest list) with every manifest
+//! [`pull`], and with `all_platforms` (`pull --all-platforms`) an index (OCI image index or Docker manifest list) with every manifest
 //! it lists: platform images (config and layers, each layer verified against its diff_id as it
 //! streams) and the rest (attestations: their blobs as they are), then the index under its tag.
 //! Nothing is recorded unless everything arrived.
@@ -9,7 +9,9 @@ use bytes::Bytes;
 use crate::client::Client;
 use crate::manifest::{Descriptor, Index, Manifest, Platform, is_index};
 use crate::progress::Progress;
-use crate::transfer::{ContentStore, PullOptions, PulledImage, fetch_blobs, fetch_verified};
+use crate::transfer::{
+    ContentStore, PullOptions, PulledImage, fetch_blobs, fetch_verified, pull_one,
+};
 use hoist_image::Reference;
 
 /// A manifest the index lists, fetched with its blobs.
@@ -18,8 +20,27 @@ struct Child {
     image: bool,
 }
 
+/// Pulls `r`: one image ([`pull_one`]: the platform's, from an index), or with
+/// `opts.all_platforms` an index whole.
+pub async fn pull(
+    client: &Client,
+    store: &dyn ContentStore,
+    r: &Reference,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<PulledImage> {
+    if opts.all_platforms {
+        let _hold = store.hold()?;
+        let top = client.get_manifest(r, r.reference()).await?;
+        if is_index(&top.1) {
+            return pull_all(client, store, r, top, opts, progress).await;
+        }
+    }
+    pull_one(client, store, r, opts, progress).await
+}
+
 /// Pulls the index `r` names (`body`, `digest` already fetched) with every manifest it lists.
-pub(crate) async fn pull_all(
+async fn pull_all(
     client: &Client,
     store: &dyn ContentStore,
     r: &Reference,

@@ -165,10 +165,10 @@ pub async fn fetch_verified(
     Ok(downloaded.into_inner())
 }
 
-/// Pulls an image: resolves the reference (selecting the platform from an index), stores config,
+/// Pulls one image: resolves the reference (selecting the platform from an index), stores config,
 /// layers and manifest, then records the image in the store. Nothing is recorded unless every
-/// blob arrived and verified.
-pub async fn pull(
+/// blob arrived and verified. [`crate::pull`] also keeps whole indexes (`all_platforms`).
+pub async fn pull_one(
     client: &Client,
     store: &dyn ContentStore,
     r: &Reference,
@@ -177,10 +177,6 @@ pub async fn pull(
 ) -> Result<PulledImage> {
     let _hold = store.hold()?;
     let (mut body, mut media_type, mut digest) = client.get_manifest(r, r.reference()).await?;
-    if opts.all_platforms && is_index(&media_type) {
-        let top = (body, media_type, digest);
-        return crate::pull_index::pull_all(client, store, r, top, opts, progress).await;
-    }
     let mut index_digest = None;
     let mut platform = None;
     let mut index_body = None;
@@ -213,7 +209,9 @@ pub async fn pull(
         if !want.matches(&have) {
             bail!(
                 "image with reference {r} was found but does not match the specified platform: \
-                 wanted {want}, actual: {have}"
+                 wanted {}, actual: {}",
+                want.normalize(),
+                have.normalize()
             );
         }
         platform = Some(have);

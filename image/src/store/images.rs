@@ -376,6 +376,11 @@ impl Store {
                 if let Some(e) = by_name {
                     return self.load_image(&e.digest);
                 }
+                if let Some(d) = &r.digest
+                    && let Some(img) = self.image_in_indexes(&idx, &r.repository(), d)?
+                {
+                    return Ok(img);
+                }
             } else if !is_hex {
                 return Err(Reference::parse(s).unwrap_err());
             }

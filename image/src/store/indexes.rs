@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::images::{IndexEntry, set_tag};
+use super::images::{IndexEntry, IndexFile, set_tag};
 use super::{REF_NAME, Store};
 use crate::{Digest, Error, Image, Platform, Reference, Result, media_type};
 
@@ -222,6 +222,33 @@ impl Store {
             )));
         }
         Ok(img)
+    }
+
+    /// `repo@d` where `d` is a platform manifest of a stored index named in `repo` (Docker
+    /// resolves a platform's digest within a multi-platform image too).
+    pub(super) fn image_in_indexes(
+        &self,
+        idx: &IndexFile,
+        repo: &str,
+        d: &Digest,
+    ) -> Result<Option<Image>> {
+        for e in idx
+            .manifests
+            .iter()
+            .filter(|e| is_index_type(&e.media_type))
+        {
+            if !e.name().is_some_and(|n| n.repository() == repo) {
+                continue;
+            }
+            let Ok(children) = self.index_children(&e.digest) else {
+                continue;
+            };
+            if children.iter().any(|(c, have)| *have && c.digest == *d) {
+                // That exact image: not the index (no re-pick by platform, no index names).
+                return self.load_manifest_image(d).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     /// Every name in `index.json` pointing at `d`.
