@@ -237,7 +237,7 @@ impl Store {
             .iter()
             .filter(|e| is_index_type(&e.media_type))
         {
-            if !e.name().is_some_and(|n| n.repository() == repo) {
+            if e.name().is_none_or(|n| n.repository() != repo) {
                 continue;
             }
             let Ok(children) = self.index_children(&e.digest) else {
