@@ -30,9 +30,26 @@ pub enum SaveFormat {
 
 /// Writes `images` (names or IDs) as one tar archive to `out`.
 pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out: W) -> Result<W> {
+    save_platform(store, images, format, None, out)
+}
+
+/// [`save`] choosing among the platforms of multi-platform images: an OCI archive holds a whole
+/// index unless `platform` picks one; a docker-archive holds one platform's image (`platform`,
+/// default this machine's), as Docker does.
+pub fn save_platform<W: Write>(
+    store: &Store,
+    images: &[String],
+    format: SaveFormat,
+    platform: Option<&crate::Platform>,
+    out: W,
+) -> Result<W> {
     let mut resolved: Vec<(Image, Vec<Reference>)> = Vec::new();
     for s in images {
-        let img = store.resolve(s)?;
+        let mut img = store.resolve_platform(s, platform)?;
+        // Only a whole index keeps `index_digest` (it is what gets written).
+        if format != SaveFormat::Oci || platform.is_some() {
+            img.index_digest = None;
+        }
         // A name given on the command line is what gets saved; an ID saves every name.
         let names = match Reference::parse(s) {
             Ok(r) if img.names.contains(&r) => vec![r],
@@ -40,7 +57,7 @@ pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out:
         };
         match resolved
             .iter_mut()
-            .find(|(i, _)| i.manifest_digest == img.manifest_digest)
+            .find(|(i, _)| i.entry_digest() == img.entry_digest())
         {
             Some((_, n)) => {
                 for x in names {
@@ -68,6 +85,10 @@ pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out:
                 .map(|(_, d)| Digest::from_oci(d.digest()))
                 .collect::<Result<Vec<_>>>()?,
         );
+        if let Some(index) = &img.index_digest {
+            blobs = crate::index_archive::index_blobs(store, index)?;
+        }
+        let top = img.entry_digest();
         for b in blobs {
             if written.insert(b.clone()) {
                 let size = store.blob_size(&b)?;
@@ -76,15 +97,14 @@ pub fn save<W: Write>(store: &Store, images: &[String], format: SaveFormat, out:
                     .ctx(|| format!("writing blob {b}"))?;
             }
         }
-        let manifest_mt = serde_json::from_slice::<Value>(&store.read_blob(&img.manifest_digest)?)
-            .ok()
-            .and_then(|v| v["mediaType"].as_str().map(String::from))
+        let manifest_mt = store
+            .document_media_type(top)
             .unwrap_or_else(|| media_type::MANIFEST.into());
         let entry = |name: Option<&Reference>| {
             let mut e = json!({
                 "mediaType": manifest_mt,
-                "digest": img.manifest_digest,
-                "size": store.blob_size(&img.manifest_digest).unwrap_or(0),
+                "digest": top,
+                "size": store.blob_size(top).unwrap_or(0),
             });
             if let Some(n) = name {
                 e["annotations"] = json!({
@@ -147,9 +167,12 @@ pub fn save_to_file(
     store: &Store,
     images: &[String],
     format: SaveFormat,
+    platform: Option<&crate::Platform>,
     path: &Path,
 ) -> Result<()> {
-    crate::outfile::write_file_atomically(path, |w| Ok((save(store, images, format, w)?, ())))
+    crate::outfile::write_file_atomically(path, |w| {
+        Ok((save_platform(store, images, format, platform, w)?, ()))
+    })
 }
 
 fn header(size: u64, mode: u32) -> tar::Header {
@@ -197,10 +220,11 @@ pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<String>> {
         .ctx(|| "creating temp dir")?;
     unpack_plain(layer::decompress(reader)?, dir.path())?;
     let d = dir.path();
+    let mut indexes = Vec::new();
     let staged = if d.join("manifest.json").is_file() {
         load_docker(store, d)?
     } else if d.join("index.json").is_file() {
-        load_oci(store, d)?
+        load_oci(store, d, &mut indexes)?
     } else {
         return Err(Error::Invalid {
             what: "archive".into(),
@@ -211,6 +235,15 @@ pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (img, (_, tags)) in images.iter().zip(&staged) {
         loaded_lines(&mut out, img, tags);
+    }
+    for (index, children, tags) in &indexes {
+        let d = store.put_index(index, children, tags)?;
+        if tags.is_empty() {
+            out.push(format!("Loaded image ID: {d}"));
+        }
+        for t in tags {
+            out.push(format!("Loaded image: {}", t.familiar()));
+        }
     }
     Ok(out)
 }
@@ -381,7 +414,12 @@ fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf> {
     Ok(dir.join(normalize(Path::new(""), Path::new(rel))?))
 }
 
-fn load_oci(store: &Store, dir: &Path) -> Result<Staged> {
+/// An index to load: its bytes, its platform manifests found in the archive, its names.
+pub(crate) type StagedIndex = (Vec<u8>, Vec<Vec<u8>>, Vec<Reference>);
+
+/// Stages the images of an OCI layout; an index entry is staged whole into `indexes` (its
+/// platform images' blobs verified as they are copied, other manifests' blobs as they are).
+fn load_oci(store: &Store, dir: &Path, indexes: &mut Vec<StagedIndex>) -> Result<Staged> {
     let blob = |d: &Digest| dir.join(oci_layout::blob_name(d));
     let put = |d: &Digest| -> Result<()> {
         let f = File::open(blob(d)).ctx(|| format!("opening blob {d} in the archive"))?;
@@ -394,6 +432,7 @@ fn load_oci(store: &Store, dir: &Path) -> Result<Staged> {
             e => e,
         })
     };
+    let put_manifest_blobs = |v: &Value| put_manifest_blobs_from(store, dir, &put, v);
     let index: Value =
         serde_json::from_slice(&fs::read(dir.join("index.json")).ctx(|| "reading index.json")?)
             .map_err(|e| Error::Invalid {
@@ -430,50 +469,54 @@ fn load_oci(store: &Store, dir: &Path) -> Result<Staged> {
             || mt == media_type::DOCKER_MANIFEST_LIST
             || v.get("manifests").is_some()
         {
-            // Pick this machine's platform from a multi-platform index.
-            let arch = crate::config::host_arch();
-            if let Some(m) = v["manifests"].as_array().and_then(|ms| {
-                ms.iter()
-                    .find(|m| {
-                        m["platform"]["architecture"] == arch && m["platform"]["os"] == "linux"
-                    })
-                    .or_else(|| ms.first())
-            }) {
-                stack.push((m.clone(), name));
-            }
+            let children =
+                crate::index_archive::stage_children(dir, &v, &put, &put_manifest_blobs)?;
+            indexes.push((bytes, children, name.into_iter().collect()));
             continue;
         }
-        let cfg: Digest = v["config"]["digest"].as_str().unwrap_or_default().parse()?;
-        put(&cfg)?;
-        let diff_ids = serde_json::from_slice::<ImageConfig>(&store.read_blob(&cfg)?)
-            .map(|c| c.rootfs.diff_ids)
-            .unwrap_or_default();
-        let layers = v["layers"].as_array().cloned().unwrap_or_default();
-        for (i, l) in layers.iter().enumerate() {
-            let d: Digest = l["digest"].as_str().unwrap_or_default().parse()?;
-            match diff_ids.get(i).filter(|_| diff_ids.len() == layers.len()) {
-                // Checked against its diff_id as it is copied, so a compressed layer is read once.
-                Some(diff_id) if !store.has_blob(&d) => {
-                    let f =
-                        File::open(blob(&d)).ctx(|| format!("opening blob {d} in the archive"))?;
-                    store
-                        .put_layer_blob(f, Some(&d), diff_id)
-                        .map_err(|e| match e {
-                            Error::DigestMismatch { actual, .. } => Error::DigestMismatch {
-                                what: format!("blobs/sha256/{} in the archive", d.hex()),
-                                expected: d.clone(),
-                                actual,
-                            },
-                            e => e,
-                        })?;
-                }
-                // Already stored, or a config that does not match (refused when recorded).
-                _ => put(&d)?,
-            }
-        }
+        put_manifest_blobs(&v)?;
         out.push((bytes, name.into_iter().collect()));
     }
     Ok(out)
+}
+
+/// The config and layers of the manifest `v` from the archive `dir` into the store, each layer
+/// checked against its diff_id as it is copied.
+fn put_manifest_blobs_from(
+    store: &Store,
+    dir: &Path,
+    put: &dyn Fn(&Digest) -> Result<()>,
+    v: &Value,
+) -> Result<()> {
+    let blob = |d: &Digest| dir.join(oci_layout::blob_name(d));
+    let cfg: Digest = v["config"]["digest"].as_str().unwrap_or_default().parse()?;
+    put(&cfg)?;
+    let diff_ids = serde_json::from_slice::<ImageConfig>(&store.read_blob(&cfg)?)
+        .map(|c| c.rootfs.diff_ids)
+        .unwrap_or_default();
+    let layers = v["layers"].as_array().cloned().unwrap_or_default();
+    for (i, l) in layers.iter().enumerate() {
+        let d: Digest = l["digest"].as_str().unwrap_or_default().parse()?;
+        match diff_ids.get(i).filter(|_| diff_ids.len() == layers.len()) {
+            // Checked against its diff_id as it is copied, so a compressed layer is read once.
+            Some(diff_id) if !store.has_blob(&d) => {
+                let f = File::open(blob(&d)).ctx(|| format!("opening blob {d} in the archive"))?;
+                store
+                    .put_layer_blob(f, Some(&d), diff_id)
+                    .map_err(|e| match e {
+                        Error::DigestMismatch { actual, .. } => Error::DigestMismatch {
+                            what: format!("blobs/sha256/{} in the archive", d.hex()),
+                            expected: d.clone(),
+                            actual,
+                        },
+                        e => e,
+                    })?;
+            }
+            // Already stored, or a config that does not match (refused when recorded).
+            _ => put(&d)?,
+        }
+    }
+    Ok(())
 }
 
 /// The image name of an index entry: `io.containerd.image.name`, else a `ref.name` that is a full
@@ -509,6 +552,8 @@ pub struct ImportOptions {
     /// Run-time defaults (`docker import --change`).
     pub config: Option<crate::ContainerConfig>,
     pub tag: Option<Reference>,
+    /// The platform the config names (`docker import --platform`; default this machine's).
+    pub platform: Option<crate::Platform>,
 }
 
 /// Makes a one-layer image from a rootfs (as `docker import`).
@@ -525,6 +570,12 @@ pub fn import(store: &Store, src: ImportSource<'_>, opts: &ImportOptions) -> Res
         })?,
     };
     let mut config = ImageConfig::new_for_host();
+    if let Some(p) = &opts.platform {
+        let p = p.normalize();
+        config.os = p.os;
+        config.architecture = p.architecture;
+        config.variant = p.variant;
+    }
     config.config = opts.config.clone();
     config.rootfs.diff_ids.push(info.diff_id.clone());
     config.history.push(History {

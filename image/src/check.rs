@@ -193,6 +193,18 @@ impl Checker<'_> {
     fn images(&mut self) -> Result<Vec<Entry>> {
         let mut by_manifest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
         for (d, name) in self.store.index_entries()? {
+            // An index is checked through the platform images it holds.
+            if self.store.is_index(&d) {
+                for (child, have) in self.store.index_children(&d)? {
+                    if have && child.is_platform_image() {
+                        by_manifest
+                            .entry(child.digest)
+                            .or_default()
+                            .extend(name.clone());
+                    }
+                }
+                continue;
+            }
             let names = by_manifest.entry(d).or_default();
             names.extend(name);
         }

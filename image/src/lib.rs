@@ -7,12 +7,14 @@
 //! Map:
 //! - [`Digest`], [`digest`]: `sha256:` digests, streaming hashing/verifying readers and writers.
 //! - [`Reference`]: Docker-normalised image names.
+//! - [`Platform`]: `os/arch[/variant]`, parsed, normalised and matched as containerd does.
 //! - [`ImageConfig`]: the config blob, OCI plus Docker's extensions.
 //! - [`layer`]: writing layer tars (from a directory or an overlayfs upper dir), compression, and
 //!   applying layers safely onto a directory, a layer's diff_id from its blob as it streams.
 //! - [`Store`]: the OCI image-layout store (blobs, index/tags, images, GC, unpacked layer cache).
 //! - [`perms`]: owner-only store directories.
-//! - [`archive`]: `save`/`load` (OCI and docker-archive), `import`, `export`.
+//! - [`archive`]: `save`/`load` (OCI and docker-archive), `import`, `export`; `index_archive`:
+//!   image indexes in those archives.
 //! - [`oci_layout`]: the OCI image layout's names and a layout directory writer.
 //! - [`outfile`]: a user's output file written whole or not at all (`save -o`).
 //! - [`tree_dump`]: the date-free JSON description of an image (config, history, merged files).
@@ -29,10 +31,12 @@ pub mod config;
 pub mod df;
 pub mod digest;
 pub mod display;
+mod index_archive;
 pub mod layer;
 pub mod oci_layout;
 pub mod outfile;
 pub mod perms;
+pub mod platform;
 pub mod reference;
 pub mod store;
 pub mod tree_dump;
@@ -43,6 +47,7 @@ pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::{Digest, HashingReader, HashingWriter, VerifyingReader};
 pub use layer::{Compression, LayerInfo, LayerOptions};
 pub use oci_spec;
+pub use platform::Platform;
 pub use reference::Reference;
 pub use store::{Image, ImageSummary, Store, default_root};
 

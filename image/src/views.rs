@@ -208,13 +208,20 @@ pub struct Inspect {
 /// What `docker image inspect` shows for `img`.
 pub fn inspect(store: &Store, img: &Image) -> Result<Inspect> {
     let c = &img.config;
+    // An image picked from an index is shown as Docker's containerd store shows it: under the
+    // index's digest and descriptor, with the picked platform's config.
+    let entry = img.entry_digest();
     Ok(Inspect {
-        id: img.config_digest.to_string(),
+        id: img
+            .index_digest
+            .clone()
+            .unwrap_or(img.config_digest.clone())
+            .to_string(),
         repo_tags: img.names.iter().map(|n| n.familiar()).collect(),
         repo_digests: img
             .names
             .iter()
-            .map(|n| format!("{}@{}", n.familiar_repository(), img.manifest_digest))
+            .map(|n| format!("{}@{}", n.familiar_repository(), entry))
             .collect(),
         parent: String::new(),
         comment: c
@@ -234,9 +241,11 @@ pub fn inspect(store: &Store, img: &Image) -> Result<Inspect> {
         root_fs: json!({ "Type": c.rootfs.kind, "Layers": c.rootfs.diff_ids }),
         metadata: json!({ "LastTagTime": "0001-01-01T00:00:00Z" }),
         descriptor: json!({
-            "mediaType": crate::media_type::MANIFEST,
-            "digest": img.manifest_digest.to_string(),
-            "size": store.blob_size(&img.manifest_digest)?,
+            "mediaType": store
+                .document_media_type(entry)
+                .unwrap_or_else(|| crate::media_type::MANIFEST.into()),
+            "digest": entry.to_string(),
+            "size": store.blob_size(entry)?,
         }),
     })
 }

@@ -9,7 +9,7 @@
 //! host), [`auth`] (credentials, challenges), [`client`] (the HTTP protocol: transport, retries and
 //! tokens apart from manifests, streamed verified downloads and uploads), [`error`]
 //! ([`RegistryError`], what retries match on), [`transfer`] (pull/push of images and arbitrary
-//! manifests against a [`ContentStore`]), [`store`] (that trait for the hoist store), [`layout`]
+//! manifests against a [`ContentStore`]; `pull_index`: [`pull`], whole indexes with `--all-platforms`), [`store`] (that trait for the hoist store), [`layout`]
 //! (that trait for an OCI layout directory), [`blocking`] (one-call sync pull/push), [`cache`]
 //! (build cache as an artifact manifest), [`progress`] (bars or lines).
 
@@ -24,6 +24,7 @@ pub mod login;
 pub mod manifest;
 mod mismatch;
 pub mod progress;
+mod pull_index;
 pub mod store;
 pub mod transfer;
 mod verify;
@@ -36,9 +37,10 @@ pub use layout::LayoutStore;
 pub use manifest::{Descriptor, Index, Manifest, Platform};
 pub use mismatch::LayerMismatch;
 pub use progress::{Progress, ProgressMode};
+pub use pull_index::pull;
 pub use transfer::{
     ContentStore, PullOptions, PulledImage, PushOptions, PushedImage, fetch_blobs, fetch_verified,
-    pull, push, push_blobs, push_manifest,
+    pull_one, push, push_blobs, push_manifest,
 };
 
 /// A multi-threaded tokio runtime for synchronous callers (the CLI, the builder):

@@ -8,7 +8,6 @@
 //! `platform`) and drops fields it does not know.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
@@ -89,129 +88,24 @@ pub struct Index {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-/// An OS/architecture(/variant) pair, as in `--platform linux/arm64/v8`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-}
+pub use hoist_image::Platform;
 
-impl Platform {
-    /// Parses `os/arch[/variant]` (`linux/amd64`, `linux/arm/v7`); `arch` alone means linux.
-    pub fn parse(s: &str) -> Result<Platform> {
-        let parts: Vec<&str> = s.trim().split('/').collect();
-        let (os, arch, variant) = match parts.as_slice() {
-            [arch] if !arch.is_empty() => ("linux", *arch, None),
-            [os, arch] => (*os, *arch, None),
-            [os, arch, v] => (*os, *arch, Some(v.to_string())),
-            _ => bail!("invalid platform {s:?}: expected os/arch[/variant]"),
-        };
-        if os.is_empty() || arch.is_empty() {
-            bail!("invalid platform {s:?}: expected os/arch[/variant]");
-        }
-        let (architecture, variant) = normalize_arch(arch, variant);
-        Ok(Platform {
-            os: os.to_lowercase(),
-            architecture,
-            variant,
-            os_version: None,
-        })
-    }
-
-    /// The platform this binary runs on (Docker's names: amd64, arm64, arm/v7, ...).
-    pub fn host() -> Platform {
-        let (arch, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "aarch64" => ("arm64", None),
-            "arm" => ("arm", Some("v7".to_string())),
-            "x86" => ("386", None),
-            "powerpc64" => ("ppc64le", None),
-            "s390x" => ("s390x", None),
-            "riscv64" => ("riscv64", None),
-            other => (other, None),
-        };
-        Platform {
-            os: "linux".into(),
-            architecture: arch.into(),
-            variant,
-            os_version: None,
-        }
-    }
-
-    /// Whether an index entry for `candidate` serves a request for `self`.
-    pub fn matches(&self, candidate: &Platform) -> bool {
-        if self.os != candidate.os {
-            return false;
-        }
-        let (arch, variant) = normalize_arch(&candidate.architecture, candidate.variant.clone());
-        if self.architecture != arch {
-            return false;
-        }
-        match (&self.variant, &variant) {
-            (Some(want), Some(have)) => want == have,
-            // arm64 without a variant is v8; a request without a variant takes any.
-            (Some(want), None) => self.architecture == "arm64" && want == "v8",
-            (None, _) => true,
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-fn normalize_arch(arch: &str, variant: Option<String>) -> (String, Option<String>) {
-    let arch = arch.to_lowercase();
-    match arch.as_str() {
-        "x86_64" | "x86-64" => ("amd64".into(), None),
-        "aarch64" => ("arm64".into(), variant.filter(|v| v != "v8")),
-        "arm64" => ("arm64".into(), variant.filter(|v| v != "v8")),
-        "armhf" => ("arm".into(), Some("v7".into())),
-        "armel" => ("arm".into(), Some("v6".into())),
-        _ => (arch, variant),
-    }
-}
-
-/// Picks the manifest for `want` from an index: exact variant first, then the first match.
+/// Picks the manifest for `want` from an index as containerd does: the closest compatible
+/// platform (`arm/v7` before `arm/v6`; `arm64` takes `arm64/v8`), the first listed among equals.
 /// Entries without a platform (attestations, `unknown/unknown`) are never picked.
 pub fn select_platform<'a>(index: &'a Index, want: &Platform) -> Result<&'a Descriptor> {
-    let mut candidates = index
+    let entries: Vec<(&Descriptor, &Platform)> = index
         .manifests
         .iter()
-        .filter(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)));
-    let first = candidates.next();
-    let exact = index.manifests.iter().find(|d| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| want.matches(p) && p.variant == want.variant)
-    });
-    match exact.or(first) {
-        Some(d) => Ok(d),
-        None => {
-            let have: Vec<String> = index
-                .manifests
-                .iter()
-                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                .collect();
-            bail!(
-                "no matching manifest for {want} in the manifest list entries (available: {})",
-                have.join(", ")
-            )
-        }
+        .filter_map(|d| d.platform.as_ref().map(|p| (d, p)))
+        .filter(|(_, p)| p.os != "unknown")
+        .collect();
+    match want.select(entries.iter().map(|(_, p)| *p)) {
+        Some(i) => Ok(entries[i].0),
+        None => bail!(
+            "no matching manifest for {} in the manifest list entries",
+            want.normalize()
+        ),
     }
 }
 
@@ -246,10 +140,15 @@ mod tests {
         };
         assert_eq!(pick("linux/amd64"), "a");
         assert_eq!(pick("linux/arm/v7"), "c");
-        assert_eq!(pick("linux/arm"), "b");
+        // containerd: `linux/arm` is `arm/v7`, which takes v7 before v6.
+        assert_eq!(pick("linux/arm"), "c");
+        assert_eq!(pick("linux/arm/v6"), "b");
         assert_eq!(pick("linux/arm64"), "d");
         assert_eq!(pick("arm64"), "d");
         let err = select_platform(&index, &Platform::parse("linux/s390x").unwrap()).unwrap_err();
-        assert!(err.to_string().contains("linux/s390x"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "no matching manifest for linux/s390x in the manifest list entries"
+        );
     }
 }

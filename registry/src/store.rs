@@ -9,7 +9,7 @@ use bytes::Bytes;
 use hoist_image::layer::Compression;
 use hoist_image::{Digest, Reference, Store, media_type};
 
-use crate::manifest::{DOCKER_MANIFEST, Descriptor, Manifest, OCI_MANIFEST};
+use crate::manifest::{DOCKER_MANIFEST, Descriptor, Index, Manifest, OCI_INDEX, OCI_MANIFEST};
 use crate::transfer::{ContentStore, PulledImage};
 
 fn digest(d: &str) -> Result<Digest> {
@@ -59,6 +59,11 @@ impl ContentStore for Store {
         Ok(())
     }
 
+    fn record_index(&self, index: &[u8], images: &[Vec<u8>], tags: &[Reference]) -> Result<()> {
+        self.put_index(index, images, tags)?;
+        Ok(())
+    }
+
     fn reuse_layer(&self, diff_id: &str, layer: &Descriptor) -> bool {
         let (Ok(diff_id), Ok(want)) = (digest(diff_id), digest(&layer.digest)) else {
             return false;
@@ -87,44 +92,101 @@ impl ContentStore for Store {
 
     fn resolve_image(&self, name: &str) -> Result<(Bytes, String)> {
         let img = self.resolve(name)?;
-        let bytes = self.read_blob(&img.manifest_digest)?;
-        let mut manifest: Manifest = serde_json::from_slice(&bytes)
-            .with_context(|| format!("parsing the manifest of {name}"))?;
-        let docker = manifest.media_type.as_deref() == Some(DOCKER_MANIFEST);
-        let mut changed = false;
-        for (layer, (diff_id, _)) in manifest.layers.iter_mut().zip(img.layers()?) {
-            if Compression::from_media_type(&layer.media_type) != Compression::None {
-                continue;
-            }
-            let c = self.compressed_layer(&diff_id, Compression::Gzip)?;
-            let mt = if docker {
-                media_type::DOCKER_LAYER_GZIP.to_string()
-            } else {
-                c.media_type().to_string()
-            };
-            *layer = Descriptor {
-                media_type: mt,
-                digest: c.digest().to_string(),
-                size: c.size(),
-                ..layer.clone()
-            };
+        match &img.index_digest {
+            Some(index) => index_push_form(self, index, name),
+            None => manifest_push_form(self, &img, name),
+        }
+    }
+}
+
+/// An index as it is pushed: each manifest in its push form ([`manifest_push_form`], kept as a
+/// blob), the index rewritten only when one of them changed. Every manifest it lists must be
+/// here (Docker refuses to push an image whose content is partly missing).
+fn index_push_form(store: &Store, index: &Digest, name: &str) -> Result<(Bytes, String)> {
+    let bytes = store.read_blob(index)?;
+    let mut doc: Index =
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing the index of {name}"))?;
+    let mt = doc
+        .media_type
+        .clone()
+        .unwrap_or_else(|| OCI_INDEX.to_string());
+    let mut changed = false;
+    for desc in &mut doc.manifests {
+        let d = digest(&desc.digest)?;
+        if !Store::has_blob(store, &d) {
+            let what = desc
+                .platform
+                .as_ref()
+                .map_or_else(|| desc.digest.clone(), |p| p.to_string());
+            bail!(
+                "{name}: the content of {what} is not in the store (pull it with --all-platforms to push the whole index)"
+            );
+        }
+        if desc.platform.as_ref().is_none_or(|p| p.os == "unknown") {
+            continue;
+        }
+        let child = store.load_image(&d)?;
+        let (body, child_mt) = manifest_push_form(store, &child, name)?;
+        let nd = Digest::of(&body);
+        if nd.as_str() != desc.digest {
+            desc.digest = nd.to_string();
+            desc.size = body.len() as u64;
+            desc.media_type = child_mt;
             changed = true;
         }
-        let mt = manifest
-            .media_type
-            .clone()
-            .unwrap_or_else(|| OCI_MANIFEST.to_string());
-        if !changed {
-            return Ok((Bytes::from(bytes), mt));
-        }
-        if manifest.media_type.is_none() {
-            manifest.media_type = Some(OCI_MANIFEST.to_string());
-        }
-        let body = serde_json::to_vec(&manifest)?;
-        // Keep the pushed manifest as a blob so the image can be re-pushed by digest.
-        self.put_blob_bytes(&body)?;
-        Ok((Bytes::from(body), mt))
     }
+    if !changed {
+        return Ok((Bytes::from(bytes), mt));
+    }
+    let body = serde_json::to_vec(&doc)?;
+    store.put_blob_bytes(&body)?;
+    Ok((Bytes::from(body), mt))
+}
+
+/// An image manifest as it is pushed: uncompressed local layers replaced by their (cached,
+/// deterministic) gzip form; the rewritten manifest is kept as a blob so it can be re-pushed.
+fn manifest_push_form(
+    store: &Store,
+    img: &hoist_image::Image,
+    name: &str,
+) -> Result<(Bytes, String)> {
+    let bytes = store.read_blob(&img.manifest_digest)?;
+    let mut manifest: Manifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("parsing the manifest of {name}"))?;
+    let docker = manifest.media_type.as_deref() == Some(DOCKER_MANIFEST);
+    let mut changed = false;
+    for (layer, (diff_id, _)) in manifest.layers.iter_mut().zip(img.layers()?) {
+        if Compression::from_media_type(&layer.media_type) != Compression::None {
+            continue;
+        }
+        let c = store.compressed_layer(&diff_id, Compression::Gzip)?;
+        let mt = if docker {
+            media_type::DOCKER_LAYER_GZIP.to_string()
+        } else {
+            c.media_type().to_string()
+        };
+        *layer = Descriptor {
+            media_type: mt,
+            digest: c.digest().to_string(),
+            size: c.size(),
+            ..layer.clone()
+        };
+        changed = true;
+    }
+    let mt = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| OCI_MANIFEST.to_string());
+    if !changed {
+        return Ok((Bytes::from(bytes), mt));
+    }
+    if manifest.media_type.is_none() {
+        manifest.media_type = Some(OCI_MANIFEST.to_string());
+    }
+    let body = serde_json::to_vec(&manifest)?;
+    // Keep the pushed manifest as a blob so the image can be re-pushed by digest.
+    store.put_blob_bytes(&body)?;
+    Ok((Bytes::from(body), mt))
 }
 
 /// Repositories of `dest`'s registry that local images were pulled from or pushed to and that share

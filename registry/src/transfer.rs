@@ -32,6 +32,11 @@ pub trait ContentStore: Send + Sync {
     fn put_bytes(&self, bytes: &[u8], digest: &str) -> Result<()>;
     /// Records a pulled image under its name once all its blobs are stored.
     fn record_image(&self, image: &PulledImage) -> Result<()>;
+    /// Records a pulled index (`index`, already stored) and its platform image manifests
+    /// (`images`, stored with all their blobs) under `tags`, in one transaction.
+    fn record_index(&self, _index: &[u8], _images: &[Vec<u8>], _tags: &[Reference]) -> Result<()> {
+        bail!("this store cannot keep multi-platform images")
+    }
     /// The manifest (bytes, media type) of the local image `name`, to push.
     fn resolve_image(&self, name: &str) -> Result<(Bytes, String)>;
     /// Makes the blob `layer` from a layer already stored under another form (`diff_id` known
@@ -58,12 +63,15 @@ pub struct PullOptions {
     pub platform: Option<Platform>,
     /// Layers downloaded at once.
     pub max_concurrent: usize,
+    /// Keep a multi-platform image whole: the index and every manifest it lists.
+    pub all_platforms: bool,
 }
 
 impl Default for PullOptions {
     fn default() -> Self {
         PullOptions {
             platform: None,
+            all_platforms: false,
             max_concurrent: 3,
         }
     }
@@ -157,10 +165,10 @@ pub async fn fetch_verified(
     Ok(downloaded.into_inner())
 }
 
-/// Pulls an image: resolves the reference (selecting the platform from an index), stores config,
+/// Pulls one image: resolves the reference (selecting the platform from an index), stores config,
 /// layers and manifest, then records the image in the store. Nothing is recorded unless every
-/// blob arrived and verified.
-pub async fn pull(
+/// blob arrived and verified. [`crate::pull`] also keeps whole indexes (`all_platforms`).
+pub async fn pull_one(
     client: &Client,
     store: &dyn ContentStore,
     r: &Reference,
@@ -201,7 +209,9 @@ pub async fn pull(
         if !want.matches(&have) {
             bail!(
                 "image with reference {r} was found but does not match the specified platform: \
-                 wanted {want}, actual: {have}"
+                 wanted {}, actual: {}",
+                want.normalize(),
+                have.normalize()
             );
         }
         platform = Some(have);

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use hoist_image::archive::{self, ImportOptions, ImportSource, SaveFormat};
 use hoist_image::display::human_size;
 use hoist_image::views::{self, HistoryView, ImagesView};
-use hoist_image::{Reference, Store};
+use hoist_image::{Platform, Reference, Store};
 
 use super::Global;
 
@@ -107,11 +107,17 @@ pub struct RmiArgs {
 pub struct InspectArgs {
     #[arg(required = true)]
     images: Vec<String>,
+    /// Inspect a specific platform of a multi-platform image (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     image: String,
+    /// Show history for the given platform of a multi-platform image (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
@@ -140,6 +146,10 @@ pub struct SaveArgs {
     /// Archive format: "docker" (docker-archive plus OCI layout, as Docker 25+) or "oci"
     #[arg(long, default_value = "docker")]
     format: String,
+    /// Save only the given platform of a multi-platform image (os/arch[/variant]); a docker
+    /// archive holds one platform (default: this machine's), an OCI archive the whole index
+    #[arg(long)]
+    platform: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +175,10 @@ pub struct ImportArgs {
     /// LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)
     #[arg(short, long = "change")]
     change: Vec<String>,
+    /// Set platform if server is multi-platform capable: the platform the image's config names
+    /// (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -243,8 +257,9 @@ fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<ExitCode> {
 fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
     let mut out = Vec::new();
     let mut code = ExitCode::SUCCESS;
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     for i in &a.images {
-        match store.resolve(i) {
+        match store.resolve_platform(i, platform.as_ref()) {
             Ok(img) => out.push(views::inspect(store, &img)?),
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -257,7 +272,8 @@ fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn history(store: &Store, a: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let img = store.resolve(&a.image)?;
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let img = store.resolve_platform(&a.image, platform.as_ref())?;
     let view = HistoryView {
         no_trunc: a.no_trunc,
         quiet: a.quiet,
@@ -278,16 +294,19 @@ fn save(store: &Store, a: SaveArgs) -> anyhow::Result<ExitCode> {
         "oci" | "oci-archive" => SaveFormat::Oci,
         f => bail!("unsupported --format {f:?} (expected \"docker\" or \"oci\")"),
     };
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let platform = platform.as_ref();
     match &a.output {
-        Some(p) => archive::save_to_file(store, &a.images, format, p)?,
+        Some(p) => archive::save_to_file(store, &a.images, format, platform, p)?,
         None => {
             if io::stdout().is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            let mut w = archive::save(
+            let mut w = archive::save_platform(
                 store,
                 &a.images,
                 format,
+                platform,
                 io::BufWriter::new(io::stdout().lock()),
             )?;
             w.flush()?;
@@ -348,6 +367,7 @@ fn import(store: &Store, a: ImportArgs) -> anyhow::Result<ExitCode> {
         message: a.message,
         config: config.config,
         tag: a.name.as_deref().map(Reference::parse).transpose()?,
+        platform: a.platform.as_deref().map(Platform::parse).transpose()?,
     };
     let img = archive::import(store, src, &opts)?;
     println!("{}", img.config_digest);

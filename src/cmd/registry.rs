@@ -22,6 +22,9 @@ pub enum Commands {
         /// Set platform if server is multi-platform capable (os/arch[/variant])
         #[arg(long)]
         platform: Option<String>,
+        /// Keep a multi-platform image whole: its index and every platform's image
+        #[arg(long)]
+        all_platforms: bool,
         /// Suppress verbose output
         #[arg(short, long)]
         quiet: bool,
@@ -106,9 +109,15 @@ impl Commands {
             Commands::Pull {
                 name,
                 platform,
+                all_platforms,
                 quiet,
                 net,
             } => {
+                if all_platforms && platform.is_some() {
+                    anyhow::bail!(
+                        "conflicting options: cannot specify both --all-platforms and --platform"
+                    );
+                }
                 let r = Reference::parse(&name)?;
                 let platform = platform.as_deref().map(Platform::parse).transpose()?;
                 let store = open_store(global)?;
@@ -127,6 +136,7 @@ impl Commands {
                 }
                 let opts = PullOptions {
                     platform,
+                    all_platforms,
                     ..PullOptions::default()
                 };
                 let pulled = hoist_registry::runtime()?

@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// Set DNS options
     #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
     dns_option: Vec<String>,
+    /// Set platform if server is multi-platform capable: the image of a multi-platform tag to
+    /// run (os/arch[/variant]; default: this machine's)
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    platform: Option<String>,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short = 'm', long = "memory", value_name = "BYTES")]
     memory: Option<String>,
@@ -210,18 +214,26 @@ fn run_container(root: &Path, args: RunArgs) -> ExitCode {
 
 /// Flags checked first (as Docker does, whatever the image), then the image from the store.
 fn validate_and_run(root: &Path, args: RunArgs) -> Result<i32, container::Error> {
+    let platform = args.platform.clone();
     let (image_name, opts) = args.options();
     let validated = opts.validate()?;
+    let platform = platform
+        .as_deref()
+        .map(hoist_image::Platform::parse)
+        .transpose()
+        .map_err(|e| container::Error::Invalid(e.to_string()))?;
     let store_err = |e: anyhow::Error| container::Error::Invalid(format!("{e:#}"));
     let store = Store::open(root).map_err(|e| {
         container::Error::Invalid(format!("opening the store {}: {e:#}", root.display()))
     })?;
     let _lease = store.lease().map_err(|e| store_err(e.into()))?;
-    let image = store.resolve(&image_name).map_err(|e| {
-        container::Error::Invalid(format!(
-            "Unable to find image '{image_name}' locally: {e:#}"
-        ))
-    })?;
+    let image = store
+        .resolve_platform(&image_name, platform.as_ref())
+        .map_err(|e| {
+            container::Error::Invalid(format!(
+                "Unable to find image '{image_name}' locally: {e:#}"
+            ))
+        })?;
     let layers = store
         .unpacked_layers(&image)
         .map_err(|e| store_err(e.into()))?;

@@ -24,8 +24,10 @@ pub struct Image {
     /// Digest of the config blob: the image ID, as Docker shows it.
     pub config_digest: Digest,
     pub config: ImageConfig,
-    /// Every name in the store pointing at this manifest.
+    /// Every name in the store pointing at this manifest (at its index, when it came from one).
     pub names: Vec<Reference>,
+    /// The stored index this image was picked from, when the name or digest named an index.
+    pub index_digest: Option<Digest>,
 }
 
 impl Image {
@@ -53,6 +55,11 @@ impl Image {
             .cloned()
             .zip(blobs.iter().cloned())
             .collect())
+    }
+
+    /// The digest `index.json` names: the index it was picked from, else its manifest.
+    pub fn entry_digest(&self) -> &Digest {
+        self.index_digest.as_ref().unwrap_or(&self.manifest_digest)
     }
 
     /// Sum of the layer blob sizes.
@@ -312,8 +319,17 @@ impl Store {
         }
     }
 
-    /// Reads an image by manifest digest.
+    /// Reads an image by manifest digest; an index's digest gives its image for this machine's
+    /// platform (see [`Store::index_image`]).
     pub fn load_image(&self, manifest_digest: &Digest) -> Result<Image> {
+        if self.is_index(manifest_digest) {
+            return self.index_image(manifest_digest, None);
+        }
+        self.load_manifest_image(manifest_digest)
+    }
+
+    /// Reads an image manifest (not an index) by digest.
+    pub(super) fn load_manifest_image(&self, manifest_digest: &Digest) -> Result<Image> {
         let bytes = self.read_blob(manifest_digest)?;
         let manifest: ImageManifest =
             serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
@@ -326,19 +342,14 @@ impl Store {
                 what: format!("config {config_digest}"),
                 why: e.to_string(),
             })?;
-        let names = self
-            .read_index()?
-            .manifests
-            .iter()
-            .filter(|e| e.digest == *manifest_digest)
-            .filter_map(|e| e.name())
-            .collect();
+        let names = self.names_of(manifest_digest)?;
         Ok(Image {
             manifest_digest: manifest_digest.clone(),
             manifest,
             config_digest,
             config,
             names,
+            index_digest: None,
         })
     }
 
@@ -364,6 +375,11 @@ impl Store {
                 });
                 if let Some(e) = by_name {
                     return self.load_image(&e.digest);
+                }
+                if let Some(d) = &r.digest
+                    && let Some(img) = self.image_in_indexes(&idx, &r.repository(), d)?
+                {
+                    return Ok(img);
                 }
             } else if !is_hex {
                 return Err(Reference::parse(s).unwrap_err());
@@ -425,7 +441,11 @@ impl Store {
             };
             out.push(ImageSummary {
                 name,
-                id: img.config_digest.clone(),
+                // An index shows once, under its own digest (Docker's containerd store).
+                id: img
+                    .index_digest
+                    .clone()
+                    .unwrap_or(img.config_digest.clone()),
                 manifest_digest: e.digest.clone(),
                 created: img.config.created.clone(),
                 size: self.image_size(&img),
@@ -443,7 +463,8 @@ impl Store {
             )));
         }
         let img = self.resolve(source)?;
-        let mt = serde_json::from_slice::<Value>(&self.read_blob(&img.manifest_digest)?)
+        let entry_digest = img.entry_digest().clone();
+        let mt = serde_json::from_slice::<Value>(&self.read_blob(&entry_digest)?)
             .ok()
             .and_then(|v| {
                 v.get("mediaType")
@@ -451,14 +472,14 @@ impl Store {
                     .map(String::from)
             })
             .unwrap_or_else(|| media_type::MANIFEST.into());
-        let size = self.blob_size(&img.manifest_digest)?;
+        let size = self.blob_size(&entry_digest)?;
         self.update_index(|idx| {
             set_tag(
                 idx,
                 target,
                 IndexEntry {
                     media_type: mt,
-                    digest: img.manifest_digest.clone(),
+                    digest: entry_digest.clone(),
                     size,
                     annotations: BTreeMap::from([(REF_NAME.to_string(), target.to_string())]),
                     extra: Default::default(),
@@ -466,7 +487,7 @@ impl Store {
             );
             Ok(())
         })?;
-        self.load_image(&img.manifest_digest)
+        self.load_image(&entry_digest)
     }
 
     /// Removes an image or a name, as `docker rmi`: a name with other names on the same image is
@@ -478,9 +499,15 @@ impl Store {
             .ok()
             .filter(|r| img.names.contains(r) && !s.starts_with("sha256:"));
         let mut events = Vec::new();
+        let entry_digest = img.entry_digest().clone();
+        // An index is deleted under its own digest, as Docker's containerd store reports it.
+        let deleted = img
+            .index_digest
+            .clone()
+            .unwrap_or(img.config_digest.clone());
         self.update_index(|idx| {
             let names: Vec<Reference> =
-                idx.manifests.iter().filter(|e| e.digest == img.manifest_digest).filter_map(|e| e.name()).collect();
+                idx.manifests.iter().filter(|e| e.digest == entry_digest).filter_map(|e| e.name()).collect();
             let remove_all = match &by_name {
                 Some(r) if names.len() > 1 => {
                     idx.manifests.retain(|e| e.name().as_ref() != Some(r));
@@ -500,8 +527,8 @@ impl Store {
                 for n in &names {
                     events.push(format!("Untagged: {}", n.familiar()));
                 }
-                idx.manifests.retain(|e| e.digest != img.manifest_digest);
-                events.push(format!("Deleted: {}", img.config_digest));
+                idx.manifests.retain(|e| e.digest != entry_digest);
+                events.push(format!("Deleted: {deleted}"));
             }
             Ok(())
         })?;

@@ -29,18 +29,21 @@
 //! Owns: every file under the store root except the directories handed out by [`Store::dir`].
 //! Must not touch: the network, processes, or what other crates keep in their [`Store::dir`]s.
 //! Split by concern: [`blobs`](BlobWriter) (content-addressed files), `layers` (commits, the
-//! layerdb, unpacked layers), `images` (index.json, names, manifests), `gc` (roots, prune, GC);
+//! layerdb, unpacked layers), `images` (index.json, names, manifests), `indexes` (image indexes
+//! and platform selection), `gc` (roots, prune, GC);
 //! this module opens the store and holds its locks.
 
 mod blobs;
 mod gc;
 mod images;
+mod indexes;
 mod layers;
 
 pub use blobs::BlobWriter;
 pub use gc::GcReport;
 use images::IndexFile;
 pub use images::{Image, ImageSummary};
+pub use indexes::{IndexChild, is_index_type};
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
