@@ -2,7 +2,8 @@
 //! heredocs, shell-word expansion, typed and validated instructions, and lint checks.
 //!
 //! Owns: everything about reading Dockerfile text. Must not touch: the filesystem beyond reading the
-//! Dockerfile it is given, images, the network, or execution of any kind.
+//! Dockerfile it is given, images (it borrows only the image crate's `Platform` value type, so a
+//! platform is parsed one way everywhere), the network, or execution of any kind.
 //!
 //! Layers, as in BuildKit: [`parse`] (bytes to [`Ast`], syntax only) -> [`instructions::parse_dockerfile`]
 //! (typed, validated instructions grouped in stages) -> the builder, which expands values with

@@ -320,7 +320,7 @@ pub fn lint(ast: &Ast, df: &Dockerfile) -> Result<(Vec<LintWarning>, CheckConfig
                     );
                 } else if e.matched.is_empty()
                     && e.unmatched.is_empty()
-                    && let Ok(parsed) = crate::values::parse_platform(&e.result)
+                    && let Ok(parsed) = hoist_image::Platform::parse(&e.result)
                 {
                     let name = stage.name.as_deref().unwrap_or("");
                     if !name.contains(parsed.os.as_str())
