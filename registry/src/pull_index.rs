@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::manifest::{Descriptor, Index, Manifest, Platform, is_index};
 use crate::progress::Progress;
 use crate::transfer::{
-    ContentStore, PullOptions, PulledImage, fetch_blobs, fetch_verified, pull_one,
+    ContentStore, PullOptions, PulledImage, fetch_blobs, fetch_image_blobs, pull_one,
 };
 use hoist_image::Reference;
 
@@ -130,31 +130,6 @@ async fn fetch_child(
         return Ok((Child { body, image }, n));
     }
     let config = client.get_blob_bytes(r, &manifest.config).await?;
-    let mut n = 0;
-    if !store.has_blob(&manifest.config.digest) {
-        store.put_bytes(&config, &manifest.config.digest)?;
-        n += 1;
-    }
-    let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&config)
-        .ok()
-        .and_then(|c| {
-            c["rootfs"]["diff_ids"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|d| d.as_str().map(String::from))
-                    .collect()
-            })
-        })
-        .unwrap_or_default();
-    let layers: Vec<(&Descriptor, Option<&str>)> = if diff_ids.len() == manifest.layers.len() {
-        manifest
-            .layers
-            .iter()
-            .zip(&diff_ids)
-            .map(|(l, d)| (l, Some(d.as_str())))
-            .collect()
-    } else {
-        manifest.layers.iter().map(|l| (l, None)).collect()
-    };
-    n += fetch_verified(client, store, r, &layers, opts.max_concurrent, progress).await?;
+    let n = fetch_image_blobs(client, store, r, &manifest, &config, opts, progress).await?;
     Ok((Child { body, image }, n))
 }

@@ -216,44 +216,8 @@ pub async fn pull_one(
         }
         platform = Some(have);
     }
-    // Layers held locally in another form (built here, or stored uncompressed) are reused when
-    // compressing them gives the very blob the manifest names (hoist's compression is
-    // deterministic), instead of downloaded.
-    let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&config)
-        .ok()
-        .and_then(|c| {
-            c["rootfs"]["diff_ids"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|d| d.as_str().map(String::from))
-                    .collect()
-            })
-        })
-        .unwrap_or_default();
-    if diff_ids.len() == manifest.layers.len() {
-        for (d, layer) in diff_ids.iter().zip(&manifest.layers) {
-            if !store.has_blob(&layer.digest) && store.reuse_layer(d, layer) {
-                progress.message(&format!("{}: Already exists", short(&layer.digest)));
-            }
-        }
-    }
-    let mut downloaded = 0;
-    if !store.has_blob(&manifest.config.digest) {
-        store.put_bytes(&config, &manifest.config.digest)?;
-        downloaded += 1;
-    }
-    // Each layer is checked against its diff_id while it downloads (when the config names one
-    // per layer; otherwise recording the image refuses it).
-    let layers: Vec<(&Descriptor, Option<&str>)> = if diff_ids.len() == manifest.layers.len() {
-        manifest
-            .layers
-            .iter()
-            .zip(&diff_ids)
-            .map(|(l, d)| (l, Some(d.as_str())))
-            .collect()
-    } else {
-        manifest.layers.iter().map(|l| (l, None)).collect()
-    };
-    downloaded += fetch_verified(client, store, r, &layers, opts.max_concurrent, progress).await?;
+    let downloaded =
+        fetch_image_blobs(client, store, r, &manifest, &config, opts, progress).await?;
     store.put_bytes(&body, &digest)?;
     if let (Some(ib), Some(id)) = (&index_body, &index_digest) {
         store.put_bytes(ib, id)?;
@@ -299,6 +263,57 @@ pub struct PushedImage {
     pub size: u64,
     /// Blobs actually uploaded (not skipped or mounted).
     pub uploaded: usize,
+}
+
+/// An image's config and layers into `store`: layers held locally in another form (built here, or
+/// stored uncompressed) are reused when compressing them gives the very blob the manifest names
+/// (hoist's compression is deterministic); the rest download, each checked against its diff_id
+/// while it streams (when the config names one per layer; otherwise recording the image refuses
+/// it). Returns how many blobs were downloaded or written.
+pub(crate) async fn fetch_image_blobs(
+    client: &Client,
+    store: &dyn ContentStore,
+    r: &Reference,
+    manifest: &Manifest,
+    config: &[u8],
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<usize> {
+    let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(config)
+        .ok()
+        .and_then(|c| {
+            c["rootfs"]["diff_ids"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let paired = diff_ids.len() == manifest.layers.len();
+    if paired {
+        for (d, layer) in diff_ids.iter().zip(&manifest.layers) {
+            if !store.has_blob(&layer.digest) && store.reuse_layer(d, layer) {
+                progress.message(&format!("{}: Already exists", short(&layer.digest)));
+            }
+        }
+    }
+    let mut downloaded = 0;
+    if !store.has_blob(&manifest.config.digest) {
+        store.put_bytes(config, &manifest.config.digest)?;
+        downloaded += 1;
+    }
+    let layers: Vec<(&Descriptor, Option<&str>)> = if paired {
+        manifest
+            .layers
+            .iter()
+            .zip(&diff_ids)
+            .map(|(l, d)| (l, Some(d.as_str())))
+            .collect()
+    } else {
+        manifest.layers.iter().map(|l| (l, None)).collect()
+    };
+    downloaded += fetch_verified(client, store, r, &layers, opts.max_concurrent, progress).await?;
+    Ok(downloaded)
 }
 
 /// Pushes the local image `local_name` to `dest` (tag, or digest when `dest` has none).
