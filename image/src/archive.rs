@@ -453,18 +453,7 @@ fn load_oci(store: &Store, dir: &Path, indexes: &mut Vec<StagedIndex>) -> Result
     while let Some((e, name)) = stack.pop() {
         let d: Digest = e["digest"].as_str().unwrap_or_default().parse()?;
         let mt = e["mediaType"].as_str().unwrap_or_default();
-        let bytes = fs::read(blob(&d)).ctx(|| format!("reading blob {d}"))?;
-        if Digest::of(&bytes) != d {
-            return Err(Error::DigestMismatch {
-                what: "manifest in archive".into(),
-                expected: d,
-                actual: Digest::of(&bytes),
-            });
-        }
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
-            what: format!("manifest {d}"),
-            why: e.to_string(),
-        })?;
+        let (bytes, v) = crate::index_archive::read_manifest(&blob(&d), &d)?;
         if mt == media_type::INDEX
             || mt == media_type::DOCKER_MANIFEST_LIST
             || v.get("manifests").is_some()

@@ -57,18 +57,7 @@ pub(crate) fn stage_children(
         if !path.is_file() {
             continue;
         }
-        let bytes = fs::read(&path).ctx(|| format!("reading blob {d}"))?;
-        if Digest::of(&bytes) != d {
-            return Err(Error::DigestMismatch {
-                what: "manifest in archive".into(),
-                expected: d,
-                actual: Digest::of(&bytes),
-            });
-        }
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
-            what: format!("manifest {d}"),
-            why: e.to_string(),
-        })?;
+        let (bytes, v) = read_manifest(&path, &d)?;
         let platform = &m["platform"];
         let image = platform.is_object()
             && platform["os"] != "unknown"
@@ -87,4 +76,22 @@ pub(crate) fn stage_children(
         }
     }
     Ok(images)
+}
+
+/// A manifest or index blob of an archive, checked against its digest and parsed.
+pub(crate) fn read_manifest(path: &Path, d: &Digest) -> Result<(Vec<u8>, Value)> {
+    let bytes = fs::read(path).ctx(|| format!("reading blob {d}"))?;
+    let actual = Digest::of(&bytes);
+    if &actual != d {
+        return Err(Error::DigestMismatch {
+            what: "manifest in archive".into(),
+            expected: d.clone(),
+            actual,
+        });
+    }
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
+        what: format!("manifest {d}"),
+        why: e.to_string(),
+    })?;
+    Ok((bytes, v))
 }
