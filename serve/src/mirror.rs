@@ -122,7 +122,12 @@ pub fn checkout(mirror: &Path, sha: &str, dest: &Path, log: &mut dyn Write) -> a
             .with_context(|| format!("clearing checkout {}", dest.display()))?;
     }
     std::fs::create_dir_all(dest)?;
-    writeln!(log, "$ git archive {sha} | tar -x -C {}", dest.display()).ok();
+    writeln!(
+        log,
+        "$ git archive {sha} | (extract into {})",
+        dest.display()
+    )
+    .ok();
     let mut archive = Command::new("git")
         .args(["archive", "--format=tar", sha])
         .current_dir(mirror)
@@ -130,34 +135,30 @@ pub fn checkout(mirror: &Path, sha: &str, dest: &Path, log: &mut dyn Write) -> a
         .stderr(Stdio::piped())
         .spawn()
         .context("running git archive")?;
-    let stdout = archive.stdout.take().unwrap();
-    let tar = Command::new("tar")
-        .args(["-x", "--no-same-owner", "-C"])
-        .arg(dest)
-        .stdin(stdout)
-        .output()
-        .context("running tar")?;
+    // The tar crate refuses entries that would land outside `dest`; owners are not kept (the
+    // files belong to whoever runs the build, as `tar --no-same-owner` would leave them).
+    let mut tar = tar::Archive::new(archive.stdout.take().expect("piped stdout"));
+    tar.set_preserve_permissions(true);
+    tar.set_preserve_ownerships(false);
+    let extracted = tar.unpack(dest);
+    // Drain what git still writes if extraction stopped early, so it can exit.
+    std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).ok();
     let archived = archive.wait_with_output()?;
     log.write_all(&archived.stderr).ok();
-    log.write_all(&tar.stderr).ok();
     if !archived.status.success() {
         bail!(
             "git archive {sha} failed: {}",
             String::from_utf8_lossy(&archived.stderr).trim()
         );
     }
-    if !tar.status.success() {
-        bail!(
-            "extracting {sha} failed: {}",
-            String::from_utf8_lossy(&tar.stderr).trim()
-        );
-    }
+    extracted.with_context(|| format!("extracting {sha} into {}", dest.display()))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn run(dir: &Path, args: &[&str]) -> String {
         let out = Command::new("git")
@@ -200,7 +201,11 @@ mod tests {
 
         std::fs::write(src.join("a"), "two").unwrap();
         std::fs::write(src.join("b"), "new").unwrap();
-        run(&src, &["add", "a", "b"]);
+        std::fs::create_dir(src.join("bin")).unwrap();
+        std::fs::write(src.join("bin/run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(src.join("bin/run.sh"), PermissionsExt::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("a", src.join("link")).unwrap();
+        run(&src, &["add", "a", "b", "bin", "link"]);
         run(&src, &["commit", "-qm", "2"]);
         let c2 = run(&src, &["rev-parse", "HEAD"]);
         assert!(!has_commit(&mirror, &c2));
@@ -227,6 +232,16 @@ mod tests {
         let dest = tmp.path().join("work");
         checkout(&mirror, &c2, &dest, &mut Vec::new()).unwrap();
         assert_eq!(std::fs::read_to_string(dest.join("a")).unwrap(), "two");
+        // Modes, directories and symlinks come out as git stores them.
+        let mode = std::fs::metadata(dest.join("bin/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "{mode:o}");
+        assert_eq!(
+            std::fs::read_link(dest.join("link")).unwrap(),
+            Path::new("a")
+        );
         checkout(&mirror, &c1, &dest, &mut Vec::new()).unwrap();
         assert_eq!(std::fs::read_to_string(dest.join("a")).unwrap(), "one");
         assert!(!dest.join("b").exists(), "checkout is clean");
