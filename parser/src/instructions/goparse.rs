@@ -1,5 +1,5 @@
 //! Go's scalar parsers BuildKit applies to flag and option values, with Go's error texts:
-//! `time.ParseDuration`, `strconv.ParseInt`/`ParseBool` and go-units' `RAMInBytes`.
+//! `time.ParseDuration` and `strconv.ParseInt`/`ParseBool` (go-units' `RAMInBytes` is `hoist_image::display::ram_in_bytes`).
 
 /// Go's `strconv.ParseInt(v, 10, 32)` with its error text.
 pub(super) fn parse_go_int32(v: &str) -> Result<i64, String> {
@@ -85,26 +85,4 @@ pub fn parse_go_bool(v: &str) -> Option<bool> {
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
         _ => None,
     }
-}
-
-/// docker/go-units `RAMInBytes`: `64m`, `1g`, `512kb`, `100` (binary multiples).
-pub fn parse_ram_bytes(v: &str) -> Option<u64> {
-    let num_end = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, unit) = v.split_at(num_end);
-    let n: f64 = num.parse().ok()?;
-    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
-    let unit = unit.strip_suffix('b').unwrap_or(&unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let mult: u64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        "p" => 1 << 50,
-        _ => return None,
-    };
-    Some((n * mult as f64) as u64)
 }

@@ -14,7 +14,7 @@ mod parse;
 mod types;
 
 pub use expand::{expand, expand_heredoc, expand_words};
-pub use goparse::{parse_go_bool, parse_go_duration, parse_ram_bytes};
+pub use goparse::{parse_go_bool, parse_go_duration};
 pub use mount::{Expander, Mount, MountType, Sharing, parse_mount};
 pub use parse::{parse_dockerfile, parse_instruction, parse_onbuild_trigger};
 pub use types::{

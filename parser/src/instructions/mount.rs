@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::goparse::{parse_go_bool, parse_ram_bytes};
+use super::goparse::parse_go_bool;
 use crate::go_csv;
 use crate::suggest::with_suggestion;
 
@@ -192,7 +192,7 @@ pub fn parse_mount(value: &str, expand: Option<Expander>) -> Result<Mount, Strin
             "required" if secret_or_ssh => m.required = parse_go_bool(&value).ok_or_else(bad)?,
             "required" => return Err(unexpected("required")),
             "size" if t == MountType::Tmpfs => {
-                m.size = Some(parse_ram_bytes(&value).ok_or_else(bad)?)
+                m.size = Some(hoist_image::display::ram_in_bytes(&value).map_err(|_| bad())?)
             }
             "size" => return Err(unexpected("size")),
             "id" => m.id = Some(value),
