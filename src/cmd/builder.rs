@@ -1,9 +1,14 @@
-//! `hoist builder ...`: build cache management (`docker builder prune`).
+//! `hoist builder ...`: the build cache, with `docker buildx`'s shapes: `du [--verbose]` and
+//! `prune [--all] [--keep-storage SIZE] [--filter until=DURATION] [-f] [--verbose]`.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
+use hoist_builder::prune::{PruneOptions, parse_filters};
+use hoist_builder::usage::{self, UsageRecord};
+use hoist_image::display::{human_duration, human_size4};
 
 use super::Global;
 
@@ -16,45 +21,177 @@ pub enum Commands {
 
 #[derive(Debug, Subcommand)]
 pub enum BuilderCommand {
-    /// Remove build cache (RUN cache mounts, step cache and the layers only it used)
+    /// Remove build cache (step records, the layers only they kept, RUN cache mounts)
     Prune(PruneArgs),
+    /// Disk usage of the build cache
+    Du(DuArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Remove all unused build cache, not just dangling ones (hoist keeps no other kind)
+    /// Include internal records (hoist prunes every record either way)
     #[arg(short, long)]
     all: bool,
     /// Do not prompt for confirmation
     #[arg(short, long)]
     force: bool,
+    /// Amount of disk space to keep for cache (e.g. 512MB): least recently used goes first
+    #[arg(long, alias = "reserved-space")]
+    keep_storage: Option<String>,
+    /// Provide filter values (until=DURATION, e.g. until=24h)
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Provide a more verbose output
+    #[arg(long)]
+    verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DuArgs {
+    /// Provide a more verbose output
+    #[arg(long)]
+    verbose: bool,
 }
 
 impl Commands {
     pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
-        let Commands::Builder(BuilderCommand::Prune(a)) = self;
-        if !a.force {
-            eprint!(
-                "WARNING! This will remove all dangling build cache.\nAre you sure you want to continue? [y/N] "
-            );
-            std::io::stderr().flush()?;
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            if !line.trim().eq_ignore_ascii_case("y") {
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-        let _ = a.all;
         let root = global
             .root
             .clone()
             .unwrap_or_else(hoist_image::default_root);
         let store = hoist_image::Store::open(&root)?;
-        let r = hoist_builder::prune::prune(&store)?;
-        println!(
-            "Total reclaimed space: {}",
-            hoist_image::display::human_size(r.bytes)
-        );
+        let Commands::Builder(cmd) = self;
+        match cmd {
+            BuilderCommand::Du(a) => {
+                let recs = usage::records(&store)?;
+                if a.verbose {
+                    print!("{}", verbose(&recs));
+                } else {
+                    print!("{}", table(&recs));
+                }
+                print!("{}", summary(&recs));
+            }
+            BuilderCommand::Prune(a) => prune(&store, a)?,
+        }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+fn prune(store: &hoist_image::Store, a: PruneArgs) -> anyhow::Result<()> {
+    let opts = PruneOptions {
+        keep_storage: a
+            .keep_storage
+            .as_deref()
+            .map(|s| {
+                hoist_image::display::ram_in_bytes(s).map_err(|e| {
+                    anyhow::anyhow!("invalid argument {s:?} for \"--keep-storage\": {e}")
+                })
+            })
+            .transpose()?,
+        until: parse_filters(&a.filter)?,
+    };
+    if !a.force {
+        let warning = if a.all {
+            "WARNING! This will remove all build cache. Are you sure you want to continue?"
+        } else {
+            "WARNING! This will remove all dangling build cache. Are you sure you want to continue?"
+        };
+        eprint!("{warning} [y/N] ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !line.trim().eq_ignore_ascii_case("y") {
+            return Ok(());
+        }
+    }
+    let r = hoist_builder::prune::prune(store, &opts)?;
+    if a.verbose {
+        print!("{}", verbose(&r.removed));
+    } else if !r.removed.is_empty() {
+        print!("{}", table(&r.removed));
+    }
+    print!("{}", kv(&[("Total", human_size4(r.bytes))]));
+    Ok(())
+}
+
+fn ago(t: SystemTime) -> String {
+    let secs = SystemTime::now()
+        .duration_since(t)
+        .unwrap_or_default()
+        .as_secs();
+    format!("{} ago", human_duration(secs as i64))
+}
+
+/// buildx's table: ID (`*` when mutable), RECLAIMABLE, SIZE (`*` when shared), LAST ACCESSED.
+fn table(recs: &[UsageRecord]) -> String {
+    let mut rows = vec![vec![
+        "ID".to_string(),
+        "RECLAIMABLE".into(),
+        "SIZE".into(),
+        "LAST ACCESSED".into(),
+    ]];
+    for r in recs {
+        rows.push(vec![
+            format!("{}{}", r.id, if r.mutable { "*" } else { "" }),
+            (!r.in_use).to_string(),
+            format!("{}{}", human_size4(r.size), if r.shared { "*" } else { "" }),
+            ago(r.last_used),
+        ]);
+    }
+    hoist_image::display::table(&rows)
+}
+
+/// Key/value lines aligned as Go's tabwriter (padding 1) aligns `Key:\tvalue`.
+fn kv(pairs: &[(&str, String)]) -> String {
+    let w = pairs.iter().map(|(k, _)| k.len() + 2).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{:<w$}{v}\n", format!("{k}:")))
+        .collect()
+}
+
+/// buildx's `--verbose` blocks, one per record, each ending with a blank line.
+fn verbose(recs: &[UsageRecord]) -> String {
+    let mut out = String::new();
+    for r in recs {
+        let created = r
+            .created
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut p = vec![
+            ("ID", r.id.clone()),
+            (
+                "Created at",
+                hoist_builder::solver::reproducible::rfc3339(created.as_secs() as i64),
+            ),
+            ("Mutable", r.mutable.to_string()),
+            ("Reclaimable", (!r.in_use).to_string()),
+            ("Shared", r.shared.to_string()),
+            ("Size", human_size4(r.size)),
+        ];
+        if !r.description.is_empty() {
+            p.push(("Description", r.description.clone()));
+        }
+        p.push(("Last used", ago(r.last_used)));
+        p.push(("Type", r.kind.name().to_string()));
+        out.push_str(&kv(&p));
+        out.push('\n');
+    }
+    out
+}
+
+/// buildx's closing lines: `Shared:`/`Private:` when some bytes are shared, then `Reclaimable:`
+/// and `Total:`.
+fn summary(recs: &[UsageRecord]) -> String {
+    let total: u64 = recs.iter().map(|r| r.size).sum();
+    let reclaimable: u64 = recs.iter().filter(|r| !r.in_use).map(|r| r.size).sum();
+    let shared: u64 = recs.iter().filter(|r| r.shared).map(|r| r.size).sum();
+    let mut p = Vec::new();
+    if shared > 0 {
+        p.push(("Shared", human_size4(shared)));
+        p.push(("Private", human_size4(total - shared)));
+    }
+    p.push(("Reclaimable", human_size4(reclaimable)));
+    p.push(("Total", human_size4(total)));
+    kv(&p)
 }
