@@ -59,28 +59,28 @@ fn du_lists_records_and_prune_keeps_what_images_need() {
     assert!(lines.iter().any(|l| l.contains("kB*")), "{du_out}");
     assert!(lines.iter().any(|l| l.starts_with("dl*")), "{du_out}");
     let n = lines.len();
-    assert!(lines[n - 2].starts_with("Reclaimable: "), "{du_out}");
-    assert!(lines[n - 1].starts_with("Total: "), "{du_out}");
-    assert!(du_out.contains("\nShared: "), "{du_out}");
+    assert!(lines[n - 2].starts_with("Reclaimable:\t"), "{du_out}");
+    assert!(lines[n - 1].starts_with("Total:\t\t"), "{du_out}");
+    assert!(du_out.contains("\nShared:\t\t"), "{du_out}");
 
     let verbose = env.ok(&mut env.cmd(&["builder", "du", "--verbose"]));
     assert!(
-        verbose.contains("Type:        exec.cachemount"),
+        verbose.contains("Type:         exec.cachemount"),
         "{verbose}"
     );
-    assert!(verbose.contains("Type:        regular"), "{verbose}");
-    assert!(verbose.contains("Mutable:     true"), "{verbose}");
+    assert!(verbose.contains("Type:         regular"), "{verbose}");
+    assert!(verbose.contains("Mutable:      true"), "{verbose}");
 
     // Nothing is older than an hour: nothing goes.
     let none = env.ok(&mut env.cmd(&["builder", "prune", "-f", "--filter", "until=1h"]));
-    assert_eq!(none.trim(), "Total: 0B", "{none}");
+    assert_eq!(none, "Total:\t0B\n", "{none}");
     let bad = env.hoist(&["builder", "prune", "-f", "--filter", "until=soon"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expects a duration"));
 
     let pruned = env.ok(&mut env.cmd(&["builder", "prune", "-f"]));
     assert!(
-        pruned.lines().last().unwrap().starts_with("Total: "),
+        pruned.lines().last().unwrap().starts_with("Total:\t"),
         "{pruned}"
     );
     assert!(pruned.contains("dl*"), "{pruned}");
@@ -167,4 +167,50 @@ fn the_cache_stays_under_its_cap_and_the_latest_build_still_hits() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("HOIST_BUILDER_MAX_STORAGE"));
+}
+
+#[test]
+fn prune_during_a_build_keeps_what_the_build_holds() {
+    let env = Env::new();
+    let df = "FROM busybox
+RUN --mount=type=cache,target=/cache,id=slow echo x > /cache/f && sleep 3 && cat /cache/f > /got
+";
+    let ctx = context_with(df, &[]);
+    let child = env
+        .cmd(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "slow",
+            ctx.path().to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mounts = env.root.join("cache/mounts/slow");
+    let t0 = std::time::Instant::now();
+    while !mounts.join("f").exists() {
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "the build never reached its RUN"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pruned = env.ok(&mut env.cmd(&["builder", "prune", "-f"]));
+    assert!(!pruned.contains("slow"), "{pruned}");
+    let du = env.ok(&mut env.cmd(&["builder", "du"]));
+    assert!(
+        du.lines()
+            .any(|l| l.starts_with("slow*") && l.contains(" false ")),
+        "{du}"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.read("slow", "/got"), "x\n");
 }

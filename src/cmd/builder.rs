@@ -65,7 +65,7 @@ impl Commands {
             BuilderCommand::Du(a) => {
                 let recs = usage::records(&store)?;
                 if a.verbose {
-                    print!("{}", verbose(&recs));
+                    print!("{}", verbose(&recs, true));
                 } else {
                     print!("{}", table(&recs));
                 }
@@ -106,11 +106,11 @@ fn prune(store: &hoist_image::Store, a: PruneArgs) -> anyhow::Result<()> {
     }
     let r = hoist_builder::prune::prune(store, &opts)?;
     if a.verbose {
-        print!("{}", verbose(&r.removed));
+        print!("{}", verbose(&r.removed, false));
     } else if !r.removed.is_empty() {
-        print!("{}", table(&r.removed));
+        print!("{}", prune_table(&r.removed));
     }
-    print!("{}", kv(&[("Total", human_size4(r.bytes))]));
+    print!("{}", kv_tabs(&[("Total", human_size4(r.bytes))]));
     Ok(())
 }
 
@@ -141,29 +141,98 @@ fn table(recs: &[UsageRecord]) -> String {
     hoist_image::display::table(&rows)
 }
 
-/// Key/value lines aligned as Go's tabwriter (padding 1) aligns `Key:\tvalue`.
-fn kv(pairs: &[(&str, String)]) -> String {
-    let w = pairs.iter().map(|(k, _)| k.len() + 2).max().unwrap_or(0);
+/// Cells through Go's tabwriter as buildx sets it up (min width 1, tab width 8, padding 1,
+/// padded with tabs): each column but the last as wide as its widest cell plus one, rounded up
+/// to a tab stop.
+fn tabwrite(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            let w = rows
+                .iter()
+                .filter_map(|r| r.get(c))
+                .map(|x| x.chars().count());
+            (w.max().unwrap_or(0) + 1).div_ceil(8) * 8
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        for (c, cell) in r.iter().enumerate() {
+            out.push_str(cell);
+            if c + 1 < r.len() {
+                let tabs = (widths[c] - cell.chars().count()).div_ceil(8);
+                out.push_str(&"\t".repeat(tabs));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `Key:\tvalue` lines through [`tabwrite`]: `Reclaimable:\t682MB`, `Total:\t\t682MB`.
+fn kv_tabs(pairs: &[(&str, String)]) -> String {
+    let rows: Vec<Vec<String>> = pairs
+        .iter()
+        .map(|(k, v)| vec![format!("{k}:"), v.clone()])
+        .collect();
+    tabwrite(&rows)
+}
+
+/// The rows `prune` prints for what it removed (`%-40s\t%-5v\t%-10s\t%s` through [`tabwrite`]).
+fn prune_table(recs: &[UsageRecord]) -> String {
+    let mut rows = vec![vec![
+        "ID".to_string(),
+        "RECLAIMABLE".into(),
+        "SIZE".into(),
+        "LAST ACCESSED".into(),
+    ]];
+    for r in recs {
+        rows.push(vec![
+            format!(
+                "{:<40}",
+                format!("{}{}", r.id, if r.mutable { "*" } else { "" })
+            ),
+            format!("{:<5}", !r.in_use),
+            format!(
+                "{:<10}",
+                format!("{}{}", human_size4(r.size), if r.shared { "*" } else { "" })
+            ),
+            ago(r.last_used),
+        ]);
+    }
+    tabwrite(&rows)
+}
+
+/// `Key:` padded with spaces to 14 columns, as buildx's `du --verbose` template writes it.
+fn kv_pretty(pairs: &[(&str, String)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{:<w$}{v}\n", format!("{k}:")))
+        .map(|(k, v)| format!("{:<14}{v}\n", format!("{k}:")))
         .collect()
 }
 
-/// buildx's `--verbose` blocks, one per record, each ending with a blank line.
-fn verbose(recs: &[UsageRecord]) -> String {
+/// Go's `time.Time.String()` in UTC: `2026-12-03 20:56:53.123456789 +0000 UTC`.
+fn go_time(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let base = hoist_builder::solver::reproducible::rfc3339(d.as_secs() as i64);
+    let base = base.trim_end_matches('Z').replacen('T', " ", 1);
+    let frac = format!("{:09}", d.subsec_nanos());
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{base} +0000 UTC")
+    } else {
+        format!("{base}.{frac} +0000 UTC")
+    }
+}
+
+/// buildx's verbose blocks, one per record, each ending with a blank line: `du --verbose`
+/// aligns with spaces (`pretty`), `prune --verbose` with tabs.
+fn verbose(recs: &[UsageRecord], pretty: bool) -> String {
     let mut out = String::new();
     for r in recs {
-        let created = r
-            .created
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
         let mut p = vec![
             ("ID", r.id.clone()),
-            (
-                "Created at",
-                hoist_builder::solver::reproducible::rfc3339(created.as_secs() as i64),
-            ),
+            ("Created at", go_time(r.created)),
             ("Mutable", r.mutable.to_string()),
             ("Reclaimable", (!r.in_use).to_string()),
             ("Shared", r.shared.to_string()),
@@ -174,7 +243,7 @@ fn verbose(recs: &[UsageRecord]) -> String {
         }
         p.push(("Last used", ago(r.last_used)));
         p.push(("Type", r.kind.name().to_string()));
-        out.push_str(&kv(&p));
+        out.push_str(&if pretty { kv_pretty(&p) } else { kv_tabs(&p) });
         out.push('\n');
     }
     out
@@ -193,5 +262,5 @@ fn summary(recs: &[UsageRecord]) -> String {
     }
     p.push(("Reclaimable", human_size4(reclaimable)));
     p.push(("Total", human_size4(total)));
-    kv(&p)
+    kv_tabs(&p)
 }
