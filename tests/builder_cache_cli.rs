@@ -78,14 +78,21 @@ fn du_lists_records_and_prune_keeps_what_images_need() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expects a duration"));
 
+    // Only cache mounts: the step records stay.
+    let mounts =
+        env.ok(&mut env.cmd(&["builder", "prune", "-f", "--filter", "type=exec.cachemount"]));
+    assert!(mounts.contains("dl*"), "{mounts}");
+    let left = env.ok(&mut env.cmd(&["builder", "du"]));
+    assert!(!left.contains("dl*") && left.contains("kB*"), "{left}");
+
     let pruned = env.ok(&mut env.cmd(&["builder", "prune", "-f"]));
     assert!(
         pruned.lines().last().unwrap().starts_with("Total:\t"),
         "{pruned}"
     );
-    assert!(pruned.contains("dl*"), "{pruned}");
+    assert!(pruned.contains("kB*"), "{pruned}");
     let after = env.ok(&mut env.cmd(&["builder", "du"]));
-    assert!(!after.contains("dl*"), "{after}");
+    assert!(!after.contains("kB"), "{after}");
     // The image still has every layer: it saves whole.
     let tar = env.dir.path().join("kept.tar");
     env.ok(&mut env.cmd(&["save", "-o", tar.to_str().unwrap(), "kept"]));

@@ -29,6 +29,10 @@ pub struct PruneOptions {
     pub keep_storage: Option<u64>,
     /// Only records not used for this long.
     pub until: Option<Duration>,
+    /// Only records whose ID starts with one of these (`--filter id=`).
+    pub ids: Vec<String>,
+    /// Only records of these types (`--filter type=regular|exec.cachemount|internal`).
+    pub types: Vec<String>,
 }
 
 /// What a prune removed.
@@ -40,9 +44,9 @@ pub struct PruneReport {
     pub bytes: u64,
 }
 
-/// Parses `--filter` values (`until=24h`, `unused-for=24h`) as buildx does.
-pub fn parse_filters(filters: &[String]) -> Result<Option<Duration>> {
-    let mut until = None;
+/// Parses `--filter` values as buildx does: `until=24h` (or its old name `unused-for`), `id=PREFIX`
+/// and `type=regular|exec.cachemount|internal`, into `opts`.
+pub fn parse_filters(filters: &[String], opts: &mut PruneOptions) -> Result<()> {
     let mut key_seen: Option<String> = None;
     for f in filters {
         let (k, v) = f
@@ -53,19 +57,31 @@ pub fn parse_filters(filters: &[String]) -> Result<Option<Duration>> {
                 if key_seen.as_deref().is_some_and(|s| s != k) {
                     bail!("conflicting filters \"until\" and \"unused-for\"");
                 }
-                if until.is_some() {
+                if opts.until.is_some() {
                     bail!("{k:?} filter expects only one value");
                 }
                 let ns = hoist_parser::instructions::parse_go_duration(v).map_err(|e| {
                     anyhow::anyhow!("{k:?} filter expects a duration (e.g., '24h'): {e}")
                 })?;
-                until = Some(Duration::from_nanos(ns.max(0) as u64));
+                opts.until = Some(Duration::from_nanos(ns.max(0) as u64));
                 key_seen = Some(k.to_string());
             }
-            _ => bail!("invalid filter {k:?}: hoist supports \"until\" (and \"unused-for\")"),
+            "id" => opts.ids.push(v.to_string()),
+            "type" => {
+                if ![Kind::Regular, Kind::CacheMount, Kind::Internal]
+                    .iter()
+                    .any(|t| t.name() == v)
+                {
+                    bail!(
+                        "invalid type filter {v:?}: expected regular, exec.cachemount or internal"
+                    );
+                }
+                opts.types.push(v.to_string());
+            }
+            _ => bail!("invalid filter {k:?}: expected until, unused-for, id or type"),
         }
     }
-    Ok(until)
+    Ok(())
 }
 
 /// Removes one record's own files; false if it was gone or is now in use.
@@ -106,7 +122,10 @@ pub fn prune(store: &Store, opts: &PruneOptions) -> Result<PruneReport> {
             continue;
         }
         let age = now.duration_since(r.last_used).unwrap_or_default();
-        if opts.until.is_some_and(|u| age < u) {
+        if opts.until.is_some_and(|u| age < u)
+            || (!opts.ids.is_empty() && !opts.ids.iter().any(|i| r.id.starts_with(i.as_str())))
+            || (!opts.types.is_empty() && !opts.types.iter().any(|t| t == r.kind.name()))
+        {
             continue;
         }
         if remove(&r)? {
@@ -167,9 +186,37 @@ pub fn enforce_cap(store: &Store) -> Result<()> {
             store,
             &PruneOptions {
                 keep_storage: Some(cap),
-                until: None,
+                ..PruneOptions::default()
             },
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(f: &[&str]) -> Result<PruneOptions> {
+        let mut o = PruneOptions::default();
+        parse_filters(&f.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &mut o)?;
+        Ok(o)
+    }
+
+    #[test]
+    fn filters_parse_as_buildx_does() {
+        let o = parsed(&["until=1h30m", "type=exec.cachemount", "id=ab"]).unwrap();
+        assert_eq!(o.until, Some(Duration::from_secs(5400)));
+        assert_eq!(
+            (o.types, o.ids),
+            (vec!["exec.cachemount".into()], vec!["ab".into()])
+        );
+        let err = |f: &[&str]| parsed(f).unwrap_err().to_string();
+        assert!(err(&["until=1h", "unused-for=2h"]).contains("conflicting filters"));
+        assert!(err(&["until=1h", "until=2h"]).contains("only one value"));
+        assert!(err(&["until=soon"]).contains("expects a duration"));
+        assert!(err(&["type=layer"]).contains("expected regular, exec.cachemount or internal"));
+        assert!(err(&["label=x"]).contains("expected until, unused-for, id or type"));
+        assert!(err(&["until"]).contains("expected name=value"));
+    }
 }

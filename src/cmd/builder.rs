@@ -38,7 +38,10 @@ pub struct PruneArgs {
     /// Amount of disk space to keep for cache (e.g. 512MB): least recently used goes first
     #[arg(long, alias = "reserved-space")]
     keep_storage: Option<String>,
-    /// Provide filter values (until=DURATION, e.g. until=24h)
+    /// Maximum amount of disk space allowed to keep for cache
+    #[arg(long)]
+    max_used_space: Option<String>,
+    /// Provide filter values (until=DURATION, id=PREFIX, type=regular|exec.cachemount|internal)
     #[arg(long)]
     filter: Vec<String>,
     /// Provide a more verbose output
@@ -78,18 +81,25 @@ impl Commands {
 }
 
 fn prune(store: &hoist_image::Store, a: PruneArgs) -> anyhow::Result<()> {
-    let opts = PruneOptions {
-        keep_storage: a
-            .keep_storage
-            .as_deref()
+    let size = |flag: &str, v: &Option<String>| {
+        v.as_deref()
             .map(|s| {
-                hoist_image::display::ram_in_bytes(s).map_err(|e| {
-                    anyhow::anyhow!("invalid argument {s:?} for \"--keep-storage\": {e}")
-                })
+                hoist_image::display::ram_in_bytes(s)
+                    .map_err(|e| anyhow::anyhow!("invalid argument {s:?} for \"--{flag}\": {e}"))
             })
-            .transpose()?,
-        until: parse_filters(&a.filter)?,
+            .transpose()
     };
+    let keep = size("keep-storage", &a.keep_storage)?;
+    let max_used = size("max-used-space", &a.max_used_space)?;
+    let mut opts = PruneOptions {
+        // Pruning least recently used first, both bounds mean "down to this size".
+        keep_storage: match (keep, max_used) {
+            (Some(k), Some(m)) => Some(k.min(m)),
+            (k, m) => k.or(m),
+        },
+        ..PruneOptions::default()
+    };
+    parse_filters(&a.filter, &mut opts)?;
     if !a.force {
         let warning = if a.all {
             "WARNING! This will remove all build cache. Are you sure you want to continue?"
