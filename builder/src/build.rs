@@ -465,6 +465,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         store.remove_image(image.manifest_digest.as_str(), false)?;
     }
     exported?;
+    crate::prune::enforce_cap(&store)?;
     Ok(BuildOutput {
         image_id: image.id().to_string(),
         manifest_digest: image.manifest_digest.to_string(),

@@ -14,7 +14,7 @@
 //! - [`cache`]: step key -> layer records, local and remote (`--cache-to`/`--cache-from`).
 //! - [`export`]: `--output` exporters and registry pushes.
 //! - [`build()`] ties them together for `hoist build`; [`progress`], [`trash`], [`paths`] and
-//!   [`prune`] serve them all.
+//!   [`prune`] serve them all; [`usage`] is what the build cache holds on disk (`builder du`).
 //!
 //! Must not touch: Dockerfile text directly (the parser owns that), kernel primitives (the runtime
 //! owns those), the store's layout (the image crate owns it) or bytes on the wire (the registry
@@ -32,5 +32,6 @@ pub mod progress;
 pub mod prune;
 pub mod solver;
 pub mod trash;
+pub mod usage;
 
 pub use build::{BuildOptions, BuildOutput, build};

@@ -17,6 +17,7 @@
 //!   image indexes in those archives.
 //! - [`oci_layout`]: the OCI image layout's names and a layout directory writer.
 //! - [`outfile`]: a user's output file written whole or not at all (`save -o`).
+//! - [`diff`]: `image diff`, files and config that differ between two images.
 //! - [`tree_dump`]: the date-free JSON description of an image (config, history, merged files).
 //!
 //! Store format: layers are kept **uncompressed** in the local store (`application/vnd.oci.image.layer.v1.tar`,
@@ -29,6 +30,7 @@ pub mod archive;
 pub mod check;
 pub mod config;
 pub mod df;
+pub mod diff;
 pub mod digest;
 pub mod display;
 mod index_archive;

@@ -292,6 +292,21 @@ fn mark_hardlinks(tree: &mut Tree) {
     }
 }
 
+/// The merged filesystem of `image` (all layers applied, whiteouts honoured, hardlink groups
+/// marked): absolute clean path -> node. `image diff` compares two of these.
+pub fn merged_tree(store: &Store, image: &Image) -> Result<BTreeMap<String, Node>> {
+    let mut tree = Tree::new();
+    let mut next_ino = 0;
+    tree.insert("/".into(), dir_node(0));
+    for (i, diff_id) in image.config.rootfs.diff_ids.iter().enumerate() {
+        let what = format!("layer {i} ({diff_id})");
+        let changes = read_layer(open_layer(store, diff_id)?, &what, &mut next_ino)?;
+        apply(&mut tree, changes, &mut next_ino, &what)?;
+    }
+    mark_hardlinks(&mut tree);
+    Ok(tree)
+}
+
 /// The history entries, without dates or authors' clocks.
 fn history(image: &Image) -> Vec<Value> {
     image

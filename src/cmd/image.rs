@@ -62,6 +62,22 @@ pub enum ImageCommands {
     Load(LoadArgs),
     /// Import the contents from a tarball or directory to create a filesystem image
     Import(ImportArgs),
+    /// Show the files and config that differ from image A to image B
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The image to compare from
+    a: String,
+    /// The image to compare to
+    b: String,
+    /// Output format: "table" (A/D/C lines, then config lines) or "json"
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Compare this platform of multi-platform images (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -224,8 +240,22 @@ impl Commands {
             Commands::Import(a) | Commands::Image(ImageCommands::Import(a)) => import(&store, a),
             Commands::Export(a) => export(&store, a),
             Commands::Image(ImageCommands::Prune(a)) => prune(&store, a),
+            Commands::Image(ImageCommands::Diff(a)) => diff(&store, a),
         }
     }
+}
+
+fn diff(store: &Store, a: DiffArgs) -> anyhow::Result<ExitCode> {
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let ia = store.resolve_platform(&a.a, platform.as_ref())?;
+    let ib = store.resolve_platform(&a.b, platform.as_ref())?;
+    let d = hoist_image::diff::diff(store, &ia, &ib)?;
+    match a.format.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&d)?),
+        "table" | "" => print!("{}", hoist_image::diff::render(&d)),
+        f => bail!("invalid --format {f:?}: expected \"table\" or \"json\""),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<ExitCode> {

@@ -1,5 +1,6 @@
 //! The local tier: one small JSON file per key under the store's `cache/keys/` directory, written
-//! atomically, so a crash never leaves a half-written record.
+//! atomically, so a crash never leaves a half-written record. A record's file time is its last
+//! use.
 
 use std::fs;
 use std::io::Write;
@@ -48,11 +49,15 @@ impl LocalTier {
 }
 
 impl Tier for LocalTier {
-    /// The lowest tier: `below` is always None.
+    /// The lowest tier: `below` is always None. A hit marks the record used now (its file time),
+    /// which `builder prune` and the cache cap evict by.
     fn lookup(&self, key: &str, _below: Option<CacheRecord>) -> Option<CacheRecord> {
-        fs::read(self.path(key))
+        let path = self.path(key);
+        let rec = fs::read(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())?;
+        let _ = filetime::set_file_mtime(&path, filetime::FileTime::now());
+        Some(rec)
     }
 
     /// Temp file + rename.
