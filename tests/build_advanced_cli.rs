@@ -182,6 +182,34 @@ fn cache_mounts_persist_across_builds_until_pruned() {
     assert_eq!(env.read("c3", "/seen"), "run-3\n");
 }
 
+/// A relative `--root` (here `store`, from the temp dir) works for RUN steps with cache mounts: the
+/// sandbox mounts after changing directory, so the store's paths must be absolute by then.
+#[test]
+fn a_relative_root_works_with_cache_mounts() {
+    let env = Env::new();
+    let ctx = testdata("cache");
+    let out = Command::new(common::HOIST)
+        .current_dir(env.dir.path())
+        .args([
+            "--root",
+            "store",
+            "build",
+            "--build-arg",
+            "N=1",
+            "-t",
+            "rel",
+        ])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.read("rel", "/seen"), "run-1\n");
+}
+
 #[test]
 fn bind_tmpfs_and_ssh_mounts() {
     let env = Env::new();

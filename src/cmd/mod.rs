@@ -17,6 +17,12 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub struct Global {
     /// Store directory [default: /var/lib/hoist for root, $XDG_DATA_HOME/hoist otherwise]
-    #[arg(long, global = true, env = "HOIST_ROOT", value_name = "DIR")]
+    #[arg(long, global = true, env = "HOIST_ROOT", value_name = "DIR", value_parser = absolute_dir)]
     pub root: Option<PathBuf>,
+}
+
+/// `--root` as an absolute path: the store's paths go to the sandbox's mount calls, which run
+/// after the working directory has changed.
+fn absolute_dir(s: &str) -> Result<PathBuf, String> {
+    std::path::absolute(s).map_err(|e| format!("{s}: {e}"))
 }
