@@ -396,22 +396,44 @@ pub fn parse_entry(name: &str, text: &str) -> Option<(bool, Entry)> {
 /// Makes binaries of OCI architecture `arch` (`arm64`, `arm/v7`, `riscv64`…) runnable: see
 /// [`Emulation`]. Registers Debian's interpreter with `F` when root and the entry is missing.
 pub fn ensure(arch: &str) -> Result<Emulation, BinfmtError> {
-    let qarch = qemu_arch(arch).ok_or_else(|| BinfmtError::UnknownArch(arch.to_string()))?;
     let machine = rustix::system::uname()
         .machine()
         .to_string_lossy()
         .into_owned();
-    if native(
-        &machine,
-        qarch,
-        machine == "aarch64" && qarch == "arm" && runs_aarch32(),
-    ) {
+    let host = Host {
+        arm_el0_32: machine == "aarch64" && runs_aarch32(),
+        machine,
+        binfmt: PathBuf::from(BINFMT_DIR),
+        package_root: PathBuf::from("/"),
+        root: rustix::process::geteuid().is_root(),
+    };
+    ensure_on(&host, arch)
+}
+
+/// The facts [`ensure`] decides on.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// `uname -m`.
+    pub machine: String,
+    /// Whether an arm64 kernel runs AArch32 code.
+    pub arm_el0_32: bool,
+    /// Where binfmt_misc is (or is to be) mounted.
+    pub binfmt: PathBuf,
+    /// Where the package's files are looked for (`/`).
+    pub package_root: PathBuf,
+    /// Whether hoist may mount and register (effective uid 0).
+    pub root: bool,
+}
+
+/// [`ensure`] on the given host facts.
+pub fn ensure_on(host: &Host, arch: &str) -> Result<Emulation, BinfmtError> {
+    let qarch = qemu_arch(arch).ok_or_else(|| BinfmtError::UnknownArch(arch.to_string()))?;
+    if native(&host.machine, qarch, host.arm_el0_32) {
         return Ok(Emulation::Native);
     }
-    let dir = Path::new(BINFMT_DIR);
+    let dir = host.binfmt.as_path();
     let name = format!("qemu-{qarch}");
-    let root = rustix::process::geteuid().is_root();
-    let rule = package_rule(Path::new("/"), qarch);
+    let rule = package_rule(&host.package_root, qarch);
     let line = rule.as_ref().map(Rule::register_line);
     let refuse = |why: String| BinfmtError::NotPermitted {
         qarch: qarch.to_string(),
@@ -419,9 +441,10 @@ pub fn ensure(arch: &str) -> Result<Emulation, BinfmtError> {
         register_line: line.clone(),
     };
     if !dir.join("register").exists() {
-        if !root {
+        if !host.root {
             return Err(refuse(format!(
-                "{BINFMT_DIR} is not mounted and hoist is not root"
+                "binfmt_misc is not mounted on {} and hoist is not root",
+                dir.display()
             )));
         }
         rustix::mount::mount(
@@ -433,17 +456,29 @@ pub fn ensure(arch: &str) -> Result<Emulation, BinfmtError> {
                 | rustix::mount::MountFlags::NOEXEC,
             None,
         )
-        .map_err(|e| refuse(format!("mounting binfmt_misc on {BINFMT_DIR}: {e}")))?;
+        .map_err(|e| refuse(format!("mounting binfmt_misc on {}: {e}", dir.display())))?;
+    }
+    // binfmt_misc as a whole can be switched off (`echo 0 > status`).
+    let status = dir.join("status");
+    if fs::read_to_string(&status).is_ok_and(|s| s.trim() == "disabled") {
+        if !host.root {
+            return Err(refuse(format!(
+                "{} says disabled and hoist is not root",
+                status.display()
+            )));
+        }
+        fs::write(&status, "1")
+            .map_err(|e| refuse(format!("enabling {}: {e}", status.display())))?;
     }
     let path = dir.join(&name);
     match fs::read_to_string(&path) {
         Ok(text) => {
             let (enabled, entry) = parse_entry(&name, &text)
-                .ok_or_else(|| refuse(format!("cannot read {}", path.display())))?;
+                .ok_or_else(|| refuse(format!("cannot parse {}", path.display())))?;
             if enabled {
                 return Ok(Emulation::Registered(entry));
             }
-            if !root {
+            if !host.root {
                 return Err(refuse(format!("{name} is disabled and hoist is not root")));
             }
             fs::write(&path, "1")
@@ -453,30 +488,37 @@ pub fn ensure(arch: &str) -> Result<Emulation, BinfmtError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(refuse(format!("reading {}: {e}", path.display()))),
     }
-    let Some(rule) = rule else {
-        return Err(BinfmtError::PackageMissing {
-            qarch: qarch.to_string(),
-        });
+    let missing = || BinfmtError::PackageMissing {
+        qarch: qarch.to_string(),
     };
-    if !root {
-        return Err(refuse("hoist is not root".to_string()));
+    let rule = rule.ok_or_else(missing)?;
+    // With F the kernel opens the interpreter at registration: it must be installed now.
+    let interpreter = host.package_root.join(
+        rule.interpreter
+            .strip_prefix("/")
+            .unwrap_or(&rule.interpreter),
+    );
+    if !interpreter.exists() {
+        return Err(missing());
     }
-    // A rule with F needs its interpreter now: the kernel opens it at registration.
-    if !rule.interpreter.exists() {
-        return Err(BinfmtError::PackageMissing {
-            qarch: qarch.to_string(),
-        });
+    if !host.root {
+        return Err(refuse("hoist is not root".to_string()));
     }
     match fs::write(dir.join("register"), rule.register_line()) {
         Ok(()) => {}
         // Registered concurrently (another hoist): use what the kernel has.
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-        Err(e) => return Err(refuse(format!("writing {BINFMT_DIR}/register: {e}"))),
+        Err(e) => {
+            return Err(refuse(format!(
+                "writing {}: {e}",
+                dir.join("register").display()
+            )));
+        }
     }
     let text = fs::read_to_string(&path)
         .map_err(|e| refuse(format!("reading {} after registering: {e}", path.display())))?;
     let (_, entry) = parse_entry(&name, &text)
-        .ok_or_else(|| refuse(format!("cannot read {}", path.display())))?;
+        .ok_or_else(|| refuse(format!("cannot parse {}", path.display())))?;
     Ok(Emulation::RegisteredNow(entry))
 }
 
@@ -640,5 +682,95 @@ preserve yes
         }
         .to_string();
         assert!(m.contains("apt-get install qemu-user-static") && m.contains("qemu-riscv64"));
+    }
+
+    /// A fake host: binfmt_misc as a plain directory with `register`, the package under `pkg/`.
+    fn fake_host(root: bool, package: bool) -> (tempfile::TempDir, Host) {
+        let tmp = tempfile::tempdir().unwrap();
+        let binfmt = tmp.path().join("binfmt");
+        fs::create_dir(&binfmt).unwrap();
+        fs::write(binfmt.join("register"), "").unwrap();
+        fs::write(binfmt.join("status"), "enabled\n").unwrap();
+        let package_root = tmp.path().join("pkg");
+        if package {
+            fs::create_dir_all(package_root.join("usr/lib/binfmt.d")).unwrap();
+            fs::write(
+                package_root.join("usr/lib/binfmt.d/qemu-aarch64.conf"),
+                AARCH64_CONF,
+            )
+            .unwrap();
+            fs::create_dir_all(package_root.join("usr/libexec/qemu-binfmt")).unwrap();
+            fs::write(
+                package_root.join("usr/libexec/qemu-binfmt/aarch64-binfmt-P"),
+                "",
+            )
+            .unwrap();
+        }
+        let host = Host {
+            machine: "x86_64".into(),
+            arm_el0_32: false,
+            binfmt,
+            package_root,
+            root,
+        };
+        (tmp, host)
+    }
+
+    #[test]
+    fn decisions_on_a_fake_host() {
+        let (_t, host) = fake_host(false, true);
+        assert_eq!(ensure_on(&host, "amd64").unwrap(), Emulation::Native);
+        assert_eq!(ensure_on(&host, "386").unwrap(), Emulation::Native);
+        // Missing, not root: the admin's commands, with the exact register line.
+        let e = ensure_on(&host, "arm64").unwrap_err().to_string();
+        assert!(e.contains("hoist is not root"), "{e}");
+        assert!(e.contains(AARCH64_CONF.trim_end()), "{e}");
+        // Missing package.
+        let (_t2, bare) = fake_host(true, false);
+        let e = ensure_on(&bare, "arm64").unwrap_err();
+        assert!(matches!(e, BinfmtError::PackageMissing { .. }), "{e}");
+        // Registered and enabled: used as is, whoever registered it.
+        let entry = "enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: F\n";
+        fs::write(host.binfmt.join("qemu-aarch64"), entry).unwrap();
+        let Emulation::Registered(e) = ensure_on(&host, "arm64").unwrap() else {
+            panic!("not Registered")
+        };
+        assert!(e.fix_binary());
+        assert_eq!(e.interpreter, Path::new("/usr/bin/qemu-aarch64-static"));
+        // Disabled: not root gets update-binfmts --enable; root enables it.
+        fs::write(host.binfmt.join("qemu-aarch64"), "disabled\nflags: F\n").unwrap();
+        let e = ensure_on(&host, "arm64").unwrap_err().to_string();
+        assert!(e.contains("update-binfmts --enable qemu-aarch64"), "{e}");
+        let root = Host {
+            root: true,
+            ..host.clone()
+        };
+        assert!(matches!(
+            ensure_on(&root, "arm64").unwrap(),
+            Emulation::RegisteredNow(_)
+        ));
+        assert_eq!(
+            fs::read_to_string(host.binfmt.join("qemu-aarch64")).unwrap(),
+            "1"
+        );
+        // binfmt_misc switched off as a whole.
+        fs::write(host.binfmt.join("status"), "disabled\n").unwrap();
+        let e = ensure_on(&host, "arm64").unwrap_err().to_string();
+        assert!(e.contains("status says disabled"), "{e}");
+    }
+
+    #[test]
+    fn root_registration_writes_the_package_rule() {
+        let (_t, host) = fake_host(true, true);
+        // The fake register file does not create an entry, as the kernel would: the error says so
+        // after the line was written.
+        let e = ensure_on(&host, "arm64").unwrap_err().to_string();
+        assert!(e.contains("after registering"), "{e}");
+        assert_eq!(
+            fs::read_to_string(host.binfmt.join("register")).unwrap(),
+            AARCH64_CONF
+                .trim_end()
+                .replace("/usr/libexec", "/usr/libexec")
+        );
     }
 }
