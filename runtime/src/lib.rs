@@ -19,6 +19,7 @@
 //! namespace (PID 1 has `PR_SET_PDEATHSIG`), cgroups are removed after the run (and swept if a killed
 //! hoist left one behind).
 
+pub mod binfmt;
 mod capabilities;
 mod cgroupfs;
 mod cgroups;
