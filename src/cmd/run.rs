@@ -29,10 +29,15 @@ pub struct RunArgs {
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
-    /// Automatically remove the container when it exits (always the case: containers do not outlive
-    /// the command)
+    /// Automatically remove the container when it exits (a foreground container is always removed)
     #[arg(long)]
     rm: bool,
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long = "detach")]
+    detach: bool,
+    /// Assign a name to the container
+    #[arg(long = "name")]
+    name: Option<String>,
     /// Set environment variables (KEY=VALUE, or KEY to copy it from this environment)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
@@ -203,7 +208,12 @@ impl RunArgs {
 }
 
 fn run_container(root: &Path, args: RunArgs) -> ExitCode {
-    match validate_and_run(root, args) {
+    let result = if args.detach {
+        super::container::detach(root, args)
+    } else {
+        validate_and_run(root, args)
+    };
+    match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("hoist: {e:#}");
@@ -214,7 +224,31 @@ fn run_container(root: &Path, args: RunArgs) -> ExitCode {
 
 /// Flags checked first (as Docker does, whatever the image), then the image from the store.
 fn validate_and_run(root: &Path, args: RunArgs) -> Result<i32, container::Error> {
+    let resolved = resolve(root, args)?;
+    resolved
+        .validated
+        .prepare(&resolved.config, resolved.layers, &resolved.dirs)?
+        .run()
+}
+
+/// A run's flags checked and its image resolved: what [`container::Validated::prepare`] needs.
+pub struct Resolved {
+    pub validated: container::Validated,
+    pub config: ImageConfig,
+    pub layers: Vec<PathBuf>,
+    pub dirs: Dirs,
+    /// The image as named on the command line.
+    pub image_name: String,
+    pub name: Option<String>,
+    pub auto_remove: bool,
+    /// Keeps the image's layers from garbage collection while the container may use them.
+    pub lease: hoist_image::store::Lease,
+}
+
+/// Checks the flags (as Docker does, whatever the image), then resolves the image in the store.
+pub fn resolve(root: &Path, args: RunArgs) -> Result<Resolved, container::Error> {
     let platform = args.platform.clone();
+    let (name, auto_remove) = (args.name.clone(), args.rm);
     let (image_name, opts) = args.options();
     let validated = opts.validate()?;
     let platform = platform
@@ -226,7 +260,7 @@ fn validate_and_run(root: &Path, args: RunArgs) -> Result<i32, container::Error>
     let store = Store::open(root).map_err(|e| {
         container::Error::Invalid(format!("opening the store {}: {e:#}", root.display()))
     })?;
-    let _lease = store.lease().map_err(|e| store_err(e.into()))?;
+    let lease = store.lease().map_err(|e| store_err(e.into()))?;
     let image = store
         .resolve_platform(&image_name, platform.as_ref())
         .map_err(|e| {
@@ -249,7 +283,16 @@ fn validate_and_run(root: &Path, args: RunArgs) -> Result<i32, container::Error>
         containers: store.dir("containers").map_err(|e| store_err(e.into()))?,
         volumes: Volumes::new(root),
     };
-    validated.prepare(&config, layers, &dirs)?.run()
+    Ok(Resolved {
+        validated,
+        config,
+        layers,
+        dirs,
+        image_name,
+        name,
+        auto_remove,
+        lease,
+    })
 }
 
 fn volume(root: &Path, cmd: VolumeCommands) -> anyhow::Result<ExitCode> {

@@ -326,9 +326,25 @@ impl Validated {
         layers: Vec<PathBuf>,
         dirs: &Dirs,
     ) -> Result<Container, Error> {
+        self.prepare_as(random_id(), image, layers, dirs)
+    }
+
+    /// The container's command line: `--entrypoint` and the command over the image's ENTRYPOINT/CMD.
+    pub fn command_line(&self, image: &ImageConfig) -> Result<Vec<String>, Error> {
+        command_line(self.opts.entrypoint.as_deref(), &self.opts.command, image)
+    }
+
+    /// [`Self::prepare`] with a given container id (a detached container's monitor gets its id from
+    /// the `hoist run -d` that started it).
+    pub fn prepare_as(
+        &self,
+        id: String,
+        image: &ImageConfig,
+        layers: Vec<PathBuf>,
+        dirs: &Dirs,
+    ) -> Result<Container, Error> {
         let o = &self.opts;
         let args = command_line(o.entrypoint.as_deref(), &o.command, image)?;
-        let id = random_id();
         let mut container = Container {
             spec: Spec::default(),
             id: id.clone(),
@@ -478,6 +494,12 @@ impl Validated {
 }
 
 impl Container {
+    /// Keeps the writable layer and anonymous volumes when dropped (a detached container without
+    /// `--rm` lives until `hoist rm`).
+    pub fn keep(&mut self) {
+        self.cleanup.clear();
+    }
+
     /// Runs in the foreground (`hoist run`): stdin attached with `-i`, signals forwarded, the
     /// caller's terminal followed with `-t`. Returns Docker's exit code for the command.
     pub fn run(&self) -> Result<i32, Error> {

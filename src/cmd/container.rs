@@ -1,0 +1,306 @@
+//! Detached containers: `hoist run -d` (start a monitor and print the ID), the monitor itself (a
+//! re-exec of this binary with the same arguments and `HOIST_MONITOR_ID` set, in its own session),
+//! and `hoist ps`. State lives under the store's `containers/` ([`hoist_runtime::state`]).
+
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use hoist_image::default_root;
+use hoist_image::display::{ellipsis, human_duration, table};
+use hoist_runtime::container::{self, Error};
+use hoist_runtime::monitor::{LOG_MAX_BYTES, Record, read_log, run_logged};
+use hoist_runtime::state::{Containers, State, now};
+
+use super::Global;
+use super::run::{RunArgs, resolve};
+
+/// Set in the monitor's environment: the id of the container it runs.
+const MONITOR_ENV: &str = "HOIST_MONITOR_ID";
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// List containers
+    #[command(alias = "list")]
+    Ps {
+        /// Show all containers (default shows just running)
+        #[arg(short, long)]
+        all: bool,
+        /// Only display container IDs
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Fetch the logs of a container
+    Logs {
+        /// Follow log output
+        #[arg(short, long)]
+        follow: bool,
+        /// Show timestamps
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Number of lines to show from the end of the logs (or "all")
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
+        container: String,
+    },
+}
+
+impl Commands {
+    pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
+        let root = global.root.clone().unwrap_or_else(default_root);
+        let containers = Containers::new(root.join("containers"));
+        match self {
+            Commands::Ps { all, quiet } => ps(&containers, all, quiet),
+            Commands::Logs {
+                follow,
+                timestamps,
+                tail,
+                container,
+            } => logs(&containers, &container, follow, timestamps, &tail),
+        }
+    }
+}
+
+/// `hoist logs`: the json-file records, stdout to stdout and stderr to stderr; `-f` keeps reading
+/// while the monitor lives.
+fn logs(
+    containers: &Containers,
+    key: &str,
+    follow: bool,
+    timestamps: bool,
+    tail: &str,
+) -> anyhow::Result<ExitCode> {
+    let state = match containers.find(key) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("Error response from daemon: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let tail: Option<usize> = match tail {
+        "all" => None,
+        n => Some(n.parse().map_err(|_| {
+            anyhow::anyhow!("invalid value for \"tail\": {n:?} (expected a number or \"all\")")
+        })?),
+    };
+    let path = containers.log_path(&state.id);
+    let records = read_log(&path);
+    let first = tail.map_or(0, |n| records.len().saturating_sub(n));
+    print_records(&records[first..], timestamps)?;
+    let mut printed = records.len();
+    // Follow: print new records until the monitor has gone and the log is read.
+    while follow {
+        let alive = containers.monitor_alive(&state.id);
+        std::thread::sleep(Duration::from_millis(100));
+        let records = read_log(&path);
+        print_records(records.get(printed..).unwrap_or_default(), timestamps)?;
+        printed = printed.max(records.len());
+        if !alive {
+            break;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_records(records: &[Record], timestamps: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    for r in records {
+        let w: &mut dyn Write = if r.stream == "stderr" {
+            &mut err
+        } else {
+            &mut out
+        };
+        if timestamps {
+            write!(w, "{} ", r.time)?;
+        }
+        w.write_all(r.log.as_bytes())?;
+    }
+    out.flush()
+}
+
+/// `hoist run -d`: in the CLI, claims the name and starts the monitor; in the monitor, runs the
+/// container to completion and records how it ended.
+pub fn detach(root: &Path, args: RunArgs) -> Result<i32, Error> {
+    match std::env::var(MONITOR_ENV) {
+        Ok(id) => monitor(root, args, id),
+        Err(_) => start(root, args),
+    }
+}
+
+fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
+    let resolved = resolve(root, args)?;
+    let containers = Containers::new(resolved.dirs.containers.clone());
+    let id = container::random_id();
+    let name = resolved.name.clone().unwrap_or_else(|| random_name(&id));
+    {
+        let _names = containers.lock_names()?;
+        containers.check_name(&name)?;
+        std::fs::create_dir_all(containers.dir(&id)).map_err(|e| e.to_string())?;
+        let command = resolved.validated.command_line(&resolved.config)?.join(" ");
+        containers.save(&State {
+            id: id.clone(),
+            name,
+            image: resolved.image_name.clone(),
+            command,
+            created: now(),
+            auto_remove: resolved.auto_remove,
+            ..Default::default()
+        })?;
+    }
+    drop(resolved);
+    let err_path = containers.dir(&id).join("monitor.err");
+    let spawned = std::fs::File::create(&err_path)
+        .and_then(|err| {
+            Command::new(std::env::current_exe()?)
+                .args(std::env::args_os().skip(1))
+                .env(MONITOR_ENV, &id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+        })
+        .map_err(|e| format!("starting the container monitor: {e}"));
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = containers.remove(&id);
+            return Err(e.into());
+        }
+    };
+    // Wait until the monitor has started the container (or failed to).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(state) = containers.load(&id)
+            && state.started != 0
+        {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let msg = std::fs::read_to_string(&err_path).unwrap_or_default();
+            let _ = containers.remove(&id);
+            eprint!("{msg}");
+            return Ok(status.code().unwrap_or(125));
+        }
+        if Instant::now() > deadline {
+            return Err("timed out waiting for the container monitor to start"
+                .to_string()
+                .into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("{id}");
+    Ok(0)
+}
+
+/// The monitor: its own session (no terminal), the container's lock held for its lifetime.
+fn monitor(root: &Path, args: RunArgs, id: String) -> Result<i32, Error> {
+    // SAFETY: setsid takes no pointers; it only detaches this process from the caller's session.
+    unsafe { libc::setsid() };
+    let resolved = resolve(root, args)?;
+    let containers = Containers::new(resolved.dirs.containers.clone());
+    let _lock = containers.lock_monitor(&id)?;
+    let mut state = containers.load(&id)?;
+    let mut prepared = resolved.validated.prepare_as(
+        id.clone(),
+        &resolved.config,
+        resolved.layers,
+        &resolved.dirs,
+    )?;
+    if !state.auto_remove {
+        prepared.keep();
+    }
+    drop(resolved.lease);
+    state.running = true;
+    state.pid = std::process::id();
+    state.started = now();
+    containers.save(&state)?;
+    let outcome = run_logged(&prepared.spec, &containers.log_path(&id), LOG_MAX_BYTES);
+    let code = match &outcome {
+        Ok(code) => *code,
+        Err(e) => {
+            eprintln!("hoist: {e:#}");
+            e.exit_code()
+        }
+    };
+    state.running = false;
+    state.exit_code = code;
+    state.finished = now();
+    if state.auto_remove {
+        drop(prepared);
+        let _ = containers.remove(&id);
+    } else {
+        containers.save(&state)?;
+    }
+    Ok(code)
+}
+
+/// Docker-like generated names (`adjective_name`), chosen from the id's bytes.
+fn random_name(id: &str) -> String {
+    const LEFT: [&str; 8] = [
+        "brave", "eager", "gifted", "happy", "jolly", "keen", "quirky", "vibrant",
+    ];
+    const RIGHT: [&str; 8] = [
+        "curie", "darwin", "euler", "hopper", "lovelace", "noether", "ritchie", "turing",
+    ];
+    let byte = |i: usize| usize::from_str_radix(&id[i..i + 2], 16).unwrap_or(0);
+    format!("{}_{}", LEFT[byte(0) % 8], RIGHT[byte(2) % 8])
+}
+
+/// `STATUS`: `Up 3 seconds`, `Exited (0) 2 seconds ago`, `Created`.
+pub fn status(s: &State, now_ns: u128) -> String {
+    let ago = |t: u128| human_duration((now_ns.saturating_sub(t) / 1_000_000_000) as i64);
+    if s.running {
+        format!("Up {}", ago(s.started))
+    } else if s.started == 0 {
+        "Created".into()
+    } else {
+        format!("Exited ({}) {} ago", s.exit_code, ago(s.finished))
+    }
+}
+
+fn ps(containers: &Containers, all: bool, quiet: bool) -> anyhow::Result<ExitCode> {
+    let list: Vec<State> = containers
+        .list()
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .filter(|s| all || s.running)
+        .collect();
+    if quiet {
+        for s in &list {
+            println!("{}", &s.id[..12]);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let t = now();
+    let mut rows = vec![
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for s in &list {
+        rows.push(vec![
+            s.id[..12].to_string(),
+            s.image.clone(),
+            format!("\"{}\"", ellipsis(&s.command, 20)),
+            format!(
+                "{} ago",
+                human_duration((t.saturating_sub(s.created) / 1_000_000_000) as i64)
+            ),
+            status(s, t),
+            String::new(),
+            s.name.clone(),
+        ]);
+    }
+    print!("{}", table(&rows));
+    Ok(ExitCode::SUCCESS)
+}
