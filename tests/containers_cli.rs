@@ -146,18 +146,18 @@ fn logs_follow_and_auto_remove() {
 #[test]
 fn killed_monitor_reads_as_exited() {
     let s = Store::new();
-    let id = s.detach(&["busybox", "sleep", "60"]);
+    let id = s.detach(&["busybox", "sleep", "61"]);
     s.wait_status(&id, "Up ");
     let pid = s.monitor_pid(&id);
     // SAFETY: kill takes no pointers; `pid` is the monitor this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let line = s.wait_status(&id, "Exited (137)");
     assert!(!line.contains("Up "), "{line}");
-    // The container's PID 1 went with its monitor: no `sleep 60` of this container is left.
+    // The container's PID 1 went with its monitor: no `sleep 61` of this container is left.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            std::fs::read_to_string(e.path().join("cmdline")).is_ok_and(|c| c == "sleep\060\0")
+            std::fs::read_to_string(e.path().join("cmdline")).is_ok_and(|c| c == "sleep\061\0")
         });
         if !alive {
             break;
@@ -168,4 +168,81 @@ fn killed_monitor_reads_as_exited() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn inspect(s: &Store, key: &str) -> serde_json::Value {
+    let out = s.hoist.ok(&["container", "inspect", key]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn stop_kills_after_the_timeout_and_rm_needs_force() {
+    let s = Store::new();
+    // `sleep` as PID 1 has no SIGTERM handler: the signal is not delivered, SIGKILL ends it.
+    let id = s.detach(&["--name", "stubborn", "busybox", "sleep", "60"]);
+    let v = inspect(&s, "stubborn");
+    assert_eq!(v["Id"], id.as_str());
+    assert_eq!(v["Name"], "/stubborn");
+    assert_eq!(v["State"]["Running"], true);
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    assert!(pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(v["Path"], "sleep");
+    assert_eq!(v["Args"], serde_json::json!(["60"]));
+    // Removing a running container needs -f.
+    let err = s.hoist.fails(&["rm", "stubborn"]);
+    assert!(
+        err.contains("cannot remove container \"/stubborn\": container is running"),
+        "{err}"
+    );
+    let start = Instant::now();
+    assert_eq!(s.hoist.ok(&["stop", "-t", "1", "stubborn"]), "stubborn\n");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    let v = inspect(&s, &id[..8]);
+    assert_eq!(v["State"]["Running"], false);
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert_eq!(v["State"]["Status"], "exited");
+    assert!(
+        v["State"]["FinishedAt"].as_str().unwrap() >= v["State"]["StartedAt"].as_str().unwrap()
+    );
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(s.hoist.ok(&["rm", "stubborn"]), "stubborn\n");
+    assert!(!s.hoist.root().join("containers").join(&id).exists());
+    assert!(
+        s.hoist
+            .fails(&["rm", "stubborn"])
+            .contains("No such container: stubborn")
+    );
+
+    // A handler for the stop signal: the container ends at once, with its own code.
+    let id = s.detach(&[
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    // Once the handler is installed (before, PID 1 ignores SIGTERM as any PID 1 does).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.hoist.ok(&["logs", &id]) != "ready\n" {
+        assert!(Instant::now() < deadline, "no ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let start = Instant::now();
+    s.hoist.ok(&["stop", &id]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    s.wait_status(&id, "Exited (7)");
+    // --signal overrides; rm -f kills a running container.
+    let id2 = s.detach(&["busybox", "sleep", "60"]);
+    let pid = inspect(&s, &id2)["State"]["Pid"].as_i64().unwrap();
+    assert_eq!(
+        s.hoist.ok(&["rm", "-f", &id2[..12]]),
+        format!("{}\n", &id2[..12])
+    );
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(!s.hoist.ok(&["ps", "-a"]).contains(&id2[..12]));
+    s.hoist.ok(&["rm", &id]);
 }

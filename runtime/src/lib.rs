@@ -27,6 +27,7 @@ mod devices;
 mod error;
 mod etc;
 mod init;
+pub mod lifecycle;
 pub mod monitor;
 mod mounts;
 mod rootfs;

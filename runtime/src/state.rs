@@ -14,12 +14,19 @@ use serde::{Deserialize, Serialize};
 
 /// What `ps`/`inspect` know of a container.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct State {
     pub id: String,
     pub name: String,
     pub image: String,
     /// The command as `ps` shows it (arguments joined by spaces).
     pub command: String,
+    /// The command line (`Path` and `Args` of `inspect`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The image's STOPSIGNAL (`stop` sends it; SIGTERM when unset).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
     /// Unix time in nanoseconds.
     pub created: u128,
     pub running: bool,

@@ -10,8 +10,9 @@ use clap::Subcommand;
 use hoist_image::default_root;
 use hoist_image::display::{ellipsis, human_duration, table};
 use hoist_runtime::container::{self, Error};
+use hoist_runtime::lifecycle;
 use hoist_runtime::monitor::{LOG_MAX_BYTES, Record, read_log, run_logged};
-use hoist_runtime::state::{Containers, State, now};
+use hoist_runtime::state::{Containers, State, now, rfc3339};
 
 use super::Global;
 use super::run::{RunArgs, resolve};
@@ -44,6 +45,42 @@ pub enum Commands {
         tail: String,
         container: String,
     },
+    /// Stop one or more running containers
+    Stop {
+        /// Signal to send to the container
+        #[arg(short, long)]
+        signal: Option<String>,
+        /// Seconds to wait before killing the container
+        #[arg(
+            short = 't',
+            long = "timeout",
+            visible_alias = "time",
+            allow_hyphen_values = true
+        )]
+        timeout: Option<i64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove one or more containers
+    Rm {
+        /// Force the removal of a running container (uses SIGKILL)
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommands),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommands {
+    /// Display detailed information on one or more containers
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
 }
 
 impl Commands {
@@ -58,8 +95,111 @@ impl Commands {
                 tail,
                 container,
             } => logs(&containers, &container, follow, timestamps, &tail),
+            Commands::Stop {
+                signal,
+                timeout,
+                containers: keys,
+            } => each(&containers, &keys, |s| {
+                let sig = signal
+                    .as_deref()
+                    .or(s.stop_signal.as_deref())
+                    .unwrap_or("SIGTERM");
+                let sig = hoist_parser::values::parse_signal(sig)?;
+                lifecycle::stop(&containers, s, sig as i32, timeout.unwrap_or(10))
+            }),
+            Commands::Rm {
+                force,
+                containers: keys,
+            } => each(&containers, &keys, |s| {
+                lifecycle::remove(&containers, s, force)
+            }),
+            Commands::Container(ContainerCommands::Inspect { containers: keys }) => {
+                inspect(&containers, &keys)
+            }
         }
     }
+}
+
+/// Runs `f` on each container named, printing the name as given on success and Docker's error
+/// otherwise (exit status 1 if any failed).
+fn each(
+    containers: &Containers,
+    keys: &[String],
+    f: impl Fn(&State) -> Result<(), String>,
+) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for key in keys {
+        match containers.find(key).and_then(|s| f(&s)) {
+            Ok(()) => println!("{key}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `inspect` of containers: Docker's shape for the fields hoist knows.
+fn inspect(containers: &Containers, keys: &[String]) -> anyhow::Result<ExitCode> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for key in keys {
+        match containers.find(key) {
+            Ok(s) => out.push(inspect_json(&s)),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One container as `docker inspect` shows it.
+pub fn inspect_json(s: &State) -> serde_json::Value {
+    let pid = if s.running {
+        lifecycle::pid1(s.pid).unwrap_or(0)
+    } else {
+        0
+    };
+    let status = match () {
+        _ if s.running => "running",
+        _ if s.started == 0 => "created",
+        _ => "exited",
+    };
+    serde_json::json!({
+        "Id": s.id,
+        "Created": rfc3339(s.created),
+        "Path": s.args.first().cloned().unwrap_or_default(),
+        "Args": s.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": status,
+            "Running": s.running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": pid,
+            "ExitCode": s.exit_code,
+            "Error": "",
+            "StartedAt": rfc3339(s.started),
+            "FinishedAt": rfc3339(s.finished),
+        },
+        "Image": s.image,
+        "Name": format!("/{}", s.name),
+        "HostConfig": { "AutoRemove": s.auto_remove },
+        "Config": { "Image": s.image, "StopSignal": s.stop_signal },
+    })
 }
 
 /// `hoist logs`: the json-file records, stdout to stdout and stderr to stderr; `-f` keeps reading
@@ -138,12 +278,14 @@ fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
         let _names = containers.lock_names()?;
         containers.check_name(&name)?;
         std::fs::create_dir_all(containers.dir(&id)).map_err(|e| e.to_string())?;
-        let command = resolved.validated.command_line(&resolved.config)?.join(" ");
+        let args = resolved.validated.command_line(&resolved.config)?;
         containers.save(&State {
             id: id.clone(),
             name,
             image: resolved.image_name.clone(),
-            command,
+            command: args.join(" "),
+            args,
+            stop_signal: resolved.stop_signal.clone(),
             created: now(),
             auto_remove: resolved.auto_remove,
             ..Default::default()
@@ -172,8 +314,10 @@ fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
     // Wait until the monitor has started the container (or failed to).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        // Started: the monitor has recorded the start and cloned PID 1 (or it already ended).
         if let Ok(state) = containers.load(&id)
             && state.started != 0
+            && (!state.running || lifecycle::pid1(state.pid).is_some())
         {
             break;
         }

@@ -241,6 +241,8 @@ pub struct Resolved {
     pub image_name: String,
     pub name: Option<String>,
     pub auto_remove: bool,
+    /// The image's STOPSIGNAL.
+    pub stop_signal: Option<String>,
     /// Keeps the image's layers from garbage collection while the container may use them.
     pub lease: hoist_image::store::Lease,
 }
@@ -272,6 +274,7 @@ pub fn resolve(root: &Path, args: RunArgs) -> Result<Resolved, container::Error>
         .unpacked_layers(&image)
         .map_err(|e| store_err(e.into()))?;
     let cfg = image.config.config.clone().unwrap_or_default();
+    let stop_signal = cfg.stop_signal.clone();
     let config = ImageConfig {
         entrypoint: cfg.entrypoint,
         cmd: cfg.cmd,
@@ -291,6 +294,7 @@ pub fn resolve(root: &Path, args: RunArgs) -> Result<Resolved, container::Error>
         image_name,
         name,
         auto_remove,
+        stop_signal,
         lease,
     })
 }
