@@ -12,6 +12,16 @@ struct Store {
     hoist: Hoist,
 }
 
+/// A failed test leaves no monitor or container running.
+impl Drop for Store {
+    fn drop(&mut self) {
+        let ids = self.hoist.output(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.hoist.output(&["rm", "-f", id]);
+        }
+    }
+}
+
 impl Store {
     fn new() -> Store {
         let dir = tempfile::tempdir().unwrap();
@@ -157,7 +167,7 @@ fn killed_monitor_reads_as_exited() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            std::fs::read_to_string(e.path().join("cmdline")).is_ok_and(|c| c == "sleep\061\0")
+            std::fs::read_to_string(e.path().join("cmdline")).is_ok_and(|c| c == "sleep\x0061\0")
         });
         if !alive {
             break;

@@ -2,13 +2,21 @@
 //! `run` semantics and errors) -> exit code (125 for hoist's own errors, 126/127 when the command cannot
 //! be executed, the command's code otherwise, 128+n for a signal). The image store is read here (the
 //! runtime never reads it): the image's config values and unpacked layers are handed over.
+//!
+//! `run -d` starts a monitor (a re-exec of this binary with the same arguments and
+//! `HOIST_MONITOR_ID` set, in its own session) that runs the container and records its end; the
+//! CLI prints the ID once PID 1 exists.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 use clap::{ArgAction, Args, Subcommand};
 use hoist_image::{Store, default_root};
-use hoist_runtime::container::{self, Dirs, ImageConfig, RunOptions};
+use hoist_runtime::container::{self, Dirs, Error, ImageConfig, RunOptions};
+use hoist_runtime::lifecycle;
+use hoist_runtime::monitor::{LOG_MAX_BYTES, run_logged};
+use hoist_runtime::state::{Containers, State, now};
 use hoist_runtime::volume::Volumes;
 use serde_json::json;
 
@@ -209,7 +217,7 @@ impl RunArgs {
 
 fn run_container(root: &Path, args: RunArgs) -> ExitCode {
     let result = if args.detach {
-        super::container::detach(root, args)
+        detach(root, args)
     } else {
         validate_and_run(root, args)
     };
@@ -297,6 +305,141 @@ pub fn resolve(root: &Path, args: RunArgs) -> Result<Resolved, container::Error>
         stop_signal,
         lease,
     })
+}
+
+/// Set in the monitor's environment: the id of the container it runs.
+const MONITOR_ENV: &str = "HOIST_MONITOR_ID";
+
+/// `hoist run -d`: in the CLI, claims the name and starts the monitor; in the monitor, runs the
+/// container to completion and records how it ended.
+pub fn detach(root: &Path, args: RunArgs) -> Result<i32, Error> {
+    match std::env::var(MONITOR_ENV) {
+        Ok(id) => monitor(root, args, id),
+        Err(_) => start(root, args),
+    }
+}
+
+fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
+    let resolved = resolve(root, args)?;
+    let containers = Containers::new(resolved.dirs.containers.clone());
+    let id = container::random_id();
+    let name = resolved.name.clone().unwrap_or_else(|| random_name(&id));
+    {
+        let _names = containers.lock_names()?;
+        containers.check_name(&name)?;
+        std::fs::create_dir_all(containers.dir(&id)).map_err(|e| e.to_string())?;
+        let args = resolved.validated.command_line(&resolved.config)?;
+        containers.save(&State {
+            id: id.clone(),
+            name,
+            image: resolved.image_name.clone(),
+            command: args.join(" "),
+            args,
+            stop_signal: resolved.stop_signal.clone(),
+            created: now(),
+            auto_remove: resolved.auto_remove,
+            ..Default::default()
+        })?;
+    }
+    drop(resolved);
+    let err_path = containers.dir(&id).join("monitor.err");
+    let spawned = std::fs::File::create(&err_path)
+        .and_then(|err| {
+            Command::new(std::env::current_exe()?)
+                .args(std::env::args_os().skip(1))
+                .env(MONITOR_ENV, &id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+        })
+        .map_err(|e| format!("starting the container monitor: {e}"));
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = containers.remove(&id);
+            return Err(e.into());
+        }
+    };
+    // Wait until the monitor has started the container (or failed to).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Started: the monitor has recorded the start and cloned PID 1 (or it already ended).
+        if let Ok(state) = containers.load(&id)
+            && state.started != 0
+            && (!state.running || lifecycle::pid1(state.pid).is_some())
+        {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let msg = std::fs::read_to_string(&err_path).unwrap_or_default();
+            let _ = containers.remove(&id);
+            eprint!("{msg}");
+            return Ok(status.code().unwrap_or(125));
+        }
+        if Instant::now() > deadline {
+            return Err("timed out waiting for the container monitor to start"
+                .to_string()
+                .into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("{id}");
+    Ok(0)
+}
+
+/// The monitor: its own session (no terminal), the container's lock held for its lifetime.
+fn monitor(root: &Path, args: RunArgs, id: String) -> Result<i32, Error> {
+    // SAFETY: setsid takes no pointers; it only detaches this process from the caller's session.
+    unsafe { libc::setsid() };
+    let resolved = resolve(root, args)?;
+    let containers = Containers::new(resolved.dirs.containers.clone());
+    let _lock = containers.lock_monitor(&id)?;
+    let mut state = containers.load(&id)?;
+    let mut prepared = resolved.validated.prepare_as(
+        id.clone(),
+        &resolved.config,
+        resolved.layers,
+        &resolved.dirs,
+    )?;
+    if !state.auto_remove {
+        prepared.keep();
+    }
+    drop(resolved.lease);
+    state.running = true;
+    state.pid = std::process::id();
+    state.started = now();
+    containers.save(&state)?;
+    let outcome = run_logged(&prepared.spec, &containers.log_path(&id), LOG_MAX_BYTES);
+    let code = match &outcome {
+        Ok(code) => *code,
+        Err(e) => {
+            eprintln!("hoist: {e:#}");
+            e.exit_code()
+        }
+    };
+    state.running = false;
+    state.exit_code = code;
+    state.finished = now();
+    if state.auto_remove {
+        drop(prepared);
+        let _ = containers.remove(&id);
+    } else {
+        containers.save(&state)?;
+    }
+    Ok(code)
+}
+
+/// Docker-like generated names (`adjective_name`), chosen from the id's bytes.
+fn random_name(id: &str) -> String {
+    const LEFT: [&str; 8] = [
+        "brave", "eager", "gifted", "happy", "jolly", "keen", "quirky", "vibrant",
+    ];
+    const RIGHT: [&str; 8] = [
+        "curie", "darwin", "euler", "hopper", "lovelace", "noether", "ritchie", "turing",
+    ];
+    let byte = |i: usize| usize::from_str_radix(&id[i..i + 2], 16).unwrap_or(0);
+    format!("{}_{}", LEFT[byte(0) % 8], RIGHT[byte(2) % 8])
 }
 
 fn volume(root: &Path, cmd: VolumeCommands) -> anyhow::Result<ExitCode> {
