@@ -113,6 +113,7 @@ fn detached_run_logs_and_exit_code() {
         )),
         "{err}"
     );
+    assert_eq!(s.hoist.ok(&["wait", "web"]), "3\n");
     let line = s.wait_status(&id, "Exited (3)");
     assert!(line.contains(" ago"), "{line}");
     assert!(!s.hoist.ok(&["ps"]).contains(&id[..12]), "ps lists exited");
@@ -245,7 +246,27 @@ fn stop_kills_after_the_timeout_and_rm_needs_force() {
     s.hoist.ok(&["stop", &id]);
     assert!(start.elapsed() < Duration::from_secs(5));
     s.wait_status(&id, "Exited (7)");
-    // --signal overrides; rm -f kills a running container.
+    // kill -s: the signal a handler sees; kill of a stopped container is an error.
+    let id3 = s.detach(&[
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; echo ready; while true; do sleep 0.1; done",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.hoist.ok(&["logs", &id3]) != "ready\n" {
+        assert!(Instant::now() < deadline, "no ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.hoist.ok(&["kill", "-s", "USR1", &id3]);
+    assert_eq!(s.hoist.ok(&["wait", &id3]), "9\n");
+    let err = s.hoist.fails(&["kill", &id3]);
+    assert!(err.contains("is not running"), "{err}");
+    let err = s
+        .hoist
+        .fails(&["run", "-d", "--name", "bad name", "busybox", "true"]);
+    assert!(err.contains("Invalid container name (bad name)"), "{err}");
+    // rm -f kills a running container.
     let id2 = s.detach(&["busybox", "sleep", "60"]);
     let pid = inspect(&s, &id2)["State"]["Pid"].as_i64().unwrap();
     assert_eq!(

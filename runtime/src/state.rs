@@ -181,6 +181,14 @@ impl Containers {
 
     /// Docker's conflict error when `name` is taken (call with [`Self::lock_names`] held).
     pub fn check_name(&self, name: &str) -> Result<(), String> {
+        let mut chars = name.chars();
+        let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return Err(format!(
+                "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            ));
+        }
         match self.list()?.into_iter().find(|s| s.name == name) {
             Some(s) => Err(format!(
                 "Conflict. The container name \"/{name}\" is already in use by container \"{}\". \

@@ -62,6 +62,19 @@ pub enum Commands {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Kill one or more running containers
+    Kill {
+        /// Signal to send to the container
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Block until one or more containers stop, then print their exit codes
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommands),
@@ -106,6 +119,46 @@ impl Commands {
             } => each(&containers, &keys, |s| {
                 lifecycle::remove(&containers, s, force)
             }),
+            Commands::Kill {
+                signal,
+                containers: keys,
+            } => each(&containers, &keys, |s| {
+                let sig = hoist_parser::values::parse_signal(&signal)?;
+                if !s.running {
+                    return Err(format!(
+                        "cannot kill container: {}: container {} is not running",
+                        s.name, s.id
+                    ));
+                }
+                lifecycle::kill(s, sig as i32)
+            }),
+            Commands::Wait { containers: keys } => {
+                let mut failed = false;
+                for key in keys {
+                    match containers.find(&key) {
+                        Ok(s) => {
+                            let mut s = s;
+                            while s.running {
+                                std::thread::sleep(Duration::from_millis(50));
+                                match containers.load(&s.id) {
+                                    Ok(next) => s = next,
+                                    Err(_) => break, // removed (--rm): its code is gone with it
+                                }
+                            }
+                            println!("{}", s.exit_code);
+                        }
+                        Err(e) => {
+                            eprintln!("Error response from daemon: {e}");
+                            failed = true;
+                        }
+                    }
+                }
+                Ok(if failed {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
             Commands::Container(ContainerCommands::Inspect { containers: keys }) => {
                 inspect(&containers, &keys)
             }
