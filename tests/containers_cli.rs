@@ -214,6 +214,10 @@ fn stop_kills_after_the_timeout_and_rm_needs_force() {
         "{took:?}"
     );
     let v = inspect(&s, &id[..8]);
+    // Plain `inspect` finds containers too.
+    let plain: serde_json::Value =
+        serde_json::from_str(&s.hoist.ok(&["inspect", "stubborn"])).unwrap();
+    assert_eq!(plain[0]["Id"], id.as_str());
     assert_eq!(v["State"]["Running"], false);
     assert_eq!(v["State"]["ExitCode"], 137);
     assert_eq!(v["State"]["Status"], "exited");

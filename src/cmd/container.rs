@@ -211,6 +211,12 @@ fn inspect(containers: &Containers, keys: &[String]) -> anyhow::Result<ExitCode>
     })
 }
 
+/// `inspect`'s JSON for the container `key` in `store`, if there is one.
+pub fn find(store: &hoist_image::Store, key: &str) -> Option<serde_json::Value> {
+    let containers = Containers::new(store.dir("containers").ok()?);
+    containers.find(key).ok().map(|s| inspect_json(&s))
+}
+
 /// One container as `docker inspect` shows it.
 pub fn inspect_json(s: &State) -> serde_json::Value {
     let pid = if s.running {
