@@ -281,3 +281,22 @@ fn stop_kills_after_the_timeout_and_rm_needs_force() {
     assert!(!s.hoist.ok(&["ps", "-a"]).contains(&id2[..12]));
     s.hoist.ok(&["rm", &id]);
 }
+
+#[test]
+fn detached_stdin_and_tty() {
+    let s = Store::new();
+    // -dit: a terminal, and stdin held open: `cat` waits instead of ending.
+    let id = s.detach(&["-it", "busybox", "sh", "-c", "tty; cat"]);
+    std::thread::sleep(Duration::from_millis(700));
+    s.wait_status(&id, "Up ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.hoist.ok(&["logs", &id]).starts_with("/dev/pts/") {
+        assert!(Instant::now() < deadline, "no tty in the logs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.hoist.ok(&["stop", "-t", "0", &id]);
+    s.wait_status(&id, "Exited (137)");
+    // -d alone: stdin is empty, `cat` ends at once.
+    let id = s.detach(&["busybox", "cat"]);
+    assert_eq!(s.hoist.ok(&["wait", &id]), "0\n");
+}

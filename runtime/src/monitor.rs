@@ -77,9 +77,10 @@ pub fn read_log(path: &Path) -> Vec<Record> {
     out
 }
 
-/// Runs `spec` to completion with its output logged to `log` (stdin is /dev/null). Returns
-/// Docker's exit code (128 + signal when killed).
-pub fn run_logged(spec: &Spec, log: &Path, max: u64) -> crate::Result<i32> {
+/// Runs `spec` to completion with its output logged to `log`. Stdin is /dev/null, or with
+/// `open_stdin` (`-i`) a pipe the monitor keeps open, so the command never sees its end (as
+/// Docker's `-di`). Returns Docker's exit code (128 + signal when killed).
+pub fn run_logged(spec: &Spec, log: &Path, max: u64, open_stdin: bool) -> crate::Result<i32> {
     let log = Arc::new(Mutex::new(Log::open(log, max).map_err(|e| {
         crate::Error::Invalid(format!("opening the log {}: {e}", log.display()))
     })?));
@@ -101,10 +102,16 @@ pub fn run_logged(spec: &Spec, log: &Path, max: u64) -> crate::Result<i32> {
             })
         })
         .collect();
+    let (stdin, _stdin_writer) = if open_stdin {
+        let (r, w) = pipe()?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
     let status = crate::run_foreground(
         spec,
         Stdio::Fds {
-            stdin: None,
+            stdin,
             stdout: out_w,
             stderr: err_w,
         },

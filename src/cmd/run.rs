@@ -197,6 +197,7 @@ impl RunArgs {
             entrypoint: self.entrypoint,
             interactive: self.interactive,
             tty: self.tty,
+            detach: self.detach,
             init: self.init,
             read_only: self.read_only,
             privileged: self.privileged,
@@ -410,7 +411,12 @@ fn monitor(root: &Path, args: RunArgs, id: String) -> Result<i32, Error> {
     state.pid = std::process::id();
     state.started = now();
     containers.save(&state)?;
-    let outcome = run_logged(&prepared.spec, &containers.log_path(&id), LOG_MAX_BYTES);
+    let outcome = run_logged(
+        &prepared.spec,
+        &containers.log_path(&id),
+        LOG_MAX_BYTES,
+        prepared.interactive(),
+    );
     let code = match &outcome {
         Ok(code) => *code,
         Err(e) => {

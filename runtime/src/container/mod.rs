@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub entrypoint: Option<String>,
     pub interactive: bool,
     pub tty: bool,
+    /// `-d`: no terminal of the caller's is involved (so `-t` needs none).
+    pub detach: bool,
     /// `--init`: a tiny init is PID 1 and the command its child.
     pub init: bool,
     pub read_only: bool,
@@ -187,7 +189,7 @@ impl RunOptions {
             privileged: self.privileged,
             unmasked_paths: self.privileged || sec.unmasked_paths,
         };
-        if self.tty && self.interactive && !std::io::stdin().is_terminal() {
+        if self.tty && self.interactive && !self.detach && !std::io::stdin().is_terminal() {
             return Err(Error::Invalid("the input device is not a TTY".into()));
         }
         Ok(Validated {
@@ -494,6 +496,11 @@ impl Validated {
 }
 
 impl Container {
+    /// `-i`: stdin is kept open (a detached container's stays open with no writer attached).
+    pub fn interactive(&self) -> bool {
+        self.interactive
+    }
+
     /// Keeps the writable layer and anonymous volumes when dropped (a detached container without
     /// `--rm` lives until `hoist rm`).
     pub fn keep(&mut self) {
