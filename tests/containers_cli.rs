@@ -152,6 +152,8 @@ fn logs_follow_and_auto_remove() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!s.hoist.root().join("containers").join(&id).exists());
+    // A quick --rm container still prints its id.
+    s.detach(&["--rm", "busybox", "true"]);
 }
 
 #[test]

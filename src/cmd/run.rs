@@ -374,6 +374,10 @@ fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
         }
         if let Ok(Some(status)) = child.try_wait() {
             let msg = std::fs::read_to_string(&err_path).unwrap_or_default();
+            let started = containers.load(&id).is_ok_and(|s| s.started != 0);
+            if started || msg.is_empty() {
+                break; // ended already (and removed, with --rm)
+            }
             let _ = containers.remove(&id);
             eprint!("{msg}");
             return Ok(status.code().unwrap_or(125));
