@@ -302,3 +302,38 @@ fn detached_stdin_and_tty() {
     let id = s.detach(&["busybox", "cat"]);
     assert_eq!(s.hoist.ok(&["wait", &id]), "0\n");
 }
+
+#[test]
+fn start_and_restart_keep_the_container() {
+    let s = Store::new();
+    let id = s.detach(&[
+        "--name",
+        "again",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run >> /count; cat /count | wc -l; exit 2",
+    ]);
+    assert_eq!(s.hoist.ok(&["wait", "again"]), "2\n");
+    assert_eq!(s.hoist.ok(&["start", "again"]), "again\n");
+    assert_eq!(s.hoist.ok(&["wait", "again"]), "2\n");
+    // The same writable layer: the file grew; the log holds both runs.
+    assert_eq!(
+        s.hoist
+            .ok(&["logs", "again"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1", "2"]
+    );
+    let id2 = s.detach(&["busybox", "sleep", "62"]);
+    let pid = inspect(&s, &id2)["State"]["Pid"].as_i64().unwrap();
+    assert_eq!(
+        s.hoist.ok(&["restart", "-t", "0", &id2]),
+        format!("{id2}\n")
+    );
+    let v = inspect(&s, &id2);
+    assert_eq!(v["State"]["Running"], true);
+    assert_ne!(v["State"]["Pid"].as_i64().unwrap(), pid);
+    s.hoist.ok(&["rm", "-f", &id2]);
+    s.hoist.ok(&["rm", &id]);
+}

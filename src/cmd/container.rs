@@ -70,6 +70,27 @@ pub enum Commands {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Start one or more stopped containers
+    Start {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart one or more containers
+    Restart {
+        /// Signal to send to the container
+        #[arg(short, long)]
+        signal: Option<String>,
+        /// Seconds to wait before killing the container
+        #[arg(
+            short = 't',
+            long = "timeout",
+            visible_alias = "time",
+            allow_hyphen_values = true
+        )]
+        timeout: Option<i64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Block until one or more containers stop, then print their exit codes
     Wait {
         #[arg(required = true)]
@@ -132,6 +153,18 @@ impl Commands {
                 }
                 lifecycle::kill(s, sig as i32)
             }),
+            Commands::Start { containers: keys } => {
+                each(&containers, &keys, |s| start_again(&containers, s))
+            }
+            Commands::Restart {
+                signal,
+                timeout,
+                containers: keys,
+            } => each(&containers, &keys, |s| {
+                stop(&containers, s, signal.as_deref(), timeout)?;
+                let s = containers.load(&s.id)?;
+                start_again(&containers, &s)
+            }),
             Commands::Wait { containers: keys } => {
                 let mut failed = false;
                 for key in keys {
@@ -163,6 +196,37 @@ impl Commands {
                 inspect(&containers, &keys)
             }
         }
+    }
+}
+
+/// `stop`: `signal`, else the image's STOPSIGNAL, else SIGTERM; SIGKILL after `timeout` (10 s).
+fn stop(
+    containers: &Containers,
+    s: &State,
+    signal: Option<&str>,
+    timeout: Option<i64>,
+) -> Result<(), String> {
+    let sig = signal.or(s.stop_signal.as_deref()).unwrap_or("SIGTERM");
+    let sig = hoist_parser::values::parse_signal(sig)?;
+    lifecycle::stop(containers, s, sig as i32, timeout.unwrap_or(10))
+}
+
+/// `start`: a stopped container's monitor again, on its kept writable layer (a running one is
+/// left alone, as Docker does).
+fn start_again(containers: &Containers, s: &State) -> Result<(), String> {
+    if s.running {
+        return Ok(());
+    }
+    let mut fresh = s.clone();
+    fresh.started = 0;
+    containers.save(&fresh)?;
+    match super::run::start_monitor(containers, &s.id, false) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(format!(
+            "cannot start container {}: exit status {code}",
+            s.id
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 

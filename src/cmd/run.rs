@@ -343,12 +343,49 @@ fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
         })?;
     }
     drop(resolved);
-    let err_path = containers.dir(&id).join("monitor.err");
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    let saved = serde_json::json!({ "args": argv, "cwd": cwd });
+    let path = containers.dir(&id).join("argv.json");
+    if let Err(e) = std::fs::write(&path, saved.to_string()) {
+        let _ = containers.remove(&id);
+        return Err(format!("writing {}: {e}", path.display()).into());
+    }
+    match start_monitor(&containers, &id, true)? {
+        0 => {
+            println!("{id}");
+            Ok(0)
+        }
+        code => Ok(code),
+    }
+}
+
+/// Starts `id`'s monitor with the command line saved by `run -d` and waits until PID 1 exists;
+/// 0, or the monitor's exit code after its error. A `fresh` container that fails to start is
+/// removed (`run -d`); one started again keeps its state (`start`).
+pub fn start_monitor(containers: &Containers, id: &str, fresh: bool) -> Result<i32, Error> {
+    let path = containers.dir(id).join("argv.json");
+    let saved: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            format!(
+                "reading {}: the container cannot be started",
+                path.display()
+            )
+        })?;
+    let args: Vec<&str> = saved["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let cwd = saved["cwd"].as_str().unwrap_or("/");
+    let err_path = containers.dir(id).join("monitor.err");
     let spawned = std::fs::File::create(&err_path)
         .and_then(|err| {
             Command::new(std::env::current_exe()?)
-                .args(std::env::args_os().skip(1))
-                .env(MONITOR_ENV, &id)
+                .args(&args)
+                .current_dir(cwd)
+                .env(MONITOR_ENV, id)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(err)
@@ -358,7 +395,9 @@ fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            let _ = containers.remove(&id);
+            if fresh {
+                let _ = containers.remove(id);
+            }
             return Err(e.into());
         }
     };
@@ -366,7 +405,7 @@ fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         // Started: the monitor has recorded the start and cloned PID 1 (or it already ended).
-        if let Ok(state) = containers.load(&id)
+        if let Ok(state) = containers.load(id)
             && state.started != 0
             && (!state.running || lifecycle::pid1(state.pid).is_some())
         {
@@ -374,11 +413,13 @@ fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
         }
         if let Ok(Some(status)) = child.try_wait() {
             let msg = std::fs::read_to_string(&err_path).unwrap_or_default();
-            let started = containers.load(&id).is_ok_and(|s| s.started != 0);
+            let started = containers.load(id).is_ok_and(|s| s.started != 0);
             if started || msg.is_empty() {
                 break; // ended already (and removed, with --rm)
             }
-            let _ = containers.remove(&id);
+            if fresh {
+                let _ = containers.remove(id);
+            }
             eprint!("{msg}");
             return Ok(status.code().unwrap_or(125));
         }
@@ -389,7 +430,6 @@ fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    println!("{id}");
     Ok(0)
 }
 
