@@ -29,6 +29,8 @@ enum Command {
     #[command(flatten)]
     Run(cmd::run::Commands),
     #[command(flatten)]
+    Container(cmd::container::Commands),
+    #[command(flatten)]
     Build(cmd::build::Commands),
     #[command(flatten)]
     Builder(cmd::builder::Commands),
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Debug(c) => c.run(&cli.global),
         Command::Image(c) => c.run(&cli.global),
         Command::Run(c) => c.run(&cli.global),
+        Command::Container(c) => c.run(&cli.global),
         Command::Build(c) => c.run(&cli.global),
         Command::Builder(c) => c.run(&cli.global),
         Command::Registry(c) => c.run(&cli.global),

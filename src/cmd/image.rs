@@ -284,13 +284,25 @@ fn rmi(store: &Store, a: RmiArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// What `inspect` found for one name.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Inspected {
+    Image(Box<views::Inspect>),
+    Container(serde_json::Value),
+}
+
 fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<ExitCode> {
     let mut out = Vec::new();
     let mut code = ExitCode::SUCCESS;
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     for i in &a.images {
         match store.resolve_platform(i, platform.as_ref()) {
-            Ok(img) => out.push(views::inspect(store, &img)?),
+            Ok(img) => out.push(Inspected::Image(Box::new(views::inspect(store, &img)?))),
+            // Not an image: a container of that name or id (as `docker inspect` finds either).
+            Err(_) if let Some(c) = super::container::find(store, i) => {
+                out.push(Inspected::Container(c))
+            }
             Err(e) => {
                 eprintln!("Error: {e}");
                 code = ExitCode::FAILURE;

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod builder;
+pub mod container;
 pub mod debug;
 pub mod image;
 pub mod registry;

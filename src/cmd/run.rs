@@ -2,13 +2,21 @@
 //! `run` semantics and errors) -> exit code (125 for hoist's own errors, 126/127 when the command cannot
 //! be executed, the command's code otherwise, 128+n for a signal). The image store is read here (the
 //! runtime never reads it): the image's config values and unpacked layers are handed over.
+//!
+//! `run -d` starts a monitor (a re-exec of this binary with the same arguments and
+//! `HOIST_MONITOR_ID` set, in its own session) that runs the container and records its end; the
+//! CLI prints the ID once PID 1 exists.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 use clap::{ArgAction, Args, Subcommand};
 use hoist_image::{Store, default_root};
-use hoist_runtime::container::{self, Dirs, ImageConfig, RunOptions};
+use hoist_runtime::container::{self, Dirs, Error, ImageConfig, RunOptions};
+use hoist_runtime::lifecycle;
+use hoist_runtime::monitor::{LOG_MAX_BYTES, run_logged};
+use hoist_runtime::state::{Containers, State, now};
 use hoist_runtime::volume::Volumes;
 use serde_json::json;
 
@@ -29,10 +37,15 @@ pub struct RunArgs {
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
-    /// Automatically remove the container when it exits (always the case: containers do not outlive
-    /// the command)
+    /// Automatically remove the container when it exits (a foreground container is always removed)
     #[arg(long)]
     rm: bool,
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long = "detach")]
+    detach: bool,
+    /// Assign a name to the container
+    #[arg(long = "name")]
+    name: Option<String>,
     /// Set environment variables (KEY=VALUE, or KEY to copy it from this environment)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
@@ -184,6 +197,7 @@ impl RunArgs {
             entrypoint: self.entrypoint,
             interactive: self.interactive,
             tty: self.tty,
+            detach: self.detach,
             init: self.init,
             read_only: self.read_only,
             privileged: self.privileged,
@@ -203,7 +217,12 @@ impl RunArgs {
 }
 
 fn run_container(root: &Path, args: RunArgs) -> ExitCode {
-    match validate_and_run(root, args) {
+    let result = if args.detach {
+        detach(root, args)
+    } else {
+        validate_and_run(root, args)
+    };
+    match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("hoist: {e:#}");
@@ -214,7 +233,33 @@ fn run_container(root: &Path, args: RunArgs) -> ExitCode {
 
 /// Flags checked first (as Docker does, whatever the image), then the image from the store.
 fn validate_and_run(root: &Path, args: RunArgs) -> Result<i32, container::Error> {
+    let resolved = resolve(root, args)?;
+    resolved
+        .validated
+        .prepare(&resolved.config, resolved.layers, &resolved.dirs)?
+        .run()
+}
+
+/// A run's flags checked and its image resolved: what [`container::Validated::prepare`] needs.
+pub struct Resolved {
+    pub validated: container::Validated,
+    pub config: ImageConfig,
+    pub layers: Vec<PathBuf>,
+    pub dirs: Dirs,
+    /// The image as named on the command line.
+    pub image_name: String,
+    pub name: Option<String>,
+    pub auto_remove: bool,
+    /// The image's STOPSIGNAL.
+    pub stop_signal: Option<String>,
+    /// Keeps the image's layers from garbage collection while the container may use them.
+    pub lease: hoist_image::store::Lease,
+}
+
+/// Checks the flags (as Docker does, whatever the image), then resolves the image in the store.
+pub fn resolve(root: &Path, args: RunArgs) -> Result<Resolved, container::Error> {
     let platform = args.platform.clone();
+    let (name, auto_remove) = (args.name.clone(), args.rm);
     let (image_name, opts) = args.options();
     let validated = opts.validate()?;
     let platform = platform
@@ -226,7 +271,7 @@ fn validate_and_run(root: &Path, args: RunArgs) -> Result<i32, container::Error>
     let store = Store::open(root).map_err(|e| {
         container::Error::Invalid(format!("opening the store {}: {e:#}", root.display()))
     })?;
-    let _lease = store.lease().map_err(|e| store_err(e.into()))?;
+    let lease = store.lease().map_err(|e| store_err(e.into()))?;
     let image = store
         .resolve_platform(&image_name, platform.as_ref())
         .map_err(|e| {
@@ -238,6 +283,7 @@ fn validate_and_run(root: &Path, args: RunArgs) -> Result<i32, container::Error>
         .unpacked_layers(&image)
         .map_err(|e| store_err(e.into()))?;
     let cfg = image.config.config.clone().unwrap_or_default();
+    let stop_signal = cfg.stop_signal.clone();
     let config = ImageConfig {
         entrypoint: cfg.entrypoint,
         cmd: cfg.cmd,
@@ -249,7 +295,201 @@ fn validate_and_run(root: &Path, args: RunArgs) -> Result<i32, container::Error>
         containers: store.dir("containers").map_err(|e| store_err(e.into()))?,
         volumes: Volumes::new(root),
     };
-    validated.prepare(&config, layers, &dirs)?.run()
+    Ok(Resolved {
+        validated,
+        config,
+        layers,
+        dirs,
+        image_name,
+        name,
+        auto_remove,
+        stop_signal,
+        lease,
+    })
+}
+
+/// Set in the monitor's environment: the id of the container it runs.
+const MONITOR_ENV: &str = "HOIST_MONITOR_ID";
+
+/// `hoist run -d`: in the CLI, claims the name and starts the monitor; in the monitor, runs the
+/// container to completion and records how it ended.
+pub fn detach(root: &Path, args: RunArgs) -> Result<i32, Error> {
+    match std::env::var(MONITOR_ENV) {
+        Ok(id) => monitor(root, args, id),
+        Err(_) => start(root, args),
+    }
+}
+
+fn start(root: &Path, args: RunArgs) -> Result<i32, Error> {
+    let resolved = resolve(root, args)?;
+    let containers = Containers::new(resolved.dirs.containers.clone());
+    let id = container::random_id();
+    let name = resolved.name.clone().unwrap_or_else(|| random_name(&id));
+    {
+        let _names = containers.lock_names()?;
+        containers.check_name(&name)?;
+        std::fs::create_dir_all(containers.dir(&id)).map_err(|e| e.to_string())?;
+        let args = resolved.validated.command_line(&resolved.config)?;
+        containers.save(&State {
+            id: id.clone(),
+            name,
+            image: resolved.image_name.clone(),
+            command: args.join(" "),
+            args,
+            stop_signal: resolved.stop_signal.clone(),
+            created: now(),
+            auto_remove: resolved.auto_remove,
+            ..Default::default()
+        })?;
+    }
+    drop(resolved);
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    let saved = serde_json::json!({ "args": argv, "cwd": cwd });
+    let path = containers.dir(&id).join("argv.json");
+    if let Err(e) = std::fs::write(&path, saved.to_string()) {
+        let _ = containers.remove(&id);
+        return Err(format!("writing {}: {e}", path.display()).into());
+    }
+    match start_monitor(&containers, &id, true)? {
+        0 => {
+            println!("{id}");
+            Ok(0)
+        }
+        code => Ok(code),
+    }
+}
+
+/// Starts `id`'s monitor with the command line saved by `run -d` and waits until PID 1 exists;
+/// 0, or the monitor's exit code after its error. A `fresh` container that fails to start is
+/// removed (`run -d`); one started again keeps its state (`start`).
+pub fn start_monitor(containers: &Containers, id: &str, fresh: bool) -> Result<i32, Error> {
+    let path = containers.dir(id).join("argv.json");
+    let saved: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            format!(
+                "reading {}: the container cannot be started",
+                path.display()
+            )
+        })?;
+    let args: Vec<&str> = saved["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let cwd = saved["cwd"].as_str().unwrap_or("/");
+    let err_path = containers.dir(id).join("monitor.err");
+    let spawned = std::fs::File::create(&err_path)
+        .and_then(|err| {
+            Command::new(std::env::current_exe()?)
+                .args(&args)
+                .current_dir(cwd)
+                .env(MONITOR_ENV, id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+        })
+        .map_err(|e| format!("starting the container monitor: {e}"));
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            if fresh {
+                let _ = containers.remove(id);
+            }
+            return Err(e.into());
+        }
+    };
+    // Wait until the monitor has started the container (or failed to).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Started: the monitor has recorded the start and cloned PID 1 (or it already ended).
+        if let Ok(state) = containers.load(id)
+            && state.started != 0
+            && (!state.running || lifecycle::pid1(state.pid).is_some())
+        {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let msg = std::fs::read_to_string(&err_path).unwrap_or_default();
+            let started = containers.load(id).is_ok_and(|s| s.started != 0);
+            if started || msg.is_empty() {
+                break; // ended already (and removed, with --rm)
+            }
+            if fresh {
+                let _ = containers.remove(id);
+            }
+            eprint!("{msg}");
+            return Ok(status.code().unwrap_or(125));
+        }
+        if Instant::now() > deadline {
+            return Err("timed out waiting for the container monitor to start"
+                .to_string()
+                .into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(0)
+}
+
+/// The monitor: its own session (no terminal), the container's lock held for its lifetime.
+fn monitor(root: &Path, args: RunArgs, id: String) -> Result<i32, Error> {
+    // SAFETY: setsid takes no pointers; it only detaches this process from the caller's session.
+    unsafe { libc::setsid() };
+    let resolved = resolve(root, args)?;
+    let containers = Containers::new(resolved.dirs.containers.clone());
+    let _lock = containers.lock_monitor(&id)?;
+    let mut state = containers.load(&id)?;
+    let mut prepared = resolved.validated.prepare_as(
+        id.clone(),
+        &resolved.config,
+        resolved.layers,
+        &resolved.dirs,
+    )?;
+    if !state.auto_remove {
+        prepared.keep();
+    }
+    drop(resolved.lease);
+    state.running = true;
+    state.pid = std::process::id();
+    state.started = now();
+    containers.save(&state)?;
+    let outcome = run_logged(
+        &prepared.spec,
+        &containers.log_path(&id),
+        LOG_MAX_BYTES,
+        prepared.interactive(),
+    );
+    let code = match &outcome {
+        Ok(code) => *code,
+        Err(e) => {
+            eprintln!("hoist: {e:#}");
+            e.exit_code()
+        }
+    };
+    state.running = false;
+    state.exit_code = code;
+    state.finished = now();
+    if state.auto_remove {
+        drop(prepared);
+        let _ = containers.remove(&id);
+    } else {
+        containers.save(&state)?;
+    }
+    Ok(code)
+}
+
+/// Docker-like generated names (`adjective_name`), chosen from the id's bytes.
+fn random_name(id: &str) -> String {
+    const LEFT: [&str; 8] = [
+        "brave", "eager", "gifted", "happy", "jolly", "keen", "quirky", "vibrant",
+    ];
+    const RIGHT: [&str; 8] = [
+        "curie", "darwin", "euler", "hopper", "lovelace", "noether", "ritchie", "turing",
+    ];
+    let byte = |i: usize| usize::from_str_radix(&id[i..i + 2], 16).unwrap_or(0);
+    format!("{}_{}", LEFT[byte(0) % 8], RIGHT[byte(2) % 8])
 }
 
 fn volume(root: &Path, cmd: VolumeCommands) -> anyhow::Result<ExitCode> {

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub entrypoint: Option<String>,
     pub interactive: bool,
     pub tty: bool,
+    /// `-d`: no terminal of the caller's is involved (so `-t` needs none).
+    pub detach: bool,
     /// `--init`: a tiny init is PID 1 and the command its child.
     pub init: bool,
     pub read_only: bool,
@@ -187,7 +189,7 @@ impl RunOptions {
             privileged: self.privileged,
             unmasked_paths: self.privileged || sec.unmasked_paths,
         };
-        if self.tty && self.interactive && !std::io::stdin().is_terminal() {
+        if self.tty && self.interactive && !self.detach && !std::io::stdin().is_terminal() {
             return Err(Error::Invalid("the input device is not a TTY".into()));
         }
         Ok(Validated {
@@ -326,9 +328,25 @@ impl Validated {
         layers: Vec<PathBuf>,
         dirs: &Dirs,
     ) -> Result<Container, Error> {
+        self.prepare_as(random_id(), image, layers, dirs)
+    }
+
+    /// The container's command line: `--entrypoint` and the command over the image's ENTRYPOINT/CMD.
+    pub fn command_line(&self, image: &ImageConfig) -> Result<Vec<String>, Error> {
+        command_line(self.opts.entrypoint.as_deref(), &self.opts.command, image)
+    }
+
+    /// [`Self::prepare`] with a given container id (a detached container's monitor gets its id from
+    /// the `hoist run -d` that started it).
+    pub fn prepare_as(
+        &self,
+        id: String,
+        image: &ImageConfig,
+        layers: Vec<PathBuf>,
+        dirs: &Dirs,
+    ) -> Result<Container, Error> {
         let o = &self.opts;
         let args = command_line(o.entrypoint.as_deref(), &o.command, image)?;
-        let id = random_id();
         let mut container = Container {
             spec: Spec::default(),
             id: id.clone(),
@@ -478,6 +496,17 @@ impl Validated {
 }
 
 impl Container {
+    /// `-i`: stdin is kept open (a detached container's stays open with no writer attached).
+    pub fn interactive(&self) -> bool {
+        self.interactive
+    }
+
+    /// Keeps the writable layer and anonymous volumes when dropped (a detached container without
+    /// `--rm` lives until `hoist rm`).
+    pub fn keep(&mut self) {
+        self.cleanup.clear();
+    }
+
     /// Runs in the foreground (`hoist run`): stdin attached with `-i`, signals forwarded, the
     /// caller's terminal followed with `-t`. Returns Docker's exit code for the command.
     pub fn run(&self) -> Result<i32, Error> {
