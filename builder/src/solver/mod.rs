@@ -150,6 +150,20 @@ impl Solver {
     }
 
     /// Runs one chain; `consumed`: another chain builds on it or reads from it.
+    /// The config of base image `id` (its config digest): the blob itself, so that an image
+    /// picked from a multi-platform index, which has no name of its own, is found too.
+    fn base_config(&self, id: &str) -> Result<hoist_image::ImageConfig> {
+        if let Ok(img) = self.store.resolve(id) {
+            return Ok(img.config);
+        }
+        let d: hoist_image::Digest = id
+            .parse()
+            .map_err(|e| anyhow::anyhow!("base image id {id:?}: {e}"))?;
+        let bytes = self.store.read_blob(&d)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("config of base image {id}: {e}"))
+    }
+
     fn run_chain(
         &self,
         chain: &Chain,
@@ -172,10 +186,11 @@ impl Solver {
         };
         let (mut key, mut diff_ids, base_config) = match &chain.base {
             Base::Scratch => ("scratch".to_string(), Vec::new(), None),
-            Base::Image { id, diff_ids, .. } => {
-                let img = self.store.resolve(id)?;
-                (key_of(&["image", id]), diff_ids.clone(), Some(img.config))
-            }
+            Base::Image { id, diff_ids, .. } => (
+                key_of(&["image", id]),
+                diff_ids.clone(),
+                Some(self.base_config(id)?),
+            ),
             Base::Chain(c) => {
                 let r = wait(*c)?;
                 (r.key.clone(), r.diff_ids.clone(), Some(r.config.clone()))

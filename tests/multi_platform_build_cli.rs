@@ -1,0 +1,154 @@
+//! `hoist build --platform`: values validated as containerd parses them, BuildKit's automatic
+//! platform ARGs, `FROM --platform=…` resolving a two-platform base per stage, and the result's
+//! config saying the asked-for platform.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{HOIST, Hoist};
+
+fn inspect(h: &Hoist, args: &[&str]) -> serde_json::Value {
+    let out = h.ok(&[&["inspect"], args].concat());
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone()
+}
+
+fn host() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => panic!("no test for host {other}"),
+    }
+}
+
+#[test]
+fn bad_platform_values_are_errors_naming_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Hoist::new(&tmp.path().join("store"));
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nLABEL a=b\n").unwrap();
+    let ctx = ctx.to_str().unwrap();
+    for (spec, bad) in [
+        ("linux/amd64,foo", "foo"),
+        ("linux/amd64/v2/x", "linux/amd64/v2/x"),
+        ("linux/am d64", "linux/am d64"),
+    ] {
+        let err = h.fails(&["build", "--platform", spec, "-t", "x", ctx]);
+        assert!(err.contains(&format!("{bad:?}")), "{spec}: {err}");
+    }
+    // Nothing was built.
+    assert!(h.ok(&["images", "-q"]).trim().is_empty());
+}
+
+#[test]
+fn target_platform_is_normalised_into_config_and_args() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Hoist::new(&tmp.path().join("store"));
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM\n\
+         LABEL t=\"$TARGETPLATFORM|$TARGETOS|$TARGETARCH|$TARGETVARIANT|$BUILDPLATFORM\"\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    for (spec, want, arch, variant) in [
+        ("arm64", "linux/arm64", "arm64", ""),
+        ("linux/aarch64", "linux/arm64", "arm64", ""),
+        ("linux/arm", "linux/arm/v7", "arm", "v7"),
+        ("linux/arm/v6", "linux/arm/v6", "arm", "v6"),
+        ("linux/s390x", "linux/s390x", "s390x", ""),
+    ] {
+        h.ok(&["build", "-q", "--platform", spec, "-t", "p", ctx]);
+        let img = inspect(&h, &["p"]);
+        assert_eq!(img["Os"], "linux", "{spec}");
+        assert_eq!(img["Architecture"], arch, "{spec}");
+        assert_eq!(img["Variant"].as_str().unwrap_or(""), variant, "{spec}");
+        assert_eq!(
+            img["Config"]["Labels"]["t"],
+            format!("{want}|linux|{arch}|{variant}|linux/{}", host()),
+            "{spec}"
+        );
+    }
+}
+
+/// A cross-compiling stage (`FROM --platform=$BUILDPLATFORM`) starts from the host's busybox and
+/// its RUN sees the target's args; the final stage starts from the target's busybox.
+#[test]
+fn from_platform_resolves_the_base_per_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Hoist::new(&tmp.path().join("store"));
+    hoist_test_support::busybox::make_multi(Path::new(HOIST), h.root(), "bb:multi");
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=$BUILDPLATFORM bb:multi AS build\n\
+         ARG TARGETPLATFORM TARGETARCH BUILDPLATFORM\n\
+         RUN echo \"$TARGETPLATFORM $TARGETARCH $BUILDPLATFORM $(uname -m)\" > /out\n\
+         FROM bb:multi\n\
+         COPY --from=build /out /out\n",
+    )
+    .unwrap();
+    let ctx_s = ctx.to_str().unwrap();
+    let dest = tmp.path().join("dest");
+    let dest_s = format!("type=local,dest={}", dest.display());
+    h.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        &dest_s,
+        ctx_s,
+    ]);
+    let uname = if host() == "amd64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    assert_eq!(
+        fs::read_to_string(dest.join("out")).unwrap(),
+        format!("linux/arm64 arm64 linux/{} {uname}\n", host())
+    );
+
+    h.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/arm64",
+        "-t",
+        "app",
+        ctx_s,
+    ]);
+    let img = inspect(&h, &["app"]);
+    assert_eq!(img["Architecture"], "arm64");
+    let base = inspect(&h, &["--platform", "linux/arm64", "bb:multi"]);
+    let host_base = inspect(
+        &h,
+        &["--platform", &format!("linux/{}", host()), "bb:multi"],
+    );
+    let first = |v: &serde_json::Value| v["RootFS"]["Layers"][0].clone();
+    assert_eq!(
+        first(&img),
+        first(&base),
+        "the final stage is on arm64 busybox"
+    );
+    assert_ne!(first(&base), first(&host_base));
+
+    // A bad FROM --platform is BuildKit's error, at its line.
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nFROM --platform=$NOPE bb:multi\n",
+    )
+    .unwrap();
+    let err = h.fails(&["build", "-q", ctx_s]);
+    assert!(
+        err.contains("empty platform value from expression $NOPE"),
+        "{err}"
+    );
+    assert!(err.contains("Dockerfile:2"), "{err}");
+}
