@@ -152,3 +152,58 @@ fn from_platform_resolves_the_base_per_stage() {
     );
     assert!(err.contains("Dockerfile:2"), "{err}");
 }
+
+/// Steps of a stage for one platform never reuse another's results; a stage built
+/// `FROM --platform=$BUILDPLATFORM` that does not read the target's args is the same for any
+/// target, and is reused.
+#[test]
+fn cache_keys_follow_the_stage_platform() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Hoist::new(&tmp.path().join("store"));
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("f"), "x").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=$BUILDPLATFORM scratch AS tools\nCOPY f /tool\n\
+         FROM scratch\nCOPY f /f\nCOPY --from=tools /tool /tool\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    // The names of the vertices `--progress=plain` reports CACHED (`#4 [tools 1/1] COPY f /tool`,
+    // later `#4 CACHED`).
+    let cached_lines = |out: &str| -> Vec<String> {
+        let names: Vec<(&str, &str)> = out
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, rest)| rest.starts_with('['))
+            .collect();
+        out.lines()
+            .filter_map(|l| l.strip_suffix(" CACHED"))
+            .filter_map(|n| names.iter().find(|(m, _)| *m == n))
+            .map(|(_, name)| name.to_string())
+            .collect()
+    };
+    let build = |p: &str| {
+        let out = h
+            .command(&["build", "--progress=plain", "--platform", p, "-t", "c", ctx])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    build("linux/amd64");
+    let arm = build("linux/arm64");
+    let cached = cached_lines(&arm);
+    assert!(cached.iter().any(|l| l.contains("COPY f /tool")), "{arm}");
+    assert!(!cached.iter().any(|l| l.contains("COPY f /f")), "{arm}");
+    let again = build("linux/arm64");
+    assert!(
+        cached_lines(&again).iter().any(|l| l.contains("COPY f /f")),
+        "{again}"
+    );
+}

@@ -437,6 +437,7 @@ pub fn lower(
                 None => format!("FROM {base_name}"),
             },
             base,
+            platform: platform.to_string(),
             steps,
             config: cfg,
             history,

@@ -216,7 +216,7 @@ impl Solver {
                 .vertex(&format!("{} {}", prefix(i + 2), step.display));
             // Files a later step will see are laid down while the layer is written.
             let unpack = consumed || i + 1 < chain.steps.len();
-            let result = self.run_step(step, &key, &diff_ids, unpack, wait, &v);
+            let result = self.run_step(step, &key, &chain.platform, &diff_ids, unpack, wait, &v);
             match result {
                 Ok((k, rec, was_cached)) => {
                     if was_cached {
@@ -308,6 +308,7 @@ impl Solver {
         &self,
         step: &Step,
         parent: &str,
+        platform: &str,
         diff_ids: &[String],
         unpack: bool,
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
@@ -325,7 +326,7 @@ impl Solver {
             }
             Op::Mkdir(_) => {}
         }
-        let key = key::step_key(parent, &step.op, self.source_date_epoch, &extra);
+        let key = key::step_key(parent, platform, &step.op, self.source_date_epoch, &extra);
         if !self.no_cache
             && !step.no_cache
             && let Some(rec) = self.cache.get(&key)
