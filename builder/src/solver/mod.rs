@@ -216,7 +216,7 @@ impl Solver {
                 .vertex(&format!("{} {}", prefix(i + 2), step.display));
             // Files a later step will see are laid down while the layer is written.
             let unpack = consumed || i + 1 < chain.steps.len();
-            let result = self.run_step(step, &key, &chain.platform, &diff_ids, unpack, wait, &v);
+            let result = self.run_step(step, (&key, &chain.platform), &diff_ids, unpack, wait, &v);
             match result {
                 Ok((k, rec, was_cached)) => {
                     if was_cached {
@@ -302,13 +302,13 @@ impl Solver {
         })
     }
 
-    /// Computes a step's key, reuses the cached layer or runs it. `unpack`: a later step needs the
-    /// layer's files (a COPY then writes them while it writes the layer).
+    /// Computes a step's key, reuses the cached layer or runs it. `(parent, platform)`: the key it
+    /// builds on and its stage's platform. `unpack`: a later step needs the layer's files (a COPY
+    /// then writes them while it writes the layer).
     fn run_step(
         &self,
         step: &Step,
-        parent: &str,
-        platform: &str,
+        (parent, platform): (&str, &str),
         diff_ids: &[String],
         unpack: bool,
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
