@@ -207,3 +207,74 @@ fn cache_keys_follow_the_stage_platform() {
         "{again}"
     );
 }
+
+/// `--platform linux/amd64,linux/arm64 -t app`: one index under the tag, one image per platform;
+/// the arm64 RUN really runs as aarch64 (under QEMU), the cross-compiling stage on the host only.
+#[test]
+fn two_platform_build_writes_an_index() {
+    assert!(
+        Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(),
+        "NO BINFMT ENTRY FOR AARCH64: run fixtures/install-deps.sh (qemu-user-static) as root"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Hoist::new(&tmp.path().join("store"));
+    hoist_test_support::busybox::make_multi(Path::new(HOIST), h.root(), "bb:multi");
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=$BUILDPLATFORM bb:multi AS build\n\
+         ARG TARGETARCH\n\
+         RUN echo \"$TARGETARCH on $(uname -m)\" > /cross\n\
+         FROM bb:multi\n\
+         ARG TARGETPLATFORM BUILDPLATFORM\n\
+         COPY --from=build /cross /cross\n\
+         RUN echo \"$TARGETPLATFORM $BUILDPLATFORM $(uname -m)\" > /out\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    h.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        "app",
+        ctx,
+    ]);
+    let top = inspect(&h, &["app"]);
+    assert_eq!(
+        top["Descriptor"]["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{top}"
+    );
+    // One row: the index.
+    assert_eq!(
+        h.ok(&["images", "-q"]).lines().count(),
+        2,
+        "bb:multi and app"
+    );
+    let uname = if host() == "amd64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    for (arch, machine) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        let p = format!("linux/{arch}");
+        let img = inspect(&h, &["--platform", &p, "app"]);
+        assert_eq!(img["Architecture"], arch);
+        let out = h.ok(&[
+            "run",
+            "--rm",
+            "--platform",
+            &p,
+            "app",
+            "cat",
+            "/out",
+            "/cross",
+        ]);
+        assert_eq!(
+            out,
+            format!("{p} linux/{} {machine}\n{arch} on {uname}\n", host())
+        );
+    }
+}

@@ -10,6 +10,8 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use hoist_image::oci_spec::image::Descriptor;
 use hoist_image::{Compression, Digest, Platform, Reference, Store};
 
+mod multi_platform;
+
 use crate::cache::Cache;
 use crate::context::open_context;
 use crate::frontend::snippet::Located;
@@ -225,10 +227,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
     let platforms = target_platforms(opts.platform.as_deref())?;
     let platform_explicit = opts.platform.is_some();
     let [target_platform] = platforms.as_slice() else {
-        bail!(
-            "building for several platforms at once ({}) is not supported yet",
-            opts.platform.as_deref().unwrap_or_default()
-        );
+        return multi_platform::build_index(opts, &platforms, progress);
     };
     let platform = target_platform.to_string();
     let manifest_annotations = parse_annotations(&opts.annotations, &platform)?;
