@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{HOIST, Hoist};
+use common::{HOIST, Hoist, TestRegistry, skopeo_inspect};
 
 fn inspect(h: &Hoist, args: &[&str]) -> serde_json::Value {
     let out = h.ok(&[&["inspect"], args].concat());
@@ -277,4 +277,51 @@ fn two_platform_build_writes_an_index() {
             format!("{p} linux/{} {machine}\n{arch} on {uname}\n", host())
         );
     }
+}
+
+/// `--push` of a two-platform build: the registry serves the index, each platform's manifest
+/// under it, and a fresh store pulls the arm64 one.
+#[test]
+fn two_platform_build_pushes_the_index() {
+    let reg = TestRegistry::start(None);
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Hoist::new(&tmp.path().join("store"));
+    hoist_test_support::busybox::make_multi(Path::new(HOIST), h.root(), "bb:multi");
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb:multi\nARG TARGETARCH\nLABEL arch=$TARGETARCH\n",
+    )
+    .unwrap();
+    let name = format!("{}/multi/app:1", reg.host());
+    let ctx = ctx.to_str().unwrap();
+    h.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/arm64,linux/amd64",
+        "-t",
+        &name,
+        "--push",
+        ctx,
+    ]);
+    let raw = skopeo_inspect(&name, true);
+    assert_eq!(
+        raw["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    let archs: Vec<&str> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["arm64", "amd64"], "{raw}");
+
+    let fresh = Hoist::new(&tmp.path().join("fresh"));
+    fresh.ok(&["pull", "-q", "--platform", "linux/arm64", &name]);
+    let img = inspect(&fresh, &["--platform", "linux/arm64", &name]);
+    assert_eq!(img["Architecture"], "arm64");
+    assert_eq!(img["Config"]["Labels"]["arch"], "arm64");
 }

@@ -17,9 +17,9 @@ pub fn build_index(
     platforms: &[Platform],
     progress: Arc<Progress>,
 ) -> Result<BuildOutput> {
-    if opts.registry.push || !opts.exports.is_empty() {
+    if !opts.exports.is_empty() {
         bail!(
-            "--push and --output are not supported yet for a multi-platform build (--platform {})",
+            "--output is not supported yet for a multi-platform build (--platform {})",
             opts.platform.as_deref().unwrap_or_default()
         );
     }
@@ -37,6 +37,10 @@ pub fn build_index(
             platform: Some(p.to_string()),
             tags: Vec::new(),
             keep_image: true,
+            registry: crate::export::registry::RegistryOptions {
+                push: false,
+                ..opts.registry.clone()
+            },
             ..opts.clone()
         };
         let out = build_with_progress(&one, progress.clone())
@@ -80,10 +84,11 @@ pub fn build_index(
             store.drop_index_entries(d)?;
         }
     }
+    let pushed_digest = crate::export::registry::push(&store, &progress, &opts.registry, &tags)?;
     Ok(BuildOutput {
         image_id: digest.to_string(),
         manifest_digest: digest.to_string(),
-        pushed_digest: None,
+        pushed_digest,
         names: tags.iter().map(|t| t.to_string()).collect(),
         warnings,
     })
