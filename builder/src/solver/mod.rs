@@ -9,6 +9,7 @@
 //! Must not touch: Dockerfile syntax or source strings (the frontend types every input), nor how
 //! errors are excerpted (the frontend renders a step's location).
 
+mod emulation;
 mod error;
 mod exec;
 mod file_copy;
@@ -347,6 +348,7 @@ impl Solver {
             .collect::<Result<_>>()?;
         let info = match &step.op {
             Op::Exec(e) => {
+                emulation::ensure(platform)?;
                 let work = Scratch::new(&self.trash, &self.store.tmp_dir(), "build-")?;
                 let upper = work.path().join("upper");
                 fs::create_dir(&upper)?;
