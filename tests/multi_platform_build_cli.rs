@@ -325,3 +325,69 @@ fn two_platform_build_pushes_the_index() {
     assert_eq!(img["Architecture"], "arm64");
     assert_eq!(img["Config"]["Labels"]["arch"], "arm64");
 }
+
+/// `-o type=oci` of a two-platform build: the archive's index lists both platforms; the docker
+/// exporter, which holds one image, is refused.
+#[test]
+fn two_platform_build_exports_an_oci_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Hoist::new(&tmp.path().join("store"));
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nLABEL a=$TARGETARCH\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let tar = tmp.path().join("out.tar");
+    let spec = format!("type=oci,dest={}", tar.display());
+    h.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        &spec,
+        ctx,
+    ]);
+    let dir = tmp.path().join("x");
+    fs::create_dir_all(&dir).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let top: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    // index.json names the image index, which lists the two platforms.
+    let d = top["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .replace("sha256:", "");
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(d)).unwrap()).unwrap();
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"], "{index}");
+    // Nothing stays in the store (no -t).
+    assert!(h.ok(&["images", "-q"]).trim().is_empty());
+    let spec = format!("type=docker,dest={}", tar.display());
+    let err = h.fails(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        &spec,
+        ctx,
+    ]);
+    assert!(err.contains("multi-platform"), "{err}");
+}

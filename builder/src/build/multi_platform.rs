@@ -9,6 +9,7 @@ use hoist_image::{Digest, Platform, Reference, Store};
 use serde_json::json;
 
 use super::{BuildOptions, BuildOutput, build_with_progress};
+use crate::export::outputs::ExportKind;
 use crate::progress::Progress;
 
 /// Builds `opts` for each of `platforms` (two or more) and stores the index under its tags.
@@ -17,9 +18,10 @@ pub fn build_index(
     platforms: &[Platform],
     progress: Arc<Progress>,
 ) -> Result<BuildOutput> {
-    if !opts.exports.is_empty() {
+    if let Some(x) = opts.exports.iter().find(|x| x.kind != ExportKind::Oci) {
         bail!(
-            "--output is not supported yet for a multi-platform build (--platform {})",
+            "the {} exporter does not support a multi-platform build (--platform {}): use type=oci or type=registry",
+            x.kind.name(),
             opts.platform.as_deref().unwrap_or_default()
         );
     }
@@ -85,11 +87,26 @@ pub fn build_index(
         }
     }
     let pushed_digest = crate::export::registry::push(&store, &progress, &opts.registry, &tags)?;
+    let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    let mut exported = Ok(());
+    for x in &opts.exports {
+        let v = progress.vertex(x.vertex_name());
+        exported = x.write(&store, digest.as_str(), &names);
+        if let Err(e) = &exported {
+            v.error(&format!("{e:#}"));
+            break;
+        }
+        v.done();
+    }
+    if !opts.keep_image && tags.is_empty() {
+        store.drop_index_entries(&digest)?;
+    }
+    exported?;
     Ok(BuildOutput {
         image_id: digest.to_string(),
         manifest_digest: digest.to_string(),
         pushed_digest,
-        names: tags.iter().map(|t| t.to_string()).collect(),
+        names,
         warnings,
     })
 }
