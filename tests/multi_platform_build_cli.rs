@@ -38,6 +38,9 @@ fn bad_platform_values_are_errors_naming_them() {
         let err = h.fails(&["build", "--platform", spec, "-t", "x", ctx]);
         assert!(err.contains(&format!("{bad:?}")), "{spec}: {err}");
     }
+    // `--check` parses it the same way.
+    let err = h.fails(&["build", "--check", "--platform", "linux/amd64,foo", ctx]);
+    assert!(err.contains("\"foo\""), "{err}");
     // Nothing was built.
     assert!(h.ok(&["images", "-q"]).trim().is_empty());
 }
