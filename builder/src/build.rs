@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use hoist_image::oci_spec::image::Descriptor;
-use hoist_image::{Compression, Digest, Reference, Store};
+use hoist_image::{Compression, Digest, Platform, Reference, Store};
+
+mod multi_platform;
 
 use crate::cache::Cache;
 use crate::context::open_context;
@@ -119,6 +121,25 @@ fn sandbox_hostname(build_args: &BTreeMap<String, String>) -> Option<String> {
         .cloned()
 }
 
+/// The `--platform` list (`linux/amd64,linux/arm64`), each parsed and normalised as containerd
+/// does (duplicates dropped, order kept); the host's platform without one. A bad value is an
+/// error naming it.
+pub fn target_platforms(spec: Option<&str>) -> Result<Vec<Platform>> {
+    let Some(spec) = spec else {
+        return Ok(vec![Platform::host()]);
+    };
+    let mut out: Vec<Platform> = Vec::new();
+    for part in spec.split(',').map(str::trim) {
+        let p = Platform::parse(part)
+            .map_err(|e| anyhow!("invalid platform {part:?} in --platform {spec:?}: {e}"))?
+            .normalize();
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 /// `--annotation [TYPE[PLATFORM]:]KEY=VALUE` as buildx parses it. Manifest annotations (no type,
 /// or `manifest`) are returned; those for another platform than `platform` are left out. hoist
 /// writes a single manifest and no image index, so index and descriptor types are refused.
@@ -203,10 +224,12 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         .iter()
         .map(|t| Reference::parse(t).map_err(|e| anyhow!("invalid tag {t:?}: {e}")))
         .collect::<Result<Vec<_>>>()?;
-    let platform = opts
-        .platform
-        .clone()
-        .unwrap_or_else(|| format!("linux/{}", hoist_image::config::host_arch()));
+    let platforms = target_platforms(opts.platform.as_deref())?;
+    let platform_explicit = opts.platform.is_some();
+    let [target_platform] = platforms.as_slice() else {
+        return multi_platform::build_index(opts, &platforms, progress);
+    };
+    let platform = target_platform.to_string();
     let manifest_annotations = parse_annotations(&opts.annotations, &platform)?;
 
     let store = Store::open(&opts.store_root)?;
@@ -313,6 +336,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         labels: opts.labels.clone(),
         network: opts.network,
         platform,
+        platform_explicit,
         file_name: file_name.clone(),
         text: text.clone(),
         contexts: named.inputs.clone(),
@@ -323,8 +347,9 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         },
     };
     let mut seen: BTreeMap<String, hoist_image::Image> = BTreeMap::new();
-    let mut resolver = |name: &str| -> Result<hoist_image::Image> {
-        if let Some(img) = seen.get(name) {
+    let mut resolver = |name: &str, want: &Platform| -> Result<hoist_image::Image> {
+        let seen_key = format!("{want} {name}");
+        if let Some(img) = seen.get(&seen_key) {
             return Ok(img.clone());
         }
         let v = progress.vertex(&format!(
@@ -334,25 +359,20 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
         let local = if opts.pull {
             None
         } else {
-            store.resolve(name).ok()
+            store.resolve_platform(name, Some(want)).ok()
         };
         let img = match local {
             Some(img) => img,
             None => {
                 // Missing (or --pull): fetch it from its registry, as `docker build` does.
-                let platform = opts
-                    .platform
-                    .as_deref()
-                    .map(hoist_registry::Platform::parse)
-                    .transpose()?;
                 match hoist_registry::blocking::pull_image(
                     &store,
                     name,
-                    platform,
+                    Some(want.clone()),
                     &[],
                     hoist_registry::ProgressMode::Quiet,
                 ) {
-                    Ok(_) => store.resolve(name)?,
+                    Ok(_) => store.resolve_platform(name, Some(want))?,
                     Err(e) => {
                         v.error(&format!("{e:#}"));
                         // BuildKit names the reference as written first (`alpine:3: failed ...`).
@@ -365,7 +385,7 @@ pub fn build_with_progress(opts: &BuildOptions, progress: Arc<Progress>) -> Resu
             }
         };
         v.done();
-        seen.insert(name.to_string(), img.clone());
+        seen.insert(seen_key, img.clone());
         Ok(img)
     };
     // Everything the frontend rejects fails the solve, as in BuildKit.

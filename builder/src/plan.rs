@@ -62,6 +62,8 @@ pub struct Chain {
     /// The FROM line as displayed.
     pub base_display: String,
     pub base: Base,
+    /// The platform its steps run for (`FROM --platform=…`, else the target's), normalised.
+    pub platform: String,
     pub steps: Vec<Step>,
     /// The final image config's metadata (its `history` and `rootfs` are ignored: the solver builds them
     /// from the base's plus `history` below and the layers it commits).

@@ -79,7 +79,8 @@ pub struct BuildArgs {
     /// Write build result metadata to the file
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<PathBuf>,
-    /// Set target platform for build (only the host's platform can run RUN steps)
+    /// Set target platform for build (a comma list builds an image index; foreign RUN steps run
+    /// under QEMU)
     #[arg(long)]
     platform: Option<String>,
     /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=X,env=VAR")

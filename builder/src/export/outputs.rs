@@ -26,7 +26,7 @@ pub enum ExportKind {
 }
 
 impl ExportKind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ExportKind::Oci => "oci",
             ExportKind::Docker => "docker",

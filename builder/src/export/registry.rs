@@ -146,25 +146,38 @@ pub fn after_build(
     config: &ImageConfig,
     names: &[Reference],
 ) -> Result<Option<String>> {
-    let mut pushed = None;
-    if opts.push {
-        if names.is_empty() {
-            bail!("--push needs an image name: add -t REGISTRY/REPOSITORY:TAG");
-        }
-        let v = progress.vertex("pushing to registry");
-        match push_all(store, opts, names, &v) {
-            Ok(d) => pushed = d,
-            Err(e) => {
-                v.error(&format!("{e:#}"));
-                return Err(e);
-            }
-        }
-        v.done();
-    }
+    let pushed = push(store, progress, opts, names)?;
     if let Some(r) = remote {
         r.export(&opts.cache_to, &diff_ids(config))?;
     }
     Ok(pushed)
+}
+
+/// `--push`: pushes the stored image or index each name points at; the digest the registry
+/// gave the last one. Nothing without `--push`.
+pub fn push(
+    store: &Store,
+    progress: &Arc<Progress>,
+    opts: &RegistryOptions,
+    names: &[Reference],
+) -> Result<Option<String>> {
+    if !opts.push {
+        return Ok(None);
+    }
+    if names.is_empty() {
+        bail!("--push needs an image name: add -t REGISTRY/REPOSITORY:TAG");
+    }
+    let v = progress.vertex("pushing to registry");
+    match push_all(store, opts, names, &v) {
+        Ok(d) => {
+            v.done();
+            Ok(d)
+        }
+        Err(e) => {
+            v.error(&format!("{e:#}"));
+            Err(e)
+        }
+    }
 }
 
 fn push_all(

@@ -55,7 +55,15 @@ pub fn check_in_store(
     let mut opts = FrontendOptions::new(file);
     opts.build_args = build_args.clone();
     if let Some(p) = platform {
-        opts.platform = p.to_string();
+        // Every value of a `--platform` list checked as a build does; FROM expanded for the first.
+        let mut all = p.split(',').map(str::trim).map(|one| {
+            hoist_image::Platform::parse(one)
+                .map(|x| x.normalize().to_string())
+                .map_err(|e| anyhow!("invalid platform {one:?} in --platform {p:?}: {e}"))
+        });
+        opts.platform = all.next().unwrap_or_else(|| Ok(opts.platform.clone()))?;
+        all.collect::<Result<Vec<_>>>()?;
+        opts.platform_explicit = true;
     }
     let Some(store) = store else {
         return check_with(text, file, &|_| BaseEnv::Unknown, &opts);

@@ -43,8 +43,12 @@ pub struct FrontendOptions {
     pub target: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub network: NetworkMode,
-    /// `os/arch[/variant]` of the result.
+    /// `os/arch[/variant]` of the result, normalised as containerd does (`linux/arm64`,
+    /// `linux/arm/v7`).
     pub platform: String,
+    /// Whether `platform` was asked for (`--platform`): as BuildKit does, the result's config then
+    /// says that platform even when its stage was built `FROM --platform=…` another one.
+    pub platform_explicit: bool,
     /// The Dockerfile's display name in locations (`Dockerfile`).
     pub file_name: String,
     /// The Dockerfile's text, for the excerpt a failed step shows ([`crate::frontend::snippet`]).
@@ -65,7 +69,8 @@ impl FrontendOptions {
             target: None,
             labels: BTreeMap::new(),
             network: NetworkMode::Host,
-            platform: format!("linux/{}", hoist_image::config::host_arch()),
+            platform: hoist_image::Platform::host().to_string(),
+            platform_explicit: false,
             file_name: file_name.into(),
             text: String::new(),
             contexts: BTreeMap::new(),
@@ -97,8 +102,10 @@ fn named_context<'a>(opts: &'a FrontendOptions, name: &str) -> Option<(String, &
     opts.contexts.get(&key).map(|n| (key, n))
 }
 
-/// Resolves a base image name to an image of the store.
-pub type ImageResolver<'a> = dyn FnMut(&str) -> Result<hoist_image::Image> + 'a;
+/// Resolves a base image name to an image of the store, for a platform (`FROM --platform=p`, else
+/// the build's target platform).
+pub type ImageResolver<'a> =
+    dyn FnMut(&str, &hoist_image::Platform) -> Result<hoist_image::Image> + 'a;
 
 /// What lowering produced.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, anyhow, bail};
-use hoist_image::{ContainerConfig, ImageConfig};
+use hoist_image::{ContainerConfig, ImageConfig, Platform};
 use hoist_parser::instructions::{self as ins, Command, Dockerfile, Instruction, Source};
 use hoist_parser::lint::BaseEnv;
 
@@ -65,15 +65,32 @@ pub(super) fn reads_from(i: &Instruction) -> Vec<String> {
     }
 }
 
-/// `os/arch[/variant]` (arch: the host's when missing).
-pub(super) fn split_platform(platform: &str) -> (String, String, String) {
-    let mut parts = platform.split('/');
-    let os = parts.next().unwrap_or("linux").to_string();
-    let arch = parts.next().map_or_else(
-        || hoist_image::config::host_arch().to_string(),
-        String::from,
-    );
-    (os, arch, parts.next().unwrap_or("").to_string())
+/// A platform string of the options (normalised already; the host's if it does not parse).
+pub(super) fn parse_platform(platform: &str) -> Platform {
+    Platform::parse(platform)
+        .map(|p| p.normalize())
+        .unwrap_or_else(|_| Platform::host())
+}
+
+/// The platform stage `s` is built for: its `FROM --platform=…` expanded in the global scope and
+/// parsed as containerd does, else the build's target platform. Errors in BuildKit's words.
+pub(super) fn stage_platform(
+    s: &ins::Stage,
+    global: &[(String, String)],
+    esc: char,
+    target: &Platform,
+) -> std::result::Result<Platform, String> {
+    let Some(v) = &s.platform else {
+        return Ok(target.clone());
+    };
+    let word = ins::expand(v, global, esc)
+        .map_err(|e| format!("failed to process arguments for platform {v}: {e}"))?;
+    if word.is_empty() {
+        return Err(format!("empty platform value from expression {v}"));
+    }
+    Platform::parse(&word)
+        .map(|p| p.normalize())
+        .map_err(|e| format!("failed to parse platform {v}: {e}"))
 }
 
 /// The scope `FROM` lines are expanded in: the predefined platform ARGs (in PLATFORM_ARGS order),
@@ -83,22 +100,27 @@ pub(super) fn global_scope(
     opts: &FrontendOptions,
     budget: &Budget,
 ) -> Result<Vec<(String, String)>> {
-    let (os, arch, variant) = split_platform(&opts.platform);
-    let host_arch = hoist_image::config::host_arch().to_string();
+    let t = parse_platform(&opts.platform);
+    let b = Platform::host();
     let platform_values = [
-        opts.platform.clone(),
-        os,
-        arch,
-        variant,
-        format!("linux/{host_arch}"),
-        "linux".into(),
-        host_arch,
-        String::new(),
+        t.to_string(),
+        t.os.clone(),
+        t.architecture.clone(),
+        t.variant.clone().unwrap_or_default(),
+        b.to_string(),
+        b.os.clone(),
+        b.architecture.clone(),
+        b.variant.clone().unwrap_or_default(),
     ];
+    // As BuildKit's `defaultArgs`, a build arg of the same name replaces a predefined value.
     let mut global: Vec<(String, String)> = ins::PLATFORM_ARGS
         .iter()
         .map(|k| k.to_string())
         .zip(platform_values)
+        .map(|(k, v)| {
+            let v = opts.build_args.get(&k).cloned().unwrap_or(v);
+            (k, v)
+        })
         .collect();
     // BuildKit's other predefined FROM args.
     let target = opts
@@ -112,6 +134,7 @@ pub(super) fn global_scope(
         ("TARGETOSVERSION", String::new()),
         ("TARGETSTAGE", target),
     ] {
+        let v = opts.build_args.get(k).cloned().unwrap_or(v);
         global.push((k.to_string(), v));
     }
     for c in &df.global_args {
@@ -171,7 +194,7 @@ pub fn lower(
 ) -> Result<Lowered> {
     let err = |src: &Source, msg: String| line_error(opts, src, msg);
     let esc = df.escape;
-    let (os, arch, variant) = split_platform(&opts.platform);
+    let target_platform = parse_platform(&opts.platform);
     let budget = Budget::default();
     let global = global_scope(df, opts, &budget)?;
 
@@ -262,11 +285,13 @@ pub fn lower(
         }
         let base_name = &base_names[i];
         base_env[i] = BaseEnv::Known(Vec::new());
+        let platform =
+            stage_platform(s, &global, esc, &target_platform).map_err(|e| err(&s.source, e))?;
         // BuildKit's empty image: working directory `/` (PATH is added below, as for any stage).
         let scratch = || ImageConfig {
-            architecture: arch.clone(),
-            os: os.clone(),
-            variant: (!variant.is_empty()).then(|| variant.clone()),
+            architecture: platform.architecture.clone(),
+            os: platform.os.clone(),
+            variant: platform.variant.clone(),
             config: Some(ContainerConfig {
                 working_dir: Some("/".into()),
                 ..Default::default()
@@ -275,7 +300,7 @@ pub fn lower(
         };
         let mut image_base = |name: &str| -> Result<(Base, ImageConfig)> {
             let img = check_stage_name(name)
-                .and_then(|()| resolve(name))
+                .and_then(|()| resolve(name, &platform))
                 .map_err(|e| err(&s.source, format!("{e:#}")))?;
             let c = img.config.clone();
             base_env[i] = BaseEnv::Known(
@@ -365,7 +390,7 @@ pub fn lower(
                     None => from,
                 };
                 check_stage_name(&image)
-                    .and_then(|()| resolve(&image))
+                    .and_then(|()| resolve(&image, &platform))
                     .map_err(|e| err(&c.source, format!("{e:#}")))?;
             }
         }
@@ -412,11 +437,22 @@ pub fn lower(
                 None => format!("FROM {base_name}"),
             },
             base,
+            platform: platform.to_string(),
             steps,
             config: cfg,
             history,
         });
         chain_of.insert(i, chains.len() - 1);
+    }
+    if opts.platform_explicit {
+        // BuildKit: an asked-for platform is the result's, whatever its stage was built for.
+        let c = &mut chains[chain_of[&target]].config;
+        let same = c.os == target_platform.os && c.architecture == target_platform.architecture;
+        c.os = target_platform.os.clone();
+        c.architecture = target_platform.architecture.clone();
+        if target_platform.variant.is_some() || !same {
+            c.variant = target_platform.variant.clone();
+        }
     }
     Ok(Lowered {
         plan: Plan {

@@ -13,7 +13,10 @@ fn opts() -> FrontendOptions {
 
 fn plan(text: &str, o: &FrontendOptions) -> Result<Plan> {
     let df = hoist_parser::parse_and_validate(text.as_bytes(), "Dockerfile").unwrap();
-    lower(&df, o, &mut |n: &str| bail!("no image {n} in this test")).map(|l| l.plan)
+    lower(&df, o, &mut |n: &str, _: &hoist_image::Platform| {
+        bail!("no image {n} in this test")
+    })
+    .map(|l| l.plan)
 }
 
 #[test]
@@ -383,4 +386,55 @@ fn sources_are_typed_by_the_frontend() {
     );
     let p = plan("FROM scratch\nADD --checksum=sha256:00 a.txt /\n", &opts());
     assert!(format!("{:#}", p.unwrap_err()).contains("checksum requires HTTP(S) or Git sources"));
+}
+
+#[test]
+fn from_platform_sets_the_stage_platform_and_explicit_target_wins() {
+    let text =
+        "FROM --platform=linux/arm/v6 scratch AS a\nFROM --platform=$BUILDPLATFORM scratch\n";
+    let arch = |p: &Plan, c: usize| {
+        let cfg = &p.chains[c].config;
+        (cfg.architecture.clone(), cfg.variant.clone())
+    };
+    let o = FrontendOptions {
+        target: Some("a".into()),
+        ..opts()
+    };
+    let p = plan(text, &o).unwrap();
+    assert_eq!(arch(&p, p.target), ("arm".into(), Some("v6".into())));
+    // Asked for with --platform: the result says the target platform, as BuildKit does.
+    let o = FrontendOptions {
+        platform: "linux/arm64".into(),
+        platform_explicit: true,
+        ..opts()
+    };
+    let p = plan(text, &o).unwrap();
+    assert_eq!(arch(&p, p.target), ("arm64".into(), None));
+    let o = FrontendOptions {
+        platform: "linux/arm64".into(),
+        ..opts()
+    };
+    let p = plan(text, &o).unwrap();
+    let host = hoist_image::Platform::host();
+    assert_eq!(arch(&p, p.target), (host.architecture, host.variant));
+    let e = plan("FROM --platform=linux/a/b/c/d scratch\n", &opts()).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("failed to parse platform linux/a/b/c/d"),
+        "{e:#}"
+    );
+}
+
+#[test]
+fn build_args_replace_predefined_platform_args() {
+    let mut o = opts();
+    o.build_args.insert("TARGETARCH".into(), "mine".into());
+    let p = plan("FROM scratch\nARG TARGETARCH\nLABEL a=$TARGETARCH\n", &o).unwrap();
+    let labels = p.chains[p.target]
+        .config
+        .config
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone();
+    assert_eq!(labels.unwrap()["a"], "mine");
 }

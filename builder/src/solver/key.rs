@@ -2,7 +2,10 @@
 //!
 //! A key is `sha256:` + the SHA-256 of this byte stream, in this order:
 //! 1. [`CACHE_VERSION`], then the op kind (`exec`, `file`, `mkdir`);
-//! 2. `parent`: the key of the result the step builds on (a base image's id, a stage's result);
+//! 2. `parent`: the key of the result the step builds on (a base image's id, a stage's result),
+//!    then `platform`: the platform the step's stage is built for (`linux/arm64`), as BuildKit's
+//!    ops carry theirs: an arm64 step never reuses an amd64 result, while a stage built
+//!    `FROM --platform=$BUILDPLATFORM` has the same keys whatever the target platform;
 //! 3. the op's semantic fields, in the fixed order [`exec_fields`], [`file_fields`] and
 //!    [`mkdir_fields`] write them;
 //! 4. `source-date-epoch` when set;
@@ -18,8 +21,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::plan::{CacheMount, ExecMount, ExecOp, FileOp, Input, MkdirOp, Op, Sharing, Source};
 
-/// v3: the explicit field encoding of this module (v2 hashed the op's JSON, stage indexes included).
-pub const CACHE_VERSION: &str = "hoist-build-cache-v3";
+/// v4: the step's platform follows its parent. v3: the explicit field encoding of this module
+/// (v2 hashed the op's JSON, stage indexes included).
+pub const CACHE_VERSION: &str = "hoist-build-cache-v4";
 
 /// Appends typed, length-prefixed fields to a SHA-256.
 pub struct KeyEncoder(Sha256);
@@ -82,13 +86,20 @@ impl KeyEncoder {
 }
 
 /// The key of a step: see the module doc for the order.
-pub fn step_key(parent: &str, op: &Op, epoch: Option<i64>, inputs: &[String]) -> String {
+pub fn step_key(
+    parent: &str,
+    platform: &str,
+    op: &Op,
+    epoch: Option<i64>,
+    inputs: &[String],
+) -> String {
     let mut k = KeyEncoder::new(match op {
         Op::Exec(_) => "exec",
         Op::File(_) => "file",
         Op::Mkdir(_) => "mkdir",
     });
     k.str("parent", parent);
+    k.str("platform", platform);
     match op {
         Op::Exec(e) => exec_fields(&mut k, e),
         Op::File(f) => file_fields(&mut k, f),
@@ -296,20 +307,26 @@ mod tests {
     fn golden_keys() {
         let inputs = vec!["sha256:aa".to_string()];
         assert_eq!(
-            step_key(P, &copy_from(Input::Chain(1)), None, &inputs),
-            "sha256:7879664229641b1cca12b844f667fd8f4eed9336c3e07251d8e7965c998664fa"
+            step_key(P, "linux/amd64", &copy_from(Input::Chain(1)), None, &inputs),
+            "sha256:346779c6627539fca362f58cb08c0052b545219c2dce29ace00230f0bd8d6eec"
         );
         assert_eq!(
-            step_key(P, &run(&["/bin/sh", "-c", "true"], vec![]), None, &[]),
-            "sha256:2e6e5780eb7522a0dd2f27bc162dbff6757fd8909b9af7a24366938ece77c92d"
+            step_key(
+                P,
+                "linux/amd64",
+                &run(&["/bin/sh", "-c", "true"], vec![]),
+                None,
+                &[]
+            ),
+            "sha256:60d96cbe4e3b3d047d91c12f4e67f9c79065c9c53cab6f9a380d7962e532a451"
         );
         let mk = Op::Mkdir(MkdirOp {
             path: "/w".into(),
             user: Some("1:1".into()),
         });
         assert_eq!(
-            step_key(P, &mk, Some(0), &[]),
-            "sha256:03c4d98897aa7aeedc0efddf4b85bd63ce9836046a87e27e04f10844615411c8"
+            step_key(P, "linux/amd64", &mk, Some(0), &[]),
+            "sha256:c86aa73847d78bcf47becedc6ac1efb18245416a4efe24d0f057c030f17cbb53"
         );
         let mut add = copy_from(Input::Context);
         if let Op::File(f) = &mut add {
@@ -322,15 +339,15 @@ mod tests {
         }
         let git = vec!["git:0123:sub:true".to_string()];
         assert_eq!(
-            step_key(P, &add, None, &git),
-            "sha256:7f7b9a828f7ab8ef97d843f1c22611bea90d37571fba2bcab777efb0b73f5973"
+            step_key(P, "linux/amd64", &add, None, &git),
+            "sha256:86f515dbfa61b2f97ad2081911d69b31bc768da428bb3d6cbb307dee976d1f50"
         );
     }
 
     #[test]
     fn a_stage_counts_by_its_content_not_its_position() {
         let i = vec!["sha256:aa".to_string()];
-        let k = |op: &Op, inputs: &[String]| step_key(P, op, None, inputs);
+        let k = |op: &Op, inputs: &[String]| step_key(P, "linux/amd64", op, None, inputs);
         assert_eq!(
             k(&copy_from(Input::Chain(1)), &i),
             k(&copy_from(Input::Chain(7)), &i)
@@ -357,14 +374,21 @@ mod tests {
 
     #[test]
     fn every_field_and_the_boundaries_count() {
-        let k = |op: &Op| step_key(P, op, None, &[]);
+        let k = |op: &Op| step_key(P, "linux/amd64", op, None, &[]);
         // Moving a byte from one list item to the next is a different key.
         assert_ne!(k(&run(&["ab", "c"], vec![])), k(&run(&["a", "bc"], vec![])));
         assert_ne!(k(&run(&["a"], vec![])), k(&run(&["a", ""], vec![])));
         assert_ne!(
-            step_key(P, &run(&["a"], vec![]), None, &[]),
-            step_key(P, &run(&["a"], vec![]), Some(0), &[])
+            step_key(P, "linux/amd64", &run(&["a"], vec![]), None, &[]),
+            step_key(P, "linux/amd64", &run(&["a"], vec![]), Some(0), &[])
         );
+        // The same step for another platform (or variant) is another key.
+        for other in ["linux/arm64", "linux/arm/v7", "linux/arm/v6"] {
+            assert_ne!(
+                step_key(P, "linux/amd64", &run(&["a"], vec![]), None, &[]),
+                step_key(P, other, &run(&["a"], vec![]), None, &[])
+            );
+        }
         let tmpfs = |size| ExecMount::Tmpfs {
             target: "/t".into(),
             size,
@@ -431,7 +455,7 @@ mod tests {
             source: source.into(),
             readwrite: false,
         };
-        let k = |e: &ExecOp| step_key(P, &Op::Exec(e.clone()), None, &[]);
+        let k = |e: &ExecOp| step_key(P, "linux/amd64", &Op::Exec(e.clone()), None, &[]);
         // A stage's position does not count (its content is keyed on its own); its source does.
         assert_eq!(
             k(&op(vec![bind(Input::Chain(1), "a")], vec![])),

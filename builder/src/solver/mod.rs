@@ -9,6 +9,7 @@
 //! Must not touch: Dockerfile syntax or source strings (the frontend types every input), nor how
 //! errors are excerpted (the frontend renders a step's location).
 
+mod emulation;
 mod error;
 mod exec;
 mod file_copy;
@@ -150,6 +151,20 @@ impl Solver {
     }
 
     /// Runs one chain; `consumed`: another chain builds on it or reads from it.
+    /// The config of base image `id` (its config digest): the blob itself, so that an image
+    /// picked from a multi-platform index, which has no name of its own, is found too.
+    fn base_config(&self, id: &str) -> Result<hoist_image::ImageConfig> {
+        if let Ok(img) = self.store.resolve(id) {
+            return Ok(img.config);
+        }
+        let d: hoist_image::Digest = id
+            .parse()
+            .map_err(|e| anyhow::anyhow!("base image id {id:?}: {e}"))?;
+        let bytes = self.store.read_blob(&d)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("config of base image {id}: {e}"))
+    }
+
     fn run_chain(
         &self,
         chain: &Chain,
@@ -172,10 +187,11 @@ impl Solver {
         };
         let (mut key, mut diff_ids, base_config) = match &chain.base {
             Base::Scratch => ("scratch".to_string(), Vec::new(), None),
-            Base::Image { id, diff_ids, .. } => {
-                let img = self.store.resolve(id)?;
-                (key_of(&["image", id]), diff_ids.clone(), Some(img.config))
-            }
+            Base::Image { id, diff_ids, .. } => (
+                key_of(&["image", id]),
+                diff_ids.clone(),
+                Some(self.base_config(id)?),
+            ),
             Base::Chain(c) => {
                 let r = wait(*c)?;
                 (r.key.clone(), r.diff_ids.clone(), Some(r.config.clone()))
@@ -201,7 +217,7 @@ impl Solver {
                 .vertex(&format!("{} {}", prefix(i + 2), step.display));
             // Files a later step will see are laid down while the layer is written.
             let unpack = consumed || i + 1 < chain.steps.len();
-            let result = self.run_step(step, &key, &diff_ids, unpack, wait, &v);
+            let result = self.run_step(step, (&key, &chain.platform), &diff_ids, unpack, wait, &v);
             match result {
                 Ok((k, rec, was_cached)) => {
                     if was_cached {
@@ -287,12 +303,13 @@ impl Solver {
         })
     }
 
-    /// Computes a step's key, reuses the cached layer or runs it. `unpack`: a later step needs the
-    /// layer's files (a COPY then writes them while it writes the layer).
+    /// Computes a step's key, reuses the cached layer or runs it. `(parent, platform)`: the key it
+    /// builds on and its stage's platform. `unpack`: a later step needs the layer's files (a COPY
+    /// then writes them while it writes the layer).
     fn run_step(
         &self,
         step: &Step,
-        parent: &str,
+        (parent, platform): (&str, &str),
         diff_ids: &[String],
         unpack: bool,
         wait: &dyn Fn(usize) -> Result<Arc<ChainResult>>,
@@ -310,7 +327,7 @@ impl Solver {
             }
             Op::Mkdir(_) => {}
         }
-        let key = key::step_key(parent, &step.op, self.source_date_epoch, &extra);
+        let key = key::step_key(parent, platform, &step.op, self.source_date_epoch, &extra);
         if !self.no_cache
             && !step.no_cache
             && let Some(rec) = self.cache.get(&key)
@@ -331,6 +348,7 @@ impl Solver {
             .collect::<Result<_>>()?;
         let info = match &step.op {
             Op::Exec(e) => {
+                emulation::ensure(platform)?;
                 let work = Scratch::new(&self.trash, &self.store.tmp_dir(), "build-")?;
                 let upper = work.path().join("upper");
                 fs::create_dir(&upper)?;
