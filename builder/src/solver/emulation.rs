@@ -1,17 +1,21 @@
 //! Foreign RUN steps: a step whose stage platform the host cannot run natively needs QEMU user
-//! emulation registered in binfmt_misc with the `F` flag (the kernel then opens the interpreter
-//! itself, so the sandbox needs nothing more). [`ensure`] is the one place the solver asks for it;
-//! it is meant to call `hoist_runtime::binfmt::ensure` (which also registers a missing entry),
-//! and until that lands checks that the entry is there.
+//! emulation registered in binfmt_misc. [`ensure`] is the one place the solver asks for it, once
+//! per architecture per process: the runtime ([`hoist_runtime::binfmt::ensure`]) finds the entry,
+//! or registers Debian's qemu-user-static with the `F` flag when it is missing and hoist runs as
+//! root (then hoist says so on stderr), or explains what an admin runs.
+//!
+//! With `F` the kernel opens the interpreter itself, so the sandbox needs nothing more; an entry
+//! without it would need the interpreter inside every step's root filesystem, which a build base
+//! does not have, so such an entry is an error naming the fix.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{Result, anyhow, bail};
 use hoist_image::Platform;
+use hoist_runtime::binfmt;
 
-/// Architectures already checked by this process.
+/// Architectures already made ready by this process.
 static READY: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// Whether a step for `platform` runs natively on this machine (containerd's matching: an amd64
@@ -20,21 +24,9 @@ pub fn is_native(platform: &Platform) -> bool {
     Platform::host().matches(platform)
 }
 
-/// The name QEMU and binfmt_misc give `arch` (`arm64` → `aarch64`).
-fn qemu_name(arch: &str) -> &str {
-    match arch {
-        "amd64" => "x86_64",
-        "arm64" => "aarch64",
-        "386" => "i386",
-        "mips64le" => "mips64el",
-        "mipsle" => "mipsel",
-        other => other,
-    }
-}
-
 /// Makes sure a RUN step for `platform` (`linux/arm64`) can run: nothing for the host's own
-/// platform; for another, the binfmt_misc entry for its QEMU interpreter, else an error saying
-/// what an admin installs.
+/// platform; for another, a binfmt_misc entry for its QEMU interpreter with the `F` flag
+/// (registered now if missing and possible), else an error saying what an admin does.
 pub fn ensure(platform: &str) -> Result<()> {
     let p = Platform::parse(platform)
         .map_err(|e| anyhow!("platform {platform:?}: {e}"))?
@@ -46,28 +38,33 @@ pub fn ensure(platform: &str) -> Result<()> {
     if ready.contains(&p.architecture) {
         return Ok(());
     }
-    let name = qemu_name(&p.architecture);
-    let entry = Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{name}"));
-    let text = std::fs::read_to_string(&entry).unwrap_or_default();
-    if !text.lines().any(|l| l == "enabled") || !flags_have_f(&text) {
+    let arch = match &p.variant {
+        Some(v) if p.architecture == "arm" => format!("arm/{v}"),
+        _ => p.architecture.clone(),
+    };
+    let emulation = binfmt::ensure(&arch).map_err(|e| {
+        anyhow!(
+            "cannot run a RUN step for {p} on this {} machine: {e}",
+            Platform::host()
+        )
+    })?;
+    if let Some(line) = emulation.announcement() {
+        eprintln!("{line}");
+    }
+    if let Some(entry) = emulation.entry()
+        && !entry.fix_binary()
+    {
         bail!(
-            "cannot run a RUN step for {p} on this {} machine: no QEMU emulation registered for {name} \
-             with the F flag ({} missing or without it); install Debian's qemu-user-static as root \
-             (apt-get install qemu-user-static binfmt-support) so that binfmt_misc has the entry",
-            Platform::host(),
-            entry.display()
+            "cannot run a RUN step for {p}: the binfmt_misc entry {} has no F flag, so its \
+             interpreter {} would have to exist inside the build's root filesystem; re-register it \
+             with F (as root: update-binfmts --disable {0} && echo -1 > /proc/sys/fs/binfmt_misc/{0}, \
+             then run hoist again, which registers Debian's qemu-user-static with F)",
+            entry.name,
+            entry.interpreter.display()
         );
     }
     ready.insert(p.architecture);
     Ok(())
-}
-
-/// Whether a binfmt_misc entry's `flags:` line has `F` (interpreter opened at registration).
-fn flags_have_f(entry: &str) -> bool {
-    entry
-        .lines()
-        .find_map(|l| l.strip_prefix("flags:"))
-        .is_some_and(|f| f.contains('F'))
 }
 
 #[cfg(test)]
@@ -84,18 +81,9 @@ mod tests {
     }
 
     #[test]
-    fn flags_are_read_from_the_entry() {
-        assert!(flags_have_f("enabled\ninterpreter /x\nflags: POF\n"));
-        assert!(!flags_have_f("enabled\ninterpreter /x\nflags: P\n"));
-        assert_eq!(qemu_name("arm64"), "aarch64");
-    }
-
-    #[test]
-    fn an_unknown_foreign_arch_is_a_clear_error() {
-        let e = ensure("linux/loong64").map(|_| ()).unwrap_err().to_string();
-        if !Path::new("/proc/sys/fs/binfmt_misc/qemu-loong64").exists() {
-            assert!(e.contains("qemu-user-static"), "{e}");
-            assert!(e.contains("linux/loong64"), "{e}");
-        }
+    fn an_architecture_qemu_lacks_is_a_clear_error() {
+        // No QEMU user emulator exists for wasm: nothing is registered, the error says why.
+        let e = ensure("linux/wasm").unwrap_err().to_string();
+        assert!(e.contains("cannot run a RUN step for linux/wasm"), "{e}");
     }
 }
