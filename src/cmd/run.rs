@@ -256,6 +256,26 @@ pub struct Resolved {
     pub lease: hoist_image::store::Lease,
 }
 
+/// An image for another architecture runs under QEMU: the runtime finds (or, as root, registers)
+/// its binfmt_misc entry and the run says so, as Docker does after `docker run --platform`.
+fn emulate_if_foreign(config: &hoist_image::ImageConfig) -> Result<(), container::Error> {
+    let wanted =
+        hoist_image::Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+    if config.architecture.is_empty() || hoist_image::Platform::host().matches(&wanted) {
+        return Ok(());
+    }
+    let arch = match &config.variant {
+        Some(v) if config.architecture == "arm" => format!("arm/{v}"),
+        _ => config.architecture.clone(),
+    };
+    let emulation = hoist_runtime::binfmt::ensure(&arch)
+        .map_err(|e| container::Error::Invalid(format!("image platform {wanted}: {e}")))?;
+    if let Some(line) = emulation.announcement() {
+        eprintln!("{line}");
+    }
+    Ok(())
+}
+
 /// Checks the flags (as Docker does, whatever the image), then resolves the image in the store.
 pub fn resolve(root: &Path, args: RunArgs) -> Result<Resolved, container::Error> {
     let platform = args.platform.clone();
@@ -279,6 +299,7 @@ pub fn resolve(root: &Path, args: RunArgs) -> Result<Resolved, container::Error>
                 "Unable to find image '{image_name}' locally: {e:#}"
             ))
         })?;
+    emulate_if_foreign(&image.config)?;
     let layers = store
         .unpacked_layers(&image)
         .map_err(|e| store_err(e.into()))?;

@@ -53,26 +53,3 @@ pub fn make_multi(hoist: &Path, root: &Path, name: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
-
-/// Why a linux/arm64 binary cannot run here, or `None` when it can (natively, or through a
-/// binfmt_misc entry for qemu-aarch64).
-pub fn arm64_unavailable() -> Option<String> {
-    if std::env::consts::ARCH == "aarch64" {
-        return None;
-    }
-    let dir = Path::new("/proc/sys/fs/binfmt_misc");
-    let entry = std::fs::read_dir(dir).ok().and_then(|rd| {
-        rd.flatten()
-            .find(|e| e.file_name().to_string_lossy().contains("aarch64"))
-    });
-    match entry {
-        Some(e) if std::fs::read_to_string(e.path()).is_ok_and(|s| s.starts_with("enabled")) => {
-            None
-        }
-        Some(e) => Some(format!("{} is disabled", e.path().display())),
-        None => Some(format!(
-            "no qemu-aarch64 entry in {} (qemu-user-static's binfmt entry is not registered)",
-            dir.display()
-        )),
-    }
-}
