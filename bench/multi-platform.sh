@@ -125,7 +125,7 @@ tools=()
 if [ -z "${NO_HOIST:-}" ]; then
   probe=$work/hoist-probe.log
   if "$hoist" --root "$work/probe-store" build --progress plain --platform "$platforms" -t probe "$work/ctx/cross" >"$probe" 2>&1 \
-    && "$hoist" --root "$work/probe-store" inspect probe 2>/dev/null | grep -q arm64; then
+    && "$hoist" --root "$work/probe-store" inspect --platform linux/arm64 probe 2>/dev/null | grep -q arm64; then
     tools+=(hoist)
   else
     note "hoist: skipped, this build cannot do a two-platform build yet: $(tail -1 "$probe")"
