@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use hoist_image::default_root;
 use hoist_image::display::{ellipsis, human_duration, table};
 use hoist_runtime::lifecycle;
@@ -39,21 +39,7 @@ pub enum Commands {
         container: String,
     },
     /// Stop one or more running containers
-    Stop {
-        /// Signal to send to the container
-        #[arg(short, long)]
-        signal: Option<String>,
-        /// Seconds to wait before killing the container
-        #[arg(
-            short = 't',
-            long = "timeout",
-            visible_alias = "time",
-            allow_hyphen_values = true
-        )]
-        timeout: Option<i64>,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Stop(StopArgs),
     /// Remove one or more containers
     Rm {
         /// Force the removal of a running container (uses SIGKILL)
@@ -76,21 +62,7 @@ pub enum Commands {
         containers: Vec<String>,
     },
     /// Restart one or more containers
-    Restart {
-        /// Signal to send to the container
-        #[arg(short, long)]
-        signal: Option<String>,
-        /// Seconds to wait before killing the container
-        #[arg(
-            short = 't',
-            long = "timeout",
-            visible_alias = "time",
-            allow_hyphen_values = true
-        )]
-        timeout: Option<i64>,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Restart(StopArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait {
         #[arg(required = true)]
@@ -110,6 +82,24 @@ pub enum ContainerCommands {
     },
 }
 
+/// `stop` and `restart`: which signal, how long to wait before SIGKILL, which containers.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Signal to send to the container
+    #[arg(short, long)]
+    signal: Option<String>,
+    /// Seconds to wait before killing the container
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        allow_hyphen_values = true
+    )]
+    timeout: Option<i64>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
 impl Commands {
     pub fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
         let root = global.root.clone().unwrap_or_else(default_root);
@@ -122,17 +112,8 @@ impl Commands {
                 tail,
                 container,
             } => logs(&containers, &container, follow, timestamps, &tail),
-            Commands::Stop {
-                signal,
-                timeout,
-                containers: keys,
-            } => each(&containers, &keys, |s| {
-                let sig = signal
-                    .as_deref()
-                    .or(s.stop_signal.as_deref())
-                    .unwrap_or("SIGTERM");
-                let sig = hoist_parser::values::parse_signal(sig)?;
-                lifecycle::stop(&containers, s, sig as i32, timeout.unwrap_or(10))
+            Commands::Stop(a) => each(&containers, &a.containers, |s| {
+                stop(&containers, s, a.signal.as_deref(), a.timeout)
             }),
             Commands::Rm {
                 force,
@@ -156,12 +137,8 @@ impl Commands {
             Commands::Start { containers: keys } => {
                 each(&containers, &keys, |s| start_again(&containers, s))
             }
-            Commands::Restart {
-                signal,
-                timeout,
-                containers: keys,
-            } => each(&containers, &keys, |s| {
-                stop(&containers, s, signal.as_deref(), timeout)?;
+            Commands::Restart(a) => each(&containers, &a.containers, |s| {
+                stop(&containers, s, a.signal.as_deref(), a.timeout)?;
                 let s = containers.load(&s.id)?;
                 start_again(&containers, &s)
             }),
